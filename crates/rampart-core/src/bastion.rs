@@ -1,0 +1,90 @@
+//! A bastion's settings and the tier rules that constrain them.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::tier::Tier;
+
+/// What an operator configures on a bastion. Applied to the next connection at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BastionSettings {
+    pub tier: Tier,
+    /// "Native client support" (`enableTunneling` in Azure).
+    pub enable_tunneling: bool,
+    /// "IP-based connection" (`enableIpConnect` in Azure).
+    pub enable_ip_connect: bool,
+    /// The networks the bastion can reach: its VNet, peered networks, on-premises ranges.
+    /// Deny by default: an empty list reaches nothing.
+    pub reachable_networks: Vec<IpNet>,
+}
+
+impl BastionSettings {
+    /// The settings of a new bastion: Standard, native client on, IP-based connection off,
+    /// no reachable networks.
+    pub fn new_default() -> Self {
+        BastionSettings {
+            tier: Tier::Standard,
+            enable_tunneling: true,
+            enable_ip_connect: false,
+            reachable_networks: Vec::new(),
+        }
+    }
+
+    /// Refuses a combination the tier does not include, naming the tier.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.enable_tunneling && !self.tier.includes_native_client() {
+            return Err(SettingsError::TierLacksFeature {
+                tier: self.tier,
+                feature: "native client support (--enable-tunneling)",
+            });
+        }
+        if self.enable_ip_connect && !self.tier.includes_ip_connect() {
+            return Err(SettingsError::TierLacksFeature {
+                tier: self.tier,
+                feature: "IP-based connection (--enable-ip-connect)",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "tier {tier} does not include {feature}; it needs tier Standard or Premium (or turn the feature off)"
+    )]
+    TierLacksFeature { tier: Tier, feature: &'static str },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_bastion_is_valid_and_reaches_nothing() {
+        let s = BastionSettings::new_default();
+        assert_eq!(s.validate(), Ok(()));
+        assert!(s.reachable_networks.is_empty());
+    }
+
+    #[test]
+    fn basic_tier_with_native_client_is_refused_naming_the_tier() {
+        let s = BastionSettings {
+            tier: Tier::Basic,
+            ..BastionSettings::new_default()
+        };
+        let err = s.validate().expect_err("Basic has no native client");
+        assert!(err.to_string().contains("tier Basic"), "{err}");
+    }
+
+    #[test]
+    fn basic_tier_without_features_is_valid() {
+        let s = BastionSettings {
+            tier: Tier::Basic,
+            enable_tunneling: false,
+            enable_ip_connect: false,
+            reachable_networks: vec![],
+        };
+        assert_eq!(s.validate(), Ok(()));
+    }
+}
