@@ -88,3 +88,12 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
     }
 }
+
+/// A bastion resource: its ID and settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bastion {
+    pub id: crate::ResourceId,
+    pub settings: BastionSettings,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}

@@ -1,0 +1,161 @@
+//! JSON bodies of the HTTP API. Field names follow Azure Resource Manager (camelCase).
+
+use serde::{Deserialize, Serialize};
+
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`, as ARM does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub username: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sku {
+    pub name: String,
+}
+
+/// A bastion resource as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Bastion {
+    pub id: String,
+    pub name: String,
+    pub resource_group: String,
+    pub subscription_id: String,
+    pub sku: Sku,
+    pub enable_tunneling: bool,
+    pub enable_ip_connect: bool,
+    pub reachable_networks: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Body of create (all optional: defaults apply) and update (only what is given changes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BastionChange {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_tunneling: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_ip_connect: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reachable_networks: Option<Vec<String>>,
+}
+
+/// One audit record. Fields follow Azure's BastionAuditLogs where they overlap.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub id: i64,
+    pub time: String,
+    /// `sign-in`, `tunnel-request`, `connection-open`, `connection-close`, `bastion-change`.
+    pub event: String,
+    pub user: Option<String>,
+    pub client_address: Option<String>,
+    pub bastion_id: Option<String>,
+    pub target_ip: Option<String>,
+    pub target_port: Option<u16>,
+    pub tunnel_id: Option<String>,
+    pub connection_id: Option<String>,
+    /// `allowed`, `refused`, `failed` or `closed`.
+    pub result: String,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub bytes_to_target: Option<u64>,
+    pub bytes_from_target: Option<u64>,
+    pub duration_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let login = LoginRequest {
+            username: "admin".into(),
+            password: "hunter2-secret".into(),
+        };
+        assert!(!format!("{login:?}").contains("hunter2-secret"));
+        let tokens = TokenResponse {
+            access_token: "access-secret".into(),
+            expires_in: 60,
+            refresh_token: "refresh-secret".into(),
+            username: "admin".into(),
+        };
+        let shown = format!("{tokens:?}");
+        assert!(!shown.contains("access-secret") && !shown.contains("refresh-secret"));
+    }
+
+    #[test]
+    fn bastion_change_rejects_unknown_fields() {
+        let err = serde_json::from_str::<BastionChange>(r#"{"enableTunnelling": true}"#);
+        assert!(err.is_err());
+    }
+}
