@@ -1,1 +1,21 @@
+//! Rampart's gateway: the HTTPS server users sign in to, the API that manages bastions, and
+//! the tunnel relay that carries TCP connections to targets.
+//!
+//! Layout:
+//! - [`config`]: every setting, with defaults.
+//! - [`tls`]: the server certificate (generated self-signed on first start, or given).
+//! - [`auth`]: password hashing, signed access and tunnel tokens, refresh tokens, sign-in
+//!   rate limits.
+//! - [`api`]: the HTTP routes (axum) and their JSON errors.
+//! - [`tunnel`]: tunnel grants and the per-connection WebSocket relay.
+//! - [`server`]: first-start bootstrap, the TLS accept loop and shutdown.
 
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod server;
+pub mod tls;
+pub mod tunnel;
+
+pub use config::GatewayConfig;
+pub use server::{Gateway, GatewayError, StartedGateway};

@@ -90,4 +90,7 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an entry durably (committed before this returns) and returns its id.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64>;
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Flushes and closes the store; called once at shutdown.
+    async fn close(&self);
 }

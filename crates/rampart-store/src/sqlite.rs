@@ -61,11 +61,6 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// Closes the pool, checkpointing the WAL.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
     fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
         Ok(User {
             id: row.try_get("id")?,
@@ -430,6 +425,11 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Self::audit_from_row).collect()
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    async fn close(&self) {
+        self.pool.close().await;
     }
 }
 

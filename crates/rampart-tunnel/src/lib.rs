@@ -1,1 +1,240 @@
+//! The tunnel data path: relays one TCP connection over one tunnel WebSocket.
+//!
+//! Both ends of a tunnel run the same [`relay`]: the gateway between the WebSocket and the
+//! target's socket, the client between the WebSocket and the local application's socket.
+//! It is two pumps, one per direction (after wstunnel's `propagate_*`), linked by the end
+//! conditions below.
+//!
+//! - TCP half-close is carried: EOF on the socket becomes a [`Control::Eof`] message, and a
+//!   received `Eof` shuts down the socket's write side; the other direction keeps flowing.
+//! - The relay ends normally when both directions have seen EOF; then it sends a close frame.
+//! - An idle connection holds no data buffer: a buffer is taken only once the socket is
+//!   readable (memory per idle connection matters at 10,000 connections).
+//! - With `keepalive`, a ping goes out at that interval, so a dead peer is found when the
+//!   ping cannot be written, and middleboxes do not drop an idle tunnel.
 
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use rampart_proto::tunnel::{Control, DATA_CHUNK, MAX_MESSAGE_SIZE, close_code};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+pub use tokio_tungstenite;
+
+/// WebSocket settings for tunnel connections, the same at both ends.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(DATA_CHUNK + 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * MAX_MESSAGE_SIZE)
+        .max_message_size(Some(MAX_MESSAGE_SIZE))
+        .max_frame_size(Some(MAX_MESSAGE_SIZE))
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RelayOptions {
+    /// Send a WebSocket ping at this interval.
+    pub keepalive: Option<Duration>,
+}
+
+/// How a relay ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// Both directions finished with EOF.
+    Completed,
+    /// The WebSocket peer closed (with its close code and reason, if it sent one).
+    PeerClosed { code: Option<u16>, reason: String },
+    /// The TCP socket failed (reset, broken pipe…).
+    SocketError(String),
+    /// The WebSocket failed or broke the protocol.
+    TunnelError(String),
+}
+
+impl RelayEnd {
+    pub fn is_clean(&self) -> bool {
+        matches!(self, RelayEnd::Completed)
+            || matches!(self, RelayEnd::PeerClosed { code: Some(c), .. } if *c == close_code::NORMAL)
+    }
+}
+
+/// What a relay moved and how it ended.
+#[derive(Debug, Clone)]
+pub struct RelayReport {
+    /// Bytes read from the TCP socket and sent into the tunnel.
+    pub socket_to_tunnel: u64,
+    /// Bytes received from the tunnel and written to the TCP socket.
+    pub tunnel_to_socket: u64,
+    pub end: RelayEnd,
+}
+
+enum TunnelEnd {
+    /// The peer half-closed: it sends no more data.
+    Eof,
+    Closed(Option<CloseFrame>),
+}
+
+/// Relays `socket` over `ws` until both directions end or either side fails.
+pub async fn relay<S>(ws: WebSocketStream<S>, socket: TcpStream, options: RelayOptions) -> RelayReport
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Each message is written and flushed at once; Nagle would only add latency.
+    socket.set_nodelay(true).ok();
+    let (mut sink, mut stream) = ws.split();
+    let (mut socket_read, mut socket_write) = socket.into_split();
+    let mut socket_to_tunnel = 0u64;
+    let mut tunnel_to_socket = 0u64;
+
+    let end = {
+        let inbound = tunnel_to_socket_pump(&mut stream, &mut socket_write, &mut tunnel_to_socket);
+        let outbound = socket_to_tunnel_pump(
+            &mut socket_read,
+            &mut sink,
+            &mut socket_to_tunnel,
+            options.keepalive,
+        );
+        tokio::pin!(inbound, outbound);
+        let (mut peer_eof, mut our_eof) = (false, false);
+        loop {
+            tokio::select! {
+                r = &mut inbound, if !peer_eof => match r {
+                    Ok(TunnelEnd::Eof) => {
+                        peer_eof = true;
+                        if our_eof { break RelayEnd::Completed; }
+                    }
+                    Ok(TunnelEnd::Closed(frame)) => break RelayEnd::PeerClosed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    },
+                    Err(e) => break e,
+                },
+                r = &mut outbound, if !our_eof => match r {
+                    Ok(()) => {
+                        our_eof = true;
+                        if peer_eof { break RelayEnd::Completed; }
+                    }
+                    Err(e) => break e,
+                },
+            }
+        }
+    };
+
+    let close = match &end {
+        RelayEnd::Completed => Some((close_code::NORMAL, String::new())),
+        RelayEnd::SocketError(e) => Some((close_code::TARGET_ERROR, e.clone())),
+        RelayEnd::TunnelError(e) => Some((close_code::PROTOCOL_ERROR, e.clone())),
+        // tungstenite answers a received close frame by itself.
+        RelayEnd::PeerClosed { .. } => None,
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: truncate_reason(&reason).into(),
+        };
+        if sink.send(Message::Close(Some(frame))).await.is_ok() {
+            // Give the peer a moment to answer the close, so it sees a clean ending.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(msg)) = stream.next().await {
+                    if msg.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+    RelayReport {
+        socket_to_tunnel,
+        tunnel_to_socket,
+        end,
+    }
+}
+
+/// Close reasons are limited to 123 bytes by RFC 6455.
+fn truncate_reason(reason: &str) -> String {
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
+async fn tunnel_to_socket_pump<S>(
+    stream: &mut SplitStream<WebSocketStream<S>>,
+    socket: &mut OwnedWriteHalf,
+    count: &mut u64,
+) -> Result<TunnelEnd, RelayEnd>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let socket_err = |e: io::Error| RelayEnd::SocketError(e.to_string());
+    while let Some(msg) = stream.next().await {
+        match msg.map_err(|e| RelayEnd::TunnelError(e.to_string()))? {
+            Message::Binary(data) => {
+                socket.write_all(&data).await.map_err(socket_err)?;
+                *count += data.len() as u64;
+            }
+            Message::Text(text) => match Control::decode(text.as_str()) {
+                Ok(Control::Eof) => {
+                    socket.shutdown().await.map_err(socket_err)?;
+                    return Ok(TunnelEnd::Eof);
+                }
+                Err(e) => return Err(RelayEnd::TunnelError(e.to_string())),
+            },
+            Message::Close(frame) => return Ok(TunnelEnd::Closed(frame)),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+    Ok(TunnelEnd::Closed(None))
+}
+
+async fn socket_to_tunnel_pump<S>(
+    socket: &mut OwnedReadHalf,
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    count: &mut u64,
+    keepalive: Option<Duration>,
+) -> Result<(), RelayEnd>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let tunnel_err = |e: tokio_tungstenite::tungstenite::Error| RelayEnd::TunnelError(e.to_string());
+    let period = keepalive.unwrap_or(Duration::from_secs(3600));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ready = socket.readable() => ready.map_err(|e| RelayEnd::SocketError(e.to_string()))?,
+            _ = ping.tick(), if keepalive.is_some() => {
+                sink.send(Message::Ping(Default::default())).await.map_err(tunnel_err)?;
+                continue;
+            }
+        }
+        let mut buf = BytesMut::with_capacity(DATA_CHUNK);
+        match socket.try_read_buf(&mut buf) {
+            Ok(0) => {
+                sink.send(Message::text(Control::Eof.encode()))
+                    .await
+                    .map_err(tunnel_err)?;
+                return Ok(());
+            }
+            Ok(n) => {
+                sink.send(Message::Binary(buf.freeze()))
+                    .await
+                    .map_err(tunnel_err)?;
+                *count += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(RelayEnd::SocketError(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Subscriptions and bastion resources: create, show, list, update, delete.
+
+use std::str::FromStr;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{SecondsFormat, Utc};
+use ipnet::IpNet;
+use rampart_core::resource_id::validate_name;
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, Bastion, BastionSettings, ResourceId, Tier};
+use rampart_proto::api::{self, BastionChange};
+use rampart_store::Subscription;
+
+use super::{ApiError, AppState, AuthUser, JsonBody};
+use crate::server::Gateway;
+
+pub async fn list_subscriptions(
+    State(gw): State<AppState>,
+    _user: AuthUser,
+) -> Result<Json<Vec<api::Subscription>>, ApiError> {
+    let subs = gw.store.list_subscriptions().await?;
+    Ok(Json(
+        subs.into_iter()
+            .map(|s| api::Subscription {
+                id: s.id,
+                name: s.name,
+                state: "Enabled".into(),
+            })
+            .collect(),
+    ))
+}
+
+/// Finds a subscription by ID or by name (both case-insensitive).
+pub(crate) async fn resolve_subscription(gw: &Gateway, id_or_name: &str) -> Result<Subscription, ApiError> {
+    gw.store
+        .list_subscriptions()
+        .await?
+        .into_iter()
+        .find(|s| s.id.eq_ignore_ascii_case(id_or_name) || s.name.eq_ignore_ascii_case(id_or_name))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "SubscriptionNotFound",
+                format!("subscription '{id_or_name}' was not found; `rampart account list` shows yours"),
+            )
+        })
+}
+
+pub async fn list_in_subscription(
+    State(gw): State<AppState>,
+    _user: AuthUser,
+    Path(subscription): Path<String>,
+) -> Result<Json<Vec<api::Bastion>>, ApiError> {
+    let sub = resolve_subscription(&gw, &subscription).await?;
+    let list = gw.store.list_bastions(&sub.id, None).await?;
+    Ok(Json(list.iter().map(to_api).collect()))
+}
+
+pub async fn list_in_group(
+    State(gw): State<AppState>,
+    _user: AuthUser,
+    Path((subscription, group)): Path<(String, String)>,
+) -> Result<Json<Vec<api::Bastion>>, ApiError> {
+    let sub = resolve_subscription(&gw, &subscription).await?;
+    let list = gw.store.list_bastions(&sub.id, Some(&group)).await?;
+    Ok(Json(list.iter().map(to_api).collect()))
+}
+
+async fn bastion_id(gw: &Gateway, sub: &str, group: &str, name: &str) -> Result<ResourceId, ApiError> {
+    let sub = resolve_subscription(gw, sub).await?;
+    for n in [group, name] {
+        validate_name(n).map_err(|e| ApiError::bad_request("InvalidName", e.to_string()))?;
+    }
+    Ok(ResourceId::bastion(&sub.id, group, name))
+}
+
+fn not_found(id: &ResourceId) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "BastionNotFound",
+        format!(
+            "bastion '{}' was not found in resource group '{}'",
+            id.name, id.resource_group
+        ),
+    )
+}
+
+pub async fn show(
+    State(gw): State<AppState>,
+    _user: AuthUser,
+    Path((sub, group, name)): Path<(String, String, String)>,
+) -> Result<Json<api::Bastion>, ApiError> {
+    let id = bastion_id(&gw, &sub, &group, &name).await?;
+    let b = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(to_api(&b)))
+}
+
+pub async fn create(
+    State(gw): State<AppState>,
+    user: AuthUser,
+    Path((sub, group, name)): Path<(String, String, String)>,
+    JsonBody(change): JsonBody<BastionChange>,
+) -> Result<(StatusCode, Json<api::Bastion>), ApiError> {
+    let id = bastion_id(&gw, &sub, &group, &name).await?;
+    let settings = apply_change(BastionSettings::new_default(), &change)?;
+    let b = gw.store.create_bastion(&id, &settings).await?;
+    audit_change(&gw, &user, &id, "created", &settings).await?;
+    Ok((StatusCode::CREATED, Json(to_api(&b))))
+}
+
+pub async fn update(
+    State(gw): State<AppState>,
+    user: AuthUser,
+    Path((sub, group, name)): Path<(String, String, String)>,
+    JsonBody(change): JsonBody<BastionChange>,
+) -> Result<Json<api::Bastion>, ApiError> {
+    let id = bastion_id(&gw, &sub, &group, &name).await?;
+    let current = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
+    let settings = apply_change(current.settings, &change)?;
+    let b = gw.store.update_bastion(&id, &settings).await?;
+    audit_change(&gw, &user, &id, "updated", &settings).await?;
+    Ok(Json(to_api(&b)))
+}
+
+pub async fn delete(
+    State(gw): State<AppState>,
+    user: AuthUser,
+    Path((sub, group, name)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = bastion_id(&gw, &sub, &group, &name).await?;
+    let current = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
+    gw.store.delete_bastion(&id).await?;
+    audit_change(&gw, &user, &id, "deleted", &current.settings).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Applies a change to settings and checks the tier rules.
+fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<BastionSettings, ApiError> {
+    if let Some(sku) = &change.sku {
+        s.tier = Tier::from_str(sku).map_err(|e| ApiError::bad_request("InvalidSku", e.to_string()))?;
+    }
+    if let Some(v) = change.enable_tunneling {
+        s.enable_tunneling = v;
+    }
+    if let Some(v) = change.enable_ip_connect {
+        s.enable_ip_connect = v;
+    }
+    if let Some(nets) = &change.reachable_networks {
+        s.reachable_networks = nets
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| {
+                IpNet::from_str(n.trim()).map(|n| n.trunc()).map_err(|_| {
+                    ApiError::bad_request(
+                        "InvalidReachableNetwork",
+                        format!("'{n}' is not a network in CIDR form (e.g. 10.0.0.0/16 or fd00::/64)"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    s.validate()
+        .map_err(|e| ApiError::bad_request("TierLacksFeature", e.to_string()))?;
+    Ok(s)
+}
+
+async fn audit_change(
+    gw: &Gateway,
+    user: &AuthUser,
+    id: &ResourceId,
+    what: &str,
+    s: &BastionSettings,
+) -> Result<(), ApiError> {
+    let mut e = AuditEntry::new(Utc::now(), AuditEvent::BastionChange, AuditResult::Allowed);
+    e.user = Some(user.claims.name.clone());
+    e.client_address = Some(user.client.to_string());
+    e.bastion_id = Some(id.to_string());
+    let nets: Vec<String> = s.reachable_networks.iter().map(|n| n.to_string()).collect();
+    e.reason = Some(format!(
+        "{what}: tier {}, native client {}, IP-based connection {}, reachable networks [{}]",
+        s.tier,
+        s.enable_tunneling,
+        s.enable_ip_connect,
+        nets.join(", ")
+    ));
+    gw.store.append_audit(&e).await?;
+    Ok(())
+}
+
+pub fn to_api(b: &Bastion) -> api::Bastion {
+    api::Bastion {
+        id: b.id.to_string(),
+        name: b.id.name.clone(),
+        resource_group: b.id.resource_group.clone(),
+        subscription_id: b.id.subscription.clone(),
+        sku: api::Sku {
+            name: b.settings.tier.to_string(),
+        },
+        enable_tunneling: b.settings.enable_tunneling,
+        enable_ip_connect: b.settings.enable_ip_connect,
+        reachable_networks: b.settings.reachable_networks.iter().map(|n| n.to_string()).collect(),
+        created_at: b.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        updated_at: b.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }
+}

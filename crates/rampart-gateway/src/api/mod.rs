@@ -1,0 +1,216 @@
+//! The HTTP API. JSON in and out; every error is an [`ErrorBody`] with a stable code and a
+//! message that names the reason.
+
+mod audit;
+pub(crate) mod bastions;
+mod session;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rampart_core::Refusal;
+use rampart_proto::ErrorBody;
+use rampart_proto::tunnel::{CONNECT_PATH, GRANT_PATH};
+use rampart_store::StoreError;
+
+use crate::auth::AccessClaims;
+use crate::server::Gateway;
+use crate::tunnel;
+
+pub type AppState = Arc<Gateway>;
+
+/// The client's address, put in each request's extensions by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl ClientAddr {
+    pub fn from_parts(parts: &Parts) -> SocketAddr {
+        parts
+            .extensions
+            .get::<ClientAddr>()
+            .map(|c| c.0)
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(ClientAddr::from_parts(parts)))
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/auth/login", post(session::login))
+        .route("/api/auth/refresh", post(session::refresh))
+        .route("/api/auth/logout", post(session::logout))
+        .route("/api/subscriptions", get(bastions::list_subscriptions))
+        .route(
+            "/api/subscriptions/{subscription}/bastionHosts",
+            get(bastions::list_in_subscription),
+        )
+        .route(
+            "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts",
+            get(bastions::list_in_group),
+        )
+        .route(
+            "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}",
+            get(bastions::show)
+                .put(bastions::create)
+                .patch(bastions::update)
+                .delete(bastions::delete),
+        )
+        .route(GRANT_PATH, post(tunnel::grant))
+        .route(CONNECT_PATH, get(tunnel::connect))
+        .route("/api/audit", get(audit::list))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such API route")
+}
+
+/// An error answer: status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthenticated", detail)
+    }
+
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %what, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "the gateway failed to handle the request; see its log",
+        )
+    }
+
+    pub fn refused(refusal: &Refusal) -> Self {
+        let status = if refusal
+            .reasons()
+            .iter()
+            .all(|r| matches!(r, rampart_core::RefusalReason::BastionNotFound { .. }))
+        {
+            StatusCode::NOT_FOUND
+        } else if refusal
+            .reasons()
+            .iter()
+            .any(|r| matches!(r, rampart_core::RefusalReason::Unauthenticated { .. }))
+        {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        Self::new(status, refusal.code(), format!("refused: {refusal}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = secs.to_string().parse()
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} was not found"))
+            }
+            StoreError::Conflict(what) => {
+                ApiError::new(StatusCode::CONFLICT, "Conflict", format!("{what} already exists"))
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// A signed-in user, from a valid `Authorization: Bearer <access token>`.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub claims: AccessClaims,
+    pub client: SocketAddr,
+}
+
+/// Extracts the bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthenticated("no access token: sign in with `rampart login`")
+        })?;
+        let claims = state
+            .keys
+            .verify_access(token)
+            .map_err(ApiError::unauthenticated)?;
+        Ok(AuthUser {
+            claims,
+            client: ClientAddr::from_parts(parts),
+        })
+    }
+}
+
+/// JSON body extractor whose rejection is an [`ApiError`] naming what is wrong.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => Err(ApiError::bad_request("InvalidBody", rejection.body_text())),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Sign-in routes: password login, refresh-token rotation, logout.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use rampart_core::{AuditEntry, AuditEvent, AuditResult};
+use rampart_proto::api::{LoginRequest, RefreshRequest, TokenResponse};
+use rampart_store::User;
+
+use super::{ApiError, AppState, ClientAddr, JsonBody};
+use crate::auth::{self, AccessClaims};
+use crate::server::Gateway;
+
+pub async fn login(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let now = Instant::now();
+    if let Some(wait) = gw.limiter.blocked(&body.username, client.ip(), now) {
+        audit_sign_in(&gw, &body.username, client, AuditResult::Refused, Some("RateLimited")).await?;
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManySignInFailures",
+            format!(
+                "too many failed sign-ins for '{}' from {}; try again in {} s",
+                body.username,
+                client.ip(),
+                wait.as_secs().max(1)
+            ),
+        );
+        err.retry_after = Some(wait.as_secs().max(1));
+        return Err(err);
+    }
+    let user = gw.store.user_by_name(&body.username).await?;
+    // Verify against a fixed hash when the user does not exist, so timing does not tell
+    // which user names exist.
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| gw.dummy_hash.clone());
+    let password = body.password.clone();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
+        .await
+        .map_err(ApiError::internal)?;
+    let user = match (ok, user) {
+        (true, Some(user)) => user,
+        _ => {
+            gw.limiter.record_failure(&body.username, client.ip(), now);
+            audit_sign_in(&gw, &body.username, client, AuditResult::Refused, Some("BadCredentials")).await?;
+            return Err(ApiError::unauthenticated("wrong user name or password"));
+        }
+    };
+    gw.limiter.clear(&body.username, client.ip());
+    audit_sign_in(&gw, &user.username, client, AuditResult::Allowed, None).await?;
+    Ok(Json(issue_tokens(&gw, &user).await?))
+}
+
+pub async fn refresh(
+    State(gw): State<AppState>,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let hash = auth::refresh_token_hash(&body.refresh_token);
+    let user_id = gw
+        .store
+        .consume_refresh_token(&hash, Utc::now().timestamp())
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthenticated(
+                "the refresh token is unknown, expired or revoked; sign in again with `rampart login`",
+            )
+        })?;
+    let user = gw
+        .store
+        .user_by_id(&user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("the user no longer exists"))?;
+    Ok(Json(issue_tokens(&gw, &user).await?))
+}
+
+pub async fn logout(
+    State(gw): State<AppState>,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    let hash = auth::refresh_token_hash(&body.refresh_token);
+    gw.store
+        .consume_refresh_token(&hash, Utc::now().timestamp())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn issue_tokens(gw: &Gateway, user: &User) -> Result<TokenResponse, ApiError> {
+    let now = Utc::now().timestamp();
+    let access = gw
+        .keys
+        .sign_access(&AccessClaims::new(&user.id, &user.username, now, gw.config.access_token_ttl))
+        .map_err(ApiError::internal)?;
+    let refresh_token = auth::random_secret(32);
+    gw.store
+        .insert_refresh_token(
+            &auth::refresh_token_hash(&refresh_token),
+            &user.id,
+            now + auth::ttl_secs(gw.config.refresh_token_ttl),
+        )
+        .await?;
+    Ok(TokenResponse {
+        access_token: access,
+        expires_in: gw.config.access_token_ttl.as_secs(),
+        refresh_token,
+        username: user.username.clone(),
+    })
+}
+
+async fn audit_sign_in(
+    gw: &Gateway,
+    username: &str,
+    client: std::net::SocketAddr,
+    result: AuditResult,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut e = AuditEntry::new(Utc::now(), AuditEvent::SignIn, result);
+    e.user = Some(username.chars().take(128).collect());
+    e.client_address = Some(client.to_string());
+    e.reason_code = reason.map(str::to_string);
+    gw.store.append_audit(&e).await?;
+    Ok(())
+}

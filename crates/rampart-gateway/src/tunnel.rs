@@ -1,0 +1,300 @@
+//! Tunnels: a grant (policy check, then a signed token bound to user, bastion, target and
+//! port), and one WebSocket per relayed TCP connection. Each connection is checked again
+//! against the bastion's current settings (changes apply to the next connection at once),
+//! the target is dialed, and only then is the WebSocket accepted: a refusal or an
+//! unreachable target is an HTTP error with its reason, never a hang.
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use hyper_util::rt::TokioIo;
+use rampart_core::{
+    AuditEntry, AuditEvent, AuditResult, Refusal, RefusalReason, ResourceId, TargetAuthorization,
+    TargetKind, TargetRequest, authorize_target, parse_target_ip,
+};
+use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
+use rampart_tunnel::tokio_tungstenite::WebSocketStream;
+use rampart_tunnel::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use rampart_tunnel::tokio_tungstenite::tungstenite::protocol::Role;
+use rampart_tunnel::{RelayOptions, relay, websocket_config};
+use tokio::net::TcpStream;
+
+use crate::api::bastions::resolve_subscription;
+use crate::api::{ApiError, AppState, AuthUser, ClientAddr, JsonBody, bearer};
+use crate::auth::{TargetNaming, TunnelClaims, ttl_secs};
+use crate::server::Gateway;
+
+/// `POST /api/tunnels`: checks the policy and grants a tunnel token.
+pub async fn grant(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    user: Result<AuthUser, ApiError>,
+    JsonBody(req): JsonBody<TunnelRequest>,
+) -> Result<Json<TunnelGrant>, ApiError> {
+    let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Refused);
+    entry.client_address = Some(client.to_string());
+    entry.bastion_id = Some(req.bastion_id.chars().take(512).collect());
+    entry.target_ip = req
+        .target_ip_address
+        .as_ref()
+        .map(|t| t.chars().take(64).collect());
+    entry.target_port = Some(req.resource_port);
+
+    let user = match user {
+        Ok(u) => u,
+        Err(e) => return Err(refuse(&gw, entry, e).await),
+    };
+    entry.user = Some(user.claims.name.clone());
+
+    let (ip, naming) = match (&req.target_ip_address, &req.target_resource_id) {
+        (Some(ip), None) => match parse_target_ip(ip) {
+            Ok(ip) => (ip, TargetNaming::Ip),
+            Err(reason) => return Err(refuse_policy(&gw, entry, Refusal::new(reason)).await),
+        },
+        (None, Some(_)) => {
+            let e = ApiError::bad_request(
+                "TargetResourceIdUnsupported",
+                "--target-resource-id needs the VM inventory, which this gateway does not have yet; use --target-ip-address",
+            );
+            return Err(refuse(&gw, entry, e).await);
+        }
+        _ => {
+            let e = ApiError::bad_request(
+                "InvalidTarget",
+                "give exactly one of --target-ip-address and --target-resource-id",
+            );
+            return Err(refuse(&gw, entry, e).await);
+        }
+    };
+    entry.target_ip = Some(ip.to_string());
+
+    let bastion_id = match resolve_bastion_id(&gw, &req.bastion_id).await {
+        Ok(id) => id,
+        Err(e) => return Err(refuse(&gw, entry, e).await),
+    };
+    entry.bastion_id = Some(bastion_id.to_string());
+    let authorization = match check_target(&gw, &bastion_id, naming, ip, req.resource_port).await {
+        Ok(a) => a,
+        Err(e) => return Err(refuse(&gw, entry, e).await),
+    };
+
+    let tunnel_id = uuid::Uuid::new_v4().to_string();
+    let now = Utc::now().timestamp();
+    let claims = TunnelClaims {
+        sub: user.claims.sub.clone(),
+        name: user.claims.name.clone(),
+        aud: TunnelClaims::audience(),
+        iat: now,
+        exp: now + ttl_secs(gw.config.tunnel_token_ttl),
+        jti: tunnel_id.clone(),
+        bastion: bastion_id.to_string(),
+        ip: authorization.addr().ip().to_string(),
+        port: authorization.addr().port(),
+        naming,
+    };
+    let token = gw.keys.sign_tunnel(&claims).map_err(ApiError::internal)?;
+    entry.result = AuditResult::Allowed;
+    entry.tunnel_id = Some(tunnel_id.clone());
+    gw.store.append_audit(&entry).await?;
+    Ok(Json(TunnelGrant {
+        tunnel_id,
+        tunnel_token: token,
+        expires_at: claims.exp,
+        target: authorization.addr().to_string(),
+    }))
+}
+
+/// Parses a bastion resource ID; its subscription may be given by name.
+async fn resolve_bastion_id(gw: &Gateway, raw: &str) -> Result<ResourceId, ApiError> {
+    let mut id = ResourceId::from_str(raw)
+        .map_err(|e| ApiError::bad_request("InvalidResourceId", e.to_string()))?;
+    if !id.is_bastion() {
+        return Err(ApiError::bad_request(
+            "InvalidResourceId",
+            format!("'{raw}' is not a bastion (expected …/providers/Microsoft.Network/bastionHosts/NAME)"),
+        ));
+    }
+    id.subscription = resolve_subscription(gw, &id.subscription).await?.id;
+    Ok(id)
+}
+
+/// Loads the bastion's current settings and applies the target policy.
+async fn check_target(
+    gw: &Gateway,
+    bastion_id: &ResourceId,
+    naming: TargetNaming,
+    ip: std::net::IpAddr,
+    port: u16,
+) -> Result<TargetAuthorization, ApiError> {
+    let Some(bastion) = gw.store.bastion(bastion_id).await? else {
+        return Err(ApiError::refused(&Refusal::new(RefusalReason::BastionNotFound {
+            bastion: bastion_id.to_string(),
+        })));
+    };
+    let request = TargetRequest {
+        settings: &bastion.settings,
+        kind: match naming {
+            TargetNaming::Ip => TargetKind::IpAddress,
+            TargetNaming::Resource => TargetKind::Resource,
+        },
+        ip,
+        port,
+    };
+    authorize_target(&request, &gw.endpoints).map_err(|r| ApiError::refused(&r))
+}
+
+async fn refuse_policy(gw: &Gateway, entry: AuditEntry, refusal: Refusal) -> ApiError {
+    refuse(gw, entry, ApiError::refused(&refusal)).await
+}
+
+/// Records a refusal (or failure) and returns the error to answer with. If the audit record
+/// cannot be written, the answer is an internal error: nothing proceeds unaudited.
+async fn refuse(gw: &Gateway, mut entry: AuditEntry, err: ApiError) -> ApiError {
+    if entry.result == AuditResult::Allowed {
+        entry.result = AuditResult::Failed;
+    }
+    entry.reason_code = Some(err.code.clone());
+    entry.reason = Some(err.message.clone());
+    match gw.store.append_audit(&entry).await {
+        Ok(_) => err,
+        Err(e) => ApiError::internal(e),
+    }
+}
+
+/// `GET /api/tunnels/connect` (WebSocket upgrade), one per relayed TCP connection.
+pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr, mut req: Request) -> Response {
+    let started = Instant::now();
+    let mut entry = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Refused);
+    entry.client_address = Some(client.to_string());
+    entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
+
+    let (parts, body) = req.into_parts();
+    let claims = match bearer(&parts).map(|t| gw.keys.verify_tunnel(t)) {
+        Some(Ok(c)) => c,
+        Some(Err(detail)) => return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into()).await.into_response(),
+        None => {
+            let detail = "no tunnel token (Authorization: Bearer …)".to_string();
+            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into()).await.into_response();
+        }
+    };
+    req = Request::from_parts(parts, body);
+    entry.user = Some(claims.name.clone());
+    entry.bastion_id = Some(claims.bastion.clone());
+    entry.target_ip = Some(claims.ip.clone());
+    entry.target_port = Some(claims.port);
+    entry.tunnel_id = Some(claims.jti.clone());
+
+    let key = match websocket_key(req.headers()) {
+        Ok(k) => k,
+        Err(e) => return refuse(&gw, entry, e).await.into_response(),
+    };
+    let authorization = match (ResourceId::from_str(&claims.bastion), parse_target_ip(&claims.ip)) {
+        (Ok(id), Ok(ip)) => match check_target(&gw, &id, claims.naming, ip, claims.port).await {
+            Ok(a) => a,
+            Err(e) => return refuse(&gw, entry, e).await.into_response(),
+        },
+        _ => return refuse(&gw, entry, ApiError::internal("a signed tunnel token holds an unparsable target")).await.into_response(),
+    };
+
+    let addr = authorization.addr();
+    let target = match tokio::time::timeout(gw.config.target_connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            entry.result = AuditResult::Failed;
+            let err = ApiError::new(StatusCode::BAD_GATEWAY, "TargetUnreachable", format!("target {addr} is not reachable: {e}"));
+            return refuse(&gw, entry, err).await.into_response();
+        }
+        Err(_) => {
+            entry.result = AuditResult::Failed;
+            let err = ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "TargetTimeout",
+                format!("target {addr} did not answer within {} s", gw.config.target_connect_timeout.as_secs()),
+            );
+            return refuse(&gw, entry, err).await.into_response();
+        }
+    };
+
+    // The open record is durable before any byte flows; without it, no relay.
+    entry.result = AuditResult::Allowed;
+    if let Err(e) = gw.store.append_audit(&entry).await {
+        return ApiError::internal(e).into_response();
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let offered_protocol = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == SUBPROTOCOL));
+
+    let gw2 = gw.clone();
+    tokio::spawn(async move {
+        let mut close = entry.clone();
+        close.event = AuditEvent::ConnectionClose;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(websocket_config())).await;
+                let report = relay(ws, target, RelayOptions { keepalive: Some(gw2.config.keepalive) }).await;
+                close.bytes_to_target = Some(report.tunnel_to_socket);
+                close.bytes_from_target = Some(report.socket_to_tunnel);
+                if report.end.is_clean() {
+                    close.result = AuditResult::Closed;
+                } else {
+                    close.result = AuditResult::Failed;
+                    close.reason = Some(format!("{:?}", report.end));
+                }
+            }
+            Err(e) => {
+                close.result = AuditResult::Failed;
+                close.reason = Some(format!("WebSocket upgrade failed: {e}"));
+            }
+        }
+        close.time = Utc::now();
+        close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        if let Err(e) = gw2.store.append_audit(&close).await {
+            tracing::error!(error = %e, "cannot record the end of a tunnel connection");
+        }
+    });
+
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if offered_protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+    }
+    response
+}
+
+fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let is = |name: header::HeaderName, want: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(want)))
+    };
+    if !is(header::UPGRADE, "websocket") || !is(header::CONNECTION, "upgrade") {
+        return Err(ApiError::bad_request(
+            "NotWebSocket",
+            "this endpoint takes a WebSocket upgrade (HTTP/1.1, Upgrade: websocket)",
+        ));
+    }
+    if !is(header::SEC_WEBSOCKET_VERSION, "13") {
+        return Err(ApiError::bad_request("NotWebSocket", "WebSocket version 13 is required"));
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_request("NotWebSocket", "Sec-WebSocket-Key is missing"))
+}
+
