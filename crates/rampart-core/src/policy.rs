@@ -76,21 +76,44 @@ impl TargetAuthorization {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefusalReason {
     /// Not signed in, or a bad, expired or forged token.
-    Unauthenticated { detail: String },
-    BastionNotFound { bastion: String },
-    TierLacksNativeClient { tier: Tier },
+    Unauthenticated {
+        detail: String,
+    },
+    BastionNotFound {
+        bastion: String,
+    },
+    TierLacksNativeClient {
+        tier: Tier,
+    },
     NativeClientDisabled,
-    TierLacksIpConnect { tier: Tier },
+    TierLacksIpConnect {
+        tier: Tier,
+    },
     IpConnectDisabled,
-    PortNotAllowed { port: u16, tier: Tier },
-    OutsideReachableNetworks { ip: IpAddr },
-    GatewayItself { addr: SocketAddr },
+    PortNotAllowed {
+        port: u16,
+        tier: Tier,
+    },
+    OutsideReachableNetworks {
+        ip: IpAddr,
+    },
+    GatewayItself {
+        addr: SocketAddr,
+    },
     /// Loopback, link-local or metadata address not explicitly covered by a reachable network.
-    SpecialAddress { ip: IpAddr, kind: &'static str },
+    SpecialAddress {
+        ip: IpAddr,
+        kind: &'static str,
+    },
     /// Unspecified, multicast or broadcast: never a target.
-    ForbiddenAddress { ip: IpAddr, kind: &'static str },
+    ForbiddenAddress {
+        ip: IpAddr,
+        kind: &'static str,
+    },
     /// The target address is not a plain IP address.
-    BadAddress { input: String },
+    BadAddress {
+        input: String,
+    },
 }
 
 impl RefusalReason {
@@ -237,7 +260,10 @@ fn special_range(ip: IpAddr) -> Option<(IpNet, &'static str)> {
         (IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), 32),
         (IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)), 32),
         (IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)), 32),
-        (IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)), 128),
+        (
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+            128,
+        ),
     ];
     let net = |addr: IpAddr, len: u8| IpNet::new(addr, len).ok();
     for (addr, len) in METADATA {
@@ -308,10 +334,7 @@ pub fn authorize_target(
     if let Some(kind) = forbidden_kind(ip) {
         reasons.push(RefusalReason::ForbiddenAddress { ip, kind });
     } else if port == 0 {
-        reasons.push(RefusalReason::ForbiddenAddress {
-            ip,
-            kind: "port-0",
-        });
+        reasons.push(RefusalReason::ForbiddenAddress { ip, kind: "port-0" });
     } else if gateway.is_gateway(ip, port) {
         reasons.push(RefusalReason::GatewayItself {
             addr: SocketAddr::new(ip, port),
@@ -419,14 +442,20 @@ mod tests {
         assert_eq!(codes(check(&wide, "169.254.1.1", 22)), "SpecialAddress");
         assert_eq!(codes(check(&wide, "fe80::1", 22)), "SpecialAddress");
         assert_eq!(codes(check(&wide, "::1", 22)), "SpecialAddress");
-        assert_eq!(codes(check(&wide, "::ffff:127.0.0.1", 22)), "SpecialAddress");
+        assert_eq!(
+            codes(check(&wide, "::ffff:127.0.0.1", 22)),
+            "SpecialAddress"
+        );
         let lo = settings(Tier::Standard, true, &["127.0.0.0/8"]);
         assert_eq!(codes(check(&lo, "127.0.0.1", 22)), "ok 127.0.0.1:22");
         // A link-local network does not unlock the metadata endpoint inside it.
         let ll = settings(Tier::Standard, true, &["169.254.0.0/16"]);
         assert_eq!(codes(check(&ll, "169.254.169.254", 80)), "SpecialAddress");
         let md = settings(Tier::Standard, true, &["169.254.169.254/32"]);
-        assert_eq!(codes(check(&md, "169.254.169.254", 80)), "ok 169.254.169.254:80");
+        assert_eq!(
+            codes(check(&md, "169.254.169.254", 80)),
+            "ok 169.254.169.254:80"
+        );
     }
 
     #[test]
@@ -444,7 +473,14 @@ mod tests {
         assert_eq!(codes(check(&s, "[::]", 22)), "ForbiddenAddress");
         assert_eq!(codes(check(&s, "224.0.0.1", 22)), "ForbiddenAddress");
         assert_eq!(codes(check(&s, "255.255.255.255", 22)), "ForbiddenAddress");
-        for disguised in ["127.1", "0x7f.0.0.1", "2130706433", "0177.0.0.1", "fe80::1%eth0", "host"] {
+        for disguised in [
+            "127.1",
+            "0x7f.0.0.1",
+            "2130706433",
+            "0177.0.0.1",
+            "fe80::1%eth0",
+            "host",
+        ] {
             assert_eq!(codes(check(&s, disguised, 22)), "BadAddress", "{disguised}");
         }
     }

@@ -152,7 +152,11 @@ impl TokenKeys {
         self.sign(claims)
     }
 
-    fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str, audience: &str) -> Result<T, String> {
+    fn verify<T: for<'de> Deserialize<'de>>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<T, String> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_audience(&[audience]);
@@ -197,11 +201,16 @@ fn describe_token_error(kind: &ErrorKind, audience: &str) -> String {
     match kind {
         ErrorKind::ExpiredSignature => "the token has expired; sign in again".into(),
         ErrorKind::InvalidSignature => {
-            "the token's signature is invalid (forged, altered, or issued by another gateway)".into()
+            "the token's signature is invalid (forged, altered, or issued by another gateway)"
+                .into()
         }
-        ErrorKind::InvalidAudience => format!("the token is not valid here (expected a {audience} token)"),
+        ErrorKind::InvalidAudience => {
+            format!("the token is not valid here (expected a {audience} token)")
+        }
         ErrorKind::MissingRequiredClaim(c) => format!("the token lacks the '{c}' claim"),
-        ErrorKind::InvalidAlgorithm => "the token uses an algorithm this gateway does not accept".into(),
+        ErrorKind::InvalidAlgorithm => {
+            "the token uses an algorithm this gateway does not accept".into()
+        }
         _ => "the token is malformed".into(),
     }
 }
@@ -230,7 +239,10 @@ impl LoginLimiter {
     pub fn blocked(&self, username: &str, client: IpAddr, now: Instant) -> Option<Duration> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let times = map.get_mut(&Self::key(username, client))?;
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             times.pop_front();
         }
         if times.len() >= self.max_failures as usize {
@@ -246,9 +258,14 @@ impl LoginLimiter {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Bound memory under a flood of distinct names: forget stale entries first.
         if map.len() > 100_000 {
-            map.retain(|_, t| t.back().is_some_and(|l| now.duration_since(*l) < self.window));
+            map.retain(|_, t| {
+                t.back()
+                    .is_some_and(|l| now.duration_since(*l) < self.window)
+            });
         }
-        map.entry(Self::key(username, client)).or_default().push_back(now);
+        map.entry(Self::key(username, client))
+            .or_default()
+            .push_back(now);
     }
 
     pub fn clear(&self, username: &str, client: IpAddr) {
@@ -276,8 +293,16 @@ mod tests {
         let keys = TokenKeys::from_secret(&[7u8; 32]);
         let other = TokenKeys::from_secret(&[8u8; 32]);
         let now = chrono::Utc::now().timestamp();
-        let access = keys.sign_access(&AccessClaims::new("u1", "alice", now, Duration::from_secs(60)))?;
-        assert_eq!(keys.verify_access(&access).map(|c| c.name), Ok("alice".to_string()));
+        let access = keys.sign_access(&AccessClaims::new(
+            "u1",
+            "alice",
+            now,
+            Duration::from_secs(60),
+        ))?;
+        assert_eq!(
+            keys.verify_access(&access).map(|c| c.name),
+            Ok("alice".to_string())
+        );
         let forged = other.verify_access(&access).expect_err("other key");
         assert!(forged.contains("signature"), "{forged}");
         let wrong_use = keys.verify_tunnel(&access).expect_err("audience");
@@ -286,8 +311,16 @@ mod tests {
             exp: now - 1,
             ..AccessClaims::new("u1", "alice", now - 100, Duration::from_secs(1))
         })?;
-        assert!(keys.verify_access(&expired).expect_err("expired").contains("expired"));
-        assert!(keys.verify_access("garbage").expect_err("bad").contains("malformed"));
+        assert!(
+            keys.verify_access(&expired)
+                .expect_err("expired")
+                .contains("expired")
+        );
+        assert!(
+            keys.verify_access("garbage")
+                .expect_err("bad")
+                .contains("malformed")
+        );
         Ok(())
     }
 
@@ -301,6 +334,9 @@ mod tests {
             limiter.record_failure("admin", ip, t0);
         }
         assert!(limiter.blocked("ADMIN", ip, t0).is_some());
-        assert_eq!(limiter.blocked("admin", ip, t0 + Duration::from_secs(61)), None);
+        assert_eq!(
+            limiter.blocked("admin", ip, t0 + Duration::from_secs(61)),
+            None
+        );
     }
 }

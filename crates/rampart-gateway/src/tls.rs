@@ -35,7 +35,10 @@ impl ServerCertificate {
     /// `SHA256:` and the hex digest of the leaf certificate, as the client's `--fingerprint`
     /// takes it.
     pub fn fingerprint(&self) -> String {
-        self.chain.first().map(|c| fingerprint(c)).unwrap_or_default()
+        self.chain
+            .first()
+            .map(|c| fingerprint(c))
+            .unwrap_or_default()
     }
 }
 
@@ -64,7 +67,11 @@ pub fn load_or_generate(
         path: dir.clone(),
         source,
     })?;
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if let Ok(host) = fs::read_to_string("/etc/hostname") {
         let host = host.trim();
         if !host.is_empty() {

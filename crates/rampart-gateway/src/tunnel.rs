@@ -116,7 +116,9 @@ async fn resolve_bastion_id(gw: &Gateway, raw: &str) -> Result<ResourceId, ApiEr
     if !id.is_bastion() {
         return Err(ApiError::bad_request(
             "InvalidResourceId",
-            format!("'{raw}' is not a bastion (expected …/providers/Microsoft.Network/bastionHosts/NAME)"),
+            format!(
+                "'{raw}' is not a bastion (expected …/providers/Microsoft.Network/bastionHosts/NAME)"
+            ),
         ));
     }
     id.subscription = resolve_subscription(gw, &id.subscription).await?.id;
@@ -132,9 +134,11 @@ async fn check_target(
     port: u16,
 ) -> Result<TargetAuthorization, ApiError> {
     let Some(bastion) = gw.store.bastion(bastion_id).await? else {
-        return Err(ApiError::refused(&Refusal::new(RefusalReason::BastionNotFound {
-            bastion: bastion_id.to_string(),
-        })));
+        return Err(ApiError::refused(&Refusal::new(
+            RefusalReason::BastionNotFound {
+                bastion: bastion_id.to_string(),
+            },
+        )));
     };
     let request = TargetRequest {
         settings: &bastion.settings,
@@ -167,7 +171,11 @@ async fn refuse(gw: &Gateway, mut entry: AuditEntry, err: ApiError) -> ApiError 
 }
 
 /// `GET /api/tunnels/connect` (WebSocket upgrade), one per relayed TCP connection.
-pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr, mut req: Request) -> Response {
+pub async fn connect(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    mut req: Request,
+) -> Response {
     let started = Instant::now();
     let mut entry = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Refused);
     entry.client_address = Some(client.to_string());
@@ -176,10 +184,16 @@ pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr,
     let (parts, body) = req.into_parts();
     let claims = match bearer(&parts).map(|t| gw.keys.verify_tunnel(t)) {
         Some(Ok(c)) => c,
-        Some(Err(detail)) => return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into()).await.into_response(),
+        Some(Err(detail)) => {
+            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into())
+                .await
+                .into_response();
+        }
         None => {
             let detail = "no tunnel token (Authorization: Bearer …)".to_string();
-            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into()).await.into_response();
+            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into())
+                .await
+                .into_response();
         }
     };
     req = Request::from_parts(parts, body);
@@ -193,20 +207,40 @@ pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr,
         Ok(k) => k,
         Err(e) => return refuse(&gw, entry, e).await.into_response(),
     };
-    let authorization = match (ResourceId::from_str(&claims.bastion), parse_target_ip(&claims.ip)) {
+    let authorization = match (
+        ResourceId::from_str(&claims.bastion),
+        parse_target_ip(&claims.ip),
+    ) {
         (Ok(id), Ok(ip)) => match check_target(&gw, &id, claims.naming, ip, claims.port).await {
             Ok(a) => a,
             Err(e) => return refuse(&gw, entry, e).await.into_response(),
         },
-        _ => return refuse(&gw, entry, ApiError::internal("a signed tunnel token holds an unparsable target")).await.into_response(),
+        _ => {
+            return refuse(
+                &gw,
+                entry,
+                ApiError::internal("a signed tunnel token holds an unparsable target"),
+            )
+            .await
+            .into_response();
+        }
     };
 
     let addr = authorization.addr();
-    let target = match tokio::time::timeout(gw.config.target_connect_timeout, TcpStream::connect(addr)).await {
+    let target = match tokio::time::timeout(
+        gw.config.target_connect_timeout,
+        TcpStream::connect(addr),
+    )
+    .await
+    {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             entry.result = AuditResult::Failed;
-            let err = ApiError::new(StatusCode::BAD_GATEWAY, "TargetUnreachable", format!("target {addr} is not reachable: {e}"));
+            let err = ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "TargetUnreachable",
+                format!("target {addr} is not reachable: {e}"),
+            );
             return refuse(&gw, entry, err).await.into_response();
         }
         Err(_) => {
@@ -214,7 +248,10 @@ pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr,
             let err = ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "TargetTimeout",
-                format!("target {addr} did not answer within {} s", gw.config.target_connect_timeout.as_secs()),
+                format!(
+                    "target {addr} did not answer within {} s",
+                    gw.config.target_connect_timeout.as_secs()
+                ),
             );
             return refuse(&gw, entry, err).await.into_response();
         }
@@ -238,8 +275,20 @@ pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr,
         close.event = AuditEvent::ConnectionClose;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(websocket_config())).await;
-                let report = relay(ws, target, RelayOptions { keepalive: Some(gw2.config.keepalive) }).await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(websocket_config()),
+                )
+                .await;
+                let report = relay(
+                    ws,
+                    target,
+                    RelayOptions {
+                        keepalive: Some(gw2.config.keepalive),
+                    },
+                )
+                .await;
                 close.bytes_to_target = Some(report.tunnel_to_socket);
                 close.bytes_from_target = Some(report.socket_to_tunnel);
                 if report.end.is_clean() {
@@ -270,7 +319,10 @@ pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr,
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     if offered_protocol {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
     }
     response
 }
@@ -289,7 +341,10 @@ fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {
         ));
     }
     if !is(header::SEC_WEBSOCKET_VERSION, "13") {
-        return Err(ApiError::bad_request("NotWebSocket", "WebSocket version 13 is required"));
+        return Err(ApiError::bad_request(
+            "NotWebSocket",
+            "WebSocket version 13 is required",
+        ));
     }
     headers
         .get(header::SEC_WEBSOCKET_KEY)
@@ -297,4 +352,3 @@ fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {
         .map(str::to_string)
         .ok_or_else(|| ApiError::bad_request("NotWebSocket", "Sec-WebSocket-Key is missing"))
 }
-

@@ -8,12 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ipnet::IpNet;
-use rampart_core::{AuditEntry, AuditEvent, AuditResult, Bastion, BastionSettings, ResourceId, Tier};
+use rampart_core::{
+    AuditEntry, AuditEvent, AuditResult, Bastion, BastionSettings, ResourceId, Tier,
+};
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::Row;
 
 use crate::{AuditFilter, Store, StoreError, StoreResult, Subscription, User};
 
@@ -465,7 +467,10 @@ mod tests {
         assert_eq!(b.settings.reachable_networks.len(), 1);
         let audit = store.list_audit(&AuditFilter::default()).await?;
         assert_eq!(audit.len(), 1);
-        assert_eq!(audit[0].reason_code.as_deref(), Some("NativeClientDisabled"));
+        assert_eq!(
+            audit[0].reason_code.as_deref(),
+            Some("NativeClientDisabled")
+        );
         assert_eq!(audit[0].target_port, Some(22));
         Ok(())
     }
@@ -476,7 +481,10 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("r.db")).await?;
         let user = store.create_user("alice", "hash").await?;
         store.insert_refresh_token("h1", &user.id, 2_000).await?;
-        assert_eq!(store.consume_refresh_token("h1", 1_000).await?, Some(user.id));
+        assert_eq!(
+            store.consume_refresh_token("h1", 1_000).await?,
+            Some(user.id)
+        );
         assert_eq!(store.consume_refresh_token("h1", 1_000).await?, None);
         store.insert_refresh_token("h2", "x", 500).await.ok();
         assert_eq!(store.consume_refresh_token("h2", 1_000).await?, None);

@@ -25,9 +25,9 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use tokio_tungstenite;
 
@@ -84,7 +84,11 @@ enum TunnelEnd {
 }
 
 /// Relays `socket` over `ws` until both directions end or either side fails.
-pub async fn relay<S>(ws: WebSocketStream<S>, socket: TcpStream, options: RelayOptions) -> RelayReport
+pub async fn relay<S>(
+    ws: WebSocketStream<S>,
+    socket: TcpStream,
+    options: RelayOptions,
+) -> RelayReport
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -207,7 +211,8 @@ async fn socket_to_tunnel_pump<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let tunnel_err = |e: tokio_tungstenite::tungstenite::Error| RelayEnd::TunnelError(e.to_string());
+    let tunnel_err =
+        |e: tokio_tungstenite::tungstenite::Error| RelayEnd::TunnelError(e.to_string());
     let period = keepalive.unwrap_or(Duration::from_secs(3600));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

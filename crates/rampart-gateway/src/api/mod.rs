@@ -141,7 +141,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        let mut response =
+            (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
         if let Some(secs) = self.retry_after
             && let Ok(v) = secs.to_string().parse()
         {
@@ -154,12 +155,16 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(what) => {
-                ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} was not found"))
-            }
-            StoreError::Conflict(what) => {
-                ApiError::new(StatusCode::CONFLICT, "Conflict", format!("{what} already exists"))
-            }
+            StoreError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{what} was not found"),
+            ),
+            StoreError::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("{what} already exists"),
+            ),
             other => ApiError::internal(other),
         }
     }

@@ -2,9 +2,9 @@
 
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use chrono::Utc;
 use rampart_core::{AuditEntry, AuditEvent, AuditResult};
 use rampart_proto::api::{LoginRequest, RefreshRequest, TokenResponse};
@@ -21,7 +21,14 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let now = Instant::now();
     if let Some(wait) = gw.limiter.blocked(&body.username, client.ip(), now) {
-        audit_sign_in(&gw, &body.username, client, AuditResult::Refused, Some("RateLimited")).await?;
+        audit_sign_in(
+            &gw,
+            &body.username,
+            client,
+            AuditResult::Refused,
+            Some("RateLimited"),
+        )
+        .await?;
         let mut err = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TooManySignInFailures",
@@ -50,7 +57,14 @@ pub async fn login(
         (true, Some(user)) => user,
         _ => {
             gw.limiter.record_failure(&body.username, client.ip(), now);
-            audit_sign_in(&gw, &body.username, client, AuditResult::Refused, Some("BadCredentials")).await?;
+            audit_sign_in(
+                &gw,
+                &body.username,
+                client,
+                AuditResult::Refused,
+                Some("BadCredentials"),
+            )
+            .await?;
             return Err(ApiError::unauthenticated("wrong user name or password"));
         }
     };
@@ -96,7 +110,12 @@ async fn issue_tokens(gw: &Gateway, user: &User) -> Result<TokenResponse, ApiErr
     let now = Utc::now().timestamp();
     let access = gw
         .keys
-        .sign_access(&AccessClaims::new(&user.id, &user.username, now, gw.config.access_token_ttl))
+        .sign_access(&AccessClaims::new(
+            &user.id,
+            &user.username,
+            now,
+            gw.config.access_token_ttl,
+        ))
         .map_err(ApiError::internal)?;
     let refresh_token = auth::random_secret(32);
     gw.store

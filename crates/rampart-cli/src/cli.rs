@@ -1,0 +1,244 @@
+//! Command-line grammar. Flags follow `az network bastion …` and `az account …`, so the
+//! reference documents' commands run after replacing `az` with `rampart`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "Rampart: a self-hosted bastion gateway to private machines"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Sign in to a gateway.
+    Login(LoginArgs),
+    /// Sign out: revoke the refresh token and forget the session.
+    Logout,
+    /// Subscriptions of the signed-in user.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Network resources (`rampart network bastion …`).
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Open a tunnel to a target (same as `rampart network bastion tunnel`).
+    Tunnel(TunnelArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTPS listen address [default: 0.0.0.0:8443].
+    #[arg(long, env = "RAMPART_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the store, TLS certificate and keys [default: ./rampart-data].
+    #[arg(long, env = "RAMPART_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with any of these settings (flags and RAMPART_* variables win).
+    #[arg(long, env = "RAMPART_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// PEM certificate chain (with --tls-key) instead of the generated self-signed one.
+    #[arg(long, env = "RAMPART_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, env = "RAMPART_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Password of the bootstrap `admin` on first start (generated and printed when unset).
+    #[arg(long, env = "RAMPART_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Lifetime of access tokens, seconds [default: 900].
+    #[arg(long, env = "RAMPART_ACCESS_TOKEN_TTL")]
+    pub access_token_ttl: Option<u64>,
+    /// Lifetime of refresh tokens, seconds [default: 2592000].
+    #[arg(long, env = "RAMPART_REFRESH_TOKEN_TTL")]
+    pub refresh_token_ttl: Option<u64>,
+    /// How long a tunnel grant opens new connections, seconds [default: 600].
+    #[arg(long, env = "RAMPART_TUNNEL_TOKEN_TTL")]
+    pub tunnel_token_ttl: Option<u64>,
+    /// Failed sign-ins allowed per user name and client address in the window [default: 5].
+    #[arg(long, env = "RAMPART_LOGIN_MAX_FAILURES")]
+    pub login_max_failures: Option<u32>,
+    /// Sign-in failure window, seconds [default: 300].
+    #[arg(long, env = "RAMPART_LOGIN_WINDOW")]
+    pub login_window: Option<u64>,
+    /// Timeout of the gateway's connection to a target, seconds [default: 10].
+    #[arg(long, env = "RAMPART_TARGET_CONNECT_TIMEOUT")]
+    pub target_connect_timeout: Option<u64>,
+    /// Interval of keep-alive pings on tunnel connections, seconds [default: 30].
+    #[arg(long, env = "RAMPART_KEEPALIVE")]
+    pub keepalive: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The gateway, e.g. https://bastion.example.com or https://127.0.0.1:8443.
+    #[arg(long, env = "RAMPART_SERVER")]
+    pub server: Option<String>,
+    #[arg(long, short = 'u')]
+    pub username: Option<String>,
+    /// Read the password from standard input (for scripts).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Trust the gateway's certificate by this SHA-256 fingerprint (printed by `rampart serve`).
+    #[arg(long, conflicts_with = "ca_file")]
+    pub fingerprint: Option<String>,
+    /// Trust certificates issued by the CAs in this PEM file.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    #[default]
+    Json,
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// List the subscriptions you can use.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Show the current subscription.
+    Show {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Make a subscription the current one.
+    Set {
+        /// Name or ID.
+        #[arg(long, short = 's')]
+        subscription: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Bastion resources.
+    #[command(subcommand)]
+    Bastion(BastionCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BastionRef {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[arg(long, short = 'g')]
+    pub resource_group: String,
+    /// Subscription name or ID [default: the current one].
+    #[arg(long)]
+    pub subscription: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BastionSettingsArgs {
+    /// Tier: Developer, Basic, Standard or Premium.
+    #[arg(long)]
+    pub sku: Option<String>,
+    /// Native client support.
+    #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub enable_tunneling: Option<bool>,
+    /// IP-based connection.
+    #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub enable_ip_connect: Option<bool>,
+    /// Networks the bastion can reach, comma-separated CIDRs ("" for none).
+    #[arg(long, value_name = "CIDR[,CIDR…]")]
+    pub reachable_networks: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BastionCommand {
+    Create {
+        #[command(flatten)]
+        bastion: BastionRef,
+        #[command(flatten)]
+        settings: BastionSettingsArgs,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    Show {
+        #[command(flatten)]
+        bastion: BastionRef,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    List {
+        #[arg(long, short = 'g')]
+        resource_group: Option<String>,
+        #[arg(long)]
+        subscription: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    Update {
+        #[command(flatten)]
+        bastion: BastionRef,
+        #[command(flatten)]
+        settings: BastionSettingsArgs,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    Delete {
+        #[command(flatten)]
+        bastion: BastionRef,
+    },
+    /// Open a tunnel to a target.
+    Tunnel(TunnelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    #[command(flatten)]
+    pub bastion: BastionRef,
+    /// Private IP address of the target.
+    #[arg(
+        long,
+        conflicts_with = "target_resource_id",
+        required_unless_present = "target_resource_id"
+    )]
+    pub target_ip_address: Option<String>,
+    /// Resource ID of the target VM (needs the inventory; not available yet).
+    #[arg(long)]
+    pub target_resource_id: Option<String>,
+    /// Port on the target.
+    #[arg(long)]
+    pub resource_port: u16,
+    /// Local port to listen on (127.0.0.1); 0 picks a free one.
+    #[arg(long)]
+    pub port: u16,
+    /// Close the tunnel after this many seconds.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit records, newest first.
+    List {
+        /// Only records at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// allowed, refused, failed or closed.
+        #[arg(long)]
+        result: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}

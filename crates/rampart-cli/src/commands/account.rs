@@ -1,0 +1,188 @@
+//! `rampart login`, `logout` and `account list|show|set`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use rampart_client::{ApiClient, Trust};
+use serde::Serialize;
+
+use crate::cli::{AccountCommand, LoginArgs, OutputFormat};
+use crate::output::print;
+use crate::profile::{CurrentSubscription, Profile};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountView {
+    id: String,
+    name: String,
+    state: String,
+    is_default: bool,
+    user: String,
+}
+
+const ACCOUNT_COLUMNS: &[(&str, &str)] = &[
+    ("Name", "name"),
+    ("SubscriptionId", "id"),
+    ("State", "state"),
+    ("IsDefault", "isDefault"),
+];
+
+pub async fn login(args: LoginArgs) -> Result<ExitCode> {
+    let previous = Profile::load().ok().flatten();
+    let server = args
+        .server
+        .or_else(|| previous.as_ref().map(|p| p.server.clone()))
+        .ok_or_else(|| anyhow!("which gateway? pass --server https://HOST[:PORT]"))?;
+    let trust = match (args.fingerprint, args.ca_file) {
+        (Some(fp), _) => Trust::Fingerprint(fp),
+        (None, Some(ca)) => Trust::CaFile(ca),
+        (None, None) => match &previous {
+            Some(p) if p.server == server.trim_end_matches('/') => p.trust.clone(),
+            _ => Trust::SystemRoots,
+        },
+    };
+    let username = match args.username {
+        Some(u) => u,
+        None if std::io::stdin().is_terminal() => prompt("Username: ")?,
+        None => bail!("no terminal to ask for the user name: pass --username"),
+    };
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ").context("cannot read the password")?
+    } else {
+        bail!("no terminal to ask for the password: pass --password-stdin");
+    };
+    let client = ApiClient::new(&server, trust.clone())?;
+    let session = client.login(&username, &password).await.map_err(|e| {
+        let text = e.to_string();
+        if matches!(trust, Trust::SystemRoots) && (text.contains("certificate") || text.contains("UnknownIssuer")) {
+            anyhow!("{text}\nthe gateway's certificate is not trusted: pass --fingerprint SHA256:… (printed by `rampart serve`) or --ca-file PEM")
+        } else {
+            anyhow!(e)
+        }
+    })?;
+    let subs = client.subscriptions().await?;
+    let current = subs.first().map(|s| CurrentSubscription {
+        id: s.id.clone(),
+        name: s.name.clone(),
+    });
+    let profile = Profile {
+        server: client.server().to_string(),
+        trust,
+        session: Some(session.clone()),
+        subscription: current.clone(),
+    };
+    profile.save()?;
+    let views: Vec<AccountView> = subs
+        .into_iter()
+        .map(|s| AccountView {
+            is_default: current.as_ref().is_some_and(|c| c.id == s.id),
+            id: s.id,
+            name: s.name,
+            state: s.state,
+            user: session.username.clone(),
+        })
+        .collect();
+    print(&views, OutputFormat::Json, ACCOUNT_COLUMNS)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prompt(text: &str) -> Result<String> {
+    eprint!("{text}");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
+pub async fn logout() -> Result<ExitCode> {
+    let Some(profile) = Profile::load()? else {
+        eprintln!("not signed in");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if profile.session.is_some()
+        && let Err(e) = profile.client()?.logout().await
+    {
+        eprintln!(
+            "warning: the gateway did not confirm the sign-out ({e}); forgetting the session anyway"
+        );
+    }
+    Profile::delete()?;
+    eprintln!("signed out of {}", profile.server);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(cmd: AccountCommand) -> Result<ExitCode> {
+    let mut profile = Profile::require()?;
+    let client = profile.client()?;
+    let user = profile
+        .session
+        .as_ref()
+        .map(|s| s.username.clone())
+        .unwrap_or_default();
+    let subs = client.subscriptions().await?;
+    let view =
+        |s: &rampart_proto::api::Subscription, current: Option<&CurrentSubscription>| AccountView {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            state: s.state.clone(),
+            is_default: current.is_some_and(|c| c.id == s.id),
+            user: user.clone(),
+        };
+    match cmd {
+        AccountCommand::List { output } => {
+            let views: Vec<AccountView> = subs
+                .iter()
+                .map(|s| view(s, profile.subscription.as_ref()))
+                .collect();
+            print(&views, output, ACCOUNT_COLUMNS)?;
+        }
+        AccountCommand::Show { output } => {
+            let current = profile
+                .subscription
+                .as_ref()
+                .and_then(|c| subs.iter().find(|s| s.id == c.id))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no current subscription: run `rampart account set --subscription NAME`"
+                    )
+                })?;
+            print(
+                &view(current, profile.subscription.as_ref()),
+                output,
+                ACCOUNT_COLUMNS,
+            )?;
+        }
+        AccountCommand::Set { subscription } => {
+            let found = subs
+                .iter()
+                .find(|s| {
+                    s.id.eq_ignore_ascii_case(&subscription)
+                        || s.name.eq_ignore_ascii_case(&subscription)
+                })
+                .ok_or_else(|| {
+                    let names: Vec<&str> = subs.iter().map(|s| s.name.as_str()).collect();
+                    anyhow!(
+                        "subscription '{subscription}' was not found; yours: {}",
+                        names.join(", ")
+                    )
+                })?;
+            profile.subscription = Some(CurrentSubscription {
+                id: found.id.clone(),
+                name: found.name.clone(),
+            });
+            // Keep tokens refreshed by the calls above.
+            profile.session = client.session();
+            profile.save()?;
+            eprintln!("current subscription: {} ({})", found.name, found.id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,104 @@
+//! `rampart network bastion create|show|list|update|delete|tunnel`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use rampart_proto::api::BastionChange;
+
+use crate::cli::{BastionCommand, BastionSettingsArgs};
+use crate::output::print;
+use crate::profile::Profile;
+
+const BASTION_COLUMNS: &[(&str, &str)] = &[
+    ("Name", "name"),
+    ("ResourceGroup", "resourceGroup"),
+    ("Sku", "sku.name"),
+    ("NativeClient", "enableTunneling"),
+    ("IpConnect", "enableIpConnect"),
+    ("ReachableNetworks", "reachableNetworks"),
+];
+
+fn change(s: BastionSettingsArgs) -> BastionChange {
+    BastionChange {
+        sku: s.sku,
+        enable_tunneling: s.enable_tunneling,
+        enable_ip_connect: s.enable_ip_connect,
+        reachable_networks: s.reachable_networks.map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        }),
+    }
+}
+
+pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
+    if let BastionCommand::Tunnel(args) = cmd {
+        return super::tunnel::run(args).await;
+    }
+    let profile = Profile::require()?;
+    let client = profile.client()?;
+    match cmd {
+        BastionCommand::Create {
+            bastion: b,
+            settings,
+            output,
+        } => {
+            let sub = profile.subscription(b.subscription.as_deref())?;
+            let created = client
+                .create_bastion(&sub, &b.resource_group, &b.name, &change(settings))
+                .await?;
+            print(&created, output, BASTION_COLUMNS)?;
+        }
+        BastionCommand::Show { bastion: b, output } => {
+            let sub = profile.subscription(b.subscription.as_deref())?;
+            print(
+                &client.bastion(&sub, &b.resource_group, &b.name).await?,
+                output,
+                BASTION_COLUMNS,
+            )?;
+        }
+        BastionCommand::List {
+            resource_group,
+            subscription,
+            output,
+        } => {
+            let sub = profile.subscription(subscription.as_deref())?;
+            print(
+                &client.bastions(&sub, resource_group.as_deref()).await?,
+                output,
+                BASTION_COLUMNS,
+            )?;
+        }
+        BastionCommand::Update {
+            bastion: b,
+            settings,
+            output,
+        } => {
+            let sub = profile.subscription(b.subscription.as_deref())?;
+            let change = change(settings);
+            if change == BastionChange::default() {
+                anyhow::bail!(
+                    "nothing to update: give --sku, --enable-tunneling, --enable-ip-connect or --reachable-networks"
+                );
+            }
+            let updated = client
+                .update_bastion(&sub, &b.resource_group, &b.name, &change)
+                .await?;
+            print(&updated, output, BASTION_COLUMNS)?;
+        }
+        BastionCommand::Delete { bastion: b } => {
+            let sub = profile.subscription(b.subscription.as_deref())?;
+            client
+                .delete_bastion(&sub, &b.resource_group, &b.name)
+                .await?;
+            eprintln!(
+                "deleted bastion '{}' in resource group '{}'",
+                b.name, b.resource_group
+            );
+        }
+        BastionCommand::Tunnel(_) => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,41 @@
+//! One module per command group; [`run`] dispatches.
+
+mod account;
+mod audit;
+mod bastion;
+mod serve;
+mod tunnel;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, NetworkCommand};
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Login(args) => account::login(args).await,
+        Command::Logout => account::logout().await,
+        Command::Account(cmd) => account::run(cmd).await,
+        Command::Network(NetworkCommand::Bastion(cmd)) => bastion::run(cmd).await,
+        Command::Tunnel(args) => tunnel::run(args).await,
+        Command::Audit(cmd) => audit::run(cmd).await,
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `rampart tunnel` (= `rampart network bastion tunnel`): a local listener whose every
+//! connection is relayed to the target through the gateway.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rampart_client::TunnelClient;
+use rampart_proto::tunnel::TunnelRequest;
+use tokio::net::TcpListener;
+
+use crate::cli::TunnelArgs;
+use crate::profile::Profile;
+
+pub async fn run(args: TunnelArgs) -> Result<ExitCode> {
+    let profile = Profile::require()?;
+    let client = profile.client()?;
+    if args.target_resource_id.is_some() {
+        bail!(
+            "--target-resource-id needs the VM inventory, which this version of Rampart does not have yet; use --target-ip-address"
+        );
+    }
+    let sub = profile.subscription(args.bastion.subscription.as_deref())?;
+    let bastion_id = format!(
+        "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
+        args.bastion.resource_group, args.bastion.name
+    );
+    let request = TunnelRequest {
+        bastion_id,
+        target_ip_address: args.target_ip_address.clone(),
+        target_resource_id: None,
+        resource_port: args.resource_port,
+    };
+    // Ask for the grant before listening: a refusal ends the command with its reason.
+    let tunnel = TunnelClient::open(client, request).await?;
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let port = listener.local_addr()?.port();
+    let target = tunnel.grant().await.target;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Opening tunnel on port: {port}")?;
+    writeln!(out, "Tunnel is ready, connect on port {port} (to {target})")?;
+    match args.resource_port {
+        22 | 2222 | 22222 => writeln!(out, "  e.g. ssh -p {port} USER@127.0.0.1")?,
+        3389 => writeln!(out, "  e.g. xfreerdp /v:127.0.0.1:{port}")?,
+        _ => {}
+    }
+    writeln!(out, "Ctrl + C to close")?;
+    out.flush()?;
+    drop(out);
+
+    let serve = tunnel.serve(listener, |e| {
+        eprintln!("connection through the tunnel failed: {e}");
+    });
+    let limit = async {
+        match args.timeout {
+            Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = serve => r.context("the local listener failed")?,
+        () = super::stop_signal() => eprintln!("closing the tunnel"),
+        () = limit => eprintln!("closing the tunnel: --timeout reached"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
