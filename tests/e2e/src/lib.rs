@@ -1,1 +1,414 @@
+//! End-to-end harness: runs the real `rampart` binary (gateway, CLI, tunnels) against a
+//! real OpenSSH `sshd`, all on loopback. Every child process is killed when its handle drops.
+//!
+//! The binary is `$RAMPART_BIN`, or `target/debug/rampart` next to this test's executable;
+//! the README's test command builds it first.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// The `rampart` binary under test.
+pub fn rampart_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RAMPART_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> -> target/debug/rampart
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("rampart"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p rampart-cli` (the README's test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port (bound and released; a race with another process is unlikely).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on {addr} after {timeout:?}")
+}
+
+/// A child process whose stdout lines are collected by a thread (so its pipe never fills).
+pub struct Process {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+    name: String,
+}
+
+impl Process {
+    pub fn spawn(mut cmd: Command, name: &str) -> Result<Process> {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Process {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Waits for a stdout line containing `marker` and returns it.
+    pub fn wait_for_line(&mut self, marker: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(marker) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => bail!(
+                    "{} printed no line with '{marker}' within {timeout:?}; it printed: {:?}; exited: {:?}",
+                    self.name,
+                    self.seen,
+                    self.child.try_wait().ok().flatten()
+                ),
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status (SIGKILL after 10 s).
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill().ok();
+        bail!("{} did not stop within 10 s of SIGTERM", self.name)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+}
+
+pub const ADMIN_PASSWORD: &str = "e2e-admin-Passw0rd";
+
+/// A running gateway and a signed-in CLI profile for it.
+pub struct Gateway {
+    pub process: Process,
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    pub data_dir: PathBuf,
+    pub config_dir: PathBuf,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Gateway {
+    /// Starts a gateway on a fresh data directory and signs in as admin.
+    pub fn start(env: &[(&str, &str)]) -> Result<Gateway> {
+        let data = tempfile::tempdir()?;
+        let config = tempfile::tempdir()?;
+        let data_dir = data.path().to_path_buf();
+        let config_dir = config.path().to_path_buf();
+        let mut gw = Self::start_in(&data_dir, &config_dir, env)?;
+        gw._dirs = vec![data, config];
+        gw.login()?;
+        Ok(gw)
+    }
+
+    /// Starts a gateway on an existing data directory (not signed in).
+    pub fn start_in(data_dir: &Path, config_dir: &Path, env: &[(&str, &str)]) -> Result<Gateway> {
+        let mut cmd = Command::new(rampart_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RAMPART_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RAMPART_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut process = Process::spawn(cmd, "rampart serve")?;
+        let fingerprint = process
+            .wait_for_line("TLS fingerprint:", Duration::from_secs(60))?
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let listening = process.wait_for_line("listening on https://", Duration::from_secs(30))?;
+        let addr: SocketAddr = listening
+            .trim_start_matches("listening on https://")
+            .trim()
+            .parse()
+            .context("listen address")?;
+        Ok(Gateway {
+            process,
+            addr,
+            fingerprint,
+            data_dir: data_dir.to_path_buf(),
+            config_dir: config_dir.to_path_buf(),
+            _dirs: vec![],
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// A `rampart` command using this gateway's client profile.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(rampart_bin());
+        cmd.env("RAMPART_CONFIG_DIR", &self.config_dir);
+        cmd
+    }
+
+    /// Runs `rampart ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Result<Output> {
+        self.cli()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("rampart {args:?}"))
+    }
+
+    /// Runs `rampart ARGS`, which must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args)?;
+        if !out.status.success() {
+            bail!(
+                "rampart {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `rampart ARGS`, which must fail; returns its stderr.
+    pub fn refused(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args)?;
+        if out.status.success() {
+            bail!(
+                "rampart {args:?} succeeded but should have been refused: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    pub fn login_with(&self, username: &str, password: &str) -> Result<Output> {
+        let mut child = self
+            .cli()
+            .args(["login", "--server", &self.url(), "--username", username])
+            .args(["--password-stdin", "--fingerprint", &self.fingerprint])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{password}")?;
+        }
+        Ok(child.wait_with_output()?)
+    }
+
+    pub fn login(&self) -> Result<()> {
+        let out = self.login_with("admin", ADMIN_PASSWORD)?;
+        if !out.status.success() {
+            bail!("login failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// The audit log as JSON records, newest first.
+    pub fn audit(&self) -> Result<Vec<serde_json::Value>> {
+        let out = self.ok(&["audit", "list", "--limit", "10000", "--output", "json"])?;
+        Ok(serde_json::from_str(&out)?)
+    }
+
+    /// Opens `rampart tunnel` to `ip:port` through bastion `default`; returns it once ready.
+    pub fn tunnel(&self, ip: &str, port: u16) -> Result<Tunnel> {
+        self.tunnel_via("default", ip, port)
+    }
+
+    pub fn tunnel_via(&self, bastion: &str, ip: &str, port: u16) -> Result<Tunnel> {
+        let mut cmd = self.cli();
+        cmd.args(["tunnel", "--name", bastion, "--resource-group", "default"])
+            .args(["--target-ip-address", ip, "--resource-port", &port.to_string(), "--port", "0"])
+            .stderr(Stdio::piped());
+        let mut process = Process::spawn(cmd, "rampart tunnel")?;
+        let stderr = process.child.stderr.take();
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(stderr) = stderr {
+            let errors = errors.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Ok(mut e) = errors.lock() {
+                        e.push_str(&line);
+                        e.push('\n');
+                    }
+                }
+            });
+        }
+        let line = match process.wait_for_line("Opening tunnel on port:", Duration::from_secs(30)) {
+            Ok(l) => l,
+            Err(e) => {
+                std::thread::sleep(Duration::from_millis(200));
+                let text = errors.lock().map(|e| e.clone()).unwrap_or_default();
+                bail!("{e}; stderr: {text}");
+            }
+        };
+        let local_port: u16 = line.rsplit(' ').next().unwrap_or_default().trim().parse()?;
+        Ok(Tunnel {
+            process,
+            port: local_port,
+            errors,
+        })
+    }
+}
+
+/// A running `rampart tunnel`.
+pub struct Tunnel {
+    pub process: Process,
+    pub port: u16,
+    errors: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Tunnel {
+    /// What the tunnel printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+/// A real OpenSSH server on a loopback port, accepting one key for the current user.
+pub struct Sshd {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub user: String,
+    _process: Process,
+}
+
+impl Sshd {
+    pub fn start() -> Result<Sshd> {
+        let sshd = Path::new("/usr/sbin/sshd");
+        if !sshd.exists() {
+            bail!("/usr/sbin/sshd is missing: the README's test command installs openssh-server");
+        }
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        for key in ["hostkey", "userkey"] {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .status()?;
+            if !status.success() {
+                bail!("ssh-keygen failed");
+            }
+        }
+        std::fs::copy(d.join("userkey.pub"), d.join("authorized_keys"))?;
+        std::fs::create_dir_all("/run/sshd").ok();
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             MaxStartups 100\nSubsystem sftp internal-sftp\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config)?;
+        let mut cmd = Command::new(sshd);
+        cmd.arg("-D").arg("-f").arg(d.join("sshd_config")).arg("-E").arg(d.join("sshd.log"));
+        let process = Process::spawn(cmd, "sshd")?;
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10))?;
+        let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?
+            .trim()
+            .to_string();
+        Ok(Sshd {
+            port,
+            dir,
+            user,
+            _process: process,
+        })
+    }
+
+    /// An `ssh`/`scp` command with this server's key and no host-key prompts.
+    pub fn client(&self, program: &str, local_port: u16) -> Command {
+        let mut cmd = Command::new(program);
+        let port_flag = if program == "scp" { "-P" } else { "-p" };
+        cmd.arg(port_flag)
+            .arg(local_port.to_string())
+            .arg("-i")
+            .arg(self.dir.path().join("userkey"))
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20"]);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a remote command over ssh through `local_port`; returns its stdout.
+    pub fn ssh(&self, local_port: u16, remote: &str) -> Result<String> {
+        let out = self
+            .client("ssh", local_port)
+            .arg(format!("{}@127.0.0.1", self.user))
+            .arg(remote)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "ssh failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// Finds audit records with `event` and `result` (and optionally a reason code fragment).
+pub fn audit_has(records: &[serde_json::Value], event: &str, result: &str, code: Option<&str>) -> bool {
+    records.iter().any(|r| {
+        r["event"] == event
+            && r["result"] == result
+            && code.is_none_or(|c| r["reasonCode"].as_str().is_some_and(|rc| rc.contains(c)))
+    })
+}

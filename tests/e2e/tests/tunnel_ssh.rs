@@ -1,0 +1,83 @@
+//! Real OpenSSH through `rampart tunnel`: a session, eight at once, and a 16 MiB scp.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use rampart_e2e::{Gateway, Sshd, audit_has};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+fn open_loopback(gw: &Gateway) -> Result<()> {
+    gw.ok(&[
+        "network", "bastion", "update", "--name", "default", "--resource-group", "default",
+        "--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8",
+    ])?;
+    Ok(())
+}
+
+#[test]
+fn ssh_sessions_and_scp_through_the_tunnel() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    let sshd = Sshd::start()?;
+    open_loopback(&gw)?;
+    let tunnel = gw.tunnel("127.0.0.1", sshd.port)?;
+
+    let hello = sshd.ssh(tunnel.port, "echo hello-through-rampart")?;
+    ensure!(hello.trim() == "hello-through-rampart", "ssh printed {hello:?}");
+
+    // Eight sessions at once. Each one checks in and then waits (bounded) until all eight
+    // have checked in, so each prints 8 only if all eight were connected at the same time.
+    let barrier = tempfile::tempdir()?;
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let script = format!(
+                "touch {dir}/s{i}; for n in $(seq 300); do [ $(ls {dir} | wc -l) -ge 8 ] && break; sleep 0.1; done; ls {dir} | wc -l",
+                dir = barrier.path().display()
+            );
+            sshd.client("ssh", tunnel.port)
+                .arg(format!("{}@127.0.0.1", sshd.user))
+                .arg(script)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output()?;
+        ensure!(out.status.success(), "concurrent session {i} failed: {:?}", out.status);
+        let seen = String::from_utf8_lossy(&out.stdout);
+        ensure!(seen.trim() == "8", "session {i} saw {seen:?} sessions at once, not 8");
+    }
+
+    // 16 MiB of random bytes with scp, checked by SHA-256.
+    let dir = tempfile::tempdir()?;
+    let source = dir.path().join("random.bin");
+    let mut data = vec![0u8; 16 * 1024 * 1024];
+    rand::rng().fill_bytes(&mut data);
+    std::fs::write(&source, &data)?;
+    let copy = dir.path().join("copy.bin");
+    let out = sshd
+        .client("scp", tunnel.port)
+        .arg(&source)
+        .arg(format!("{}@127.0.0.1:{}", sshd.user, copy.display()))
+        .output()?;
+    ensure!(out.status.success(), "scp failed: {}", String::from_utf8_lossy(&out.stderr));
+    let sent = hex::encode(Sha256::digest(&data));
+    let received = hex::encode(Sha256::digest(std::fs::read(&copy)?));
+    ensure!(sent == received, "scp copy differs: {sent} != {received}");
+
+    // Every connection is audited: open before any byte, close with byte counts.
+    drop(tunnel);
+    std::thread::sleep(Duration::from_millis(300));
+    let audit = gw.audit()?;
+    ensure!(audit_has(&audit, "tunnel-request", "allowed", None), "no tunnel-request record");
+    let opens = audit.iter().filter(|r| r["event"] == "connection-open" && r["result"] == "allowed").count();
+    ensure!(opens >= 10, "expected ≥ 10 connection-open records, found {opens}");
+    let biggest = audit
+        .iter()
+        .filter(|r| r["event"] == "connection-close")
+        .filter_map(|r| r["bytesToTarget"].as_u64())
+        .max()
+        .unwrap_or(0);
+    ensure!(biggest >= 16 * 1024 * 1024, "no close record counts the 16 MiB upload (max {biggest})");
+    Ok(())
+}
