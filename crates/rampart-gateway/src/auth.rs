@@ -161,9 +161,12 @@ impl TokenKeys {
         validation.leeway = 0;
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-        jsonwebtoken::decode::<T>(token, &self.decoding, &validation)
+        // Validate signature, time and audience on untyped claims first, so a token for
+        // another purpose is reported as such rather than as unparsable.
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding, &validation)
             .map(|data| data.claims)
-            .map_err(|e| describe_token_error(e.kind(), audience))
+            .map_err(|e| describe_token_error(e.kind(), audience))?;
+        serde_json::from_value(claims).map_err(|_| "the token lacks required claims".to_string())
     }
 
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, String> {

@@ -65,7 +65,6 @@ impl Process {
     pub fn spawn(mut cmd: Command, name: &str) -> Result<Process> {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
