@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH from
+# Debian), then checks formatting and lints, builds the `rampart` binary the end-to-end tests
+# drive, and runs all unit and end-to-end tests. Traffic stays on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is missing: install a Rust toolchain (1.94 or newer) first" >&2
+    exit 1
+fi
+
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build -p rampart-cli --locked
+cargo test --workspace --locked
