@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "rampart",
-    version,
-    about = "Rampart: a self-hosted bastion gateway to private machines"
-)]
+#[command(name = "rampart", version, about = "Rampart: a self-hosted bastion gateway to private machines")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -204,11 +200,7 @@ pub struct TunnelArgs {
     #[command(flatten)]
     pub bastion: BastionRef,
     /// Private IP address of the target.
-    #[arg(
-        long,
-        conflicts_with = "target_resource_id",
-        required_unless_present = "target_resource_id"
-    )]
+    #[arg(long, conflicts_with = "target_resource_id", required_unless_present = "target_resource_id")]
     pub target_ip_address: Option<String>,
     /// Resource ID of the target VM (needs the inventory; not available yet).
     #[arg(long)]

@@ -31,8 +31,8 @@ pub fn config_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("RAMPART_CONFIG_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let home = std::env::var_os("HOME")
-        .ok_or_else(|| anyhow!("neither RAMPART_CONFIG_DIR nor HOME is set"))?;
+    let home =
+        std::env::var_os("HOME").ok_or_else(|| anyhow!("neither RAMPART_CONFIG_DIR nor HOME is set"))?;
     Ok(PathBuf::from(home).join(".config").join("rampart"))
 }
 
@@ -45,10 +45,7 @@ impl Profile {
         let path = profile_path()?;
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
-                format!(
-                    "{} is not a valid profile; `rampart login` writes a new one",
-                    path.display()
-                )
+                format!("{} is not a valid profile; `rampart login` writes a new one", path.display())
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -57,8 +54,7 @@ impl Profile {
 
     /// The saved profile, or an error telling the user to sign in.
     pub fn require() -> Result<Profile> {
-        Profile::load()?
-            .ok_or_else(|| anyhow!("not signed in: run `rampart login --server URL` first"))
+        Profile::load()?.ok_or_else(|| anyhow!("not signed in: run `rampart login --server URL` first"))
     }
 
     pub fn save(&self) -> Result<()> {

@@ -18,11 +18,7 @@ use crate::trust::{Trust, TrustError, client_config};
 pub enum ClientError {
     /// The gateway answered with an error; `message` names the reason.
     #[error("{message} ({code})")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
     #[error("not signed in: run `rampart login --server URL` first")]
     NotSignedIn,
     #[error("invalid gateway URL '{0}': expected https://HOST[:PORT]")]
@@ -85,10 +81,7 @@ impl Session {
 }
 
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(0)).unwrap_or(0)
 }
 
 type SessionListener = Arc<dyn Fn(&Session) + Send + Sync>;
@@ -113,13 +106,7 @@ impl ApiClient {
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .map_err(http_error)?;
-        Ok(ApiClient {
-            base,
-            trust,
-            http,
-            session: Arc::new(Mutex::new(None)),
-            on_session_change: None,
-        })
+        Ok(ApiClient { base, trust, http, session: Arc::new(Mutex::new(None)), on_session_change: None })
     }
 
     pub fn server(&self) -> &str {
@@ -142,10 +129,7 @@ impl ApiClient {
     }
 
     pub fn session(&self) -> Option<Session> {
-        self.session
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.session.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn set_session(&self, s: Session) {
@@ -176,9 +160,9 @@ impl ApiClient {
         }
         let bytes = resp.bytes().await.map_err(http_error)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                ClientError::Http(format!("unexpected answer from the gateway: {e}"))
-            });
+            return serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ClientError::Http(format!("unexpected answer from the gateway: {e}")));
         }
         Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => ClientError::Api {
@@ -204,9 +188,7 @@ impl ApiClient {
             .send(
                 Method::POST,
                 "/api/auth/refresh",
-                Some(&RefreshRequest {
-                    refresh_token: session.refresh_token,
-                }),
+                Some(&RefreshRequest { refresh_token: session.refresh_token }),
                 None,
             )
             .await?
@@ -237,10 +219,7 @@ impl ApiClient {
             .send(
                 Method::POST,
                 "/api/auth/login",
-                Some(&LoginRequest {
-                    username: username.to_string(),
-                    password: password.to_string(),
-                }),
+                Some(&LoginRequest { username: username.to_string(), password: password.to_string() }),
                 None,
             )
             .await?
@@ -256,9 +235,7 @@ impl ApiClient {
         self.send::<_, serde_json::Value>(
             Method::POST,
             "/api/auth/logout",
-            Some(&RefreshRequest {
-                refresh_token: session.refresh_token,
-            }),
+            Some(&RefreshRequest { refresh_token: session.refresh_token }),
             None,
         )
         .await?;
@@ -280,26 +257,14 @@ impl ApiClient {
     ) -> Result<Vec<Bastion>, ClientError> {
         match group {
             Some(g) => {
-                self.get(&format!(
-                    "/api/subscriptions/{subscription}/resourceGroups/{g}/bastionHosts"
-                ))
-                .await
+                self.get(&format!("/api/subscriptions/{subscription}/resourceGroups/{g}/bastionHosts")).await
             }
-            None => {
-                self.get(&format!("/api/subscriptions/{subscription}/bastionHosts"))
-                    .await
-            }
+            None => self.get(&format!("/api/subscriptions/{subscription}/bastionHosts")).await,
         }
     }
 
-    pub async fn bastion(
-        &self,
-        subscription: &str,
-        group: &str,
-        name: &str,
-    ) -> Result<Bastion, ClientError> {
-        self.get(&Self::bastion_path(subscription, group, name))
-            .await
+    pub async fn bastion(&self, subscription: &str, group: &str, name: &str) -> Result<Bastion, ClientError> {
+        self.get(&Self::bastion_path(subscription, group, name)).await
     }
 
     pub async fn create_bastion(
@@ -309,13 +274,9 @@ impl ApiClient {
         name: &str,
         change: &BastionChange,
     ) -> Result<Bastion, ClientError> {
-        self.authed(
-            Method::PUT,
-            &Self::bastion_path(subscription, group, name),
-            Some(change),
-        )
-        .await?
-        .ok_or_else(|| ClientError::Http("empty answer".into()))
+        self.authed(Method::PUT, &Self::bastion_path(subscription, group, name), Some(change))
+            .await?
+            .ok_or_else(|| ClientError::Http("empty answer".into()))
     }
 
     pub async fn update_bastion(
@@ -325,13 +286,9 @@ impl ApiClient {
         name: &str,
         change: &BastionChange,
     ) -> Result<Bastion, ClientError> {
-        self.authed(
-            Method::PATCH,
-            &Self::bastion_path(subscription, group, name),
-            Some(change),
-        )
-        .await?
-        .ok_or_else(|| ClientError::Http("empty answer".into()))
+        self.authed(Method::PATCH, &Self::bastion_path(subscription, group, name), Some(change))
+            .await?
+            .ok_or_else(|| ClientError::Http("empty answer".into()))
     }
 
     pub async fn delete_bastion(
@@ -380,11 +337,7 @@ impl ApiClient {
         if let Some(l) = query.limit {
             params.push(format!("limit={l}"));
         }
-        let qs = if params.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", params.join("&"))
-        };
+        let qs = if params.is_empty() { String::new() } else { format!("?{}", params.join("&")) };
         self.get(&format!("/api/audit{qs}")).await
     }
 }
@@ -400,9 +353,7 @@ pub struct AuditQuery {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -411,9 +362,7 @@ fn urlencode(s: &str) -> String {
 /// `https://host[:port]` without a trailing slash; only https is accepted.
 pub fn normalize_server(server: &str) -> Result<String, ClientError> {
     let s = server.trim().trim_end_matches('/');
-    let uri: http::Uri = s
-        .parse()
-        .map_err(|_| ClientError::BadUrl(server.to_string()))?;
+    let uri: http::Uri = s.parse().map_err(|_| ClientError::BadUrl(server.to_string()))?;
     if uri.scheme_str() != Some("https") || uri.host().is_none() {
         return Err(ClientError::BadUrl(server.to_string()));
     }
@@ -429,10 +378,7 @@ mod tests {
 
     #[test]
     fn server_urls() {
-        assert_eq!(
-            normalize_server("https://gw:8443/").ok().as_deref(),
-            Some("https://gw:8443")
-        );
+        assert_eq!(normalize_server("https://gw:8443/").ok().as_deref(), Some("https://gw:8443"));
         assert!(normalize_server("http://gw").is_err());
         assert!(normalize_server("gw:8443").is_err());
         assert!(normalize_server("https://gw/api").is_err());

@@ -29,10 +29,7 @@ pub enum TrustError {
     )]
     BadFingerprint(String),
     #[error("cannot read CA file {path}: {source}")]
-    CaFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CaFile { path: PathBuf, source: std::io::Error },
     #[error("CA file {0} holds no certificate")]
     EmptyCaFile(PathBuf),
     #[error("TLS configuration: {0}")]
@@ -44,10 +41,7 @@ pub enum TrustError {
 pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], TrustError> {
     let bad = || TrustError::BadFingerprint(text.to_string());
     let body = text.trim();
-    let body = body
-        .strip_prefix("SHA256:")
-        .or_else(|| body.strip_prefix("sha256:"))
-        .unwrap_or(body);
+    let body = body.strip_prefix("SHA256:").or_else(|| body.strip_prefix("sha256:")).unwrap_or(body);
     let hexish: String = body.chars().filter(|c| *c != ':').collect();
     let bytes = if hexish.len() == 64 {
         hex::decode(&hexish).map_err(|_| bad())?
@@ -89,16 +83,11 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<rustls::ClientConf
                 .with_no_client_auth()
         }
         Trust::CaFile(path) => {
-            let pem = std::fs::read(path).map_err(|source| TrustError::CaFile {
-                path: path.clone(),
-                source,
-            })?;
+            let pem =
+                std::fs::read(path).map_err(|source| TrustError::CaFile { path: path.clone(), source })?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|source| TrustError::CaFile {
-                    path: path.clone(),
-                    source,
-                })?;
+                let cert = cert.map_err(|source| TrustError::CaFile { path: path.clone(), source })?;
                 roots.add(cert)?;
             }
             if roots.is_empty() {
@@ -179,14 +168,8 @@ mod tests {
     fn fingerprint_forms() {
         let hex = "AB".repeat(32);
         let colons: Vec<String> = (0..32).map(|_| "ab".to_string()).collect();
-        assert_eq!(
-            parse_fingerprint(&format!("SHA256:{hex}")).ok(),
-            Some([0xab; 32])
-        );
-        assert_eq!(
-            parse_fingerprint(&format!("sha256:{}", colons.join(":"))).ok(),
-            Some([0xab; 32])
-        );
+        assert_eq!(parse_fingerprint(&format!("SHA256:{hex}")).ok(), Some([0xab; 32]));
+        assert_eq!(parse_fingerprint(&format!("sha256:{}", colons.join(":"))).ok(), Some([0xab; 32]));
         assert!(parse_fingerprint("SHA256:abc").is_err());
         assert!(parse_fingerprint("").is_err());
     }

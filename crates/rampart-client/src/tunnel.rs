@@ -26,11 +26,7 @@ const RENEW_BEFORE_SECS: i64 = 60;
 pub enum TunnelError {
     /// The gateway refused or could not complete the connection; `message` says why.
     #[error("{message} ({code})")]
-    Refused {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Refused { status: u16, code: String, message: String },
     #[error(transparent)]
     Api(#[from] ClientError),
     #[error("TLS: {0}")]
@@ -64,9 +60,7 @@ pub struct Connector {
 impl Connector {
     pub fn new(server: &str, trust: &Trust) -> Result<Self, TunnelError> {
         let base = crate::api::normalize_server(server)?;
-        let uri: http::Uri = base
-            .parse()
-            .map_err(|_| ClientError::BadUrl(server.to_string()))?;
+        let uri: http::Uri = base.parse().map_err(|_| ClientError::BadUrl(server.to_string()))?;
         let host = uri
             .host()
             .ok_or_else(|| ClientError::BadUrl(server.to_string()))?
@@ -75,60 +69,39 @@ impl Connector {
             .to_string();
         // Tunnels upgrade an HTTP/1.1 connection, so offer only that.
         let tls = TlsConnector::from(Arc::new(client_config(trust, &[b"http/1.1"])?));
-        Ok(Connector {
-            host,
-            port: uri.port_u16().unwrap_or(443),
-            tls,
-        })
+        Ok(Connector { host, port: uri.port_u16().unwrap_or(443), tls })
     }
 
     /// Opens one tunnel WebSocket with `token`. A refusal comes back as
     /// [`TunnelError::Refused`] with the gateway's reason.
     pub async fn open(&self, token: &str) -> Result<TunnelStream, TunnelError> {
         let addr = format!("{}:{}", self.host, self.port);
-        let connect_err = |e: std::io::Error| TunnelError::Connect {
-            addr: addr.clone(),
-            error: e.to_string(),
-        };
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(connect_err)?;
+        let connect_err =
+            |e: std::io::Error| TunnelError::Connect { addr: addr.clone(), error: e.to_string() };
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(connect_err)?;
         tcp.set_nodelay(true).ok();
-        let name = ServerName::try_from(self.host.clone()).map_err(|e| TunnelError::Connect {
-            addr: addr.clone(),
-            error: e.to_string(),
-        })?;
+        let name = ServerName::try_from(self.host.clone())
+            .map_err(|e| TunnelError::Connect { addr: addr.clone(), error: e.to_string() })?;
         let tls = self.tls.connect(name, tcp).await.map_err(connect_err)?;
-        let authority = if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            addr.clone()
-        };
+        let authority =
+            if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { addr.clone() };
         let mut request = format!("wss://{authority}{CONNECT_PATH}")
             .into_client_request()
             .map_err(|e| TunnelError::WebSocket(e.to_string()))?;
         let headers = request.headers_mut();
         headers.insert(
             "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                TunnelError::WebSocket("the token is not a valid header value".into())
-            })?,
+            HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| TunnelError::WebSocket("the token is not a valid header value".into()))?,
         );
-        headers.insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static(SUBPROTOCOL),
-        );
+        headers.insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
         match client_async_with_config(request, tls, Some(websocket_config())).await {
             Ok((ws, _)) => Ok(ws),
             Err(tungstenite::Error::Http(resp)) => {
                 let status = resp.status().as_u16();
                 let body = resp.body().as_deref().unwrap_or_default();
                 Err(match serde_json::from_slice::<ErrorBody>(body) {
-                    Ok(b) => TunnelError::Refused {
-                        status,
-                        code: b.error.code,
-                        message: b.error.message,
-                    },
+                    Ok(b) => TunnelError::Refused { status, code: b.error.code, message: b.error.message },
                     Err(_) => TunnelError::Refused {
                         status,
                         code: format!("Http{status}"),
@@ -181,14 +154,7 @@ impl TunnelClient {
     pub async fn relay(&self, socket: TcpStream) -> Result<RelayReport, TunnelError> {
         let token = self.token().await?;
         let ws = self.connector.open(&token).await?;
-        Ok(relay(
-            ws,
-            socket,
-            RelayOptions {
-                keepalive: Some(self.keepalive),
-            },
-        )
-        .await)
+        Ok(relay(ws, socket, RelayOptions { keepalive: Some(self.keepalive) }).await)
     }
 
     /// Accepts local connections and relays each one on its own task. `on_error` hears of
@@ -221,8 +187,6 @@ impl TunnelClient {
 
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    ) || e.raw_os_error() == Some(24) // EMFILE: wait for descriptors to free up
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock)
+        || e.raw_os_error() == Some(24) // EMFILE: wait for descriptors to free up
 }

@@ -59,14 +59,9 @@ impl AuditResult {
     }
 
     pub fn parse(s: &str) -> Option<AuditResult> {
-        [
-            AuditResult::Allowed,
-            AuditResult::Refused,
-            AuditResult::Failed,
-            AuditResult::Closed,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == s)
+        [AuditResult::Allowed, AuditResult::Refused, AuditResult::Failed, AuditResult::Closed]
+            .into_iter()
+            .find(|e| e.as_str() == s)
     }
 }
 

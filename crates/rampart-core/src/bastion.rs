@@ -69,10 +69,7 @@ mod tests {
 
     #[test]
     fn basic_tier_with_native_client_is_refused_naming_the_tier() {
-        let s = BastionSettings {
-            tier: Tier::Basic,
-            ..BastionSettings::new_default()
-        };
+        let s = BastionSettings { tier: Tier::Basic, ..BastionSettings::new_default() };
         let err = s.validate().expect_err("Basic has no native client");
         assert!(err.to_string().contains("tier Basic"), "{err}");
     }

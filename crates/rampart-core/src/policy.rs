@@ -142,22 +142,18 @@ impl fmt::Display for RefusalReason {
             RefusalReason::BastionNotFound { bastion } => {
                 write!(f, "bastion {bastion} was not found")
             }
-            RefusalReason::TierLacksNativeClient { tier } => write!(
-                f,
-                "tier {tier} does not include native client support (needs Standard or Premium)"
-            ),
-            RefusalReason::NativeClientDisabled => write!(
-                f,
-                "native client support is turned off on this bastion (setting --enable-tunneling)"
-            ),
-            RefusalReason::TierLacksIpConnect { tier } => write!(
-                f,
-                "tier {tier} does not include IP-based connection (needs Standard or Premium)"
-            ),
-            RefusalReason::IpConnectDisabled => write!(
-                f,
-                "IP-based connection is turned off on this bastion (setting --enable-ip-connect)"
-            ),
+            RefusalReason::TierLacksNativeClient { tier } => {
+                write!(f, "tier {tier} does not include native client support (needs Standard or Premium)")
+            }
+            RefusalReason::NativeClientDisabled => {
+                write!(f, "native client support is turned off on this bastion (setting --enable-tunneling)")
+            }
+            RefusalReason::TierLacksIpConnect { tier } => {
+                write!(f, "tier {tier} does not include IP-based connection (needs Standard or Premium)")
+            }
+            RefusalReason::IpConnectDisabled => {
+                write!(f, "IP-based connection is turned off on this bastion (setting --enable-ip-connect)")
+            }
             RefusalReason::PortNotAllowed { port, tier } => write!(
                 f,
                 "port {port} is a custom port, and tier {tier} does not include custom ports (only 22 and 3389)"
@@ -192,9 +188,7 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(reason: RefusalReason) -> Self {
-        Refusal {
-            reasons: vec![reason],
-        }
+        Refusal { reasons: vec![reason] }
     }
 
     pub fn reasons(&self) -> &[RefusalReason] {
@@ -230,14 +224,9 @@ impl From<RefusalReason> for Refusal {
 /// an attacker might use to disguise an address (`127.1`, `0x7f.0.0.1`, `2130706433`, octal,
 /// zone IDs) are refused rather than guessed at. IPv4-mapped IPv6 is normalized to IPv4.
 pub fn parse_target_ip(input: &str) -> Result<IpAddr, RefusalReason> {
-    let bad = || RefusalReason::BadAddress {
-        input: input.to_string(),
-    };
+    let bad = || RefusalReason::BadAddress { input: input.to_string() };
     let trimmed = input.trim();
-    let unbracketed = trimmed
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(trimmed);
+    let unbracketed = trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(trimmed);
     let ip: IpAddr = unbracketed.parse().map_err(|_| bad())?;
     Ok(normalize_ip(ip))
 }
@@ -260,10 +249,7 @@ fn special_range(ip: IpAddr) -> Option<(IpNet, &'static str)> {
         (IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), 32),
         (IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)), 32),
         (IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)), 32),
-        (
-            IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
-            128,
-        ),
+        (IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)), 128),
     ];
     let net = |addr: IpAddr, len: u8| IpNet::new(addr, len).ok();
     for (addr, len) in METADATA {
@@ -280,8 +266,7 @@ fn special_range(ip: IpAddr) -> Option<(IpNet, &'static str)> {
         }
         IpAddr::V6(v6) if v6.is_loopback() => net(ip, 128).map(|n| (n, "loopback")),
         IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-            net(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10)
-                .map(|n| (n, "link-local"))
+            net(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10).map(|n| (n, "link-local"))
         }
         _ => None,
     }
@@ -336,30 +321,20 @@ pub fn authorize_target(
     } else if port == 0 {
         reasons.push(RefusalReason::ForbiddenAddress { ip, kind: "port-0" });
     } else if gateway.is_gateway(ip, port) {
-        reasons.push(RefusalReason::GatewayItself {
-            addr: SocketAddr::new(ip, port),
-        });
+        reasons.push(RefusalReason::GatewayItself { addr: SocketAddr::new(ip, port) });
     } else {
-        let covering: Vec<&IpNet> = s
-            .reachable_networks
-            .iter()
-            .filter(|n| n.contains(&ip))
-            .collect();
+        let covering: Vec<&IpNet> = s.reachable_networks.iter().filter(|n| n.contains(&ip)).collect();
         if covering.is_empty() {
             reasons.push(RefusalReason::OutsideReachableNetworks { ip });
         } else if let Some((range, kind)) = special_range(ip)
-            && !covering
-                .iter()
-                .any(|n| n.prefix_len() >= range.prefix_len() && range.contains(*n))
+            && !covering.iter().any(|n| n.prefix_len() >= range.prefix_len() && range.contains(*n))
         {
             reasons.push(RefusalReason::SpecialAddress { ip, kind });
         }
     }
 
     if reasons.is_empty() {
-        Ok(TargetAuthorization {
-            addr: SocketAddr::new(ip, port),
-        })
+        Ok(TargetAuthorization { addr: SocketAddr::new(ip, port) })
     } else {
         Err(Refusal { reasons })
     }
@@ -384,15 +359,7 @@ mod tests {
             local_ips: vec!["192.0.2.10".parse().expect("ip")],
         };
         let ip = parse_target_ip(ip).map_err(Refusal::new)?;
-        authorize_target(
-            &TargetRequest {
-                settings: s,
-                kind: TargetKind::IpAddress,
-                ip,
-                port,
-            },
-            &gateway,
-        )
+        authorize_target(&TargetRequest { settings: s, kind: TargetKind::IpAddress, ip, port }, &gateway)
     }
 
     fn codes(r: Result<TargetAuthorization, Refusal>) -> String {
@@ -420,16 +387,10 @@ mod tests {
         let mut s = settings(Tier::Standard, false, &["10.0.0.0/8"]);
         assert_eq!(codes(check(&s, "10.1.2.3", 22)), "IpConnectDisabled");
         s.enable_tunneling = false;
-        assert_eq!(
-            codes(check(&s, "10.1.2.3", 22)),
-            "NativeClientDisabled,IpConnectDisabled"
-        );
+        assert_eq!(codes(check(&s, "10.1.2.3", 22)), "NativeClientDisabled,IpConnectDisabled");
         let basic = settings(Tier::Basic, true, &["10.0.0.0/8"]);
         let err = check(&basic, "10.1.2.3", 2222).expect_err("basic");
-        assert_eq!(
-            err.code(),
-            "TierLacksNativeClient,TierLacksIpConnect,PortNotAllowed"
-        );
+        assert_eq!(err.code(), "TierLacksNativeClient,TierLacksIpConnect,PortNotAllowed");
         assert!(err.to_string().contains("tier Basic"));
         assert!(err.to_string().contains("port 2222"));
     }
@@ -442,20 +403,14 @@ mod tests {
         assert_eq!(codes(check(&wide, "169.254.1.1", 22)), "SpecialAddress");
         assert_eq!(codes(check(&wide, "fe80::1", 22)), "SpecialAddress");
         assert_eq!(codes(check(&wide, "::1", 22)), "SpecialAddress");
-        assert_eq!(
-            codes(check(&wide, "::ffff:127.0.0.1", 22)),
-            "SpecialAddress"
-        );
+        assert_eq!(codes(check(&wide, "::ffff:127.0.0.1", 22)), "SpecialAddress");
         let lo = settings(Tier::Standard, true, &["127.0.0.0/8"]);
         assert_eq!(codes(check(&lo, "127.0.0.1", 22)), "ok 127.0.0.1:22");
         // A link-local network does not unlock the metadata endpoint inside it.
         let ll = settings(Tier::Standard, true, &["169.254.0.0/16"]);
         assert_eq!(codes(check(&ll, "169.254.169.254", 80)), "SpecialAddress");
         let md = settings(Tier::Standard, true, &["169.254.169.254/32"]);
-        assert_eq!(
-            codes(check(&md, "169.254.169.254", 80)),
-            "ok 169.254.169.254:80"
-        );
+        assert_eq!(codes(check(&md, "169.254.169.254", 80)), "ok 169.254.169.254:80");
     }
 
     #[test]
@@ -473,14 +428,7 @@ mod tests {
         assert_eq!(codes(check(&s, "[::]", 22)), "ForbiddenAddress");
         assert_eq!(codes(check(&s, "224.0.0.1", 22)), "ForbiddenAddress");
         assert_eq!(codes(check(&s, "255.255.255.255", 22)), "ForbiddenAddress");
-        for disguised in [
-            "127.1",
-            "0x7f.0.0.1",
-            "2130706433",
-            "0177.0.0.1",
-            "fe80::1%eth0",
-            "host",
-        ] {
+        for disguised in ["127.1", "0x7f.0.0.1", "2130706433", "0177.0.0.1", "fe80::1%eth0", "host"] {
             assert_eq!(codes(check(&s, disguised, 22)), "BadAddress", "{disguised}");
         }
     }

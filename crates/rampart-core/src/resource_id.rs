@@ -67,12 +67,7 @@ pub enum ResourceIdError {
 /// Checks a resource, resource group or subscription name: 1 to 90 characters of letters,
 /// digits, `-`, `_`, `.` and `(`/`)`; not ending in `.`.
 pub fn validate_name(name: &str) -> Result<(), ResourceIdError> {
-    let bad = |why| {
-        Err(ResourceIdError::BadName {
-            name: name.to_string(),
-            why,
-        })
-    };
+    let bad = |why| Err(ResourceIdError::BadName { name: name.to_string(), why });
     if name.is_empty() {
         return bad("it is empty");
     }
@@ -82,10 +77,7 @@ pub fn validate_name(name: &str) -> Result<(), ResourceIdError> {
     if name.ends_with('.') {
         return bad("it ends with '.'");
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
-    {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')')) {
         return bad("only letters, digits, '-', '_', '.', '(' and ')' are allowed");
     }
     Ok(())
@@ -95,13 +87,8 @@ impl FromStr for ResourceId {
     type Err = ResourceIdError;
 
     fn from_str(id: &str) -> Result<Self, Self::Err> {
-        let malformed = |why| ResourceIdError::Malformed {
-            id: id.to_string(),
-            why,
-        };
-        let rest = id
-            .strip_prefix('/')
-            .ok_or_else(|| malformed("it must start with '/'"))?;
+        let malformed = |why| ResourceIdError::Malformed { id: id.to_string(), why };
+        let rest = id.strip_prefix('/').ok_or_else(|| malformed("it must start with '/'"))?;
         let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
         if parts.len() != 8 {
             return Err(malformed("wrong number of segments"));

@@ -47,9 +47,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// password.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     match PasswordHash::new(stored_hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
@@ -114,10 +112,8 @@ impl TokenKeys {
                 let mut k = vec![0u8; 32];
                 rand::rng().fill_bytes(&mut k);
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| TlsError::Write { path: dir.to_path_buf(), source })?;
                 }
                 write_private(path, &k)?;
                 k
@@ -130,18 +126,11 @@ impl TokenKeys {
     }
 
     pub fn from_secret(key: &[u8]) -> Self {
-        TokenKeys {
-            encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
-        }
+        TokenKeys { encoding: EncodingKey::from_secret(key), decoding: DecodingKey::from_secret(key) }
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            claims,
-            &self.encoding,
-        )?)
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)?)
     }
 
     pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, AuthError> {
@@ -152,11 +141,7 @@ impl TokenKeys {
         self.sign(claims)
     }
 
-    fn verify<T: for<'de> Deserialize<'de>>(
-        &self,
-        token: &str,
-        audience: &str,
-    ) -> Result<T, String> {
+    fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str, audience: &str) -> Result<T, String> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_audience(&[audience]);
@@ -204,16 +189,13 @@ fn describe_token_error(kind: &ErrorKind, audience: &str) -> String {
     match kind {
         ErrorKind::ExpiredSignature => "the token has expired; sign in again".into(),
         ErrorKind::InvalidSignature => {
-            "the token's signature is invalid (forged, altered, or issued by another gateway)"
-                .into()
+            "the token's signature is invalid (forged, altered, or issued by another gateway)".into()
         }
         ErrorKind::InvalidAudience => {
             format!("the token is not valid here (expected a {audience} token)")
         }
         ErrorKind::MissingRequiredClaim(c) => format!("the token lacks the '{c}' claim"),
-        ErrorKind::InvalidAlgorithm => {
-            "the token uses an algorithm this gateway does not accept".into()
-        }
+        ErrorKind::InvalidAlgorithm => "the token uses an algorithm this gateway does not accept".into(),
         _ => "the token is malformed".into(),
     }
 }
@@ -227,11 +209,7 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(max_failures: u32, window: Duration) -> Self {
-        LoginLimiter {
-            max_failures,
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
+        LoginLimiter { max_failures, window, failures: Mutex::new(HashMap::new()) }
     }
 
     fn key(username: &str, client: IpAddr) -> (String, IpAddr) {
@@ -242,16 +220,11 @@ impl LoginLimiter {
     pub fn blocked(&self, username: &str, client: IpAddr, now: Instant) -> Option<Duration> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let times = map.get_mut(&Self::key(username, client))?;
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
+        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
             times.pop_front();
         }
         if times.len() >= self.max_failures as usize {
-            times
-                .front()
-                .map(|first| self.window.saturating_sub(now.duration_since(*first)))
+            times.front().map(|first| self.window.saturating_sub(now.duration_since(*first)))
         } else {
             None
         }
@@ -261,14 +234,9 @@ impl LoginLimiter {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Bound memory under a flood of distinct names: forget stale entries first.
         if map.len() > 100_000 {
-            map.retain(|_, t| {
-                t.back()
-                    .is_some_and(|l| now.duration_since(*l) < self.window)
-            });
+            map.retain(|_, t| t.back().is_some_and(|l| now.duration_since(*l) < self.window));
         }
-        map.entry(Self::key(username, client))
-            .or_default()
-            .push_back(now);
+        map.entry(Self::key(username, client)).or_default().push_back(now);
     }
 
     pub fn clear(&self, username: &str, client: IpAddr) {
@@ -296,16 +264,8 @@ mod tests {
         let keys = TokenKeys::from_secret(&[7u8; 32]);
         let other = TokenKeys::from_secret(&[8u8; 32]);
         let now = chrono::Utc::now().timestamp();
-        let access = keys.sign_access(&AccessClaims::new(
-            "u1",
-            "alice",
-            now,
-            Duration::from_secs(60),
-        ))?;
-        assert_eq!(
-            keys.verify_access(&access).map(|c| c.name),
-            Ok("alice".to_string())
-        );
+        let access = keys.sign_access(&AccessClaims::new("u1", "alice", now, Duration::from_secs(60)))?;
+        assert_eq!(keys.verify_access(&access).map(|c| c.name), Ok("alice".to_string()));
         let forged = other.verify_access(&access).expect_err("other key");
         assert!(forged.contains("signature"), "{forged}");
         let wrong_use = keys.verify_tunnel(&access).expect_err("audience");
@@ -314,16 +274,8 @@ mod tests {
             exp: now - 1,
             ..AccessClaims::new("u1", "alice", now - 100, Duration::from_secs(1))
         })?;
-        assert!(
-            keys.verify_access(&expired)
-                .expect_err("expired")
-                .contains("expired")
-        );
-        assert!(
-            keys.verify_access("garbage")
-                .expect_err("bad")
-                .contains("malformed")
-        );
+        assert!(keys.verify_access(&expired).expect_err("expired").contains("expired"));
+        assert!(keys.verify_access("garbage").expect_err("bad").contains("malformed"));
         Ok(())
     }
 
@@ -337,9 +289,6 @@ mod tests {
             limiter.record_failure("admin", ip, t0);
         }
         assert!(limiter.blocked("ADMIN", ip, t0).is_some());
-        assert_eq!(
-            limiter.blocked("admin", ip, t0 + Duration::from_secs(61)),
-            None
-        );
+        assert_eq!(limiter.blocked("admin", ip, t0 + Duration::from_secs(61)), None);
     }
 }

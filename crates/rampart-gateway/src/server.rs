@@ -23,10 +23,7 @@ use crate::tls::{self, TlsError};
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("cannot create data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("TLS: {0}")]
@@ -34,10 +31,7 @@ pub enum GatewayError {
     #[error("sign-in keys: {0}")]
     Auth(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// Shared state of a running gateway.
@@ -78,35 +72,22 @@ impl Gateway {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data_dir.join("rampart.db")).await?);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("rampart.db")).await?);
         let (admin_created, generated_admin_password) = bootstrap(&store, &config).await?;
-        let keys =
-            TokenKeys::load_or_create(&config.data_dir.join("keys").join("token-signing.key"))?;
-        let cert = tls::load_or_generate(
-            &config.data_dir,
-            config.tls_cert.as_deref(),
-            config.tls_key.as_deref(),
-        )?;
+        let keys = TokenKeys::load_or_create(&config.data_dir.join("keys").join("token-signing.key"))?;
+        let cert =
+            tls::load_or_generate(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
         let acceptor = TlsAcceptor::from(tls::server_config(&cert)?);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| GatewayError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let listen = listener.local_addr().map_err(|source| GatewayError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        let local_ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-            .map(|ifs| ifs.iter().map(|i| i.ip()).collect())
-            .unwrap_or_default();
-        let dummy_hash =
-            tokio::task::spawn_blocking(|| auth::hash_password(&auth::random_secret(16)))
-                .await
-                .map_err(|e| AuthError::Hash(e.to_string()))??;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
+        let listen =
+            listener.local_addr().map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
+        let local_ips: Vec<IpAddr> =
+            if_addrs::get_if_addrs().map(|ifs| ifs.iter().map(|i| i.ip()).collect()).unwrap_or_default();
+        let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password(&auth::random_secret(16)))
+            .await
+            .map_err(|e| AuthError::Hash(e.to_string()))??;
         let report = StartupReport {
             listen,
             data_dir: config.data_dir.display().to_string(),
@@ -119,20 +100,12 @@ impl Gateway {
         let state = Arc::new(Gateway {
             store,
             keys,
-            endpoints: GatewayEndpoints {
-                listen: vec![listen],
-                local_ips,
-            },
+            endpoints: GatewayEndpoints { listen: vec![listen], local_ips },
             limiter: LoginLimiter::new(config.login_max_failures, config.login_window),
             config,
             dummy_hash,
         });
-        Ok(StartedGateway {
-            report,
-            state,
-            listener,
-            acceptor,
-        })
+        Ok(StartedGateway { report, state, listener, acceptor })
     }
 }
 
@@ -144,13 +117,9 @@ async fn bootstrap(
     config: &GatewayConfig,
 ) -> Result<(bool, Option<String>), GatewayError> {
     if store.list_subscriptions().await?.is_empty() {
-        let sub = store
-            .create_subscription(&uuid::Uuid::new_v4().to_string(), "default")
-            .await?;
+        let sub = store.create_subscription(&uuid::Uuid::new_v4().to_string(), "default").await?;
         let id = ResourceId::bastion(&sub.id, "default", "default");
-        store
-            .create_bastion(&id, &BastionSettings::new_default())
-            .await?;
+        store.create_bastion(&id, &BastionSettings::new_default()).await?;
     }
     if store.user_count().await? > 0 {
         return Ok((false, None));
@@ -195,9 +164,7 @@ impl StartedGateway {
             let acceptor = self.acceptor.clone();
             let app = app.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                    .await
-                {
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -208,16 +175,11 @@ impl StartedGateway {
                         return;
                     }
                 };
-                let service =
-                    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                        req.extensions_mut().insert(ClientAddr(peer));
-                        let app = app.clone();
-                        async move {
-                            Ok::<_, Infallible>(
-                                app.oneshot(req).await.unwrap_or_else(|e| match e {}),
-                            )
-                        }
-                    });
+                let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
+                });
                 if let Err(e) = auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(tls), service)
                     .await

@@ -35,10 +35,7 @@ impl ServerCertificate {
     /// `SHA256:` and the hex digest of the leaf certificate, as the client's `--fingerprint`
     /// takes it.
     pub fn fingerprint(&self) -> String {
-        self.chain
-            .first()
-            .map(|c| fingerprint(c))
-            .unwrap_or_default()
+        self.chain.first().map(|c| fingerprint(c)).unwrap_or_default()
     }
 }
 
@@ -63,15 +60,8 @@ pub fn load_or_generate(
     if cert_path.exists() && key_path.exists() {
         return load(&cert_path, &key_path, false);
     }
-    fs::create_dir_all(&dir).map_err(|source| TlsError::Write {
-        path: dir.clone(),
-        source,
-    })?;
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
+    fs::create_dir_all(&dir).map_err(|source| TlsError::Write { path: dir.clone(), source })?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     if let Ok(host) = fs::read_to_string("/etc/hostname") {
         let host = host.trim();
         if !host.is_empty() {
@@ -80,49 +70,25 @@ pub fn load_or_generate(
     }
     let generated = rcgen::generate_simple_self_signed(names)?;
     write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())?;
-    fs::write(&cert_path, generated.cert.pem()).map_err(|source| TlsError::Write {
-        path: cert_path.clone(),
-        source,
-    })?;
+    fs::write(&cert_path, generated.cert.pem())
+        .map_err(|source| TlsError::Write { path: cert_path.clone(), source })?;
     load(&cert_path, &key_path, true)
 }
 
 fn load(cert_path: &Path, key_path: &Path, generated: bool) -> Result<ServerCertificate, TlsError> {
-    let read = |p: &Path| {
-        fs::read(p).map_err(|source| TlsError::Read {
-            path: p.to_path_buf(),
-            source,
-        })
-    };
+    let read = |p: &Path| fs::read(p).map_err(|source| TlsError::Read { path: p.to_path_buf(), source });
     let cert_pem = read(cert_path)?;
     let key_pem = read(key_path)?;
     let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Read {
-            path: cert_path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| TlsError::Read { path: cert_path.to_path_buf(), source })?;
     if chain.is_empty() {
-        return Err(TlsError::NoPem {
-            path: cert_path.to_path_buf(),
-            what: "certificate",
-        });
+        return Err(TlsError::NoPem { path: cert_path.to_path_buf(), what: "certificate" });
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|source| TlsError::Read {
-            path: key_path.to_path_buf(),
-            source,
-        })?
-        .ok_or_else(|| TlsError::NoPem {
-            path: key_path.to_path_buf(),
-            what: "private key",
-        })?;
-    Ok(ServerCertificate {
-        chain,
-        key,
-        cert_path: cert_path.to_path_buf(),
-        generated,
-    })
+        .map_err(|source| TlsError::Read { path: key_path.to_path_buf(), source })?
+        .ok_or_else(|| TlsError::NoPem { path: key_path.to_path_buf(), what: "private key" })?;
+    Ok(ServerCertificate { chain, key, cert_path: cert_path.to_path_buf(), generated })
 }
 
 /// Writes a file readable by its owner only.
@@ -130,19 +96,11 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let write = || -> io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
+        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
         f.write_all(contents)?;
         f.sync_all()
     };
-    write().map_err(|source| TlsError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    write().map_err(|source| TlsError::Write { path: path.to_path_buf(), source })
 }
 
 pub fn server_config(cert: &ServerCertificate) -> Result<Arc<rustls::ServerConfig>, TlsError> {

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hyper_util::rt::TokioIo;
 use rampart_core::{
-    AuditEntry, AuditEvent, AuditResult, Refusal, RefusalReason, ResourceId, TargetAuthorization,
-    TargetKind, TargetRequest, authorize_target, parse_target_ip,
+    AuditEntry, AuditEvent, AuditResult, Refusal, RefusalReason, ResourceId, TargetAuthorization, TargetKind,
+    TargetRequest, authorize_target, parse_target_ip,
 };
 use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
 use rampart_tunnel::tokio_tungstenite::WebSocketStream;
@@ -39,10 +39,7 @@ pub async fn grant(
     let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Refused);
     entry.client_address = Some(client.to_string());
     entry.bastion_id = Some(req.bastion_id.chars().take(512).collect());
-    entry.target_ip = req
-        .target_ip_address
-        .as_ref()
-        .map(|t| t.chars().take(64).collect());
+    entry.target_ip = req.target_ip_address.as_ref().map(|t| t.chars().take(64).collect());
     entry.target_port = Some(req.resource_port);
 
     let user = match user {
@@ -111,14 +108,12 @@ pub async fn grant(
 
 /// Parses a bastion resource ID; its subscription may be given by name.
 async fn resolve_bastion_id(gw: &Gateway, raw: &str) -> Result<ResourceId, ApiError> {
-    let mut id = ResourceId::from_str(raw)
-        .map_err(|e| ApiError::bad_request("InvalidResourceId", e.to_string()))?;
+    let mut id =
+        ResourceId::from_str(raw).map_err(|e| ApiError::bad_request("InvalidResourceId", e.to_string()))?;
     if !id.is_bastion() {
         return Err(ApiError::bad_request(
             "InvalidResourceId",
-            format!(
-                "'{raw}' is not a bastion (expected …/providers/Microsoft.Network/bastionHosts/NAME)"
-            ),
+            format!("'{raw}' is not a bastion (expected …/providers/Microsoft.Network/bastionHosts/NAME)"),
         ));
     }
     id.subscription = resolve_subscription(gw, &id.subscription).await?.id;
@@ -134,11 +129,9 @@ async fn check_target(
     port: u16,
 ) -> Result<TargetAuthorization, ApiError> {
     let Some(bastion) = gw.store.bastion(bastion_id).await? else {
-        return Err(ApiError::refused(&Refusal::new(
-            RefusalReason::BastionNotFound {
-                bastion: bastion_id.to_string(),
-            },
-        )));
+        return Err(ApiError::refused(&Refusal::new(RefusalReason::BastionNotFound {
+            bastion: bastion_id.to_string(),
+        })));
     };
     let request = TargetRequest {
         settings: &bastion.settings,
@@ -207,10 +200,7 @@ pub async fn connect(
         Ok(k) => k,
         Err(e) => return refuse(&gw, entry, e).await.into_response(),
     };
-    let authorization = match (
-        ResourceId::from_str(&claims.bastion),
-        parse_target_ip(&claims.ip),
-    ) {
+    let authorization = match (ResourceId::from_str(&claims.bastion), parse_target_ip(&claims.ip)) {
         (Ok(id), Ok(ip)) => match check_target(&gw, &id, claims.naming, ip, claims.port).await {
             Ok(a) => a,
             Err(e) => return refuse(&gw, entry, e).await.into_response(),
@@ -227,11 +217,7 @@ pub async fn connect(
     };
 
     let addr = authorization.addr();
-    let target = match tokio::time::timeout(
-        gw.config.target_connect_timeout,
-        TcpStream::connect(addr),
-    )
-    .await
+    let target = match tokio::time::timeout(gw.config.target_connect_timeout, TcpStream::connect(addr)).await
     {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -281,14 +267,7 @@ pub async fn connect(
                     Some(websocket_config()),
                 )
                 .await;
-                let report = relay(
-                    ws,
-                    target,
-                    RelayOptions {
-                        keepalive: Some(gw2.config.keepalive),
-                    },
-                )
-                .await;
+                let report = relay(ws, target, RelayOptions { keepalive: Some(gw2.config.keepalive) }).await;
                 close.bytes_to_target = Some(report.tunnel_to_socket);
                 close.bytes_from_target = Some(report.socket_to_tunnel);
                 if report.end.is_clean() {
@@ -319,10 +298,7 @@ pub async fn connect(
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     if offered_protocol {
-        h.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(SUBPROTOCOL),
-        );
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     }
     response
 }
@@ -341,10 +317,7 @@ fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {
         ));
     }
     if !is(header::SEC_WEBSOCKET_VERSION, "13") {
-        return Err(ApiError::bad_request(
-            "NotWebSocket",
-            "WebSocket version 13 is required",
-        ));
+        return Err(ApiError::bad_request("NotWebSocket", "WebSocket version 13 is required"));
     }
     headers
         .get(header::SEC_WEBSOCKET_KEY)

@@ -16,12 +16,7 @@ pub struct ErrorDetail {
 
 impl ErrorBody {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorBody {
-            error: ErrorDetail {
-                code: code.into(),
-                message: message.into(),
-            },
-        }
+        ErrorBody { error: ErrorDetail { code: code.into(), message: message.into() } }
     }
 }
 
@@ -138,10 +133,7 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let login = LoginRequest {
-            username: "admin".into(),
-            password: "hunter2-secret".into(),
-        };
+        let login = LoginRequest { username: "admin".into(), password: "hunter2-secret".into() };
         assert!(!format!("{login:?}").contains("hunter2-secret"));
         let tokens = TokenResponse {
             access_token: "access-secret".into(),

@@ -59,41 +59,25 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
 
-    async fn insert_refresh_token(
-        &self,
-        token_hash: &str,
-        user_id: &str,
-        expires_at: i64,
-    ) -> StoreResult<()>;
+    async fn insert_refresh_token(&self, token_hash: &str, user_id: &str, expires_at: i64)
+    -> StoreResult<()>;
     /// Revokes a live refresh token and returns its user id, atomically; `None` if the token
     /// is unknown, expired or already revoked (so a token can be used once).
-    async fn consume_refresh_token(
-        &self,
-        token_hash: &str,
-        now: i64,
-    ) -> StoreResult<Option<String>>;
+    async fn consume_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
 
     async fn create_subscription(&self, id: &str, name: &str) -> StoreResult<Subscription>;
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
     /// Creates the resource group if it does not exist yet.
     async fn ensure_resource_group(&self, subscription_id: &str, name: &str) -> StoreResult<()>;
 
-    async fn create_bastion(
-        &self,
-        id: &ResourceId,
-        settings: &BastionSettings,
-    ) -> StoreResult<Bastion>;
+    async fn create_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion>;
     async fn bastion(&self, id: &ResourceId) -> StoreResult<Option<Bastion>>;
     async fn list_bastions(
         &self,
         subscription_id: &str,
         resource_group: Option<&str>,
     ) -> StoreResult<Vec<Bastion>>;
-    async fn update_bastion(
-        &self,
-        id: &ResourceId,
-        settings: &BastionSettings,
-    ) -> StoreResult<Bastion>;
+    async fn update_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion>;
     async fn delete_bastion(&self, id: &ResourceId) -> StoreResult<()>;
 
     /// Appends an entry durably (committed before this returns) and returns its id.

@@ -8,13 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ipnet::IpNet;
-use rampart_core::{
-    AuditEntry, AuditEvent, AuditResult, Bastion, BastionSettings, ResourceId, Tier,
-};
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, Bastion, BastionSettings, ResourceId, Tier};
 use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 
 use crate::{AuditFilter, Store, StoreError, StoreResult, Subscription, User};
@@ -55,10 +52,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -127,11 +121,7 @@ impl SqliteStore {
 }
 
 fn networks_json(settings: &BastionSettings) -> String {
-    let list: Vec<String> = settings
-        .reachable_networks
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
+    let list: Vec<String> = settings.reachable_networks.iter().map(|n| n.to_string()).collect();
     serde_json::Value::from(list).to_string()
 }
 
@@ -142,9 +132,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[async_trait]
 impl Store for SqliteStore {
     async fn user_count(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -155,22 +143,20 @@ impl Store for SqliteStore {
             password_hash: password_hash.to_string(),
             created_at: Utc::now(),
         };
-        sqlx::query(
-            "INSERT INTO users (id, username, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(&user.password_hash)
-        .bind(ts(user.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!("user '{username}'"))
-            } else {
-                e.into()
-            }
-        })?;
+        sqlx::query("INSERT INTO users (id, username, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(&user.password_hash)
+            .bind(ts(user.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("user '{username}'"))
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(user)
     }
 
@@ -183,10 +169,8 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM users WHERE id = ?1").bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(Self::user_from_row).transpose()
     }
 
@@ -208,11 +192,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn consume_refresh_token(
-        &self,
-        token_hash: &str,
-        now: i64,
-    ) -> StoreResult<Option<String>> {
+    async fn consume_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
         let user: Option<String> = sqlx::query_scalar(
             "UPDATE refresh_tokens SET revoked_at = ?3
              WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2
@@ -240,24 +220,13 @@ impl Store for SqliteStore {
                     e.into()
                 }
             })?;
-        Ok(Subscription {
-            id: id.to_string(),
-            name: name.to_string(),
-        })
+        Ok(Subscription { id: id.to_string(), name: name.to_string() })
     }
 
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
-        let rows = sqlx::query("SELECT id, name FROM subscriptions ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Subscription {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                })
-            })
-            .collect()
+        let rows =
+            sqlx::query("SELECT id, name FROM subscriptions ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(Subscription { id: r.try_get("id")?, name: r.try_get("name")? })).collect()
     }
 
     async fn ensure_resource_group(&self, subscription_id: &str, name: &str) -> StoreResult<()> {
@@ -279,13 +248,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_bastion(
-        &self,
-        id: &ResourceId,
-        settings: &BastionSettings,
-    ) -> StoreResult<Bastion> {
-        self.ensure_resource_group(&id.subscription, &id.resource_group)
-            .await?;
+    async fn create_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion> {
+        self.ensure_resource_group(&id.subscription, &id.resource_group).await?;
         let now = Utc::now();
         sqlx::query(
             "INSERT INTO bastions (subscription_id, resource_group, name, tier, enable_tunneling,
@@ -309,9 +273,7 @@ impl Store for SqliteStore {
                 e.into()
             }
         })?;
-        self.bastion(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("bastion '{}'", id.name)))
+        self.bastion(id).await?.ok_or_else(|| StoreError::NotFound(format!("bastion '{}'", id.name)))
     }
 
     async fn bastion(&self, id: &ResourceId) -> StoreResult<Option<Bastion>> {
@@ -342,11 +304,7 @@ impl Store for SqliteStore {
         rows.iter().map(Self::bastion_from_row).collect()
     }
 
-    async fn update_bastion(
-        &self,
-        id: &ResourceId,
-        settings: &BastionSettings,
-    ) -> StoreResult<Bastion> {
+    async fn update_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion> {
         let done = sqlx::query(
             "UPDATE bastions SET tier = ?4, enable_tunneling = ?5, enable_ip_connect = ?6,
                reachable_networks = ?7, updated_at = ?8
@@ -365,9 +323,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("bastion '{}'", id.name)));
         }
-        self.bastion(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("bastion '{}'", id.name)))
+        self.bastion(id).await?.ok_or_else(|| StoreError::NotFound(format!("bastion '{}'", id.name)))
     }
 
     async fn delete_bastion(&self, id: &ResourceId) -> StoreResult<()> {
@@ -452,25 +408,18 @@ mod tests {
             store.create_bastion(&id, &settings).await?;
             let dup = store.create_bastion(&id, &settings).await;
             assert!(matches!(dup, Err(StoreError::Conflict(_))));
-            let mut entry =
-                AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Refused);
+            let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Refused);
             entry.reason_code = Some("NativeClientDisabled".into());
             entry.target_port = Some(22);
             store.append_audit(&entry).await?;
             store.close().await;
         }
         let store = SqliteStore::open(&path).await?;
-        let b = store
-            .bastion(&ResourceId::bastion("sub1", "RG1", "B1"))
-            .await?
-            .expect("bastion kept");
+        let b = store.bastion(&ResourceId::bastion("sub1", "RG1", "B1")).await?.expect("bastion kept");
         assert_eq!(b.settings.reachable_networks.len(), 1);
         let audit = store.list_audit(&AuditFilter::default()).await?;
         assert_eq!(audit.len(), 1);
-        assert_eq!(
-            audit[0].reason_code.as_deref(),
-            Some("NativeClientDisabled")
-        );
+        assert_eq!(audit[0].reason_code.as_deref(), Some("NativeClientDisabled"));
         assert_eq!(audit[0].target_port, Some(22));
         Ok(())
     }
@@ -481,10 +430,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("r.db")).await?;
         let user = store.create_user("alice", "hash").await?;
         store.insert_refresh_token("h1", &user.id, 2_000).await?;
-        assert_eq!(
-            store.consume_refresh_token("h1", 1_000).await?,
-            Some(user.id)
-        );
+        assert_eq!(store.consume_refresh_token("h1", 1_000).await?, Some(user.id));
         assert_eq!(store.consume_refresh_token("h1", 1_000).await?, None);
         store.insert_refresh_token("h2", "x", 500).await.ok();
         assert_eq!(store.consume_refresh_token("h2", 1_000).await?, None);

@@ -84,11 +84,7 @@ enum TunnelEnd {
 }
 
 /// Relays `socket` over `ws` until both directions end or either side fails.
-pub async fn relay<S>(
-    ws: WebSocketStream<S>,
-    socket: TcpStream,
-    options: RelayOptions,
-) -> RelayReport
+pub async fn relay<S>(ws: WebSocketStream<S>, socket: TcpStream, options: RelayOptions) -> RelayReport
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -101,12 +97,8 @@ where
 
     let end = {
         let inbound = tunnel_to_socket_pump(&mut stream, &mut socket_write, &mut tunnel_to_socket);
-        let outbound = socket_to_tunnel_pump(
-            &mut socket_read,
-            &mut sink,
-            &mut socket_to_tunnel,
-            options.keepalive,
-        );
+        let outbound =
+            socket_to_tunnel_pump(&mut socket_read, &mut sink, &mut socket_to_tunnel, options.keepalive);
         tokio::pin!(inbound, outbound);
         let (mut peer_eof, mut our_eof) = (false, false);
         loop {
@@ -141,10 +133,7 @@ where
         RelayEnd::PeerClosed { .. } => None,
     };
     if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: truncate_reason(&reason).into(),
-        };
+        let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_reason(&reason).into() };
         if sink.send(Message::Close(Some(frame))).await.is_ok() {
             // Give the peer a moment to answer the close, so it sees a clean ending.
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -157,11 +146,7 @@ where
             .await;
         }
     }
-    RelayReport {
-        socket_to_tunnel,
-        tunnel_to_socket,
-        end,
-    }
+    RelayReport { socket_to_tunnel, tunnel_to_socket, end }
 }
 
 /// Close reasons are limited to 123 bytes by RFC 6455.
@@ -211,8 +196,7 @@ async fn socket_to_tunnel_pump<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let tunnel_err =
-        |e: tokio_tungstenite::tungstenite::Error| RelayEnd::TunnelError(e.to_string());
+    let tunnel_err = |e: tokio_tungstenite::tungstenite::Error| RelayEnd::TunnelError(e.to_string());
     let period = keepalive.unwrap_or(Duration::from_secs(3600));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -227,15 +211,11 @@ where
         let mut buf = BytesMut::with_capacity(DATA_CHUNK);
         match socket.try_read_buf(&mut buf) {
             Ok(0) => {
-                sink.send(Message::text(Control::Eof.encode()))
-                    .await
-                    .map_err(tunnel_err)?;
+                sink.send(Message::text(Control::Eof.encode())).await.map_err(tunnel_err)?;
                 return Ok(());
             }
             Ok(n) => {
-                sink.send(Message::Binary(buf.freeze()))
-                    .await
-                    .map_err(tunnel_err)?;
+                sink.send(Message::Binary(buf.freeze())).await.map_err(tunnel_err)?;
                 *count += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

@@ -20,11 +20,7 @@ pub fn rampart_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/<test> -> target/debug/rampart
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("rampart"))
-        .expect("target directory");
+    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("rampart")).expect("target directory");
     assert!(
         bin.exists(),
         "{} is missing: build it first with `cargo build -p rampart-cli` (the README's test command does)",
@@ -77,12 +73,7 @@ impl Process {
                 }
             }
         });
-        Ok(Process {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            name: name.to_string(),
-        })
+        Ok(Process { child, lines: rx, seen: Vec::new(), name: name.to_string() })
     }
 
     /// Waits for a stdout line containing `marker` and returns it.
@@ -109,9 +100,7 @@ impl Process {
 
     /// SIGTERM, then the exit status (SIGKILL after 10 s).
     pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
@@ -176,11 +165,8 @@ impl Gateway {
             .unwrap_or_default()
             .to_string();
         let listening = process.wait_for_line("listening on https://", Duration::from_secs(30))?;
-        let addr: SocketAddr = listening
-            .trim_start_matches("listening on https://")
-            .trim()
-            .parse()
-            .context("listen address")?;
+        let addr: SocketAddr =
+            listening.trim_start_matches("listening on https://").trim().parse().context("listen address")?;
         Ok(Gateway {
             process,
             addr,
@@ -204,22 +190,14 @@ impl Gateway {
 
     /// Runs `rampart ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Result<Output> {
-        self.cli()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("rampart {args:?}"))
+        self.cli().args(args).stdin(Stdio::null()).output().with_context(|| format!("rampart {args:?}"))
     }
 
     /// Runs `rampart ARGS`, which must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> Result<String> {
         let out = self.run(args)?;
         if !out.status.success() {
-            bail!(
-                "rampart {args:?} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("rampart {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -298,11 +276,7 @@ impl Gateway {
             }
         };
         let local_port: u16 = line.rsplit(' ').next().unwrap_or_default().trim().parse()?;
-        Ok(Tunnel {
-            process,
-            port: local_port,
-            errors,
-        })
+        Ok(Tunnel { process, port: local_port, errors })
     }
 }
 
@@ -360,15 +334,8 @@ impl Sshd {
         cmd.arg("-D").arg("-f").arg(d.join("sshd_config")).arg("-E").arg(d.join("sshd.log"));
         let process = Process::spawn(cmd, "sshd")?;
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10))?;
-        let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?
-            .trim()
-            .to_string();
-        Ok(Sshd {
-            port,
-            dir,
-            user,
-            _process: process,
-        })
+        let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?.trim().to_string();
+        Ok(Sshd { port, dir, user, _process: process })
     }
 
     /// An `ssh`/`scp` command with this server's key and no host-key prompts.
@@ -387,17 +354,10 @@ impl Sshd {
 
     /// Runs a remote command over ssh through `local_port`; returns its stdout.
     pub fn ssh(&self, local_port: u16, remote: &str) -> Result<String> {
-        let out = self
-            .client("ssh", local_port)
-            .arg(format!("{}@127.0.0.1", self.user))
-            .arg(remote)
-            .output()?;
+        let out =
+            self.client("ssh", local_port).arg(format!("{}@127.0.0.1", self.user)).arg(remote).output()?;
         if !out.status.success() {
-            bail!(
-                "ssh failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("ssh failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }

@@ -14,8 +14,17 @@ fn update(gw: &Gateway, flags: &[&str]) -> Result<String> {
 
 fn tunnel_refused(gw: &Gateway, bastion: &str, ip: &str, port: u16) -> Result<String> {
     gw.refused(&[
-        "tunnel", "--name", bastion, "--resource-group", "default", "--target-ip-address", ip,
-        "--resource-port", &port.to_string(), "--port", "0",
+        "tunnel",
+        "--name",
+        bastion,
+        "--resource-group",
+        "default",
+        "--target-ip-address",
+        ip,
+        "--resource-port",
+        &port.to_string(),
+        "--port",
+        "0",
     ])
 }
 
@@ -50,13 +59,32 @@ fn each_refusal_names_its_reason_and_is_audited() -> Result<()> {
 
     // Tier Basic: the update itself is refused while native client is on…
     let err = gw.refused(&[
-        "network", "bastion", "update", "--name", "default", "--resource-group", "default", "--sku", "Basic",
+        "network",
+        "bastion",
+        "update",
+        "--name",
+        "default",
+        "--resource-group",
+        "default",
+        "--sku",
+        "Basic",
     ])?;
     expect(&err, "tier Basic")?;
     // …and a Basic bastion refuses tunnels, and custom ports, naming the tier and the port.
     gw.ok(&[
-        "network", "bastion", "create", "--name", "basic1", "--resource-group", "default", "--sku", "Basic",
-        "--enable-tunneling", "false", "--reachable-networks", "127.0.0.0/8",
+        "network",
+        "bastion",
+        "create",
+        "--name",
+        "basic1",
+        "--resource-group",
+        "default",
+        "--sku",
+        "Basic",
+        "--enable-tunneling",
+        "false",
+        "--reachable-networks",
+        "127.0.0.0/8",
     ])?;
     let err = tunnel_refused(&gw, "basic1", "127.0.0.1", 22)?;
     expect(&err, "tier Basic does not include native client support")?;
@@ -88,8 +116,15 @@ fn each_refusal_names_its_reason_and_is_audited() -> Result<()> {
 
     let audit = gw.audit()?;
     for code in [
-        "NativeClientDisabled", "IpConnectDisabled", "TierLacksNativeClient", "PortNotAllowed",
-        "OutsideReachableNetworks", "GatewayItself", "SpecialAddress", "BadAddress", "BastionNotFound",
+        "NativeClientDisabled",
+        "IpConnectDisabled",
+        "TierLacksNativeClient",
+        "PortNotAllowed",
+        "OutsideReachableNetworks",
+        "GatewayItself",
+        "SpecialAddress",
+        "BadAddress",
+        "BastionNotFound",
     ] {
         ensure!(
             audit_has(&audit, "tunnel-request", "refused", Some(code)),

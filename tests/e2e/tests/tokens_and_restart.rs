@@ -27,8 +27,17 @@ fn bad_expired_forged_and_misused_tokens_are_refused_with_the_reason() -> Result
     let gw = Gateway::start(&[("RAMPART_TUNNEL_TOKEN_TTL", "2")])?;
     let sshd = Sshd::start()?;
     gw.ok(&[
-        "network", "bastion", "update", "--name", "default", "--resource-group", "default",
-        "--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8",
+        "network",
+        "bastion",
+        "update",
+        "--name",
+        "default",
+        "--resource-group",
+        "default",
+        "--enable-ip-connect",
+        "true",
+        "--reachable-networks",
+        "127.0.0.0/8",
     ])?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -111,12 +120,32 @@ fn wrong_passwords_are_refused_then_rate_limited() -> Result<()> {
 fn restart_keeps_users_bastions_settings_audit_and_certificate() -> Result<()> {
     let mut gw = Gateway::start(&[])?;
     gw.ok(&[
-        "network", "bastion", "create", "--name", "kept", "--resource-group", "rg-kept", "--sku", "Premium",
-        "--enable-ip-connect", "true", "--reachable-networks", "10.20.0.0/16,fd00:20::/64",
+        "network",
+        "bastion",
+        "create",
+        "--name",
+        "kept",
+        "--resource-group",
+        "rg-kept",
+        "--sku",
+        "Premium",
+        "--enable-ip-connect",
+        "true",
+        "--reachable-networks",
+        "10.20.0.0/16,fd00:20::/64",
     ])?;
     let refused = gw.refused(&[
-        "tunnel", "--name", "kept", "--resource-group", "rg-kept", "--target-ip-address", "10.99.0.1",
-        "--resource-port", "22", "--port", "0",
+        "tunnel",
+        "--name",
+        "kept",
+        "--resource-group",
+        "rg-kept",
+        "--target-ip-address",
+        "10.99.0.1",
+        "--resource-port",
+        "22",
+        "--port",
+        "0",
     ])?;
     ensure!(refused.contains("outside the bastion's reachable networks"), "{refused}");
     let before = gw.audit()?.len();
@@ -127,7 +156,8 @@ fn restart_keeps_users_bastions_settings_audit_and_certificate() -> Result<()> {
 
     let data_dir = gw.data_dir.clone();
     let config_dir = gw.config_dir.clone();
-    let mut again = Gateway::start_in(&data_dir, &config_dir, &[("RAMPART_ADMIN_PASSWORD", "a-different-one")])?;
+    let mut again =
+        Gateway::start_in(&data_dir, &config_dir, &[("RAMPART_ADMIN_PASSWORD", "a-different-one")])?;
     ensure!(again.fingerprint == fingerprint, "the certificate changed across a restart");
     ensure!(
         !again.process.seen.iter().any(|l| l.contains("bootstrap admin")),
@@ -135,14 +165,18 @@ fn restart_keeps_users_bastions_settings_audit_and_certificate() -> Result<()> {
     );
     // The admin keeps the first password (RAMPART_ADMIN_PASSWORD is only for the first start).
     again.login()?;
-    let shown: serde_json::Value =
-        serde_json::from_str(&again.ok(&["network", "bastion", "show", "--name", "kept", "--resource-group", "rg-kept"])?)?;
+    let shown: serde_json::Value = serde_json::from_str(&again.ok(&[
+        "network",
+        "bastion",
+        "show",
+        "--name",
+        "kept",
+        "--resource-group",
+        "rg-kept",
+    ])?)?;
     ensure!(shown["sku"]["name"] == "Premium", "{shown}");
     ensure!(shown["enableIpConnect"] == true, "{shown}");
-    ensure!(
-        shown["reachableNetworks"] == serde_json::json!(["10.20.0.0/16", "fd00:20::/64"]),
-        "{shown}"
-    );
+    ensure!(shown["reachableNetworks"] == serde_json::json!(["10.20.0.0/16", "fd00:20::/64"]), "{shown}");
     let audit = again.audit()?;
     ensure!(audit.len() > before, "audit records were lost: {} then {}", before, audit.len());
     ensure!(audit_has(&audit, "tunnel-request", "refused", Some("OutsideReachableNetworks")));

@@ -9,8 +9,17 @@ use sha2::{Digest, Sha256};
 
 fn open_loopback(gw: &Gateway) -> Result<()> {
     gw.ok(&[
-        "network", "bastion", "update", "--name", "default", "--resource-group", "default",
-        "--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8",
+        "network",
+        "bastion",
+        "update",
+        "--name",
+        "default",
+        "--resource-group",
+        "default",
+        "--enable-ip-connect",
+        "true",
+        "--reachable-networks",
+        "127.0.0.0/8",
     ])?;
     Ok(())
 }

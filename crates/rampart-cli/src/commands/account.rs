@@ -21,12 +21,8 @@ struct AccountView {
     user: String,
 }
 
-const ACCOUNT_COLUMNS: &[(&str, &str)] = &[
-    ("Name", "name"),
-    ("SubscriptionId", "id"),
-    ("State", "state"),
-    ("IsDefault", "isDefault"),
-];
+const ACCOUNT_COLUMNS: &[(&str, &str)] =
+    &[("Name", "name"), ("SubscriptionId", "id"), ("State", "state"), ("IsDefault", "isDefault")];
 
 pub async fn login(args: LoginArgs) -> Result<ExitCode> {
     let previous = Profile::load().ok().flatten();
@@ -69,10 +65,7 @@ pub async fn login(args: LoginArgs) -> Result<ExitCode> {
         }
     })?;
     let subs = client.subscriptions().await?;
-    let current = subs.first().map(|s| CurrentSubscription {
-        id: s.id.clone(),
-        name: s.name.clone(),
-    });
+    let current = subs.first().map(|s| CurrentSubscription { id: s.id.clone(), name: s.name.clone() });
     let profile = Profile {
         server: client.server().to_string(),
         trust,
@@ -110,9 +103,7 @@ pub async fn logout() -> Result<ExitCode> {
     if profile.session.is_some()
         && let Err(e) = profile.client()?.logout().await
     {
-        eprintln!(
-            "warning: the gateway did not confirm the sign-out ({e}); forgetting the session anyway"
-        );
+        eprintln!("warning: the gateway did not confirm the sign-out ({e}); forgetting the session anyway");
     }
     Profile::delete()?;
     eprintln!("signed out of {}", profile.server);
@@ -122,62 +113,40 @@ pub async fn logout() -> Result<ExitCode> {
 pub async fn run(cmd: AccountCommand) -> Result<ExitCode> {
     let mut profile = Profile::require()?;
     let client = profile.client()?;
-    let user = profile
-        .session
-        .as_ref()
-        .map(|s| s.username.clone())
-        .unwrap_or_default();
+    let user = profile.session.as_ref().map(|s| s.username.clone()).unwrap_or_default();
     let subs = client.subscriptions().await?;
-    let view =
-        |s: &rampart_proto::api::Subscription, current: Option<&CurrentSubscription>| AccountView {
-            id: s.id.clone(),
-            name: s.name.clone(),
-            state: s.state.clone(),
-            is_default: current.is_some_and(|c| c.id == s.id),
-            user: user.clone(),
-        };
+    let view = |s: &rampart_proto::api::Subscription, current: Option<&CurrentSubscription>| AccountView {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        state: s.state.clone(),
+        is_default: current.is_some_and(|c| c.id == s.id),
+        user: user.clone(),
+    };
     match cmd {
         AccountCommand::List { output } => {
-            let views: Vec<AccountView> = subs
-                .iter()
-                .map(|s| view(s, profile.subscription.as_ref()))
-                .collect();
+            let views: Vec<AccountView> =
+                subs.iter().map(|s| view(s, profile.subscription.as_ref())).collect();
             print(&views, output, ACCOUNT_COLUMNS)?;
         }
         AccountCommand::Show { output } => {
-            let current = profile
-                .subscription
-                .as_ref()
-                .and_then(|c| subs.iter().find(|s| s.id == c.id))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "no current subscription: run `rampart account set --subscription NAME`"
-                    )
-                })?;
-            print(
-                &view(current, profile.subscription.as_ref()),
-                output,
-                ACCOUNT_COLUMNS,
-            )?;
+            let current =
+                profile.subscription.as_ref().and_then(|c| subs.iter().find(|s| s.id == c.id)).ok_or_else(
+                    || anyhow!("no current subscription: run `rampart account set --subscription NAME`"),
+                )?;
+            print(&view(current, profile.subscription.as_ref()), output, ACCOUNT_COLUMNS)?;
         }
         AccountCommand::Set { subscription } => {
             let found = subs
                 .iter()
                 .find(|s| {
-                    s.id.eq_ignore_ascii_case(&subscription)
-                        || s.name.eq_ignore_ascii_case(&subscription)
+                    s.id.eq_ignore_ascii_case(&subscription) || s.name.eq_ignore_ascii_case(&subscription)
                 })
                 .ok_or_else(|| {
                     let names: Vec<&str> = subs.iter().map(|s| s.name.as_str()).collect();
-                    anyhow!(
-                        "subscription '{subscription}' was not found; yours: {}",
-                        names.join(", ")
-                    )
+                    anyhow!("subscription '{subscription}' was not found; yours: {}", names.join(", "))
                 })?;
-            profile.subscription = Some(CurrentSubscription {
-                id: found.id.clone(),
-                name: found.name.clone(),
-            });
+            profile.subscription =
+                Some(CurrentSubscription { id: found.id.clone(), name: found.name.clone() });
             // Keep tokens refreshed by the calls above.
             profile.session = client.session();
             profile.save()?;

@@ -24,23 +24,9 @@ const AUDIT_COLUMNS: &[(&str, &str)] = &[
 ];
 
 pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
-    let AuditCommand::List {
-        since,
-        user,
-        result,
-        limit,
-        output,
-    } = cmd;
+    let AuditCommand::List { since, user, result, limit, output } = cmd;
     let profile = Profile::require()?;
-    let records = profile
-        .client()?
-        .audit(&AuditQuery {
-            since,
-            user,
-            result,
-            limit: Some(limit),
-        })
-        .await?;
+    let records = profile.client()?.audit(&AuditQuery { since, user, result, limit: Some(limit) }).await?;
     print(&records, output, AUDIT_COLUMNS)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -24,11 +24,7 @@ fn change(s: BastionSettingsArgs) -> BastionChange {
         enable_tunneling: s.enable_tunneling,
         enable_ip_connect: s.enable_ip_connect,
         reachable_networks: s.reachable_networks.map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .collect()
+            list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect()
         }),
     }
 }
@@ -40,42 +36,20 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
     let profile = Profile::require()?;
     let client = profile.client()?;
     match cmd {
-        BastionCommand::Create {
-            bastion: b,
-            settings,
-            output,
-        } => {
+        BastionCommand::Create { bastion: b, settings, output } => {
             let sub = profile.subscription(b.subscription.as_deref())?;
-            let created = client
-                .create_bastion(&sub, &b.resource_group, &b.name, &change(settings))
-                .await?;
+            let created = client.create_bastion(&sub, &b.resource_group, &b.name, &change(settings)).await?;
             print(&created, output, BASTION_COLUMNS)?;
         }
         BastionCommand::Show { bastion: b, output } => {
             let sub = profile.subscription(b.subscription.as_deref())?;
-            print(
-                &client.bastion(&sub, &b.resource_group, &b.name).await?,
-                output,
-                BASTION_COLUMNS,
-            )?;
+            print(&client.bastion(&sub, &b.resource_group, &b.name).await?, output, BASTION_COLUMNS)?;
         }
-        BastionCommand::List {
-            resource_group,
-            subscription,
-            output,
-        } => {
+        BastionCommand::List { resource_group, subscription, output } => {
             let sub = profile.subscription(subscription.as_deref())?;
-            print(
-                &client.bastions(&sub, resource_group.as_deref()).await?,
-                output,
-                BASTION_COLUMNS,
-            )?;
+            print(&client.bastions(&sub, resource_group.as_deref()).await?, output, BASTION_COLUMNS)?;
         }
-        BastionCommand::Update {
-            bastion: b,
-            settings,
-            output,
-        } => {
+        BastionCommand::Update { bastion: b, settings, output } => {
             let sub = profile.subscription(b.subscription.as_deref())?;
             let change = change(settings);
             if change == BastionChange::default() {
@@ -83,20 +57,13 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
                     "nothing to update: give --sku, --enable-tunneling, --enable-ip-connect or --reachable-networks"
                 );
             }
-            let updated = client
-                .update_bastion(&sub, &b.resource_group, &b.name, &change)
-                .await?;
+            let updated = client.update_bastion(&sub, &b.resource_group, &b.name, &change).await?;
             print(&updated, output, BASTION_COLUMNS)?;
         }
         BastionCommand::Delete { bastion: b } => {
             let sub = profile.subscription(b.subscription.as_deref())?;
-            client
-                .delete_bastion(&sub, &b.resource_group, &b.name)
-                .await?;
-            eprintln!(
-                "deleted bastion '{}' in resource group '{}'",
-                b.name, b.resource_group
-            );
+            client.delete_bastion(&sub, &b.resource_group, &b.name).await?;
+            eprintln!("deleted bastion '{}' in resource group '{}'", b.name, b.resource_group);
         }
         BastionCommand::Tunnel(_) => unreachable!("handled above"),
     }

@@ -35,21 +35,15 @@ struct FileConfig {
 fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
     let file: FileConfig = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             toml::from_str(&text)
                 .with_context(|| format!("{} is not a valid configuration", path.display()))?
         }
         None => FileConfig::default(),
     };
-    let listen = args
-        .listen
-        .or(file.listen)
-        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8443)));
-    let data_dir = args
-        .data_dir
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from("rampart-data"));
+    let listen = args.listen.or(file.listen).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8443)));
+    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("rampart-data"));
     let mut c = GatewayConfig::new(listen, data_dir);
     c.tls_cert = args.tls_cert.or(file.tls_cert);
     c.tls_key = args.tls_key.or(file.tls_key);
@@ -60,32 +54,15 @@ fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
     let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
         flag.or(file).map(Duration::from_secs).unwrap_or(default)
     };
-    c.access_token_ttl = secs(
-        args.access_token_ttl,
-        file.access_token_ttl,
-        c.access_token_ttl,
-    );
-    c.refresh_token_ttl = secs(
-        args.refresh_token_ttl,
-        file.refresh_token_ttl,
-        c.refresh_token_ttl,
-    );
-    c.tunnel_token_ttl = secs(
-        args.tunnel_token_ttl,
-        file.tunnel_token_ttl,
-        c.tunnel_token_ttl,
-    );
+    c.access_token_ttl = secs(args.access_token_ttl, file.access_token_ttl, c.access_token_ttl);
+    c.refresh_token_ttl = secs(args.refresh_token_ttl, file.refresh_token_ttl, c.refresh_token_ttl);
+    c.tunnel_token_ttl = secs(args.tunnel_token_ttl, file.tunnel_token_ttl, c.tunnel_token_ttl);
     c.login_window = secs(args.login_window, file.login_window, c.login_window);
-    c.target_connect_timeout = secs(
-        args.target_connect_timeout,
-        file.target_connect_timeout,
-        c.target_connect_timeout,
-    );
+    c.target_connect_timeout =
+        secs(args.target_connect_timeout, file.target_connect_timeout, c.target_connect_timeout);
     c.keepalive = secs(args.keepalive, file.keepalive, c.keepalive);
-    c.login_max_failures = args
-        .login_max_failures
-        .or(file.login_max_failures)
-        .unwrap_or(c.login_max_failures);
+    c.login_max_failures =
+        args.login_max_failures.or(file.login_max_failures).unwrap_or(c.login_max_failures);
     if c.keepalive.is_zero() || c.tunnel_token_ttl.is_zero() || c.access_token_ttl.is_zero() {
         anyhow::bail!("keepalive and token lifetimes must be at least 1 second");
     }
@@ -100,23 +77,13 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "rampart gateway {}", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, "data directory: {}", r.data_dir)?;
-    let origin = if r.cert_generated {
-        " (self-signed, generated now)"
-    } else {
-        ""
-    };
+    let origin = if r.cert_generated { " (self-signed, generated now)" } else { "" };
     writeln!(out, "TLS certificate: {}{origin}", r.cert_path)?;
     writeln!(out, "TLS fingerprint: {}", r.fingerprint)?;
     if r.admin_created {
         match &r.generated_admin_password {
-            Some(p) => writeln!(
-                out,
-                "bootstrap admin: user 'admin', password {p} (shown once: keep it)"
-            )?,
-            None => writeln!(
-                out,
-                "bootstrap admin: user 'admin', password from RAMPART_ADMIN_PASSWORD"
-            )?,
+            Some(p) => writeln!(out, "bootstrap admin: user 'admin', password {p} (shown once: keep it)")?,
+            None => writeln!(out, "bootstrap admin: user 'admin', password from RAMPART_ADMIN_PASSWORD")?,
         }
     }
     writeln!(out, "listening on https://{}", r.listen)?;
@@ -134,8 +101,5 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

@@ -32,12 +32,8 @@ pub async fn list(
                 .map_err(|e| ApiError::bad_request("InvalidTime", format!("since '{s}': {e}")))
         })
         .transpose()?;
-    let filter = AuditFilter {
-        since,
-        user: q.user,
-        result: q.result,
-        limit: q.limit.map(|l| l.min(100_000)),
-    };
+    let filter =
+        AuditFilter { since, user: q.user, result: q.result, limit: q.limit.map(|l| l.min(100_000)) };
     let entries = gw.store.list_audit(&filter).await?;
     Ok(Json(entries.iter().map(to_api).collect()))
 }

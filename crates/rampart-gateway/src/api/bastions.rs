@@ -8,9 +8,7 @@ use axum::http::StatusCode;
 use chrono::{SecondsFormat, Utc};
 use ipnet::IpNet;
 use rampart_core::resource_id::validate_name;
-use rampart_core::{
-    AuditEntry, AuditEvent, AuditResult, Bastion, BastionSettings, ResourceId, Tier,
-};
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, Bastion, BastionSettings, ResourceId, Tier};
 use rampart_proto::api::{self, BastionChange};
 use rampart_store::Subscription;
 
@@ -24,20 +22,13 @@ pub async fn list_subscriptions(
     let subs = gw.store.list_subscriptions().await?;
     Ok(Json(
         subs.into_iter()
-            .map(|s| api::Subscription {
-                id: s.id,
-                name: s.name,
-                state: "Enabled".into(),
-            })
+            .map(|s| api::Subscription { id: s.id, name: s.name, state: "Enabled".into() })
             .collect(),
     ))
 }
 
 /// Finds a subscription by ID or by name (both case-insensitive).
-pub(crate) async fn resolve_subscription(
-    gw: &Gateway,
-    id_or_name: &str,
-) -> Result<Subscription, ApiError> {
+pub(crate) async fn resolve_subscription(gw: &Gateway, id_or_name: &str) -> Result<Subscription, ApiError> {
     gw.store
         .list_subscriptions()
         .await?
@@ -47,9 +38,7 @@ pub(crate) async fn resolve_subscription(
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "SubscriptionNotFound",
-                format!(
-                    "subscription '{id_or_name}' was not found; `rampart account list` shows yours"
-                ),
+                format!("subscription '{id_or_name}' was not found; `rampart account list` shows yours"),
             )
         })
 }
@@ -74,12 +63,7 @@ pub async fn list_in_group(
     Ok(Json(list.iter().map(to_api).collect()))
 }
 
-async fn bastion_id(
-    gw: &Gateway,
-    sub: &str,
-    group: &str,
-    name: &str,
-) -> Result<ResourceId, ApiError> {
+async fn bastion_id(gw: &Gateway, sub: &str, group: &str, name: &str) -> Result<ResourceId, ApiError> {
     let sub = resolve_subscription(gw, sub).await?;
     for n in [group, name] {
         validate_name(n).map_err(|e| ApiError::bad_request("InvalidName", e.to_string()))?;
@@ -91,10 +75,7 @@ fn not_found(id: &ResourceId) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "BastionNotFound",
-        format!(
-            "bastion '{}' was not found in resource group '{}'",
-            id.name, id.resource_group
-        ),
+        format!("bastion '{}' was not found in resource group '{}'", id.name, id.resource_group),
     )
 }
 
@@ -148,13 +129,9 @@ pub async fn delete(
 }
 
 /// Applies a change to settings and checks the tier rules.
-fn apply_change(
-    mut s: BastionSettings,
-    change: &BastionChange,
-) -> Result<BastionSettings, ApiError> {
+fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<BastionSettings, ApiError> {
     if let Some(sku) = &change.sku {
-        s.tier =
-            Tier::from_str(sku).map_err(|e| ApiError::bad_request("InvalidSku", e.to_string()))?;
+        s.tier = Tier::from_str(sku).map_err(|e| ApiError::bad_request("InvalidSku", e.to_string()))?;
     }
     if let Some(v) = change.enable_tunneling {
         s.enable_tunneling = v;
@@ -170,16 +147,13 @@ fn apply_change(
                 IpNet::from_str(n.trim()).map(|n| n.trunc()).map_err(|_| {
                     ApiError::bad_request(
                         "InvalidReachableNetwork",
-                        format!(
-                            "'{n}' is not a network in CIDR form (e.g. 10.0.0.0/16 or fd00::/64)"
-                        ),
+                        format!("'{n}' is not a network in CIDR form (e.g. 10.0.0.0/16 or fd00::/64)"),
                     )
                 })
             })
             .collect::<Result<_, _>>()?;
     }
-    s.validate()
-        .map_err(|e| ApiError::bad_request("TierLacksFeature", e.to_string()))?;
+    s.validate().map_err(|e| ApiError::bad_request("TierLacksFeature", e.to_string()))?;
     Ok(s)
 }
 
@@ -212,17 +186,10 @@ pub fn to_api(b: &Bastion) -> api::Bastion {
         name: b.id.name.clone(),
         resource_group: b.id.resource_group.clone(),
         subscription_id: b.id.subscription.clone(),
-        sku: api::Sku {
-            name: b.settings.tier.to_string(),
-        },
+        sku: api::Sku { name: b.settings.tier.to_string() },
         enable_tunneling: b.settings.enable_tunneling,
         enable_ip_connect: b.settings.enable_ip_connect,
-        reachable_networks: b
-            .settings
-            .reachable_networks
-            .iter()
-            .map(|n| n.to_string())
-            .collect(),
+        reachable_networks: b.settings.reachable_networks.iter().map(|n| n.to_string()).collect(),
         created_at: b.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         updated_at: b.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
     }

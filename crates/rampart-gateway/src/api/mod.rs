@@ -53,20 +53,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/refresh", post(session::refresh))
         .route("/api/auth/logout", post(session::logout))
         .route("/api/subscriptions", get(bastions::list_subscriptions))
-        .route(
-            "/api/subscriptions/{subscription}/bastionHosts",
-            get(bastions::list_in_subscription),
-        )
+        .route("/api/subscriptions/{subscription}/bastionHosts", get(bastions::list_in_subscription))
         .route(
             "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts",
             get(bastions::list_in_group),
         )
         .route(
             "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}",
-            get(bastions::show)
-                .put(bastions::create)
-                .patch(bastions::update)
-                .delete(bastions::delete),
+            get(bastions::show).put(bastions::create).patch(bastions::update).delete(bastions::delete),
         )
         .route(GRANT_PATH, post(tunnel::grant))
         .route(CONNECT_PATH, get(tunnel::connect))
@@ -94,12 +88,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code: code.into(),
-            message: message.into(),
-            retry_after: None,
-        }
+        ApiError { status, code: code.into(), message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -141,8 +130,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        let mut response = (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
         if let Some(secs) = self.retry_after
             && let Ok(v) = secs.to_string().parse()
         {
@@ -155,16 +143,12 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                format!("{what} was not found"),
-            ),
-            StoreError::Conflict(what) => ApiError::new(
-                StatusCode::CONFLICT,
-                "Conflict",
-                format!("{what} already exists"),
-            ),
+            StoreError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} was not found"))
+            }
+            StoreError::Conflict(what) => {
+                ApiError::new(StatusCode::CONFLICT, "Conflict", format!("{what} already exists"))
+            }
             other => ApiError::internal(other),
         }
     }
@@ -188,17 +172,10 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| {
-            ApiError::unauthenticated("no access token: sign in with `rampart login`")
-        })?;
-        let claims = state
-            .keys
-            .verify_access(token)
-            .map_err(ApiError::unauthenticated)?;
-        Ok(AuthUser {
-            claims,
-            client: ClientAddr::from_parts(parts),
-        })
+        let token = bearer(parts)
+            .ok_or_else(|| ApiError::unauthenticated("no access token: sign in with `rampart login`"))?;
+        let claims = state.keys.verify_access(token).map_err(ApiError::unauthenticated)?;
+        Ok(AuthUser { claims, client: ClientAddr::from_parts(parts) })
     }
 }
 

@@ -21,14 +21,7 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let now = Instant::now();
     if let Some(wait) = gw.limiter.blocked(&body.username, client.ip(), now) {
-        audit_sign_in(
-            &gw,
-            &body.username,
-            client,
-            AuditResult::Refused,
-            Some("RateLimited"),
-        )
-        .await?;
+        audit_sign_in(&gw, &body.username, client, AuditResult::Refused, Some("RateLimited")).await?;
         let mut err = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TooManySignInFailures",
@@ -45,10 +38,7 @@ pub async fn login(
     let user = gw.store.user_by_name(&body.username).await?;
     // Verify against a fixed hash when the user does not exist, so timing does not tell
     // which user names exist.
-    let stored = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| gw.dummy_hash.clone());
+    let stored = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| gw.dummy_hash.clone());
     let password = body.password.clone();
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
         .await
@@ -57,14 +47,7 @@ pub async fn login(
         (true, Some(user)) => user,
         _ => {
             gw.limiter.record_failure(&body.username, client.ip(), now);
-            audit_sign_in(
-                &gw,
-                &body.username,
-                client,
-                AuditResult::Refused,
-                Some("BadCredentials"),
-            )
-            .await?;
+            audit_sign_in(&gw, &body.username, client, AuditResult::Refused, Some("BadCredentials")).await?;
             return Err(ApiError::unauthenticated("wrong user name or password"));
         }
     };
@@ -78,15 +61,11 @@ pub async fn refresh(
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let hash = auth::refresh_token_hash(&body.refresh_token);
-    let user_id = gw
-        .store
-        .consume_refresh_token(&hash, Utc::now().timestamp())
-        .await?
-        .ok_or_else(|| {
-            ApiError::unauthenticated(
-                "the refresh token is unknown, expired or revoked; sign in again with `rampart login`",
-            )
-        })?;
+    let user_id = gw.store.consume_refresh_token(&hash, Utc::now().timestamp()).await?.ok_or_else(|| {
+        ApiError::unauthenticated(
+            "the refresh token is unknown, expired or revoked; sign in again with `rampart login`",
+        )
+    })?;
     let user = gw
         .store
         .user_by_id(&user_id)
@@ -100,9 +79,7 @@ pub async fn logout(
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     let hash = auth::refresh_token_hash(&body.refresh_token);
-    gw.store
-        .consume_refresh_token(&hash, Utc::now().timestamp())
-        .await?;
+    gw.store.consume_refresh_token(&hash, Utc::now().timestamp()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -110,12 +87,7 @@ async fn issue_tokens(gw: &Gateway, user: &User) -> Result<TokenResponse, ApiErr
     let now = Utc::now().timestamp();
     let access = gw
         .keys
-        .sign_access(&AccessClaims::new(
-            &user.id,
-            &user.username,
-            now,
-            gw.config.access_token_ttl,
-        ))
+        .sign_access(&AccessClaims::new(&user.id, &user.username, now, gw.config.access_token_ttl))
         .map_err(ApiError::internal)?;
     let refresh_token = auth::random_secret(32);
     gw.store
