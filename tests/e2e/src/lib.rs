@@ -13,20 +13,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-/// The `rampart` binary under test.
+/// The `rampart` binary under test: `$RAMPART_BIN`, or `rampart` beside the running
+/// executable (a benchmark in `target/release/`) or one level up (a test in `target/debug/deps/`).
 pub fn rampart_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("RAMPART_BIN") {
         return PathBuf::from(p);
     }
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/debug/deps/<test> -> target/debug/rampart
-    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("rampart")).expect("target directory");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build -p rampart-cli` (the README's test command does)",
-        bin.display()
-    );
-    bin
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable directory");
+    let candidates = [dir.join("rampart"), dir.parent().unwrap_or(dir).join("rampart")];
+    let found = candidates.iter().find(|c| c.exists());
+    found.cloned().unwrap_or_else(|| {
+        panic!(
+            "{} is missing: build it first with `cargo build -p rampart-cli` (the README's test command does)",
+            candidates[1].display()
+        )
+    })
 }
 
 /// A free loopback port (bound and released; a race with another process is unlikely).
@@ -299,7 +301,7 @@ pub struct Sshd {
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub user: String,
-    _process: Process,
+    pub process: Process,
 }
 
 impl Sshd {
@@ -335,7 +337,7 @@ impl Sshd {
         let process = Process::spawn(cmd, "sshd")?;
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10))?;
         let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?.trim().to_string();
-        Ok(Sshd { port, dir, user, _process: process })
+        Ok(Sshd { port, dir, user, process })
     }
 
     /// An `ssh`/`scp` command with this server's key and no host-key prompts.

@@ -1,0 +1,299 @@
+//! `rampart-bench`: Rampart's tunnel measured side by side with direct TCP (the ceiling),
+//! OpenSSH `ssh -L` (default cipher and aes128-gcm) and a stunnel4 pair, in one run, on
+//! loopback only. Every byte of the throughput runs is checksummed, and uploads rely on TCP
+//! half-close being carried through. `--smoke` checks all of that in seconds (CI).
+//!
+//! Run: `./scripts/bench.sh` (release build; `--write BENCHMARKS.md` rewrites the table).
+
+mod peers;
+mod stats;
+mod target;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use rampart_e2e::{Gateway, Process, Sshd, wait_for_port};
+use tokio::net::TcpListener;
+
+use crate::stats::Summary;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark Rampart's tunnel against direct TCP, ssh -L and stunnel (loopback only)")]
+struct Args {
+    /// Seconds-long correctness run: small sizes, one repetition, no timing claims.
+    #[arg(long)]
+    smoke: bool,
+    /// Repetitions of each throughput measurement [default: 5; smoke: 1].
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// MiB moved per throughput measurement [default: 1024; smoke: 8].
+    #[arg(long)]
+    size_mib: Option<u64>,
+    /// Round trips of 64 bytes [default: 20000; smoke: 200].
+    #[arg(long)]
+    round_trips: Option<usize>,
+    /// Concurrent idle connections through the tunnel [default: 10000; smoke: 100].
+    #[arg(long)]
+    idle: Option<usize>,
+    /// Rewrite the results section of this file (BENCHMARKS.md).
+    #[arg(long)]
+    write: Option<PathBuf>,
+}
+
+/// One way from the harness to the target.
+struct Path {
+    name: &'static str,
+    addr: SocketAddr,
+    /// Processes (with their children) whose CPU counts for this path.
+    pids: Vec<u32>,
+    up: Vec<f64>,
+    down: Vec<f64>,
+    cpu_per_gib: Vec<f64>,
+    rtt: Option<Summary>,
+    first_byte: Option<Summary>,
+}
+
+impl Path {
+    fn new(name: &'static str, port: u16, pids: Vec<u32>) -> Path {
+        Path {
+            name,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            pids,
+            up: vec![],
+            down: vec![],
+            cpu_per_gib: vec![],
+            rtt: None,
+            first_byte: None,
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let smoke = args.smoke;
+    let repeat = args.repeat.unwrap_or(if smoke { 1 } else { 5 });
+    let size = args.size_mib.unwrap_or(if smoke { 8 } else { 1024 }) * 1024 * 1024;
+    let round_trips = args.round_trips.unwrap_or(if smoke { 200 } else { 20_000 });
+    let mut idle = args.idle.unwrap_or(if smoke { 100 } else { 10_000 });
+    // Each idle connection costs about two descriptors in each process it crosses.
+    let fd_limit = raise_fd_limit();
+    if (idle as u64) * 2 + 1000 > fd_limit {
+        let fit = ((fd_limit.saturating_sub(1000)) / 2) as usize;
+        eprintln!("note: open-file limit {fd_limit} fits {fit} idle connections, not {idle}");
+        idle = fit;
+    }
+
+    let pattern = target::pattern();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let target_port = listener.local_addr()?.port();
+    tokio::spawn(target::serve(listener, pattern.clone()));
+    eprintln!("target on 127.0.0.1:{target_port}; starting the gateway, sshd, ssh -L and stunnel");
+
+    let started = tokio::task::block_in_place(|| Setup::start(target_port))?;
+    let mut paths = vec![Path::new("direct TCP", target_port, vec![])];
+    paths.push(Path::new(
+        "rampart tunnel",
+        started.tunnel.port,
+        vec![started.gateway_pid(), started.tunnel_pid()],
+    ));
+    for (name, (process, port)) in
+        ["ssh -L (default cipher)", "ssh -L aes128-gcm"].into_iter().zip(&started.ssh)
+    {
+        paths.push(Path::new(name, *port, vec![process.child.id(), started.sshd.process.child.id()]));
+    }
+    if let Some((server, client, port)) = &started.stunnel {
+        paths.push(Path::new("stunnel pair", *port, vec![server.child.id(), client.child.id()]));
+    }
+
+    // Throughput: repetitions round-robin over the paths, so drift hits all alike.
+    let gib = size as f64 / (1u64 << 30) as f64;
+    for rep in 0..repeat {
+        for p in paths.iter_mut() {
+            let cpu0 = peers::cpu_seconds(&p.pids);
+            let up =
+                target::upload(p.addr, &pattern, size).await.with_context(|| format!("{} upload", p.name))?;
+            let down =
+                target::download(p.addr, size).await.with_context(|| format!("{} download", p.name))?;
+            let cpu = peers::cpu_seconds(&p.pids) - cpu0;
+            p.up.push(size as f64 / up.as_secs_f64() / 1e6);
+            p.down.push(size as f64 / down.as_secs_f64() / 1e6);
+            if !p.pids.is_empty() {
+                p.cpu_per_gib.push(cpu / (2.0 * gib));
+            }
+            eprintln!(
+                "rep {}/{repeat} {:<24} up {:>7.0} MB/s  down {:>7.0} MB/s  cpu {:.2} s",
+                rep + 1,
+                p.name,
+                p.up[rep],
+                p.down[rep],
+                cpu
+            );
+        }
+    }
+
+    // Latency and connection setup.
+    let new_conns = if smoke { 20 } else { 200 };
+    for p in paths.iter_mut() {
+        let rtts = target::round_trips(p.addr, round_trips, Duration::from_secs(60)).await?;
+        p.rtt = Some(Summary::of(&rtts));
+        let mut firsts = Vec::with_capacity(new_conns);
+        for _ in 0..new_conns {
+            firsts.push(
+                target::first_byte(p.addr).await.with_context(|| format!("{} new connection", p.name))?,
+            );
+        }
+        p.first_byte = Some(Summary::of(&firsts));
+    }
+
+    // A whole `rampart tunnel` start: process start, grant, listen, first echoed byte.
+    let mut starts = vec![];
+    for _ in 0..if smoke { 1 } else { 5 } {
+        let t = Instant::now();
+        let tunnel = tokio::task::block_in_place(|| started.gateway.tunnel("127.0.0.1", target_port))?;
+        target::first_byte(SocketAddr::from(([127, 0, 0, 1], tunnel.port))).await?;
+        starts.push(t.elapsed());
+    }
+    let tunnel_start = Summary::of(&starts);
+
+    let idle_result = idle_connections(&started, idle).await?;
+    let report = stats::report(&paths, &tunnel_start, &idle_result, size, repeat, round_trips, smoke);
+    println!("{report}");
+    if let Some(file) = &args.write {
+        stats::write_into(file, &report)?;
+        eprintln!("wrote {}", file.display());
+    }
+    Ok(())
+}
+
+/// Opens `count` echo connections through the tunnel, measures the gateway's memory per
+/// connection, and checks that every one still echoes.
+pub struct IdleResult {
+    pub count: usize,
+    pub gateway_bytes_per_conn: f64,
+    pub tunnel_client_bytes_per_conn: f64,
+    pub all_echoed: bool,
+}
+
+async fn idle_connections(s: &Setup, count: usize) -> Result<IdleResult> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = SocketAddr::from(([127, 0, 0, 1], s.tunnel.port));
+    let (g0, c0) = (peers::rss_bytes(s.gateway_pid())?, peers::rss_bytes(s.tunnel_pid())?);
+    let mut conns = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for chunk_start in (0..count).step_by(100) {
+        let n = 100.min(count - chunk_start);
+        let opened = futures_join(n, addr).await?;
+        conns.extend(opened);
+        anyhow::ensure!(Instant::now() < deadline, "opening idle connections took over 300 s");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (g1, c1) = (peers::rss_bytes(s.gateway_pid())?, peers::rss_bytes(s.tunnel_pid())?);
+    let mut all_echoed = true;
+    for c in conns.iter_mut() {
+        let mut b = [0u8; 1];
+        let ok = async {
+            c.write_all(b"x").await?;
+            c.read_exact(&mut b).await?;
+            anyhow::Ok(b == *b"x")
+        };
+        all_echoed &= tokio::time::timeout(Duration::from_secs(10), ok)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(false);
+    }
+    drop(conns);
+    Ok(IdleResult {
+        count,
+        gateway_bytes_per_conn: (g1 as f64 - g0 as f64) / count.max(1) as f64,
+        tunnel_client_bytes_per_conn: (c1 as f64 - c0 as f64) / count.max(1) as f64,
+        all_echoed,
+    })
+}
+
+async fn futures_join(n: usize, addr: SocketAddr) -> Result<Vec<tokio::net::TcpStream>> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        set.spawn(target::echo_connection(addr));
+    }
+    let mut out = Vec::with_capacity(n);
+    while let Some(r) = set.join_next().await {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+/// Everything the paths run through, stopped when dropped.
+struct Setup {
+    gateway: Gateway,
+    tunnel: rampart_e2e::Tunnel,
+    sshd: Sshd,
+    ssh: Vec<(Process, u16)>,
+    stunnel: Option<(Process, Process, u16)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn start(target_port: u16) -> Result<Setup> {
+        let gateway = Gateway::start(&[("RAMPART_LOG", "error")])?;
+        gateway.ok(&[
+            "network",
+            "bastion",
+            "update",
+            "--name",
+            "default",
+            "--resource-group",
+            "default",
+            "--enable-ip-connect",
+            "true",
+            "--reachable-networks",
+            "127.0.0.0/8",
+        ])?;
+        let tunnel = gateway.tunnel("127.0.0.1", target_port)?;
+        let sshd = Sshd::start()?;
+        let ssh = vec![
+            peers::ssh_forward(&sshd, target_port, None)?,
+            peers::ssh_forward(&sshd, target_port, Some("aes128-gcm@openssh.com"))?,
+        ];
+        let dir = tempfile::tempdir()?;
+        let tls = gateway.data_dir.join("tls");
+        let stunnel =
+            match peers::stunnel_pair(dir.path(), &tls.join("cert.pem"), &tls.join("key.pem"), target_port) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("warning: no stunnel baseline: {e:#}");
+                    None
+                }
+            };
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], tunnel.port)), Duration::from_secs(5))?;
+        Ok(Setup { gateway, tunnel, sshd, ssh, stunnel, _dir: dir })
+    }
+
+    fn gateway_pid(&self) -> u32 {
+        self.gateway.process.child.id()
+    }
+
+    fn tunnel_pid(&self) -> u32 {
+        self.tunnel.process.child.id()
+    }
+}
+
+/// Raises the soft (and, as root, the hard) open-file limit; returns the soft limit.
+fn raise_fd_limit() -> u64 {
+    use rlimit::Resource;
+    let want = 65_536;
+    if Resource::NOFILE.set(want, want).is_err()
+        && let Ok((_, hard)) = Resource::NOFILE.get()
+    {
+        let _ = Resource::NOFILE.set(hard, hard);
+    }
+    Resource::NOFILE.get().map(|(soft, _)| soft).unwrap_or(1024)
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Benchmarks Rampart's tunnel against direct TCP, ssh -L and a stunnel pair, side by side,
+# on loopback only (about 5-10 minutes on 2 cores). Installs OpenSSH and stunnel4 from
+# Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
+# seconds-long correctness run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+profile=release
+for a in "$@"; do [ "$a" = "--smoke" ] && profile=dev; done
+if [ "$profile" = release ]; then
+    cargo build --release --locked -p rampart-cli -p rampart-bench
+    exec ./target/release/rampart-bench "$@"
+else
+    cargo build --locked -p rampart-cli -p rampart-bench
+    exec ./target/debug/rampart-bench "$@"
+fi
