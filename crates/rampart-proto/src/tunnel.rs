@@ -18,9 +18,10 @@ pub const GRANT_PATH: &str = "/api/tunnels";
 pub const CONNECT_PATH: &str = "/api/tunnels/connect";
 /// WebSocket subprotocol; the version changes if the message set changes.
 pub const SUBPROTOCOL: &str = "rampart-tunnel.v1";
-/// Largest binary message either side sends (bytes). Receivers accept up to
+/// Largest binary message either side sends (bytes): large messages mean fewer frames and
+/// wake-ups per byte (measured: 64 KiB to 256 KiB lowered CPU per GiB). Receivers accept up to
 /// [`MAX_MESSAGE_SIZE`].
-pub const DATA_CHUNK: usize = 64 * 1024;
+pub const DATA_CHUNK: usize = 256 * 1024;
 pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
