@@ -37,6 +37,7 @@ pub use tokio_tungstenite;
 /// it is small: 8 KiB instead of tungstenite's 128 KiB cut gateway memory per idle
 /// connection from 77 to 20 KiB and CPU per GiB by about 15% (BENCHMARKS.md). Large frames
 /// still arrive whole: the codec reserves a frame's length once its header is read.
+pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .write_buffer_size(0)
