@@ -13,14 +13,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // The gateway serves many users on every core. Client commands, the tunnel included, run
-    // on one thread: no cross-thread wake-ups per relayed message, which measured cheaper
-    // (BENCHMARKS.md).
-    let mut builder = match cli.command {
-        cli::Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
-        _ => tokio::runtime::Builder::new_current_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
