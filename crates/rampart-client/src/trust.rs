@@ -130,9 +130,10 @@ impl ServerCertVerifier for PinnedCertificate {
         if digest == self.pin {
             Ok(ServerCertVerified::assertion())
         } else {
+            let shown: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
             Err(rustls::Error::General(format!(
                 "the gateway's certificate does not match the pinned fingerprint (it presents SHA256:{})",
-                hex::encode_upper(digest)
+                shown.join(":")
             )))
         }
     }
