@@ -32,6 +32,216 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Registered virtual machines (Rampart does not create them; it is told where they are).
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Registered scale sets and their instances.
+    #[command(subcommand)]
+    Vmss(VmssCommand),
+    /// Users (`rampart ad user …`).
+    #[command(subcommand)]
+    Ad(AdCommand),
+    /// Role definitions and role assignments.
+    #[command(subcommand)]
+    Role(RoleCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct GroupArgs {
+    #[arg(long, short = 'g')]
+    pub resource_group: Option<String>,
+    /// Subscription name or ID [default: the current one].
+    #[arg(long)]
+    pub subscription: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Register a machine by its private IP address.
+    Register {
+        #[command(flatten)]
+        vm: ResourceRef,
+        #[arg(long, value_name = "linux|windows")]
+        os_type: String,
+        #[arg(long)]
+        private_ip_address: String,
+        /// Name of its network interface [default: NAME-nic].
+        #[arg(long)]
+        nic_name: Option<String>,
+        #[arg(long, default_value_t = 22)]
+        port_ssh: u16,
+        #[arg(long, default_value_t = 3389)]
+        port_rdp: u16,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    List {
+        #[command(flatten)]
+        group: GroupArgs,
+    },
+    Show {
+        #[command(flatten)]
+        vm: ResourceRef,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    Unregister {
+        #[command(flatten)]
+        vm: ResourceRef,
+    },
+    /// Register many machines from a JSON array or a CSV file with the header
+    /// name,resourceGroup,osType,privateIpAddress[,nicName,portSsh,portRdp].
+    Import {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        subscription: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmssCommand {
+    /// Register a scale set; each --instance is one instance's private IP (numbered from 0).
+    Register {
+        #[command(flatten)]
+        vmss: ResourceRef,
+        #[arg(long, value_name = "linux|windows")]
+        os_type: String,
+        #[arg(long = "instance", required = true, value_name = "IP")]
+        instances: Vec<String>,
+        #[arg(long)]
+        port_ssh: Option<u16>,
+        #[arg(long)]
+        port_rdp: Option<u16>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Show a scale set's instances.
+    Show {
+        #[command(flatten)]
+        vmss: ResourceRef,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Unregister a scale set and all its instances.
+    Delete {
+        #[command(flatten)]
+        vmss: ResourceRef,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NicCommand {
+    List {
+        #[command(flatten)]
+        group: GroupArgs,
+    },
+    Show {
+        #[command(flatten)]
+        nic: ResourceRef,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdCommand {
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a local user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        user_principal_name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    Show {
+        /// User principal name.
+        #[arg(long)]
+        id: String,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    Delete {
+        #[arg(long)]
+        id: String,
+    },
+    /// Reset a password (read from standard input); the user's sessions are revoked.
+    Update {
+        #[arg(long)]
+        id: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    #[command(subcommand)]
+    Definition(RoleDefinitionCommand),
+    #[command(subcommand)]
+    Assignment(RoleAssignmentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleDefinitionCommand {
+    /// Create a custom role: JSON {"name", "description", "actions", "notActions"}, inline or @FILE.
+    Create {
+        #[arg(long)]
+        role_definition: String,
+    },
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleAssignmentCommand {
+    Create {
+        /// User principal name.
+        #[arg(long)]
+        assignee: String,
+        #[arg(long)]
+        role: String,
+        /// /subscriptions/S[/resourceGroups/G[/providers/…]] (S may be the subscription's name).
+        #[arg(long)]
+        scope: String,
+        /// Limit IP-based connections to these networks (comma-separated CIDRs).
+        #[arg(long, value_name = "CIDR[,CIDR…]")]
+        condition_networks: Option<String>,
+        /// Limit IP-based connections to these ports (comma-separated).
+        #[arg(long, value_name = "PORT[,PORT…]")]
+        condition_ports: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    List {
+        #[arg(long)]
+        assignee: Option<String>,
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    Delete {
+        /// Assignment IDs.
+        #[arg(long, num_args = 1.., required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -126,10 +336,13 @@ pub enum NetworkCommand {
     /// Bastion resources.
     #[command(subcommand)]
     Bastion(BastionCommand),
+    /// Network interfaces of registered machines.
+    #[command(subcommand)]
+    Nic(NicCommand),
 }
 
 #[derive(Debug, Args)]
-pub struct BastionRef {
+pub struct ResourceRef {
     #[arg(long, short = 'n')]
     pub name: String,
     #[arg(long, short = 'g')]
@@ -159,7 +372,7 @@ pub struct BastionSettingsArgs {
 pub enum BastionCommand {
     Create {
         #[command(flatten)]
-        bastion: BastionRef,
+        bastion: ResourceRef,
         #[command(flatten)]
         settings: BastionSettingsArgs,
         #[arg(long, short = 'o', value_enum, default_value_t)]
@@ -167,7 +380,7 @@ pub enum BastionCommand {
     },
     Show {
         #[command(flatten)]
-        bastion: BastionRef,
+        bastion: ResourceRef,
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -181,7 +394,7 @@ pub enum BastionCommand {
     },
     Update {
         #[command(flatten)]
-        bastion: BastionRef,
+        bastion: ResourceRef,
         #[command(flatten)]
         settings: BastionSettingsArgs,
         #[arg(long, short = 'o', value_enum, default_value_t)]
@@ -189,7 +402,7 @@ pub enum BastionCommand {
     },
     Delete {
         #[command(flatten)]
-        bastion: BastionRef,
+        bastion: ResourceRef,
     },
     /// Open a tunnel to a target.
     Tunnel(TunnelArgs),
@@ -198,11 +411,11 @@ pub enum BastionCommand {
 #[derive(Debug, Args)]
 pub struct TunnelArgs {
     #[command(flatten)]
-    pub bastion: BastionRef,
+    pub bastion: ResourceRef,
     /// Private IP address of the target.
     #[arg(long, conflicts_with = "target_resource_id", required_unless_present = "target_resource_id")]
     pub target_ip_address: Option<String>,
-    /// Resource ID of the target VM (needs the inventory; not available yet).
+    /// Resource ID of the target VM or scale-set instance.
     #[arg(long)]
     pub target_resource_id: Option<String>,
     /// Port on the target.
@@ -228,9 +441,14 @@ pub enum AuditCommand {
         /// allowed, refused, failed or closed.
         #[arg(long)]
         result: Option<String>,
+        /// A target IP address or resource ID.
+        #[arg(long)]
+        target: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Check the audit log's hash chain; names the first record that was altered.
+    Verify,
 }

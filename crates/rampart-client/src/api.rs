@@ -8,7 +8,8 @@ use rampart_proto::api::{
     AuditRecord, Bastion, BastionChange, LoginRequest, RefreshRequest, Subscription, TokenResponse,
 };
 use rampart_proto::tunnel::{GRANT_PATH, TunnelGrant, TunnelRequest};
-use reqwest::{Method, StatusCode};
+pub use reqwest::Method;
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -208,6 +209,16 @@ impl ApiClient {
         self.send(method, path, body, Some(&token)).await
     }
 
+    /// Any authenticated API call; `None` for an answer with no body (204).
+    pub async fn request<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<T>, ClientError> {
+        self.authed(method, path, body).await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.authed::<(), T>(Method::GET, path, None)
             .await?
@@ -334,6 +345,9 @@ impl ApiClient {
         if let Some(r) = &query.result {
             params.push(format!("result={}", urlencode(r)));
         }
+        if let Some(t) = &query.target {
+            params.push(format!("target={}", urlencode(t)));
+        }
         if let Some(l) = query.limit {
             params.push(format!("limit={l}"));
         }
@@ -347,10 +361,11 @@ pub struct AuditQuery {
     pub since: Option<String>,
     pub user: Option<String>,
     pub result: Option<String>,
+    pub target: Option<String>,
     pub limit: Option<u32>,
 }
 
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),

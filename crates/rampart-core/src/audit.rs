@@ -1,7 +1,8 @@
 //! Audit entries: what happened, to whom, with what result and why. Pure data; the store
 //! appends them and the gateway writes one before any byte of a connection flows.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
 
 /// What kind of event an audit entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,6 +12,11 @@ pub enum AuditEvent {
     ConnectionOpen,
     ConnectionClose,
     BastionChange,
+    InventoryChange,
+    UserChange,
+    RoleChange,
+    /// A read that was refused (reads that succeed are not audited).
+    Read,
 }
 
 impl AuditEvent {
@@ -21,6 +27,10 @@ impl AuditEvent {
             AuditEvent::ConnectionOpen => "connection-open",
             AuditEvent::ConnectionClose => "connection-close",
             AuditEvent::BastionChange => "bastion-change",
+            AuditEvent::InventoryChange => "inventory-change",
+            AuditEvent::UserChange => "user-change",
+            AuditEvent::RoleChange => "role-change",
+            AuditEvent::Read => "read",
         }
     }
 
@@ -31,6 +41,10 @@ impl AuditEvent {
             AuditEvent::ConnectionOpen,
             AuditEvent::ConnectionClose,
             AuditEvent::BastionChange,
+            AuditEvent::InventoryChange,
+            AuditEvent::UserChange,
+            AuditEvent::RoleChange,
+            AuditEvent::Read,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)
@@ -84,6 +98,81 @@ pub struct AuditEntry {
     pub bytes_to_target: Option<u64>,
     pub bytes_from_target: Option<u64>,
     pub duration_ms: Option<u64>,
+    pub user_agent: Option<String>,
+    /// `tcptunnel` for tunnels (and later `ssh`, `rdp` for browser sessions).
+    pub protocol: Option<String>,
+    pub target_resource_id: Option<String>,
+    /// Hash of the previous entry (the chain); set by the store when appending.
+    pub prev_hash: Option<String>,
+    /// This entry's hash, over `prev_hash` and every field above.
+    pub hash: Option<String>,
+}
+
+/// The hash of the chain's start.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// SHA-256 over the previous hash and every field of `entry` (with its id), each field
+/// length-prefixed so no two different entries serialize alike. Editing, deleting or
+/// reordering any entry breaks the chain from there on.
+pub fn chain_hash(prev_hash: &str, id: i64, entry: &AuditEntry) -> String {
+    let mut h = Sha256::new();
+    let mut field = |v: &str| {
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v.as_bytes());
+    };
+    let num = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "\u{0}".to_string());
+    field(prev_hash);
+    field(&id.to_string());
+    field(&entry.time.to_rfc3339_opts(SecondsFormat::Micros, true));
+    field(entry.event.as_str());
+    field(&opt(&entry.user));
+    field(&opt(&entry.client_address));
+    field(&opt(&entry.bastion_id));
+    field(&opt(&entry.target_ip));
+    field(&num(entry.target_port.map(u64::from)));
+    field(&opt(&entry.tunnel_id));
+    field(&opt(&entry.connection_id));
+    field(entry.result.as_str());
+    field(&opt(&entry.reason_code));
+    field(&opt(&entry.reason));
+    field(&num(entry.bytes_to_target));
+    field(&num(entry.bytes_from_target));
+    field(&num(entry.duration_ms));
+    field(&opt(&entry.user_agent));
+    field(&opt(&entry.protocol));
+    field(&opt(&entry.target_resource_id));
+    let digest = h.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a chain breaks, if it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    pub id: i64,
+    pub why: &'static str,
+}
+
+/// Checks entries (oldest first) against their stored hashes; names the first bad one.
+pub fn verify_chain(entries: &[AuditEntry]) -> Result<usize, ChainBreak> {
+    let mut prev = GENESIS_HASH.to_string();
+    let mut prev_id = 0i64;
+    for e in entries {
+        let id = e.id.unwrap_or_default();
+        if id != prev_id + 1 {
+            return Err(ChainBreak { id, why: "an entry before it is missing or out of order" });
+        }
+        if e.prev_hash.as_deref() != Some(prev.as_str()) {
+            return Err(ChainBreak { id, why: "it does not follow the entry before it" });
+        }
+        let expected = chain_hash(&prev, id, e);
+        if e.hash.as_deref() != Some(expected.as_str()) {
+            return Err(ChainBreak { id, why: "its content was altered" });
+        }
+        prev = expected;
+        prev_id = id;
+    }
+    Ok(entries.len())
 }
 
 impl AuditEntry {
@@ -106,6 +195,50 @@ impl AuditEntry {
             bytes_to_target: None,
             bytes_from_target: None,
             duration_ms: None,
+            user_agent: None,
+            protocol: None,
+            target_resource_id: None,
+            prev_hash: None,
+            hash: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: usize) -> Vec<AuditEntry> {
+        let mut prev = GENESIS_HASH.to_string();
+        (1..=n as i64)
+            .map(|id| {
+                let mut e = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Allowed);
+                e.user = Some(format!("user{id}"));
+                e.id = Some(id);
+                e.prev_hash = Some(prev.clone());
+                let h = chain_hash(&prev, id, &e);
+                e.hash = Some(h.clone());
+                prev = h;
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        assert_eq!(verify_chain(&chain(5)), Ok(5));
+    }
+
+    #[test]
+    fn edits_deletions_and_reordering_are_found() {
+        let mut edited = chain(5);
+        edited[2].user = Some("mallory".into());
+        assert_eq!(verify_chain(&edited).map_err(|b| b.id), Err(3));
+        let mut deleted = chain(5);
+        deleted.remove(1);
+        assert_eq!(verify_chain(&deleted).map_err(|b| b.id), Err(3));
+        let mut swapped = chain(5);
+        swapped.swap(1, 2);
+        assert!(verify_chain(&swapped).is_err());
     }
 }

@@ -3,8 +3,10 @@
 //! Layout:
 //! - [`tier`]: bastion tiers (SKUs) and the features each one includes.
 //! - [`bastion`]: a bastion's settings and the tier rules that constrain them.
+//! - [`inventory`]: registered machines and their network interfaces.
 //! - [`resource_id`]: ARM-style resource IDs (`/subscriptions/…/providers/…`).
 //! - [`audit`]: audit entries (what happened, to whom, result, reason).
+//! - [`rbac`]: scopes, roles, role assignments, and who may do what.
 //! - [`policy`]: whether a tunnel to a target may be opened, with the reason when not.
 //!
 //! Everything the rules need from the outside world (the gateway's own endpoints, the
@@ -12,15 +14,19 @@
 
 pub mod audit;
 pub mod bastion;
+pub mod inventory;
 pub mod policy;
+pub mod rbac;
 pub mod resource_id;
 pub mod tier;
 
-pub use audit::{AuditEntry, AuditEvent, AuditResult};
+pub use audit::{AuditEntry, AuditEvent, AuditResult, ChainBreak, chain_hash, verify_chain};
 pub use bastion::{Bastion, BastionSettings, SettingsError};
+pub use inventory::{Machine, NetworkInterface, OsType};
 pub use policy::{
     GatewayEndpoints, Refusal, RefusalReason, TargetAuthorization, TargetKind, TargetRequest,
     authorize_target, parse_target_ip,
 };
-pub use resource_id::{ResourceId, ResourceIdError};
+pub use rbac::{ConnectTarget, Principal, RoleAssignment, RoleDefinition, Scope, authorize_connect};
+pub use resource_id::{ResourceId, ResourceIdError, ResourceKind};
 pub use tier::Tier;

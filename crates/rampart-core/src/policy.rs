@@ -114,6 +114,29 @@ pub enum RefusalReason {
     BadAddress {
         input: String,
     },
+    /// No role assignment allows the action at the scope.
+    MissingPermission {
+        user: String,
+        action: String,
+        scope: String,
+        suggestion: &'static str,
+    },
+    /// Connecting needs read access (Reader) on this resource.
+    MissingReader {
+        user: String,
+        what: &'static str,
+        id: String,
+    },
+    /// The role assignment on the bastion allows IP-based connections elsewhere only.
+    ConditionNotMet {
+        ip: IpAddr,
+        port: u16,
+        allowed: String,
+    },
+    /// The target resource is not registered (or malformed).
+    TargetNotFound {
+        id: String,
+    },
 }
 
 impl RefusalReason {
@@ -131,6 +154,10 @@ impl RefusalReason {
             RefusalReason::SpecialAddress { .. } => "SpecialAddress",
             RefusalReason::ForbiddenAddress { .. } => "ForbiddenAddress",
             RefusalReason::BadAddress { .. } => "BadAddress",
+            RefusalReason::MissingPermission { .. } => "MissingPermission",
+            RefusalReason::MissingReader { .. } => "MissingReader",
+            RefusalReason::ConditionNotMet { .. } => "ConditionNotMet",
+            RefusalReason::TargetNotFound { .. } => "TargetNotFound",
         }
     }
 }
@@ -176,6 +203,20 @@ impl fmt::Display for RefusalReason {
                 f,
                 "target address '{input}' is not an IP address in standard notation (e.g. 10.0.0.4 or fd00::4)"
             ),
+            RefusalReason::MissingPermission { user, action, scope, suggestion } => write!(
+                f,
+                "role: no role assignment of {user} allows {action} at {scope} (it needs e.g. {suggestion} there or above)"
+            ),
+            RefusalReason::MissingReader { user, what, id } => {
+                write!(f, "role: {user} has no Reader role (or any role that reads it) on the {what} {id}")
+            }
+            RefusalReason::ConditionNotMet { ip, port, allowed } => write!(
+                f,
+                "role: the role assignment on the bastion allows IP-based connections only to {allowed}; {ip} port {port} is outside"
+            ),
+            RefusalReason::TargetNotFound { id } => {
+                write!(f, "target {id} is not registered in the inventory")
+            }
         }
     }
 }
@@ -189,6 +230,11 @@ pub struct Refusal {
 impl Refusal {
     pub fn new(reason: RefusalReason) -> Self {
         Refusal { reasons: vec![reason] }
+    }
+
+    /// A refusal with these reasons, or `None` if there are none.
+    pub fn from_reasons(reasons: Vec<RefusalReason>) -> Option<Self> {
+        (!reasons.is_empty()).then_some(Refusal { reasons })
     }
 
     pub fn reasons(&self) -> &[RefusalReason] {

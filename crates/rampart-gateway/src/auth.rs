@@ -96,6 +96,9 @@ pub struct TunnelClaims {
     pub ip: String,
     pub port: u16,
     pub naming: TargetNaming,
+    /// The target's resource ID, when it was named by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 pub struct TokenKeys {

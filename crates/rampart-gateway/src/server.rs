@@ -9,8 +9,10 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use rampart_core::{BastionSettings, GatewayEndpoints, ResourceId};
-use rampart_store::{SqliteStore, Store, StoreError};
+use rampart_core::rbac::OWNER;
+use rampart_core::{BastionSettings, GatewayEndpoints, ResourceId, RoleAssignment, Scope};
+use rampart_store::prelude::*;
+use rampart_store::{SqliteStore, StoreError};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -122,6 +124,13 @@ async fn bootstrap(
         store.create_bastion(&id, &BastionSettings::new_default()).await?;
     }
     if store.user_count().await? > 0 {
+        // A store from before role assignments existed: its admin becomes Owner as on a
+        // first start, so upgrading locks nobody out.
+        if store.role_assignments(None, None).await?.is_empty()
+            && let Some(admin) = store.user_by_name("admin").await?
+        {
+            make_owner_everywhere(store, &admin).await?;
+        }
         return Ok((false, None));
     }
     let (password, generated) = match &config.admin_password {
@@ -134,8 +143,29 @@ async fn bootstrap(
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| AuthError::Hash(e.to_string()))??;
-    store.create_user("admin", &hash).await?;
+    let admin = store.create_user("admin", Some("Bootstrap administrator"), &hash).await?;
+    make_owner_everywhere(store, &admin).await?;
     Ok((true, generated))
+}
+
+/// Makes `user` Owner of every subscription (the bootstrap admin).
+async fn make_owner_everywhere(
+    store: &Arc<dyn Store>,
+    user: &rampart_store::User,
+) -> Result<(), GatewayError> {
+    for sub in store.list_subscriptions().await? {
+        store
+            .create_role_assignment(&RoleAssignment {
+                id: uuid::Uuid::new_v4().to_string(),
+                principal_id: user.id.clone(),
+                principal_name: user.username.clone(),
+                role: OWNER.to_string(),
+                scope: Scope::Subscription(sub.id),
+                condition: None,
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 impl StartedGateway {

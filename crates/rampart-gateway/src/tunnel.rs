@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hyper_util::rt::TokioIo;
 use rampart_core::{
-    AuditEntry, AuditEvent, AuditResult, Refusal, RefusalReason, ResourceId, TargetAuthorization, TargetKind,
-    TargetRequest, authorize_target, parse_target_ip,
+    AuditEntry, AuditEvent, AuditResult, ConnectTarget, Machine, Refusal, RefusalReason, ResourceId,
+    ResourceKind, TargetAuthorization, TargetKind, TargetRequest, authorize_connect, authorize_target,
+    parse_target_ip,
 };
 use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
 use rampart_tunnel::tokio_tungstenite::WebSocketStream;
@@ -25,6 +26,7 @@ use rampart_tunnel::{RelayOptions, relay, websocket_config};
 use tokio::net::TcpStream;
 
 use crate::api::bastions::resolve_subscription;
+use crate::api::caller::Caller;
 use crate::api::{ApiError, AppState, AuthUser, ClientAddr, JsonBody, bearer};
 use crate::auth::{TargetNaming, TunnelClaims, ttl_secs};
 use crate::server::Gateway;
@@ -47,18 +49,28 @@ pub async fn grant(
         Err(e) => return Err(refuse(&gw, entry, e).await),
     };
     entry.user = Some(user.claims.name.clone());
+    entry.protocol = Some("tcptunnel".into());
+    let caller = Caller::load(&gw, user).await?;
 
-    let (ip, naming) = match (&req.target_ip_address, &req.target_resource_id) {
+    let bastion_id = match resolve_bastion_id(&gw, &req.bastion_id).await {
+        Ok(id) => id,
+        Err(e) => return Err(refuse(&gw, entry, e).await),
+    };
+    entry.bastion_id = Some(bastion_id.to_string());
+    let (ip, naming, resource) = match (&req.target_ip_address, &req.target_resource_id) {
         (Some(ip), None) => match parse_target_ip(ip) {
-            Ok(ip) => (ip, TargetNaming::Ip),
+            Ok(ip) => (ip, TargetNaming::Ip, None),
             Err(reason) => return Err(refuse_policy(&gw, entry, Refusal::new(reason)).await),
         },
-        (None, Some(_)) => {
-            let e = ApiError::bad_request(
-                "TargetResourceIdUnsupported",
-                "--target-resource-id needs the VM inventory, which this gateway does not have yet; use --target-ip-address",
-            );
-            return Err(refuse(&gw, entry, e).await);
+        (None, Some(raw)) => {
+            entry.target_resource_id = Some(raw.chars().take(512).collect());
+            match resolve_machine(&gw, raw).await {
+                Ok(m) => {
+                    entry.target_resource_id = Some(m.id.to_string());
+                    (m.nic.private_ip, TargetNaming::Resource, Some(m))
+                }
+                Err(e) => return Err(refuse(&gw, entry, e).await),
+            }
         }
         _ => {
             let e = ApiError::bad_request(
@@ -69,16 +81,13 @@ pub async fn grant(
         }
     };
     entry.target_ip = Some(ip.to_string());
-
-    let bastion_id = match resolve_bastion_id(&gw, &req.bastion_id).await {
-        Ok(id) => id,
-        Err(e) => return Err(refuse(&gw, entry, e).await),
-    };
-    entry.bastion_id = Some(bastion_id.to_string());
-    let authorization = match check_target(&gw, &bastion_id, naming, ip, req.resource_port).await {
-        Ok(a) => a,
-        Err(e) => return Err(refuse(&gw, entry, e).await),
-    };
+    let authorization =
+        match check_access(&gw, &caller, &bastion_id, naming, resource.as_ref(), ip, req.resource_port).await
+        {
+            Ok(a) => a,
+            Err(e) => return Err(refuse(&gw, entry, e).await),
+        };
+    let user = &caller.user;
 
     let tunnel_id = uuid::Uuid::new_v4().to_string();
     let now = Utc::now().timestamp();
@@ -93,6 +102,7 @@ pub async fn grant(
         ip: authorization.addr().ip().to_string(),
         port: authorization.addr().port(),
         naming,
+        resource: resource.as_ref().map(|m| m.id.to_string()),
     };
     let token = gw.keys.sign_tunnel(&claims).map_err(ApiError::internal)?;
     entry.result = AuditResult::Allowed;
@@ -120,11 +130,31 @@ async fn resolve_bastion_id(gw: &Gateway, raw: &str) -> Result<ResourceId, ApiEr
     Ok(id)
 }
 
-/// Loads the bastion's current settings and applies the target policy.
-async fn check_target(
+/// Resolves a VM or scale-set instance ID to the registered machine.
+async fn resolve_machine(gw: &Gateway, raw: &str) -> Result<Machine, ApiError> {
+    let mut id =
+        ResourceId::from_str(raw).map_err(|e| ApiError::bad_request("InvalidResourceId", e.to_string()))?;
+    if !matches!(id.kind(), ResourceKind::VirtualMachine | ResourceKind::ScaleSetInstance) {
+        return Err(ApiError::bad_request(
+            "InvalidResourceId",
+            format!("'{raw}' is not a virtual machine or a scale-set instance"),
+        ));
+    }
+    id.subscription = resolve_subscription(gw, &id.subscription).await?.id;
+    gw.store
+        .machine(&id)
+        .await?
+        .ok_or_else(|| ApiError::refused(&Refusal::new(RefusalReason::TargetNotFound { id: id.to_string() })))
+}
+
+/// Roles first (who may reach what), then the bastion's current settings and the network
+/// policy (what this bastion may reach).
+async fn check_access(
     gw: &Gateway,
+    caller: &Caller,
     bastion_id: &ResourceId,
     naming: TargetNaming,
+    machine: Option<&Machine>,
     ip: std::net::IpAddr,
     port: u16,
 ) -> Result<TargetAuthorization, ApiError> {
@@ -133,6 +163,11 @@ async fn check_target(
             bastion: bastion_id.to_string(),
         })));
     };
+    let target = match machine {
+        Some(m) => ConnectTarget::Resource { machine: &m.id, nic: &m.nic.id },
+        None => ConnectTarget::Ip { ip, port },
+    };
+    authorize_connect(&caller.principal(), bastion_id, target).map_err(|r| ApiError::refused(&r))?;
     let request = TargetRequest {
         settings: &bastion.settings,
         kind: match naming {
@@ -200,20 +235,11 @@ pub async fn connect(
         Ok(k) => k,
         Err(e) => return refuse(&gw, entry, e).await.into_response(),
     };
-    let authorization = match (ResourceId::from_str(&claims.bastion), parse_target_ip(&claims.ip)) {
-        (Ok(id), Ok(ip)) => match check_target(&gw, &id, claims.naming, ip, claims.port).await {
-            Ok(a) => a,
-            Err(e) => return refuse(&gw, entry, e).await.into_response(),
-        },
-        _ => {
-            return refuse(
-                &gw,
-                entry,
-                ApiError::internal("a signed tunnel token holds an unparsable target"),
-            )
-            .await
-            .into_response();
-        }
+    entry.target_resource_id = claims.resource.clone();
+    entry.protocol = Some("tcptunnel".into());
+    let authorization = match recheck(&gw, &claims, client).await {
+        Ok(a) => a,
+        Err(e) => return refuse(&gw, entry, e).await.into_response(),
     };
 
     let addr = authorization.addr();
@@ -301,6 +327,39 @@ pub async fn connect(
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     }
     response
+}
+
+/// Applies roles, settings and policy again for a new connection of an open tunnel, so a
+/// deleted role assignment, an unregistered machine or a changed setting takes effect at once.
+async fn recheck(
+    gw: &Gateway,
+    claims: &TunnelClaims,
+    client: std::net::SocketAddr,
+) -> Result<TargetAuthorization, ApiError> {
+    let unparsable = || ApiError::internal("a signed tunnel token holds an unparsable target");
+    let bastion_id = ResourceId::from_str(&claims.bastion).map_err(|_| unparsable())?;
+    let ip = parse_target_ip(&claims.ip).map_err(|_| unparsable())?;
+    let user = gw
+        .store
+        .user_by_id(&claims.sub)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("the user of this tunnel no longer exists"))?;
+    let claims_as_access =
+        crate::auth::AccessClaims::new(&user.id, &user.username, claims.iat, std::time::Duration::ZERO);
+    let caller = Caller::load(gw, AuthUser { claims: claims_as_access, client }).await?;
+    let machine = match &claims.resource {
+        Some(raw) => {
+            let m = resolve_machine(gw, raw).await?;
+            if m.nic.private_ip != ip {
+                return Err(ApiError::refused(&Refusal::new(RefusalReason::TargetNotFound {
+                    id: format!("{raw} at {ip} (its address changed since the tunnel opened; open it again)"),
+                })));
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    check_access(gw, &caller, &bastion_id, claims.naming, machine.as_ref(), ip, claims.port).await
 }
 
 fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {

@@ -125,6 +125,158 @@ pub struct AuditRecord {
     pub bytes_to_target: Option<u64>,
     pub bytes_from_target: Option<u64>,
     pub duration_ms: Option<u64>,
+    pub user_agent: Option<String>,
+    pub protocol: Option<String>,
+    pub target_resource_id: Option<String>,
+    /// This record's link in the hash chain.
+    pub hash: Option<String>,
+}
+
+/// Answer of `GET /api/audit/verify` when the chain is intact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerification {
+    pub verified_records: u64,
+    pub last_hash: Option<String>,
+}
+
+/// A registered virtual machine or scale-set instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualMachine {
+    pub id: String,
+    pub name: String,
+    pub resource_group: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_set: Option<String>,
+    pub os_type: String,
+    pub private_ip_address: String,
+    pub network_interface_id: String,
+    pub port_ssh: u16,
+    pub port_rdp: u16,
+}
+
+/// Registering one VM (`resourceGroup` is needed only in imports).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VmRegistration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub os_type: String,
+    pub private_ip_address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_ssh: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_rdp: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScaleSetRegistration {
+    pub os_type: String,
+    /// One private IP address per instance; instances are numbered from 0.
+    pub instances: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_ssh: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_rdp: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportResult {
+    pub registered: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    pub id: String,
+    pub name: String,
+    pub resource_group: String,
+    pub private_ip_address: String,
+    pub virtual_machine: Option<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserCreate {
+    pub user_principal_name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub password: String,
+}
+
+impl std::fmt::Debug for UserCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCreate")
+            .field("user_principal_name", &self.user_principal_name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordChange {
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: String,
+    pub user_principal_name: String,
+    pub display_name: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleDefinitionView {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+    #[serde(default)]
+    pub builtin: bool,
+}
+
+/// Narrows an assignment for IP-based connections; empty lists mean any.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssignmentCondition {
+    #[serde(default)]
+    pub networks: Vec<String>,
+    #[serde(default)]
+    pub ports: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleAssignmentCreate {
+    /// User principal name.
+    pub assignee: String,
+    pub role: String,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<AssignmentCondition>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignmentView {
+    pub id: String,
+    pub principal_id: String,
+    pub principal_name: String,
+    pub role_definition_name: String,
+    pub scope: String,
+    pub condition: Option<AssignmentCondition>,
 }
 
 #[cfg(test)]

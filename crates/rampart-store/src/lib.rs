@@ -1,14 +1,25 @@
-//! Rampart's persistent store. Callers see only the [`Store`] trait and domain types from
-//! `rampart-core`; SQL stays in this crate. [`SqliteStore`] is the embedded implementation;
-//! a PostgreSQL one can be added behind the same trait without touching callers.
+//! Rampart's persistent store. Callers see only traits and domain types from `rampart-core`;
+//! SQL stays in this crate. [`SqliteStore`] is the embedded implementation; a PostgreSQL one
+//! can be added behind the same traits without touching callers.
+//!
+//! The store is split by area ([`AccountStore`], [`InventoryStore`], [`AccessStore`],
+//! [`AuditStore`]); [`Store`] is all of them. `use rampart_store::prelude::*` brings the
+//! methods into scope.
 
 mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rampart_core::{AuditEntry, Bastion, BastionSettings, ResourceId};
+use rampart_core::{
+    AuditEntry, Bastion, BastionSettings, Machine, NetworkInterface, ResourceId, RoleAssignment,
+    RoleDefinition,
+};
 
 pub use sqlite::SqliteStore;
+
+pub mod prelude {
+    pub use crate::{AccessStore, AccountStore, AuditStore, InventoryStore, Store};
+}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -31,6 +42,7 @@ pub enum StoreError {
 pub struct User {
     pub id: String,
     pub username: String,
+    pub display_name: Option<String>,
     /// argon2id PHC string; never the password.
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
@@ -42,22 +54,35 @@ pub struct Subscription {
     pub name: String,
 }
 
-/// Filter for [`Store::list_audit`]; `None` fields match everything.
+/// Filter for [`AuditStore::list_audit`]; `None` fields match everything.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub since: Option<DateTime<Utc>>,
     pub user: Option<String>,
     pub result: Option<String>,
+    /// Matches the target IP or the target resource ID.
+    pub target: Option<String>,
     /// Most recent first, at most this many (default 1000).
     pub limit: Option<u32>,
 }
 
+/// Users, sign-in tokens, subscriptions, resource groups and bastions.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait AccountStore: Send + Sync {
     async fn user_count(&self) -> StoreResult<u64>;
-    async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<User>;
+    async fn create_user(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        password_hash: &str,
+    ) -> StoreResult<User>;
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Deletes the user, their role assignments and refresh tokens.
+    async fn delete_user(&self, username: &str) -> StoreResult<()>;
+    /// Sets a new password hash and revokes the user's refresh tokens.
+    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()>;
 
     async fn insert_refresh_token(&self, token_hash: &str, user_id: &str, expires_at: i64)
     -> StoreResult<()>;
@@ -79,11 +104,57 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Bastion>>;
     async fn update_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion>;
     async fn delete_bastion(&self, id: &ResourceId) -> StoreResult<()>;
+}
 
-    /// Appends an entry durably (committed before this returns) and returns its id.
+/// Registered machines (VMs and scale-set instances) and network interfaces.
+#[async_trait]
+pub trait InventoryStore: Send + Sync {
+    /// Registers machines and their network interfaces in one transaction: all or none.
+    async fn register_machines(&self, machines: &[Machine]) -> StoreResult<usize>;
+    async fn machine(&self, id: &ResourceId) -> StoreResult<Option<Machine>>;
+    async fn list_machines(
+        &self,
+        subscription_id: &str,
+        resource_group: Option<&str>,
+    ) -> StoreResult<Vec<Machine>>;
+    /// Removes a VM (or every instance of a scale set) and its network interfaces.
+    async fn unregister_machine(&self, id: &ResourceId) -> StoreResult<usize>;
+    async fn network_interface(&self, id: &ResourceId) -> StoreResult<Option<NetworkInterface>>;
+    async fn list_network_interfaces(
+        &self,
+        subscription_id: &str,
+        resource_group: Option<&str>,
+    ) -> StoreResult<Vec<NetworkInterface>>;
+}
+
+/// Custom role definitions and role assignments.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    async fn create_role_definition(&self, role: &RoleDefinition) -> StoreResult<()>;
+    async fn custom_role_definitions(&self) -> StoreResult<Vec<RoleDefinition>>;
+    async fn create_role_assignment(&self, assignment: &RoleAssignment) -> StoreResult<()>;
+    /// Assignments, filtered by principal id and/or exact scope.
+    async fn role_assignments(
+        &self,
+        principal_id: Option<&str>,
+        scope: Option<&str>,
+    ) -> StoreResult<Vec<RoleAssignment>>;
+    async fn delete_role_assignment(&self, id: &str) -> StoreResult<()>;
+}
+
+/// The append-only, hash-chained audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry to the chain durably (committed before this returns); returns its id.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64>;
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+    /// Every entry, oldest first (for verification).
+    async fn audit_chain(&self) -> StoreResult<Vec<AuditEntry>>;
+}
 
+/// Everything the gateway stores.
+#[async_trait]
+pub trait Store: AccountStore + InventoryStore + AccessStore + AuditStore + 'static {
     /// Flushes and closes the store; called once at shutdown.
     async fn close(&self);
 }

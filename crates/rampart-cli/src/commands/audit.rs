@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use rampart_client::api::AuditQuery;
+use rampart_client::api::{AuditQuery, Method};
+use rampart_proto::api::AuditVerification;
 
 use crate::cli::AuditCommand;
 use crate::output::print;
@@ -24,9 +25,21 @@ const AUDIT_COLUMNS: &[(&str, &str)] = &[
 ];
 
 pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
-    let AuditCommand::List { since, user, result, limit, output } = cmd;
     let profile = Profile::require()?;
-    let records = profile.client()?.audit(&AuditQuery { since, user, result, limit: Some(limit) }).await?;
-    print(&records, output, AUDIT_COLUMNS)?;
+    let client = profile.client()?;
+    match cmd {
+        AuditCommand::List { since, user, result, target, limit, output } => {
+            let records =
+                client.audit(&AuditQuery { since, user, result, target, limit: Some(limit) }).await?;
+            print(&records, output, AUDIT_COLUMNS)?;
+        }
+        AuditCommand::Verify => {
+            let v: AuditVerification = client
+                .request::<(), _>(Method::GET, "/api/audit/verify", None)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("empty answer"))?;
+            println!("audit log intact: {} records verified", v.verified_records);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,10 @@
 //! One module per command group; [`run`] dispatches.
 
+mod access;
 mod account;
 mod audit;
 mod bastion;
+mod inventory;
 mod serve;
 mod tunnel;
 
@@ -21,6 +23,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Network(NetworkCommand::Bastion(cmd)) => bastion::run(cmd).await,
         Command::Tunnel(args) => tunnel::run(args).await,
         Command::Audit(cmd) => audit::run(cmd).await,
+        Command::Network(NetworkCommand::Nic(cmd)) => inventory::nic(cmd).await,
+        Command::Vm(cmd) => inventory::vm(cmd).await,
+        Command::Vmss(cmd) => inventory::vmss(cmd).await,
+        Command::Ad(cmd) => access::ad(cmd).await,
+        Command::Role(cmd) => access::role(cmd).await,
     }
 }
 

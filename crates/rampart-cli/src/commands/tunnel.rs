@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rampart_client::TunnelClient;
 use rampart_proto::tunnel::TunnelRequest;
 use tokio::net::TcpListener;
@@ -17,11 +17,6 @@ use crate::profile::Profile;
 pub async fn run(args: TunnelArgs) -> Result<ExitCode> {
     let profile = Profile::require()?;
     let client = profile.client()?;
-    if args.target_resource_id.is_some() {
-        bail!(
-            "--target-resource-id needs the VM inventory, which this version of Rampart does not have yet; use --target-ip-address"
-        );
-    }
     let sub = profile.subscription(args.bastion.subscription.as_deref())?;
     let bastion_id = format!(
         "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
@@ -30,7 +25,7 @@ pub async fn run(args: TunnelArgs) -> Result<ExitCode> {
     let request = TunnelRequest {
         bastion_id,
         target_ip_address: args.target_ip_address.clone(),
-        target_resource_id: None,
+        target_resource_id: args.target_resource_id.clone(),
         resource_port: args.resource_port,
     };
     // Ask for the grant before listening: a refusal ends the command with its reason.

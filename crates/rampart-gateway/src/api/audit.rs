@@ -2,13 +2,15 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rampart_core::AuditEntry;
-use rampart_proto::api::AuditRecord;
+use rampart_core::{AuditEntry, AuditEvent, ChainBreak, verify_chain};
+use rampart_proto::api::{AuditRecord, AuditVerification};
 use rampart_store::AuditFilter;
 use serde::Deserialize;
 
-use super::{ApiError, AppState, AuthUser};
+use super::caller::Caller;
+use super::{ApiError, AppState};
 
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
@@ -16,14 +18,20 @@ pub struct AuditQuery {
     since: Option<String>,
     user: Option<String>,
     result: Option<String>,
+    /// A target IP address or resource ID.
+    target: Option<String>,
     limit: Option<u32>,
 }
 
+/// Reading the audit log needs this action on some subscription (Reader has it).
+const AUDIT_READ: &str = "Microsoft.Insights/logs/read";
+
 pub async fn list(
     State(gw): State<AppState>,
-    _user: AuthUser,
+    caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+    caller.require_anywhere(&gw, AuditEvent::Read, AUDIT_READ).await?;
     let since = q
         .since
         .map(|s| {
@@ -32,8 +40,13 @@ pub async fn list(
                 .map_err(|e| ApiError::bad_request("InvalidTime", format!("since '{s}': {e}")))
         })
         .transpose()?;
-    let filter =
-        AuditFilter { since, user: q.user, result: q.result, limit: q.limit.map(|l| l.min(100_000)) };
+    let filter = AuditFilter {
+        since,
+        user: q.user,
+        result: q.result,
+        target: q.target,
+        limit: q.limit.map(|l| l.min(100_000)),
+    };
     let entries = gw.store.list_audit(&filter).await?;
     Ok(Json(entries.iter().map(to_api).collect()))
 }
@@ -56,5 +69,26 @@ fn to_api(e: &AuditEntry) -> AuditRecord {
         bytes_to_target: e.bytes_to_target,
         bytes_from_target: e.bytes_from_target,
         duration_ms: e.duration_ms,
+        user_agent: e.user_agent.clone(),
+        protocol: e.protocol.clone(),
+        target_resource_id: e.target_resource_id.clone(),
+        hash: e.hash.clone(),
+    }
+}
+
+/// `GET /api/audit/verify`: recomputes the hash chain; names the first bad record.
+pub async fn verify(State(gw): State<AppState>, caller: Caller) -> Result<Json<AuditVerification>, ApiError> {
+    caller.require_anywhere(&gw, AuditEvent::Read, AUDIT_READ).await?;
+    let chain = gw.store.audit_chain().await?;
+    match verify_chain(&chain) {
+        Ok(n) => Ok(Json(AuditVerification {
+            verified_records: n as u64,
+            last_hash: chain.last().and_then(|e| e.hash.clone()),
+        })),
+        Err(ChainBreak { id, why }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "AuditChainBroken",
+            format!("the audit log was tampered with: record {id} fails verification ({why})"),
+        )),
     }
 }

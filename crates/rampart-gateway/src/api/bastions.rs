@@ -5,23 +5,30 @@ use std::str::FromStr;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use ipnet::IpNet;
 use rampart_core::resource_id::validate_name;
-use rampart_core::{AuditEntry, AuditEvent, AuditResult, Bastion, BastionSettings, ResourceId, Tier};
+use rampart_core::{AuditEvent, Bastion, BastionSettings, ResourceId, Scope, Tier};
 use rampart_proto::api::{self, BastionChange};
 use rampart_store::Subscription;
 
-use super::{ApiError, AppState, AuthUser, JsonBody};
+use super::caller::Caller;
+use super::{ApiError, AppState, JsonBody};
 use crate::server::Gateway;
 
+const READ: &str = "Microsoft.Network/bastionHosts/read";
+const WRITE: &str = "Microsoft.Network/bastionHosts/write";
+const DELETE: &str = "Microsoft.Network/bastionHosts/delete";
+
+/// Subscriptions in which the caller holds any role assignment.
 pub async fn list_subscriptions(
     State(gw): State<AppState>,
-    _user: AuthUser,
+    caller: Caller,
 ) -> Result<Json<Vec<api::Subscription>>, ApiError> {
     let subs = gw.store.list_subscriptions().await?;
     Ok(Json(
         subs.into_iter()
+            .filter(|s| caller.assignments.iter().any(|a| a.scope.subscription().eq_ignore_ascii_case(&s.id)))
             .map(|s| api::Subscription { id: s.id, name: s.name, state: "Enabled".into() })
             .collect(),
     ))
@@ -43,24 +50,27 @@ pub(crate) async fn resolve_subscription(gw: &Gateway, id_or_name: &str) -> Resu
         })
 }
 
+/// Lists only the bastions the caller may read.
+fn visible(caller: &Caller, list: Vec<Bastion>) -> Json<Vec<api::Bastion>> {
+    Json(list.iter().filter(|b| caller.may(READ, &Scope::Resource(b.id.clone()))).map(to_api).collect())
+}
+
 pub async fn list_in_subscription(
     State(gw): State<AppState>,
-    _user: AuthUser,
+    caller: Caller,
     Path(subscription): Path<String>,
 ) -> Result<Json<Vec<api::Bastion>>, ApiError> {
     let sub = resolve_subscription(&gw, &subscription).await?;
-    let list = gw.store.list_bastions(&sub.id, None).await?;
-    Ok(Json(list.iter().map(to_api).collect()))
+    Ok(visible(&caller, gw.store.list_bastions(&sub.id, None).await?))
 }
 
 pub async fn list_in_group(
     State(gw): State<AppState>,
-    _user: AuthUser,
+    caller: Caller,
     Path((subscription, group)): Path<(String, String)>,
 ) -> Result<Json<Vec<api::Bastion>>, ApiError> {
     let sub = resolve_subscription(&gw, &subscription).await?;
-    let list = gw.store.list_bastions(&sub.id, Some(&group)).await?;
-    Ok(Json(list.iter().map(to_api).collect()))
+    Ok(visible(&caller, gw.store.list_bastions(&sub.id, Some(&group)).await?))
 }
 
 async fn bastion_id(gw: &Gateway, sub: &str, group: &str, name: &str) -> Result<ResourceId, ApiError> {
@@ -81,50 +91,54 @@ fn not_found(id: &ResourceId) -> ApiError {
 
 pub async fn show(
     State(gw): State<AppState>,
-    _user: AuthUser,
+    caller: Caller,
     Path((sub, group, name)): Path<(String, String, String)>,
 ) -> Result<Json<api::Bastion>, ApiError> {
     let id = bastion_id(&gw, &sub, &group, &name).await?;
+    caller.require(&gw, AuditEvent::Read, READ, &Scope::Resource(id.clone())).await?;
     let b = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(to_api(&b)))
 }
 
 pub async fn create(
     State(gw): State<AppState>,
-    user: AuthUser,
+    caller: Caller,
     Path((sub, group, name)): Path<(String, String, String)>,
     JsonBody(change): JsonBody<BastionChange>,
 ) -> Result<(StatusCode, Json<api::Bastion>), ApiError> {
     let id = bastion_id(&gw, &sub, &group, &name).await?;
+    caller.require(&gw, AuditEvent::BastionChange, WRITE, &Scope::Resource(id.clone())).await?;
     let settings = apply_change(BastionSettings::new_default(), &change)?;
     let b = gw.store.create_bastion(&id, &settings).await?;
-    audit_change(&gw, &user, &id, "created", &settings).await?;
+    audit_change(&gw, &caller, &id, "created", &settings).await?;
     Ok((StatusCode::CREATED, Json(to_api(&b))))
 }
 
 pub async fn update(
     State(gw): State<AppState>,
-    user: AuthUser,
+    caller: Caller,
     Path((sub, group, name)): Path<(String, String, String)>,
     JsonBody(change): JsonBody<BastionChange>,
 ) -> Result<Json<api::Bastion>, ApiError> {
     let id = bastion_id(&gw, &sub, &group, &name).await?;
+    caller.require(&gw, AuditEvent::BastionChange, WRITE, &Scope::Resource(id.clone())).await?;
     let current = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
     let settings = apply_change(current.settings, &change)?;
     let b = gw.store.update_bastion(&id, &settings).await?;
-    audit_change(&gw, &user, &id, "updated", &settings).await?;
+    audit_change(&gw, &caller, &id, "updated", &settings).await?;
     Ok(Json(to_api(&b)))
 }
 
 pub async fn delete(
     State(gw): State<AppState>,
-    user: AuthUser,
+    caller: Caller,
     Path((sub, group, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let id = bastion_id(&gw, &sub, &group, &name).await?;
+    caller.require(&gw, AuditEvent::BastionChange, DELETE, &Scope::Resource(id.clone())).await?;
     let current = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
     gw.store.delete_bastion(&id).await?;
-    audit_change(&gw, &user, &id, "deleted", &current.settings).await?;
+    audit_change(&gw, &caller, &id, "deleted", &current.settings).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,25 +173,20 @@ fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<Bastio
 
 async fn audit_change(
     gw: &Gateway,
-    user: &AuthUser,
+    caller: &Caller,
     id: &ResourceId,
     what: &str,
     s: &BastionSettings,
 ) -> Result<(), ApiError> {
-    let mut e = AuditEntry::new(Utc::now(), AuditEvent::BastionChange, AuditResult::Allowed);
-    e.user = Some(user.claims.name.clone());
-    e.client_address = Some(user.client.to_string());
-    e.bastion_id = Some(id.to_string());
     let nets: Vec<String> = s.reachable_networks.iter().map(|n| n.to_string()).collect();
-    e.reason = Some(format!(
+    let summary = format!(
         "{what}: tier {}, native client {}, IP-based connection {}, reachable networks [{}]",
         s.tier,
         s.enable_tunneling,
         s.enable_ip_connect,
         nets.join(", ")
-    ));
-    gw.store.append_audit(&e).await?;
-    Ok(())
+    );
+    caller.record(gw, AuditEvent::BastionChange, &id.to_string(), summary).await
 }
 
 pub fn to_api(b: &Bastion) -> api::Bastion {

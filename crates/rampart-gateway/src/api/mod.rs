@@ -1,8 +1,12 @@
 //! The HTTP API. JSON in and out; every error is an [`ErrorBody`] with a stable code and a
 //! message that names the reason.
 
+mod access;
 mod audit;
 pub(crate) mod bastions;
+pub(crate) mod caller;
+mod inventory;
+mod openapi;
 mod session;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -46,25 +50,93 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// Every API route: method, path, summary. The router and the OpenAPI document are both
+/// built from this table.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("get", "/healthz", "Ready check"),
+    ("post", "/api/auth/login", "Sign in with a user name and password"),
+    ("post", "/api/auth/refresh", "Exchange a refresh token for new tokens"),
+    ("post", "/api/auth/logout", "Revoke a refresh token"),
+    ("get", "/api/subscriptions", "Subscriptions the caller has roles in"),
+    ("get", "/api/subscriptions/{subscription}/bastionHosts", "Bastions the caller may read"),
+    (
+        "get",
+        "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts",
+        "Bastions in a resource group",
+    ),
+    ("get", BASTION, "Show a bastion"),
+    ("put", BASTION, "Create a bastion"),
+    ("patch", BASTION, "Change a bastion's tier or settings"),
+    ("delete", BASTION, "Delete a bastion"),
+    ("get", "/api/subscriptions/{subscription}/virtualMachines", "Registered machines the caller may read"),
+    ("post", "/api/subscriptions/{subscription}/virtualMachines/import", "Register many VMs at once"),
+    ("get", VM, "Show a registered VM"),
+    ("put", VM, "Register a VM"),
+    ("delete", VM, "Unregister a VM"),
+    ("get", VMSS, "Show a scale set's instances"),
+    ("put", VMSS, "Register a scale set and its instances"),
+    ("delete", VMSS, "Unregister a scale set and its instances"),
+    ("get", "/api/subscriptions/{subscription}/networkInterfaces", "Network interfaces the caller may read"),
+    ("get", NIC, "Show a network interface"),
+    ("get", "/api/users", "List users"),
+    ("post", "/api/users", "Create a user"),
+    ("get", USER, "Show a user"),
+    ("delete", USER, "Delete a user"),
+    ("put", "/api/users/{upn}/password", "Set a user's password"),
+    ("get", "/api/roleDefinitions", "Built-in and custom roles"),
+    ("post", "/api/roleDefinitions", "Create a custom role"),
+    ("get", "/api/roleAssignments", "Role assignments the caller may read"),
+    ("post", "/api/roleAssignments", "Assign a role at a scope"),
+    ("delete", "/api/roleAssignments/{id}", "Remove a role assignment"),
+    ("post", GRANT_PATH, "Ask for a tunnel grant"),
+    ("get", CONNECT_PATH, "Open one tunnelled connection (WebSocket)"),
+    ("get", "/api/audit", "Audit records, newest first"),
+    ("get", "/api/audit/verify", "Verify the audit log's hash chain"),
+    ("get", "/api/openapi.json", "This document"),
+];
+
+const BASTION: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}";
+const VM: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/virtualMachines/{name}";
+const VMSS: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/virtualMachineScaleSets/{name}";
+const NIC: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/networkInterfaces/{name}";
+const USER: &str = "/api/users/{upn}";
+
 pub fn router(state: AppState) -> Router {
+    let r = |i: usize| ROUTES[i].1;
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/api/auth/login", post(session::login))
-        .route("/api/auth/refresh", post(session::refresh))
-        .route("/api/auth/logout", post(session::logout))
-        .route("/api/subscriptions", get(bastions::list_subscriptions))
-        .route("/api/subscriptions/{subscription}/bastionHosts", get(bastions::list_in_subscription))
+        .route(r(0), get(healthz))
+        .route(r(1), post(session::login))
+        .route(r(2), post(session::refresh))
+        .route(r(3), post(session::logout))
+        .route(r(4), get(bastions::list_subscriptions))
+        .route(r(5), get(bastions::list_in_subscription))
+        .route(r(6), get(bastions::list_in_group))
         .route(
-            "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts",
-            get(bastions::list_in_group),
-        )
-        .route(
-            "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}",
+            BASTION,
             get(bastions::show).put(bastions::create).patch(bastions::update).delete(bastions::delete),
         )
+        .route(r(11), get(inventory::list_vms))
+        .route(r(12), post(inventory::import_vms))
+        .route(VM, get(inventory::show_vm).put(inventory::register_vm).delete(inventory::unregister_vm))
+        .route(
+            VMSS,
+            get(inventory::show_scale_set)
+                .put(inventory::register_scale_set)
+                .delete(inventory::unregister_scale_set),
+        )
+        .route(r(19), get(inventory::list_nics))
+        .route(NIC, get(inventory::show_nic))
+        .route("/api/users", get(access::list_users).post(access::create_user))
+        .route(USER, get(access::show_user).delete(access::delete_user))
+        .route(r(25), axum::routing::put(access::set_password))
+        .route("/api/roleDefinitions", get(access::list_roles).post(access::create_role))
+        .route("/api/roleAssignments", get(access::list_assignments).post(access::create_assignment))
+        .route(r(30), axum::routing::delete(access::delete_assignment))
         .route(GRANT_PATH, post(tunnel::grant))
         .route(CONNECT_PATH, get(tunnel::connect))
         .route("/api/audit", get(audit::list))
+        .route(r(34), get(audit::verify))
+        .route(r(35), get(openapi::document))
         .fallback(not_found)
         .with_state(state)
 }
@@ -109,11 +181,13 @@ impl ApiError {
     }
 
     pub fn refused(refusal: &Refusal) -> Self {
-        let status = if refusal
-            .reasons()
-            .iter()
-            .all(|r| matches!(r, rampart_core::RefusalReason::BastionNotFound { .. }))
-        {
+        let status = if refusal.reasons().iter().all(|r| {
+            matches!(
+                r,
+                rampart_core::RefusalReason::BastionNotFound { .. }
+                    | rampart_core::RefusalReason::TargetNotFound { .. }
+            )
+        }) {
             StatusCode::NOT_FOUND
         } else if refusal
             .reasons()

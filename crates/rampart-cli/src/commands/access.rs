@@ -1,0 +1,147 @@
+//! `rampart ad user …` and `rampart role definition|assignment …`.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use rampart_client::api::{Method, urlencode};
+use rampart_proto::api::{
+    AssignmentCondition, PasswordChange, RoleAssignmentCreate, RoleAssignmentView, RoleDefinitionView,
+    UserCreate, UserView,
+};
+
+use crate::cli::{AdCommand, RoleAssignmentCommand, RoleCommand, RoleDefinitionCommand, UserCommand};
+use crate::output::print;
+use crate::profile::Profile;
+
+const USER_COLUMNS: &[(&str, &str)] =
+    &[("UserPrincipalName", "userPrincipalName"), ("DisplayName", "displayName"), ("Id", "id")];
+const ROLE_COLUMNS: &[(&str, &str)] = &[("Name", "name"), ("Builtin", "builtin"), ("Actions", "actions")];
+const ASSIGNMENT_COLUMNS: &[(&str, &str)] = &[
+    ("Principal", "principalName"),
+    ("Role", "roleDefinitionName"),
+    ("Scope", "scope"),
+    ("Condition", "condition"),
+    ("Id", "id"),
+];
+
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password)
+}
+
+pub async fn ad(cmd: AdCommand) -> Result<ExitCode> {
+    let AdCommand::User(cmd) = cmd;
+    let profile = Profile::require()?;
+    let client = profile.client()?;
+    let none: Option<&()> = None;
+    match cmd {
+        UserCommand::Create { user_principal_name, display_name, password_stdin: _, output } => {
+            let body = UserCreate { user_principal_name, display_name, password: read_password()? };
+            let user: Option<UserView> = client.request(Method::POST, "/api/users", Some(&body)).await?;
+            print(&user, output, USER_COLUMNS)?;
+        }
+        UserCommand::List { output } => {
+            let users: Option<Vec<UserView>> = client.request(Method::GET, "/api/users", none).await?;
+            print(&users.unwrap_or_default(), output, USER_COLUMNS)?;
+        }
+        UserCommand::Show { id, output } => {
+            let user: Option<UserView> =
+                client.request(Method::GET, &format!("/api/users/{}", urlencode(&id)), none).await?;
+            print(&user, output, USER_COLUMNS)?;
+        }
+        UserCommand::Delete { id } => {
+            client
+                .request::<_, serde_json::Value>(
+                    Method::DELETE,
+                    &format!("/api/users/{}", urlencode(&id)),
+                    none,
+                )
+                .await?;
+            eprintln!("deleted user '{id}'");
+        }
+        UserCommand::Update { id, password_stdin: _ } => {
+            let body = PasswordChange { password: read_password()? };
+            let path = format!("/api/users/{}/password", urlencode(&id));
+            client.request::<_, serde_json::Value>(Method::PUT, &path, Some(&body)).await?;
+            eprintln!("password of '{id}' changed; their sessions were revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn split_list(text: &Option<String>) -> Vec<String> {
+    text.as_deref()
+        .map(|t| t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+pub async fn role(cmd: RoleCommand) -> Result<ExitCode> {
+    let profile = Profile::require()?;
+    let client = profile.client()?;
+    let none: Option<&()> = None;
+    match cmd {
+        RoleCommand::Definition(RoleDefinitionCommand::Create { role_definition }) => {
+            let text = match role_definition.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?,
+                None => role_definition,
+            };
+            let role: RoleDefinitionView =
+                serde_json::from_str(&text).context("--role-definition is not a role definition in JSON")?;
+            let created: Option<RoleDefinitionView> =
+                client.request(Method::POST, "/api/roleDefinitions", Some(&role)).await?;
+            print(&created, crate::cli::OutputFormat::Json, ROLE_COLUMNS)?;
+        }
+        RoleCommand::Definition(RoleDefinitionCommand::List { output }) => {
+            let roles: Option<Vec<RoleDefinitionView>> =
+                client.request(Method::GET, "/api/roleDefinitions", none).await?;
+            print(&roles.unwrap_or_default(), output, ROLE_COLUMNS)?;
+        }
+        RoleCommand::Assignment(RoleAssignmentCommand::Create {
+            assignee,
+            role,
+            scope,
+            condition_networks,
+            condition_ports,
+            output,
+        }) => {
+            let ports = split_list(&condition_ports)
+                .iter()
+                .map(|p| p.parse::<u16>().map_err(|_| anyhow!("'{p}' is not a port")))
+                .collect::<Result<Vec<_>>>()?;
+            let networks = split_list(&condition_networks);
+            let condition = (!networks.is_empty() || !ports.is_empty())
+                .then_some(AssignmentCondition { networks, ports });
+            let body = RoleAssignmentCreate { assignee, role, scope, condition };
+            let created: Option<RoleAssignmentView> =
+                client.request(Method::POST, "/api/roleAssignments", Some(&body)).await?;
+            print(&created, output, ASSIGNMENT_COLUMNS)?;
+        }
+        RoleCommand::Assignment(RoleAssignmentCommand::List { assignee, scope, output }) => {
+            let mut params = vec![];
+            if let Some(a) = assignee {
+                params.push(format!("assignee={}", urlencode(&a)));
+            }
+            if let Some(s) = scope {
+                params.push(format!("scope={}", urlencode(&s)));
+            }
+            let qs = if params.is_empty() { String::new() } else { format!("?{}", params.join("&")) };
+            let list: Option<Vec<RoleAssignmentView>> =
+                client.request(Method::GET, &format!("/api/roleAssignments{qs}"), none).await?;
+            print(&list.unwrap_or_default(), output, ASSIGNMENT_COLUMNS)?;
+        }
+        RoleCommand::Assignment(RoleAssignmentCommand::Delete { ids }) => {
+            for id in ids {
+                let path = format!("/api/roleAssignments/{}", urlencode(&id));
+                client.request::<_, serde_json::Value>(Method::DELETE, &path, none).await?;
+                eprintln!("removed role assignment {id}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

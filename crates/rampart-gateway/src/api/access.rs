@@ -1,0 +1,289 @@
+//! Users (`ad user`), role definitions and role assignments.
+
+use std::str::FromStr;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::SecondsFormat;
+use ipnet::IpNet;
+use rampart_core::rbac::Condition;
+use rampart_core::{AuditEvent, RoleAssignment, RoleDefinition, Scope};
+use rampart_proto::api::{
+    AssignmentCondition, PasswordChange, RoleAssignmentCreate, RoleAssignmentView, RoleDefinitionView,
+    UserCreate, UserView,
+};
+use rampart_store::User;
+use serde::Deserialize;
+
+use super::bastions::resolve_subscription;
+use super::caller::{Caller, all_roles};
+use super::{ApiError, AppState, JsonBody};
+use crate::auth;
+
+const USERS_READ: &str = "Microsoft.Authorization/users/read";
+const USERS_WRITE: &str = "Microsoft.Authorization/users/write";
+const ROLES_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
+const ASSIGNMENTS_READ: &str = "Microsoft.Authorization/roleAssignments/read";
+const ASSIGNMENTS_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
+const ASSIGNMENTS_DELETE: &str = "Microsoft.Authorization/roleAssignments/delete";
+
+fn user_view(u: &User) -> UserView {
+    UserView {
+        id: u.id.clone(),
+        user_principal_name: u.username.clone(),
+        display_name: u.display_name.clone(),
+        created_at: u.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < 12 {
+        return Err(ApiError::bad_request("WeakPassword", "a password needs at least 12 characters"));
+    }
+    Ok(())
+}
+
+async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+pub async fn create_user(
+    State(gw): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<UserCreate>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    caller.require_anywhere(&gw, AuditEvent::UserChange, USERS_WRITE).await?;
+    rampart_core::resource_id::validate_name(&body.user_principal_name.replace('@', "."))
+        .map_err(|e| ApiError::bad_request("InvalidUserName", e.to_string()))?;
+    check_password(&body.password)?;
+    let hashed = hash(body.password.clone()).await?;
+    let user = gw.store.create_user(&body.user_principal_name, body.display_name.as_deref(), &hashed).await?;
+    caller.record(&gw, AuditEvent::UserChange, &user.username, "created user".into()).await?;
+    Ok((StatusCode::CREATED, Json(user_view(&user))))
+}
+
+pub async fn list_users(State(gw): State<AppState>, caller: Caller) -> Result<Json<Vec<UserView>>, ApiError> {
+    caller.require_anywhere(&gw, AuditEvent::Read, USERS_READ).await?;
+    Ok(Json(gw.store.list_users().await?.iter().map(user_view).collect()))
+}
+
+async fn find_user(gw: &AppState, upn: &str) -> Result<User, ApiError> {
+    gw.store.user_by_name(upn).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "UserNotFound", format!("user '{upn}' was not found"))
+    })
+}
+
+pub async fn show_user(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path(upn): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    if !caller.name().eq_ignore_ascii_case(&upn) {
+        caller.require_anywhere(&gw, AuditEvent::Read, USERS_READ).await?;
+    }
+    Ok(Json(user_view(&find_user(&gw, &upn).await?)))
+}
+
+pub async fn delete_user(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path(upn): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_anywhere(&gw, AuditEvent::UserChange, USERS_WRITE).await?;
+    if caller.name().eq_ignore_ascii_case(&upn) {
+        return Err(ApiError::bad_request(
+            "CannotDeleteSelf",
+            "you cannot delete the user you are signed in as",
+        ));
+    }
+    gw.store.delete_user(&upn).await?;
+    caller.record(&gw, AuditEvent::UserChange, &upn, "deleted user".into()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user may change their own password; resetting another's needs user administration.
+pub async fn set_password(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path(upn): Path<String>,
+    JsonBody(body): JsonBody<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    if !caller.name().eq_ignore_ascii_case(&upn) {
+        caller.require_anywhere(&gw, AuditEvent::UserChange, USERS_WRITE).await?;
+    }
+    check_password(&body.password)?;
+    let hashed = hash(body.password.clone()).await?;
+    gw.store.set_password(&upn, &hashed).await?;
+    caller.record(&gw, AuditEvent::UserChange, &upn, "password reset; sessions revoked".into()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn role_view(r: &RoleDefinition) -> RoleDefinitionView {
+    RoleDefinitionView {
+        name: r.name.clone(),
+        description: r.description.clone(),
+        actions: r.actions.clone(),
+        not_actions: r.not_actions.clone(),
+        builtin: r.builtin,
+    }
+}
+
+pub async fn list_roles(
+    State(gw): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<RoleDefinitionView>>, ApiError> {
+    Ok(Json(all_roles(&gw).await?.iter().map(role_view).collect()))
+}
+
+pub async fn create_role(
+    State(gw): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RoleDefinitionView>,
+) -> Result<(StatusCode, Json<RoleDefinitionView>), ApiError> {
+    caller.require_anywhere(&gw, AuditEvent::RoleChange, ROLES_WRITE).await?;
+    let role = RoleDefinition {
+        name: body.name.trim().to_string(),
+        description: body.description,
+        actions: body.actions,
+        not_actions: body.not_actions,
+        builtin: false,
+    };
+    role.validate().map_err(|e| ApiError::bad_request("InvalidRoleDefinition", e))?;
+    if all_roles(&gw).await?.iter().any(|r| r.name.eq_ignore_ascii_case(&role.name)) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("role '{}' already exists", role.name),
+        ));
+    }
+    gw.store.create_role_definition(&role).await?;
+    caller
+        .record(&gw, AuditEvent::RoleChange, &role.name, format!("created role: {:?}", role.actions))
+        .await?;
+    Ok((StatusCode::CREATED, Json(role_view(&role))))
+}
+
+fn assignment_view(a: &RoleAssignment) -> RoleAssignmentView {
+    RoleAssignmentView {
+        id: a.id.clone(),
+        principal_id: a.principal_id.clone(),
+        principal_name: a.principal_name.clone(),
+        role_definition_name: a.role.clone(),
+        scope: a.scope.to_string(),
+        condition: a.condition.as_ref().map(|c| AssignmentCondition {
+            networks: c.networks.iter().map(|n| n.to_string()).collect(),
+            ports: c.ports.clone(),
+        }),
+    }
+}
+
+/// Parses a scope whose subscription may be given by name, and resolves it to the ID.
+async fn resolve_scope(gw: &AppState, text: &str) -> Result<Scope, ApiError> {
+    let scope = Scope::from_str(text).map_err(|e| ApiError::bad_request("InvalidScope", e.to_string()))?;
+    let sub = resolve_subscription(gw, scope.subscription()).await?.id;
+    Ok(match scope {
+        Scope::Subscription(_) => Scope::Subscription(sub),
+        Scope::ResourceGroup { group, .. } => Scope::ResourceGroup { subscription: sub, group },
+        Scope::Resource(mut id) => {
+            id.subscription = sub;
+            Scope::Resource(id)
+        }
+    })
+}
+
+pub async fn create_assignment(
+    State(gw): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RoleAssignmentCreate>,
+) -> Result<(StatusCode, Json<RoleAssignmentView>), ApiError> {
+    let scope = resolve_scope(&gw, &body.scope).await?;
+    caller.require(&gw, AuditEvent::RoleChange, ASSIGNMENTS_WRITE, &scope).await?;
+    let user = find_user(&gw, &body.assignee).await?;
+    let role =
+        all_roles(&gw).await?.into_iter().find(|r| r.name.eq_ignore_ascii_case(&body.role)).ok_or_else(
+            || {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "RoleNotFound",
+                    format!("role '{}' does not exist; `rampart role definition list` shows them", body.role),
+                )
+            },
+        )?;
+    let condition = body
+        .condition
+        .map(|c| {
+            let networks = c
+                .networks
+                .iter()
+                .map(|n| IpNet::from_str(n.trim()).map(|n| n.trunc()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| ApiError::bad_request("InvalidCondition", "condition networks must be CIDRs"))?;
+            Ok::<_, ApiError>(Condition { networks, ports: c.ports })
+        })
+        .transpose()?;
+    let assignment = RoleAssignment {
+        id: uuid::Uuid::new_v4().to_string(),
+        principal_id: user.id.clone(),
+        principal_name: user.username.clone(),
+        role: role.name.clone(),
+        scope: scope.clone(),
+        condition,
+    };
+    gw.store.create_role_assignment(&assignment).await?;
+    let what = format!("assigned {} to {} at {}", role.name, user.username, scope);
+    caller.record(&gw, AuditEvent::RoleChange, &scope.to_string(), what).await?;
+    Ok((StatusCode::CREATED, Json(assignment_view(&assignment))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AssignmentQuery {
+    assignee: Option<String>,
+    scope: Option<String>,
+}
+
+/// Lists the assignments whose scope the caller may read assignments at.
+pub async fn list_assignments(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AssignmentQuery>,
+) -> Result<Json<Vec<RoleAssignmentView>>, ApiError> {
+    let principal = match &q.assignee {
+        Some(upn) => Some(find_user(&gw, upn).await?.id),
+        None => None,
+    };
+    let scope = match &q.scope {
+        Some(s) => Some(resolve_scope(&gw, s).await?.to_string()),
+        None => None,
+    };
+    let list = gw.store.role_assignments(principal.as_deref(), scope.as_deref()).await?;
+    Ok(Json(
+        list.iter()
+            .filter(|a| a.principal_id == caller.user.claims.sub || caller.may(ASSIGNMENTS_READ, &a.scope))
+            .map(assignment_view)
+            .collect(),
+    ))
+}
+
+pub async fn delete_assignment(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let all = gw.store.role_assignments(None, None).await?;
+    let Some(a) = all.iter().find(|a| a.id == id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("role assignment '{id}' was not found"),
+        ));
+    };
+    caller.require(&gw, AuditEvent::RoleChange, ASSIGNMENTS_DELETE, &a.scope).await?;
+    gw.store.delete_role_assignment(&id).await?;
+    let what = format!("removed {} from {} at {}", a.role, a.principal_name, a.scope);
+    caller.record(&gw, AuditEvent::RoleChange, &a.scope.to_string(), what).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

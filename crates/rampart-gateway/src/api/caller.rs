@@ -1,0 +1,120 @@
+//! The signed-in caller with their role assignments, and the checks every handler makes.
+//! A refused action is answered 403 with its reason and written to the audit log.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use chrono::Utc;
+use rampart_core::rbac::builtin_roles;
+use rampart_core::{
+    AuditEntry, AuditEvent, AuditResult, Principal, Refusal, RoleAssignment, RoleDefinition, Scope,
+};
+
+use super::{ApiError, AppState, AuthUser};
+use crate::server::Gateway;
+
+pub struct Caller {
+    pub user: AuthUser,
+    pub assignments: Vec<RoleAssignment>,
+    pub roles: Vec<RoleDefinition>,
+}
+
+/// Built-in roles and the custom ones in the store.
+pub async fn all_roles(gw: &Gateway) -> Result<Vec<RoleDefinition>, ApiError> {
+    let mut roles = builtin_roles();
+    roles.extend(gw.store.custom_role_definitions().await?);
+    Ok(roles)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, gw: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, gw).await?;
+        Caller::load(gw, user).await
+    }
+}
+
+impl Caller {
+    pub async fn load(gw: &Gateway, user: AuthUser) -> Result<Caller, ApiError> {
+        let assignments = gw.store.role_assignments(Some(&user.claims.sub), None).await?;
+        Ok(Caller { user, assignments, roles: all_roles(gw).await? })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.user.claims.name
+    }
+
+    pub fn principal(&self) -> Principal<'_> {
+        Principal { name: &self.user.claims.name, assignments: &self.assignments, roles: &self.roles }
+    }
+
+    pub fn may(&self, action: &str, scope: &Scope) -> bool {
+        self.principal().may(action, scope)
+    }
+
+    /// An audit entry for this caller.
+    pub fn entry(&self, event: AuditEvent, result: AuditResult) -> AuditEntry {
+        let mut e = AuditEntry::new(Utc::now(), event, result);
+        e.user = Some(self.name().to_string());
+        e.client_address = Some(self.user.client.to_string());
+        e
+    }
+
+    /// Allows `action` at `scope`, or records the refusal and answers 403 naming it.
+    pub async fn require(
+        &self,
+        gw: &Gateway,
+        event: AuditEvent,
+        action: &str,
+        scope: &Scope,
+    ) -> Result<(), ApiError> {
+        match self.principal().check(action, scope) {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(self.refuse(gw, event, &scope.to_string(), Refusal::new(reason)).await),
+        }
+    }
+
+    /// Allows `action` if some subscription grants it (for things that belong to no
+    /// subscription, such as users).
+    pub async fn require_anywhere(
+        &self,
+        gw: &Gateway,
+        event: AuditEvent,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        let subscriptions = gw.store.list_subscriptions().await?;
+        let scopes: Vec<Scope> = subscriptions.iter().map(|s| Scope::Subscription(s.id.clone())).collect();
+        if scopes.iter().any(|s| self.may(action, s)) {
+            return Ok(());
+        }
+        let scope = scopes.first().cloned().unwrap_or(Scope::Subscription("none".into()));
+        self.require(gw, event, action, &scope).await
+    }
+
+    /// Records a refusal and returns the error to answer with.
+    pub async fn refuse(&self, gw: &Gateway, event: AuditEvent, target: &str, refusal: Refusal) -> ApiError {
+        let mut e = self.entry(event, AuditResult::Refused);
+        e.target_resource_id = Some(target.chars().take(512).collect());
+        e.reason_code = Some(refusal.code());
+        e.reason = Some(refusal.to_string());
+        match gw.store.append_audit(&e).await {
+            Ok(_) => ApiError::refused(&refusal),
+            Err(err) => ApiError::internal(err),
+        }
+    }
+
+    /// Records a change that was made.
+    pub async fn record(
+        &self,
+        gw: &Gateway,
+        event: AuditEvent,
+        target: &str,
+        what: String,
+    ) -> Result<(), ApiError> {
+        let mut e = self.entry(event, AuditResult::Allowed);
+        e.target_resource_id = Some(target.to_string());
+        e.reason = Some(what);
+        gw.store.append_audit(&e).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Custom role definitions and role assignments.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ipnet::IpNet;
+use rampart_core::rbac::Condition;
+use rampart_core::{RoleAssignment, RoleDefinition};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{SqliteStore, conflict, json_list, parse_json_list, ts};
+use crate::{AccessStore, StoreError, StoreResult};
+
+fn condition_json(c: &Condition) -> String {
+    serde_json::json!({
+        "networks": c.networks.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        "ports": c.ports,
+    })
+    .to_string()
+}
+
+fn condition_from_json(text: &str) -> StoreResult<Condition> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("role assignment condition: {e}"));
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let networks = v["networks"]
+        .as_array()
+        .map(|a| {
+            a.iter().filter_map(|n| n.as_str()).map(|n| n.parse::<IpNet>()).collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(|e| corrupt(e.to_string()))?
+        .unwrap_or_default();
+    let ports = v["ports"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_u64()).filter_map(|p| u16::try_from(p).ok()).collect())
+        .unwrap_or_default();
+    Ok(Condition { networks, ports })
+}
+
+fn assignment_from_row(row: &SqliteRow) -> StoreResult<RoleAssignment> {
+    let scope: String = row.try_get("scope")?;
+    let condition: Option<String> = row.try_get("condition")?;
+    Ok(RoleAssignment {
+        id: row.try_get("id")?,
+        principal_id: row.try_get("principal_id")?,
+        principal_name: row.try_get("username")?,
+        role: row.try_get("role")?,
+        scope: scope.parse().map_err(|e| StoreError::Corrupt(format!("scope '{scope}': {e}")))?,
+        condition: condition.as_deref().map(condition_from_json).transpose()?,
+    })
+}
+
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn create_role_definition(&self, role: &RoleDefinition) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO role_definitions (name, description, actions, not_actions, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&role.name)
+        .bind(&role.description)
+        .bind(json_list(role.actions.iter().cloned()))
+        .bind(json_list(role.not_actions.iter().cloned()))
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict(|| format!("role '{}'", role.name)))?;
+        Ok(())
+    }
+
+    async fn custom_role_definitions(&self) -> StoreResult<Vec<RoleDefinition>> {
+        let rows = sqlx::query("SELECT * FROM role_definitions ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RoleDefinition {
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    actions: parse_json_list(r.try_get("actions")?, "role actions")?,
+                    not_actions: parse_json_list(r.try_get("not_actions")?, "role not-actions")?,
+                    builtin: false,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_role_assignment(&self, a: &RoleAssignment) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO role_assignments (id, principal_id, role, scope, condition, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&a.id)
+        .bind(&a.principal_id)
+        .bind(&a.role)
+        .bind(a.scope.to_string())
+        .bind(a.condition.as_ref().map(condition_json))
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict(|| {
+            format!("role assignment of {} to {} at {}", a.role, a.principal_name, a.scope)
+        }))?;
+        Ok(())
+    }
+
+    async fn role_assignments(
+        &self,
+        principal_id: Option<&str>,
+        scope: Option<&str>,
+    ) -> StoreResult<Vec<RoleAssignment>> {
+        let rows = sqlx::query(
+            "SELECT a.*, u.username FROM role_assignments a JOIN users u ON u.id = a.principal_id
+             WHERE (?1 IS NULL OR a.principal_id = ?1) AND (?2 IS NULL OR a.scope = ?2)
+             ORDER BY u.username, a.scope, a.role",
+        )
+        .bind(principal_id)
+        .bind(scope)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(assignment_from_row).collect()
+    }
+
+    async fn delete_role_assignment(&self, id: &str) -> StoreResult<()> {
+        let done =
+            sqlx::query("DELETE FROM role_assignments WHERE id = ?1").bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("role assignment '{id}'")));
+        }
+        Ok(())
+    }
+}

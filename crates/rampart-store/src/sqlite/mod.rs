@@ -1,0 +1,133 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a committed
+//! audit entry survives a crash of the process or the machine. One module per store area.
+
+mod access;
+mod accounts;
+mod audit;
+mod inventory;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{Store, StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Appends to the audit chain one at a time, so each reads the hash before it.
+    audit_append: tokio::sync::Mutex<()>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file, applies pending migrations, and seals
+    /// audit records written before the chain existed into it.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        let store = SqliteStore { pool, audit_append: tokio::sync::Mutex::new(()) };
+        store.seal_unchained_audit().await?;
+        Ok(store)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    /// Closes the pool, checkpointing the WAL.
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Fixed-width UTC timestamps, so text order is time order.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn parse_ts(s: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp '{s}': {e}")))
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] naming `what`.
+pub(crate) fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| if is_unique_violation(&e) { StoreError::Conflict(what()) } else { e.into() }
+}
+
+pub(crate) fn json_list(items: impl IntoIterator<Item = String>) -> String {
+    serde_json::Value::from(items.into_iter().collect::<Vec<_>>()).to_string()
+}
+
+pub(crate) fn parse_json_list(text: &str, what: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditFilter;
+    use crate::prelude::*;
+    use rampart_core::{AuditEntry, AuditEvent, AuditResult, BastionSettings, ResourceId};
+
+    #[tokio::test]
+    async fn bastions_and_audit_survive_reopening() -> StoreResult<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let path = dir.path().join("rampart.db");
+        let id = ResourceId::bastion("sub1", "rg1", "b1");
+        {
+            let store = SqliteStore::open(&path).await?;
+            store.create_subscription("sub1", "default").await?;
+            let mut settings = BastionSettings::new_default();
+            settings.reachable_networks = vec!["10.0.0.0/8".parse().expect("cidr")];
+            store.create_bastion(&id, &settings).await?;
+            let dup = store.create_bastion(&id, &settings).await;
+            assert!(matches!(dup, Err(StoreError::Conflict(_))));
+            let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Refused);
+            entry.reason_code = Some("NativeClientDisabled".into());
+            entry.target_port = Some(22);
+            store.append_audit(&entry).await?;
+            store.close().await;
+        }
+        let store = SqliteStore::open(&path).await?;
+        let b = store.bastion(&ResourceId::bastion("sub1", "RG1", "B1")).await?.expect("bastion kept");
+        assert_eq!(b.settings.reachable_networks.len(), 1);
+        let audit = store.list_audit(&AuditFilter::default()).await?;
+        assert_eq!(rampart_core::verify_chain(&store.audit_chain().await?).ok(), Some(1));
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].reason_code.as_deref(), Some("NativeClientDisabled"));
+        assert_eq!(audit[0].target_port, Some(22));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn refresh_token_can_be_used_once() -> StoreResult<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SqliteStore::open(&dir.path().join("r.db")).await?;
+        let user = store.create_user("alice", None, "hash").await?;
+        store.insert_refresh_token("h1", &user.id, 2_000).await?;
+        assert_eq!(store.consume_refresh_token("h1", 1_000).await?, Some(user.id));
+        assert_eq!(store.consume_refresh_token("h1", 1_000).await?, None);
+        store.insert_refresh_token("h2", "x", 500).await.ok();
+        assert_eq!(store.consume_refresh_token("h2", 1_000).await?, None);
+        Ok(())
+    }
+}
