@@ -126,14 +126,28 @@ impl Drop for Process {
 
 pub const ADMIN_PASSWORD: &str = "e2e-admin-Passw0rd";
 
-/// A running gateway and a signed-in CLI profile for it.
+/// A running gateway, with the admin's signed-in CLI session (`Deref`s to it).
 pub struct Gateway {
     pub process: Process,
     pub addr: SocketAddr,
-    pub fingerprint: String,
     pub data_dir: PathBuf,
-    pub config_dir: PathBuf,
+    pub admin: Session,
     _dirs: Vec<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.admin
+    }
+}
+
+/// One user's CLI profile for a gateway: `rampart` commands run as that user.
+pub struct Session {
+    pub url: String,
+    pub fingerprint: String,
+    pub config_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Gateway {
@@ -169,18 +183,50 @@ impl Gateway {
         let listening = process.wait_for_line("listening on https://", Duration::from_secs(30))?;
         let addr: SocketAddr =
             listening.trim_start_matches("listening on https://").trim().parse().context("listen address")?;
-        Ok(Gateway {
-            process,
-            addr,
+        let admin = Session {
+            url: format!("https://{addr}"),
             fingerprint,
-            data_dir: data_dir.to_path_buf(),
             config_dir: config_dir.to_path_buf(),
-            _dirs: vec![],
-        })
+            _dir: None,
+        };
+        Ok(Gateway { process, addr, data_dir: data_dir.to_path_buf(), admin, _dirs: vec![] })
     }
 
+    /// Creates a user (as admin) and returns their signed-in session.
+    pub fn new_user(&self, upn: &str) -> Result<Session> {
+        let password = format!("{upn}-Passw0rd-long");
+        let mut child = self
+            .cli()
+            .args(["ad", "user", "create", "--user-principal-name", upn, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{password}")?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("creating user {upn} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let dir = tempfile::tempdir()?;
+        let session = Session {
+            url: self.url.clone(),
+            fingerprint: self.fingerprint.clone(),
+            config_dir: dir.path().to_path_buf(),
+            _dir: Some(dir),
+        };
+        let out = session.login_with(upn, &password)?;
+        if !out.status.success() {
+            bail!("{upn} cannot sign in: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(session)
+    }
+}
+
+impl Session {
     pub fn url(&self) -> String {
-        format!("https://{}", self.addr)
+        self.url.clone()
     }
 
     /// A `rampart` command using this gateway's client profile.
@@ -251,10 +297,22 @@ impl Gateway {
     }
 
     pub fn tunnel_via(&self, bastion: &str, ip: &str, port: u16) -> Result<Tunnel> {
+        self.tunnel_with(&[
+            "--name",
+            bastion,
+            "--resource-group",
+            "default",
+            "--target-ip-address",
+            ip,
+            "--resource-port",
+            &port.to_string(),
+        ])
+    }
+
+    /// Opens `rampart tunnel ARGS --port 0`; returns it once ready.
+    pub fn tunnel_with(&self, args: &[&str]) -> Result<Tunnel> {
         let mut cmd = self.cli();
-        cmd.args(["tunnel", "--name", bastion, "--resource-group", "default"])
-            .args(["--target-ip-address", ip, "--resource-port", &port.to_string(), "--port", "0"])
-            .stderr(Stdio::piped());
+        cmd.arg("tunnel").args(args).args(["--port", "0"]).stderr(Stdio::piped());
         let mut process = Process::spawn(cmd, "rampart tunnel")?;
         let stderr = process.child.stderr.take();
         let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
