@@ -101,6 +101,20 @@ impl Profile {
             }))
     }
 
+    /// With no current subscription saved (the user had no roles when signing in), asks the
+    /// gateway again and makes the only visible subscription current.
+    pub async fn ensure_subscription(&mut self, client: &ApiClient) -> Result<()> {
+        if self.subscription.is_some() {
+            return Ok(());
+        }
+        if let [only] = client.subscriptions().await?.as_slice() {
+            self.subscription = Some(CurrentSubscription { id: only.id.clone(), name: only.name.clone() });
+            self.session = client.session();
+            self.save()?;
+        }
+        Ok(())
+    }
+
     /// The subscription to use: the one given, or the current one.
     pub fn subscription(&self, given: Option<&str>) -> Result<String> {
         match (given, &self.subscription) {

@@ -33,8 +33,9 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
     if let BastionCommand::Tunnel(args) = cmd {
         return super::tunnel::run(args).await;
     }
-    let profile = Profile::require()?;
+    let mut profile = Profile::require()?;
     let client = profile.client()?;
+    profile.ensure_subscription(&client).await?;
     match cmd {
         BastionCommand::Create { bastion: b, settings, output } => {
             let sub = profile.subscription(b.subscription.as_deref())?;

@@ -46,8 +46,9 @@ fn group_query(g: &GroupArgs) -> String {
 }
 
 pub async fn vm(cmd: VmCommand) -> Result<ExitCode> {
-    let profile = Profile::require()?;
+    let mut profile = Profile::require()?;
     let client = profile.client()?;
+    profile.ensure_subscription(&client).await?;
     let none: Option<&()> = None;
     match cmd {
         VmCommand::Register { vm, os_type, private_ip_address, nic_name, port_ssh, port_rdp, output } => {
@@ -155,8 +156,9 @@ fn parse_import(text: &str) -> Result<Vec<VmRegistration>> {
 }
 
 pub async fn vmss(cmd: VmssCommand) -> Result<ExitCode> {
-    let profile = Profile::require()?;
+    let mut profile = Profile::require()?;
     let client = profile.client()?;
+    profile.ensure_subscription(&client).await?;
     let none: Option<&()> = None;
     let path = |r: &crate::cli::ResourceRef| -> Result<String> {
         let sub = profile.subscription(r.subscription.as_deref())?;
@@ -185,8 +187,9 @@ pub async fn vmss(cmd: VmssCommand) -> Result<ExitCode> {
 }
 
 pub async fn nic(cmd: NicCommand) -> Result<ExitCode> {
-    let profile = Profile::require()?;
+    let mut profile = Profile::require()?;
     let client = profile.client()?;
+    profile.ensure_subscription(&client).await?;
     let none: Option<&()> = None;
     match cmd {
         NicCommand::List { group } => {

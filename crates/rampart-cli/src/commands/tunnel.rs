@@ -15,8 +15,9 @@ use crate::cli::TunnelArgs;
 use crate::profile::Profile;
 
 pub async fn run(args: TunnelArgs) -> Result<ExitCode> {
-    let profile = Profile::require()?;
+    let mut profile = Profile::require()?;
     let client = profile.client()?;
+    profile.ensure_subscription(&client).await?;
     let sub = profile.subscription(args.bastion.subscription.as_deref())?;
     let bastion_id = format!(
         "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
