@@ -85,6 +85,9 @@ pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(0)).unwrap_or(0)
 }
 
+/// Sent with every request, so the audit log shows which client connected.
+pub const USER_AGENT: &str = concat!("rampart/", env!("CARGO_PKG_VERSION"));
+
 type SessionListener = Arc<dyn Fn(&Session) + Send + Sync>;
 
 /// A client of one gateway. Cheap to clone; clones share the session.
@@ -103,6 +106,7 @@ impl ApiClient {
         let tls = client_config(&trust, &[b"h2", b"http/1.1"])?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
+            .user_agent(USER_AGENT)
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(60))
             .build()

@@ -95,6 +95,7 @@ impl Connector {
                 .map_err(|_| TunnelError::WebSocket("the token is not a valid header value".into()))?,
         );
         headers.insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
+        headers.insert("user-agent", HeaderValue::from_static(crate::api::USER_AGENT));
         match client_async_with_config(request, tls, Some(websocket_config())).await {
             Ok((ws, _)) => Ok(ws),
             Err(tungstenite::Error::Http(resp)) => {

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 
 use crate::api::bastions::resolve_subscription;
 use crate::api::caller::Caller;
-use crate::api::{ApiError, AppState, AuthUser, ClientAddr, JsonBody, bearer};
+use crate::api::{ApiError, AppState, AuthUser, ClientAddr, JsonBody, UserAgent, bearer};
 use crate::auth::{TargetNaming, TunnelClaims, ttl_secs};
 use crate::server::Gateway;
 
@@ -35,11 +35,13 @@ use crate::server::Gateway;
 pub async fn grant(
     State(gw): State<AppState>,
     ClientAddr(client): ClientAddr,
+    UserAgent(user_agent): UserAgent,
     user: Result<AuthUser, ApiError>,
     JsonBody(req): JsonBody<TunnelRequest>,
 ) -> Result<Json<TunnelGrant>, ApiError> {
     let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Refused);
     entry.client_address = Some(client.to_string());
+    entry.user_agent = user_agent;
     entry.bastion_id = Some(req.bastion_id.chars().take(512).collect());
     entry.target_ip = req.target_ip_address.as_ref().map(|t| t.chars().take(64).collect());
     entry.target_port = Some(req.resource_port);
@@ -210,6 +212,7 @@ pub async fn connect(
     entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
 
     let (parts, body) = req.into_parts();
+    entry.user_agent = UserAgent::from_parts(&parts);
     let claims = match bearer(&parts).map(|t| gw.keys.verify_tunnel(t)) {
         Some(Ok(c)) => c,
         Some(Err(detail)) => {
@@ -346,7 +349,7 @@ async fn recheck(
         .ok_or_else(|| ApiError::unauthenticated("the user of this tunnel no longer exists"))?;
     let claims_as_access =
         crate::auth::AccessClaims::new(&user.id, &user.username, claims.iat, std::time::Duration::ZERO);
-    let caller = Caller::load(gw, AuthUser { claims: claims_as_access, client }).await?;
+    let caller = Caller::load(gw, AuthUser { claims: claims_as_access, client, user_agent: None }).await?;
     let machine = match &claims.resource {
         Some(raw) => {
             let m = resolve_machine(gw, raw).await?;

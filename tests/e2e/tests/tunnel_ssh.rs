@@ -79,6 +79,14 @@ fn ssh_sessions_and_scp_through_the_tunnel() -> Result<()> {
     std::thread::sleep(Duration::from_millis(300));
     let audit = gw.audit()?;
     ensure!(audit_has(&audit, "tunnel-request", "allowed", None), "no tunnel-request record");
+    ensure!(
+        audit
+            .iter()
+            .filter(|r| r["event"] == "connection-open")
+            .all(|r| r["userAgent"].as_str().is_some_and(|u| u.starts_with("rampart/"))
+                && r["protocol"] == "tcptunnel"),
+        "connection records lack the client's user agent or the protocol"
+    );
     let opens = audit.iter().filter(|r| r["event"] == "connection-open" && r["result"] == "allowed").count();
     ensure!(opens >= 10, "expected ≥ 10 connection-open records, found {opens}");
     let biggest = audit

@@ -57,6 +57,7 @@ impl Caller {
         let mut e = AuditEntry::new(Utc::now(), event, result);
         e.user = Some(self.name().to_string());
         e.client_address = Some(self.user.client.to_string());
+        e.user_agent = self.user.user_agent.clone();
         e
     }
 

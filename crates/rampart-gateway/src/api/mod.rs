@@ -233,6 +233,28 @@ impl From<StoreError> for ApiError {
 pub struct AuthUser {
     pub claims: AccessClaims,
     pub client: SocketAddr,
+    pub user_agent: Option<String>,
+}
+
+/// The request's `User-Agent`, shortened, for audit records.
+#[derive(Debug, Clone)]
+pub struct UserAgent(pub Option<String>);
+
+impl UserAgent {
+    pub fn from_parts(parts: &Parts) -> Option<String> {
+        parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(UserAgent(UserAgent::from_parts(parts)))
+    }
 }
 
 /// Extracts the bearer token of a request, if any.
@@ -249,7 +271,11 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = bearer(parts)
             .ok_or_else(|| ApiError::unauthenticated("no access token: sign in with `rampart login`"))?;
         let claims = state.keys.verify_access(token).map_err(ApiError::unauthenticated)?;
-        Ok(AuthUser { claims, client: ClientAddr::from_parts(parts) })
+        Ok(AuthUser {
+            claims,
+            client: ClientAddr::from_parts(parts),
+            user_agent: UserAgent::from_parts(parts),
+        })
     }
 }
 

@@ -10,18 +10,27 @@ use rampart_core::{AuditEntry, AuditEvent, AuditResult};
 use rampart_proto::api::{LoginRequest, RefreshRequest, TokenResponse};
 use rampart_store::User;
 
-use super::{ApiError, AppState, ClientAddr, JsonBody};
+use super::{ApiError, AppState, ClientAddr, JsonBody, UserAgent};
 use crate::auth::{self, AccessClaims};
 use crate::server::Gateway;
 
 pub async fn login(
     State(gw): State<AppState>,
     ClientAddr(client): ClientAddr,
+    UserAgent(user_agent): UserAgent,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let now = Instant::now();
     if let Some(wait) = gw.limiter.blocked(&body.username, client.ip(), now) {
-        audit_sign_in(&gw, &body.username, client, AuditResult::Refused, Some("RateLimited")).await?;
+        audit_sign_in(
+            &gw,
+            &body.username,
+            client,
+            user_agent.clone(),
+            AuditResult::Refused,
+            Some("RateLimited"),
+        )
+        .await?;
         let mut err = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TooManySignInFailures",
@@ -47,12 +56,20 @@ pub async fn login(
         (true, Some(user)) => user,
         _ => {
             gw.limiter.record_failure(&body.username, client.ip(), now);
-            audit_sign_in(&gw, &body.username, client, AuditResult::Refused, Some("BadCredentials")).await?;
+            audit_sign_in(
+                &gw,
+                &body.username,
+                client,
+                user_agent.clone(),
+                AuditResult::Refused,
+                Some("BadCredentials"),
+            )
+            .await?;
             return Err(ApiError::unauthenticated("wrong user name or password"));
         }
     };
     gw.limiter.clear(&body.username, client.ip());
-    audit_sign_in(&gw, &user.username, client, AuditResult::Allowed, None).await?;
+    audit_sign_in(&gw, &user.username, client, user_agent.clone(), AuditResult::Allowed, None).await?;
     Ok(Json(issue_tokens(&gw, &user).await?))
 }
 
@@ -109,10 +126,12 @@ async fn audit_sign_in(
     gw: &Gateway,
     username: &str,
     client: std::net::SocketAddr,
+    user_agent: Option<String>,
     result: AuditResult,
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
     let mut e = AuditEntry::new(Utc::now(), AuditEvent::SignIn, result);
+    e.user_agent = user_agent;
     e.user = Some(username.chars().take(128).collect());
     e.client_address = Some(client.to_string());
     e.reason_code = reason.map(str::to_string);
