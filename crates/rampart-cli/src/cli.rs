@@ -7,7 +7,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "rampart", version, about = "Rampart: a self-hosted bastion gateway to private machines")]
+#[command(
+    name = "rampart",
+    version,
+    about = "Rampart: a self-hosted bastion gateway to private machines",
+    // Like az (argparse), accept unambiguous prefixes of long flags (the reference documents
+    // spell one `--target-ip-addres`).
+    infer_long_args = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -29,6 +36,22 @@ pub enum Command {
     Network(NetworkCommand),
     /// Open a tunnel to a target (same as `rampart network bastion tunnel`).
     Tunnel(TunnelArgs),
+    /// SSH to a target through the bastion (same as `rampart network bastion ssh`);
+    /// `rampart ssh config` writes ssh_config entries.
+    Ssh(SshArgs),
+    /// `rampart ssh config` (the words `ssh config` are routed here before parsing).
+    #[command(name = "ssh-config", hide = true)]
+    SshConfig(SshConfigArgs),
+    /// Relay standard input and output to a target, for ssh's ProxyCommand.
+    SshProxy(SshProxyArgs),
+    /// The gateway's SSH certificate authority.
+    #[command(subcommand)]
+    SshCa(SshCaCommand),
+    /// RDP to a target through the bastion (same as `rampart network bastion rdp`).
+    Rdp(RdpArgs),
+    /// Compatibility with `az extension add|update`: Rampart has the commands built in.
+    #[command(subcommand)]
+    Extension(ExtensionCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -284,6 +307,9 @@ pub struct ServeArgs {
     /// Interval of keep-alive pings on tunnel connections, seconds [default: 30].
     #[arg(long, env = "RAMPART_KEEPALIVE")]
     pub keepalive: Option<u64>,
+    /// Lifetime of SSH certificates for identity sign-in, seconds [default: 300].
+    #[arg(long, env = "RAMPART_SSH_CERTIFICATE_TTL")]
+    pub ssh_certificate_ttl: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -406,6 +432,146 @@ pub enum BastionCommand {
     },
     /// Open a tunnel to a target.
     Tunnel(TunnelArgs),
+    /// SSH to a target through the bastion.
+    Ssh(SshArgs),
+    /// RDP to a target through the bastion.
+    Rdp(RdpArgs),
+}
+
+/// The target of an ssh, rdp or proxy command.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// Private IP address of the target.
+    #[arg(long)]
+    pub target_ip_address: Option<String>,
+    /// Resource ID of the target VM or scale-set instance.
+    #[arg(long)]
+    pub target_resource_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthType {
+    #[value(name = "ssh-key")]
+    SshKey,
+    #[value(name = "password")]
+    Password,
+    /// Identity sign-in: a short-lived certificate from the gateway's SSH CA.
+    #[value(name = "AAD", alias = "aad", alias = "identity")]
+    Aad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostKeyChecking {
+    Yes,
+    AcceptNew,
+    Ask,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    #[command(flatten)]
+    pub bastion: ResourceRef,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Port on the target [default: 22].
+    #[arg(long)]
+    pub resource_port: Option<u16>,
+    #[arg(long, value_enum, ignore_case = true, default_value = "ssh-key")]
+    pub auth_type: AuthType,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Private key file (with --auth-type ssh-key).
+    #[arg(long)]
+    pub ssh_key: Option<PathBuf>,
+    /// Host keys are pinned per target in Rampart's known_hosts [default: ask on a terminal,
+    /// yes otherwise].
+    #[arg(long, value_enum)]
+    pub strict_host_key_checking: Option<HostKeyChecking>,
+    /// Arguments after `--` go to ssh.
+    #[arg(last = true)]
+    pub ssh_args: Vec<String>,
+}
+
+/// `rampart ssh config`: write ssh_config Host entries for the machines you can reach, so
+/// plain `ssh NAME`, scp, sftp, rsync and VS Code Remote-SSH go through the bastion.
+#[derive(Debug, Args)]
+pub struct SshConfigArgs {
+    /// The ssh_config file to update (its Rampart block is replaced, the rest kept).
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Only machines in this resource group.
+    #[arg(long, short = 'g')]
+    pub resource_group: Option<String>,
+    /// The bastion to go through [default: the only one you can see].
+    #[arg(long)]
+    pub bastion_name: Option<String>,
+    #[arg(long)]
+    pub bastion_resource_group: Option<String>,
+    /// `User` for the entries.
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub subscription: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SshProxyArgs {
+    #[command(flatten)]
+    pub bastion: ResourceRef,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, default_value_t = 22)]
+    pub resource_port: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SshCaCommand {
+    /// Print the CA's public key (for a VM's TrustedUserCAKeys).
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct RdpArgs {
+    #[command(flatten)]
+    pub bastion: ResourceRef,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Port on the target [default: 3389].
+    #[arg(long)]
+    pub resource_port: Option<u16>,
+    /// Open the client's settings before connecting (mstsc /edit).
+    #[arg(long)]
+    pub configure: bool,
+    /// Only write an .rdp file that connects through the tunnel, and keep the tunnel open.
+    #[arg(long)]
+    pub rdp_file: Option<PathBuf>,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Accepted for compatibility; the RDP server does its own sign-in.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub auth_type: Option<AuthType>,
+    /// Accepted for compatibility: Rampart always tunnels.
+    #[arg(long)]
+    pub disable_gateway: bool,
+    /// Accepted for compatibility.
+    #[arg(long)]
+    pub enable_mfa: bool,
+    /// Arguments after `--` go to the RDP client.
+    #[arg(last = true)]
+    pub client_args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExtensionCommand {
+    Add {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    Update {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

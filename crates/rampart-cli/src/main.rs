@@ -12,7 +12,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // `rampart ssh` takes az's flags and `rampart ssh config` is a command of its own; clap
+    // cannot give one command both required flags and a subcommand, so route the two words.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "ssh") && argv.get(2).is_some_and(|a| a == "config") {
+        argv.splice(1..3, [std::ffi::OsString::from("ssh-config")]);
+    }
+    let cli = cli::Cli::parse_from(argv);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -223,6 +223,35 @@ impl ApiClient {
         self.authed(method, path, body).await
     }
 
+    /// An authenticated GET whose answer is plain text.
+    pub async fn request_text(&self, path: &str) -> Result<String, ClientError> {
+        let token = self.access_token().await?;
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(http_error)?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(http_error)?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            let body = serde_json::from_str::<ErrorBody>(&text).ok();
+            Err(ClientError::Api {
+                status: status.as_u16(),
+                code: body
+                    .as_ref()
+                    .map(|b| b.error.code.clone())
+                    .unwrap_or_else(|| format!("Http{}", status.as_u16())),
+                message: body
+                    .map(|b| b.error.message)
+                    .unwrap_or_else(|| format!("the gateway answered {status}")),
+            })
+        }
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.authed::<(), T>(Method::GET, path, None)
             .await?

@@ -10,6 +10,7 @@ use rampart_proto::tunnel::{CONNECT_PATH, SUBPROTOCOL, TunnelGrant, TunnelReques
 use rampart_tunnel::tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use rampart_tunnel::tokio_tungstenite::tungstenite::http::HeaderValue;
 use rampart_tunnel::tokio_tungstenite::{WebSocketStream, client_async_with_config, tungstenite};
+pub use rampart_tunnel::{LocalEnd, RelayEnd, Stdio};
 use rampart_tunnel::{RelayOptions, RelayReport, relay, websocket_config};
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
@@ -151,11 +152,12 @@ impl TunnelClient {
         Ok(grant.tunnel_token.clone())
     }
 
-    /// Relays one local connection through the tunnel until it ends.
-    pub async fn relay(&self, socket: TcpStream) -> Result<RelayReport, TunnelError> {
+    /// Relays one local connection (a socket, or standard input and output) through the
+    /// tunnel until it ends.
+    pub async fn relay<L: LocalEnd>(&self, local: L) -> Result<RelayReport, TunnelError> {
         let token = self.token().await?;
         let ws = self.connector.open(&token).await?;
-        Ok(relay(ws, socket, RelayOptions { keepalive: Some(self.keepalive) }).await)
+        Ok(relay(ws, local, RelayOptions { keepalive: Some(self.keepalive) }).await)
     }
 
     /// Accepts local connections and relays each one on its own task. `on_error` hears of

@@ -17,6 +17,8 @@ pub enum AuditEvent {
     RoleChange,
     /// A read that was refused (reads that succeed are not audited).
     Read,
+    /// An SSH certificate for identity sign-in, issued or refused.
+    Certificate,
 }
 
 impl AuditEvent {
@@ -31,6 +33,7 @@ impl AuditEvent {
             AuditEvent::UserChange => "user-change",
             AuditEvent::RoleChange => "role-change",
             AuditEvent::Read => "read",
+            AuditEvent::Certificate => "ssh-certificate",
         }
     }
 
@@ -45,6 +48,7 @@ impl AuditEvent {
             AuditEvent::UserChange,
             AuditEvent::RoleChange,
             AuditEvent::Read,
+            AuditEvent::Certificate,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

@@ -99,6 +99,9 @@ pub struct RoleDefinition {
     pub description: String,
     pub actions: Vec<String>,
     pub not_actions: Vec<String>,
+    /// Data actions (signing in to a VM) are separate from management actions, as in Azure:
+    /// Owner's `*` does not let anyone log in.
+    pub data_actions: Vec<String>,
     pub builtin: bool,
 }
 
@@ -112,48 +115,45 @@ pub const VM_USER_LOGIN: &str = "Virtual Machine User Login";
 pub const LOGIN_ACTION: &str = "Microsoft.Compute/virtualMachines/login/action";
 pub const LOGIN_AS_ADMIN_ACTION: &str = "Microsoft.Compute/virtualMachines/loginAsAdmin/action";
 
-fn role(name: &str, description: &str, actions: &[&str], not_actions: &[&str]) -> RoleDefinition {
+fn role(
+    name: &str,
+    description: &str,
+    actions: &[&str],
+    not_actions: &[&str],
+    data_actions: &[&str],
+) -> RoleDefinition {
+    let strings = |v: &[&str]| v.iter().map(|a| a.to_string()).collect();
     RoleDefinition {
         name: name.to_string(),
         description: description.to_string(),
-        actions: actions.iter().map(|a| a.to_string()).collect(),
-        not_actions: not_actions.iter().map(|a| a.to_string()).collect(),
+        actions: strings(actions),
+        not_actions: strings(not_actions),
+        data_actions: strings(data_actions),
         builtin: true,
     }
 }
 
 /// Azure's built-in roles that matter here, with their documented actions.
 pub fn builtin_roles() -> Vec<RoleDefinition> {
+    let vm_reads = ["Microsoft.Compute/virtualMachines/*/read", "Microsoft.Network/networkInterfaces/read"];
     vec![
-        role(OWNER, "Full access, including assigning roles", &["*"], &[]),
+        role(OWNER, "Full access, including assigning roles", &["*"], &[], &[]),
         role(
             CONTRIBUTOR,
             "Full access to manage resources, but not to assign roles",
             &["*"],
             &["Microsoft.Authorization/*/write", "Microsoft.Authorization/*/delete"],
+            &[],
         ),
-        role(READER, "View everything, change nothing", &["*/read"], &[]),
+        role(READER, "View everything, change nothing", &["*/read"], &[], &[]),
         role(
             VM_ADMIN_LOGIN,
             "Sign in to virtual machines as administrator",
-            &[
-                "Microsoft.Compute/virtualMachines/*/read",
-                "Microsoft.Network/networkInterfaces/read",
-                LOGIN_ACTION,
-                LOGIN_AS_ADMIN_ACTION,
-            ],
+            &vm_reads,
             &[],
+            &[LOGIN_ACTION, LOGIN_AS_ADMIN_ACTION],
         ),
-        role(
-            VM_USER_LOGIN,
-            "Sign in to virtual machines as a regular user",
-            &[
-                "Microsoft.Compute/virtualMachines/*/read",
-                "Microsoft.Network/networkInterfaces/read",
-                LOGIN_ACTION,
-            ],
-            &[],
-        ),
+        role(VM_USER_LOGIN, "Sign in to virtual machines as a regular user", &vm_reads, &[], &[LOGIN_ACTION]),
     ]
 }
 
@@ -177,15 +177,19 @@ impl RoleDefinition {
             && !self.not_actions.iter().any(|p| action_matches(p, action))
     }
 
+    pub fn permits_data(&self, data_action: &str) -> bool {
+        self.data_actions.iter().any(|p| action_matches(p, data_action))
+    }
+
     /// Checks a custom role's name and actions.
     pub fn validate(&self) -> Result<(), String> {
         if self.name.trim().is_empty() || self.name.len() > 128 {
             return Err("a role name has 1 to 128 characters".into());
         }
-        if self.actions.is_empty() {
-            return Err("a role needs at least one action".into());
+        if self.actions.is_empty() && self.data_actions.is_empty() {
+            return Err("a role needs at least one action or data action".into());
         }
-        for a in self.actions.iter().chain(&self.not_actions) {
+        for a in self.actions.iter().chain(&self.not_actions).chain(&self.data_actions) {
             if a.is_empty()
                 || a.len() > 256
                 || !a.chars().all(|c| c.is_ascii_alphanumeric() || "*/._-".contains(c))
@@ -257,6 +261,17 @@ impl Principal<'_> {
 
     pub fn may(&self, action: &str, target: &Scope) -> bool {
         self.granting(action, target).next().is_some()
+    }
+
+    /// Whether some assignment at or above `target` grants the data action.
+    pub fn may_data(&self, data_action: &str, target: &Scope) -> bool {
+        self.assignments.iter().any(|a| {
+            a.scope.contains(target)
+                && self
+                    .roles
+                    .iter()
+                    .any(|r| r.name.eq_ignore_ascii_case(&a.role) && r.permits_data(data_action))
+        })
     }
 
     /// `Ok` if some assignment allows `action` at `target`, else the reason.
@@ -401,6 +416,22 @@ mod tests {
         let reader = [assignment(READER, "/subscriptions/s", None)];
         let p = Principal { name: "alice", assignments: &reader, roles: &roles };
         assert!(p.check("Microsoft.Network/bastionHosts/write", &sub).is_err());
+    }
+
+    #[test]
+    fn login_is_a_data_action_that_owner_does_not_imply() {
+        let roles = builtin_roles();
+        let vm = Scope::Resource(ResourceId::vm("s", "g", "vm1"));
+        let owner = [assignment(OWNER, "/subscriptions/s", None)];
+        let p = Principal { name: "alice", assignments: &owner, roles: &roles };
+        assert!(p.may("Microsoft.Compute/virtualMachines/write", &vm));
+        assert!(!p.may_data(LOGIN_ACTION, &vm));
+        let user_login = [assignment(VM_USER_LOGIN, "/subscriptions/s/resourceGroups/g", None)];
+        let p = Principal { name: "alice", assignments: &user_login, roles: &roles };
+        assert!(p.may_data(LOGIN_ACTION, &vm) && !p.may_data(LOGIN_AS_ADMIN_ACTION, &vm));
+        let admin_login = [assignment(VM_ADMIN_LOGIN, "/subscriptions/s", None)];
+        let p = Principal { name: "alice", assignments: &admin_login, roles: &roles };
+        assert!(p.may_data(LOGIN_AS_ADMIN_ACTION, &vm));
     }
 
     #[test]

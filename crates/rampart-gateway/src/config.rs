@@ -35,6 +35,8 @@ pub struct GatewayConfig {
     pub target_connect_timeout: Duration,
     /// Interval of the gateway's WebSocket pings on tunnel connections.
     pub keepalive: Duration,
+    /// Lifetime of SSH user certificates for identity sign-in.
+    pub ssh_certificate_ttl: Duration,
 }
 
 impl GatewayConfig {
@@ -52,6 +54,7 @@ impl GatewayConfig {
             login_window: Duration::from_secs(300),
             target_connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(30),
+            ssh_certificate_ttl: Duration::from_secs(5 * 60),
         }
     }
 }

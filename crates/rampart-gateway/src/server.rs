@@ -32,6 +32,8 @@ pub enum GatewayError {
     Tls(#[from] TlsError),
     #[error("sign-in keys: {0}")]
     Auth(#[from] AuthError),
+    #[error("SSH certificate authority: {0}")]
+    SshCa(#[from] rampart_ssh::SshCaError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -43,6 +45,7 @@ pub struct Gateway {
     pub(crate) config: GatewayConfig,
     pub(crate) endpoints: GatewayEndpoints,
     pub(crate) limiter: LoginLimiter,
+    pub(crate) ssh_ca: rampart_ssh::SshCa,
     /// Verified against when a user name does not exist, so timing reveals nothing.
     pub(crate) dummy_hash: String,
 }
@@ -77,6 +80,7 @@ impl Gateway {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("rampart.db")).await?);
         let (admin_created, generated_admin_password) = bootstrap(&store, &config).await?;
         let keys = TokenKeys::load_or_create(&config.data_dir.join("keys").join("token-signing.key"))?;
+        let ssh_ca = rampart_ssh::SshCa::load_or_create(&config.data_dir.join("keys").join("ssh-ca"))?;
         let cert =
             tls::load_or_generate(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
         let acceptor = TlsAcceptor::from(tls::server_config(&cert)?);
@@ -104,6 +108,7 @@ impl Gateway {
             keys,
             endpoints: GatewayEndpoints { listen: vec![listen], local_ips },
             limiter: LoginLimiter::new(config.login_max_failures, config.login_window),
+            ssh_ca,
             config,
             dummy_hash,
         });

@@ -133,7 +133,7 @@ async fn resolve_bastion_id(gw: &Gateway, raw: &str) -> Result<ResourceId, ApiEr
 }
 
 /// Resolves a VM or scale-set instance ID to the registered machine.
-async fn resolve_machine(gw: &Gateway, raw: &str) -> Result<Machine, ApiError> {
+pub(crate) async fn resolve_machine(gw: &Gateway, raw: &str) -> Result<Machine, ApiError> {
     let mut id =
         ResourceId::from_str(raw).map_err(|e| ApiError::bad_request("InvalidResourceId", e.to_string()))?;
     if !matches!(id.kind(), ResourceKind::VirtualMachine | ResourceKind::ScaleSetInstance) {

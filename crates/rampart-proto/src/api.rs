@@ -244,7 +244,37 @@ pub struct RoleDefinitionView {
     #[serde(default)]
     pub not_actions: Vec<String>,
     #[serde(default)]
+    pub data_actions: Vec<String>,
+    #[serde(default)]
     pub builtin: bool,
+}
+
+/// Asks the gateway's SSH CA for a short-lived user certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SshCertificateRequest {
+    pub bastion_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_resource_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ip_address: Option<String>,
+    /// The account to log in as; the user's own name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The client's public key, one OpenSSH line (the private key never leaves the client).
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SshCertificate {
+    /// One OpenSSH line, for `CertificateFile`.
+    pub certificate: String,
+    pub principal: String,
+    /// Unix seconds.
+    pub valid_before: u64,
+    /// The machine it was issued for.
+    pub target_resource_id: String,
 }
 
 /// Narrows an assignment for IP-based connections; empty lists mean any.

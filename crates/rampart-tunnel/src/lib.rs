@@ -16,11 +16,11 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rampart_proto::tunnel::{Control, DATA_CHUNK, MAX_MESSAGE_SIZE, close_code};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::WebSocketStream;
@@ -82,21 +82,83 @@ pub struct RelayReport {
     pub end: RelayEnd,
 }
 
+/// The read side of a relay's local end: hands out chunks of bytes, `None` at EOF.
+/// Implementations must be cancel-safe (the relay also waits for its ping timer).
+pub trait ChunkRead: Send {
+    fn read_chunk(&mut self) -> impl Future<Output = io::Result<Option<Bytes>>> + Send;
+}
+
+/// A TCP socket takes a buffer only once data is there, so an idle connection holds none.
+impl ChunkRead for OwnedReadHalf {
+    async fn read_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            self.readable().await?;
+            let mut buf = BytesMut::with_capacity(DATA_CHUNK);
+            match self.try_read_buf(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(_) => return Ok(Some(buf.freeze())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Any byte stream (standard input, a pipe) as a chunk reader.
+pub struct StreamReader<R>(pub R);
+
+impl<R: AsyncRead + Unpin + Send> ChunkRead for StreamReader<R> {
+    async fn read_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        let mut buf = BytesMut::with_capacity(DATA_CHUNK);
+        match self.0.read_buf(&mut buf).await? {
+            0 => Ok(None),
+            _ => Ok(Some(buf.freeze())),
+        }
+    }
+}
+
+/// The local end of a relay: the socket of a TCP client, or standard input and output.
+pub trait LocalEnd {
+    type Read: ChunkRead;
+    type Write: AsyncWrite + Unpin + Send;
+    fn split(self) -> (Self::Read, Self::Write);
+}
+
+impl LocalEnd for TcpStream {
+    type Read = OwnedReadHalf;
+    type Write = OwnedWriteHalf;
+    fn split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        // Each message is written and flushed at once; Nagle would only add latency.
+        self.set_nodelay(true).ok();
+        self.into_split()
+    }
+}
+
+/// Standard input and output, for `ProxyCommand` use.
+pub struct Stdio;
+
+impl LocalEnd for Stdio {
+    type Read = StreamReader<tokio::io::Stdin>;
+    type Write = tokio::io::Stdout;
+    fn split(self) -> (Self::Read, Self::Write) {
+        (StreamReader(tokio::io::stdin()), tokio::io::stdout())
+    }
+}
+
 enum TunnelEnd {
     /// The peer half-closed: it sends no more data.
     Eof,
     Closed(Option<CloseFrame>),
 }
 
-/// Relays `socket` over `ws` until both directions end or either side fails.
-pub async fn relay<S>(ws: WebSocketStream<S>, socket: TcpStream, options: RelayOptions) -> RelayReport
+/// Relays `local` over `ws` until both directions end or either side fails.
+pub async fn relay<S, L>(ws: WebSocketStream<S>, local: L, options: RelayOptions) -> RelayReport
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    L: LocalEnd,
 {
-    // Each message is written and flushed at once; Nagle would only add latency.
-    socket.set_nodelay(true).ok();
     let (mut sink, mut stream) = ws.split();
-    let (mut socket_read, mut socket_write) = socket.into_split();
+    let (mut socket_read, mut socket_write) = local.split();
     let mut socket_to_tunnel = 0u64;
     let mut tunnel_to_socket = 0u64;
 
@@ -163,19 +225,22 @@ fn truncate_reason(reason: &str) -> String {
     reason[..end].to_string()
 }
 
-async fn tunnel_to_socket_pump<S>(
+async fn tunnel_to_socket_pump<S, W>(
     stream: &mut SplitStream<WebSocketStream<S>>,
-    socket: &mut OwnedWriteHalf,
+    socket: &mut W,
     count: &mut u64,
 ) -> Result<TunnelEnd, RelayEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let socket_err = |e: io::Error| RelayEnd::SocketError(e.to_string());
     while let Some(msg) = stream.next().await {
         match msg.map_err(|e| RelayEnd::TunnelError(e.to_string()))? {
             Message::Binary(data) => {
                 socket.write_all(&data).await.map_err(socket_err)?;
+                // A pipe (standard output) buffers; a TCP socket's flush is free.
+                socket.flush().await.map_err(socket_err)?;
                 *count += data.len() as u64;
             }
             Message::Text(text) => match Control::decode(text.as_str()) {
@@ -192,39 +257,38 @@ where
     Ok(TunnelEnd::Closed(None))
 }
 
-async fn socket_to_tunnel_pump<S>(
-    socket: &mut OwnedReadHalf,
+async fn socket_to_tunnel_pump<S, R>(
+    socket: &mut R,
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
     count: &mut u64,
     keepalive: Option<Duration>,
 ) -> Result<(), RelayEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    R: ChunkRead,
 {
     let tunnel_err = |e: tokio_tungstenite::tungstenite::Error| RelayEnd::TunnelError(e.to_string());
     let period = keepalive.unwrap_or(Duration::from_secs(3600));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            ready = socket.readable() => ready.map_err(|e| RelayEnd::SocketError(e.to_string()))?,
+        let chunk = tokio::select! {
+            chunk = socket.read_chunk() => chunk.map_err(|e| RelayEnd::SocketError(e.to_string()))?,
             _ = ping.tick(), if keepalive.is_some() => {
                 sink.send(Message::Ping(Default::default())).await.map_err(tunnel_err)?;
                 continue;
             }
-        }
-        let mut buf = BytesMut::with_capacity(DATA_CHUNK);
-        match socket.try_read_buf(&mut buf) {
-            Ok(0) => {
+        };
+        match chunk {
+            None => {
                 sink.send(Message::text(Control::Eof.encode())).await.map_err(tunnel_err)?;
                 return Ok(());
             }
-            Ok(n) => {
-                sink.send(Message::Binary(buf.freeze())).await.map_err(tunnel_err)?;
-                *count += n as u64;
+            Some(data) => {
+                let n = data.len() as u64;
+                sink.send(Message::Binary(data)).await.map_err(tunnel_err)?;
+                *count += n;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(RelayEnd::SocketError(e.to_string())),
         }
     }
 }

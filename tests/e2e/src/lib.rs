@@ -362,8 +362,21 @@ pub struct Sshd {
     pub process: Process,
 }
 
+/// How a test's sshd differs from the default (keys only, for the current user).
+#[derive(Debug, Clone, Default)]
+pub struct SshdOptions {
+    /// A CA public key line for `TrustedUserCAKeys` (identity sign-in).
+    pub trusted_ca: Option<String>,
+    /// Allow password sign-in (for a throwaway local user).
+    pub password_auth: bool,
+}
+
 impl Sshd {
     pub fn start() -> Result<Sshd> {
+        Self::start_with(SshdOptions::default())
+    }
+
+    pub fn start_with(options: SshdOptions) -> Result<Sshd> {
         let sshd = Path::new("/usr/sbin/sshd");
         if !sshd.exists() {
             bail!("/usr/sbin/sshd is missing: the README's test command installs openssh-server");
@@ -371,31 +384,39 @@ impl Sshd {
         let dir = tempfile::tempdir()?;
         let d = dir.path();
         for key in ["hostkey", "userkey"] {
-            let status = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(d.join(key))
-                .status()?;
-            if !status.success() {
-                bail!("ssh-keygen failed");
-            }
+            keygen(&d.join(key))?;
         }
         std::fs::copy(d.join("userkey.pub"), d.join("authorized_keys"))?;
         std::fs::create_dir_all("/run/sshd").ok();
         let port = free_port();
-        let config = format!(
+        let mut config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin yes\n\
+             PasswordAuthentication {pw}\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
              MaxStartups 100\nSubsystem sftp internal-sftp\n",
-            d = d.display()
+            d = d.display(),
+            pw = if options.password_auth { "yes" } else { "no" },
         );
+        if let Some(ca) = &options.trusted_ca {
+            std::fs::write(d.join("ca.pub"), ca)?;
+            config.push_str(&format!("TrustedUserCAKeys {}/ca.pub\n", d.display()));
+        }
         std::fs::write(d.join("sshd_config"), config)?;
-        let mut cmd = Command::new(sshd);
-        cmd.arg("-D").arg("-f").arg(d.join("sshd_config")).arg("-E").arg(d.join("sshd.log"));
-        let process = Process::spawn(cmd, "sshd")?;
-        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10))?;
+        let process = spawn_sshd(d, port)?;
         let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?.trim().to_string();
         Ok(Sshd { port, dir, user, process })
+    }
+
+    /// Restarts sshd on the same port with a new host key (a changed or impostor server).
+    pub fn restart_with_new_host_key(&mut self) -> Result<()> {
+        self.process.child.kill().ok();
+        self.process.child.wait().ok();
+        let key = self.dir.path().join("hostkey");
+        std::fs::remove_file(&key).ok();
+        std::fs::remove_file(key.with_extension("pub")).ok();
+        keygen(&key)?;
+        self.process = spawn_sshd(self.dir.path(), self.port)?;
+        Ok(())
     }
 
     /// An `ssh`/`scp` command with this server's key and no host-key prompts.
@@ -421,6 +442,23 @@ impl Sshd {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+fn keygen(path: &Path) -> Result<()> {
+    let status =
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).status()?;
+    if !status.success() {
+        bail!("ssh-keygen failed");
+    }
+    Ok(())
+}
+
+fn spawn_sshd(dir: &Path, port: u16) -> Result<Process> {
+    let mut cmd = Command::new("/usr/sbin/sshd");
+    cmd.arg("-D").arg("-f").arg(dir.join("sshd_config")).arg("-E").arg(dir.join("sshd.log"));
+    let process = Process::spawn(cmd, "sshd")?;
+    wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10))?;
+    Ok(process)
 }
 
 /// Finds audit records with `event` and `result` (and optionally a reason code fragment).

@@ -30,9 +30,12 @@ fn change(s: BastionSettingsArgs) -> BastionChange {
 }
 
 pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
-    if let BastionCommand::Tunnel(args) = cmd {
-        return super::tunnel::run(args).await;
-    }
+    let cmd = match cmd {
+        BastionCommand::Tunnel(args) => return super::tunnel::run(args).await,
+        BastionCommand::Ssh(args) => return super::ssh::ssh(args).await,
+        BastionCommand::Rdp(args) => return super::rdp::run(args).await,
+        other => other,
+    };
     let mut profile = Profile::require()?;
     let client = profile.client()?;
     profile.ensure_subscription(&client).await?;
@@ -66,7 +69,9 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
             client.delete_bastion(&sub, &b.resource_group, &b.name).await?;
             eprintln!("deleted bastion '{}' in resource group '{}'", b.name, b.resource_group);
         }
-        BastionCommand::Tunnel(_) => unreachable!("handled above"),
+        BastionCommand::Tunnel(_) | BastionCommand::Ssh(_) | BastionCommand::Rdp(_) => {
+            unreachable!("handled above")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

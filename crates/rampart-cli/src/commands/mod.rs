@@ -5,7 +5,9 @@ mod account;
 mod audit;
 mod bastion;
 mod inventory;
+mod rdp;
 mod serve;
+mod ssh;
 mod tunnel;
 
 use std::process::ExitCode;
@@ -22,6 +24,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Account(cmd) => account::run(cmd).await,
         Command::Network(NetworkCommand::Bastion(cmd)) => bastion::run(cmd).await,
         Command::Tunnel(args) => tunnel::run(args).await,
+        Command::Ssh(args) => ssh::ssh(args).await,
+        Command::SshConfig(args) => ssh::config(args).await,
+        Command::SshProxy(args) => ssh::proxy(args).await,
+        Command::SshCa(crate::cli::SshCaCommand::Show) => ssh::ca_show().await,
+        Command::Rdp(args) => rdp::run(args).await,
+        Command::Extension(
+            crate::cli::ExtensionCommand::Add { name } | crate::cli::ExtensionCommand::Update { name },
+        ) => {
+            eprintln!("'{name}' is built into rampart: nothing to install");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit(cmd) => audit::run(cmd).await,
         Command::Network(NetworkCommand::Nic(cmd)) => inventory::nic(cmd).await,
         Command::Vm(cmd) => inventory::vm(cmd).await,

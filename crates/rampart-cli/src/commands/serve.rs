@@ -30,6 +30,7 @@ struct FileConfig {
     login_window: Option<u64>,
     target_connect_timeout: Option<u64>,
     keepalive: Option<u64>,
+    ssh_certificate_ttl: Option<u64>,
 }
 
 fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
@@ -61,6 +62,7 @@ fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
     c.target_connect_timeout =
         secs(args.target_connect_timeout, file.target_connect_timeout, c.target_connect_timeout);
     c.keepalive = secs(args.keepalive, file.keepalive, c.keepalive);
+    c.ssh_certificate_ttl = secs(args.ssh_certificate_ttl, file.ssh_certificate_ttl, c.ssh_certificate_ttl);
     c.login_max_failures =
         args.login_max_failures.or(file.login_max_failures).unwrap_or(c.login_max_failures);
     if c.keepalive.is_zero() || c.tunnel_token_ttl.is_zero() || c.access_token_ttl.is_zero() {

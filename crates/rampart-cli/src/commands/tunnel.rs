@@ -7,24 +7,40 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rampart_client::TunnelClient;
+use std::sync::Arc;
+
+use rampart_client::{ApiClient, TunnelClient};
 use rampart_proto::tunnel::TunnelRequest;
 use tokio::net::TcpListener;
 
-use crate::cli::TunnelArgs;
+use crate::cli::{ResourceRef, TunnelArgs};
 use crate::profile::Profile;
+
+/// The bastion's resource ID from `--name`, `--resource-group` and the subscription.
+pub fn bastion_id(profile: &Profile, bastion: &ResourceRef) -> Result<String> {
+    let sub = profile.subscription(bastion.subscription.as_deref())?;
+    Ok(format!(
+        "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
+        bastion.resource_group, bastion.name
+    ))
+}
+
+/// Opens a tunnel on an ephemeral loopback port, serving connections in the background.
+/// A refusal is returned before anything listens.
+pub async fn open_local(client: ApiClient, request: TunnelRequest) -> Result<(Arc<TunnelClient>, u16)> {
+    let tunnel = TunnelClient::open(client, request).await?;
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(tunnel.clone().serve(listener, |e| eprintln!("connection through the tunnel failed: {e}")));
+    Ok((tunnel, port))
+}
 
 pub async fn run(args: TunnelArgs) -> Result<ExitCode> {
     let mut profile = Profile::require()?;
     let client = profile.client()?;
     profile.ensure_subscription(&client).await?;
-    let sub = profile.subscription(args.bastion.subscription.as_deref())?;
-    let bastion_id = format!(
-        "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
-        args.bastion.resource_group, args.bastion.name
-    );
     let request = TunnelRequest {
-        bastion_id,
+        bastion_id: bastion_id(&profile, &args.bastion)?,
         target_ip_address: args.target_ip_address.clone(),
         target_resource_id: args.target_resource_id.clone(),
         resource_port: args.resource_port,

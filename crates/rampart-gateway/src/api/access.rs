@@ -128,6 +128,7 @@ fn role_view(r: &RoleDefinition) -> RoleDefinitionView {
         description: r.description.clone(),
         actions: r.actions.clone(),
         not_actions: r.not_actions.clone(),
+        data_actions: r.data_actions.clone(),
         builtin: r.builtin,
     }
 }
@@ -150,6 +151,7 @@ pub async fn create_role(
         description: body.description,
         actions: body.actions,
         not_actions: body.not_actions,
+        data_actions: body.data_actions,
         builtin: false,
     };
     role.validate().map_err(|e| ApiError::bad_request("InvalidRoleDefinition", e))?;

@@ -8,6 +8,7 @@ pub(crate) mod caller;
 mod inventory;
 mod openapi;
 mod session;
+mod ssh;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -93,6 +94,8 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/audit", "Audit records, newest first"),
     ("get", "/api/audit/verify", "Verify the audit log's hash chain"),
     ("get", "/api/openapi.json", "This document"),
+    ("get", "/api/ssh/ca", "The SSH certificate authority's public key"),
+    ("post", "/api/ssh/certificates", "Sign a short-lived SSH user certificate (identity sign-in)"),
 ];
 
 const BASTION: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}";
@@ -137,6 +140,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit", get(audit::list))
         .route(r(34), get(audit::verify))
         .route(r(35), get(openapi::document))
+        .route(r(36), get(ssh::ca_public_key))
+        .route(r(37), post(ssh::issue_certificate))
         .fallback(not_found)
         .with_state(state)
 }

@@ -54,12 +54,14 @@ fn assignment_from_row(row: &SqliteRow) -> StoreResult<RoleAssignment> {
 impl AccessStore for SqliteStore {
     async fn create_role_definition(&self, role: &RoleDefinition) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO role_definitions (name, description, actions, not_actions, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO role_definitions (name, description, actions, not_actions, data_actions, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(&role.name)
         .bind(&role.description)
         .bind(json_list(role.actions.iter().cloned()))
         .bind(json_list(role.not_actions.iter().cloned()))
+        .bind(json_list(role.data_actions.iter().cloned()))
         .bind(ts(Utc::now()))
         .execute(&self.pool)
         .await
@@ -76,6 +78,7 @@ impl AccessStore for SqliteStore {
                     description: r.try_get("description")?,
                     actions: parse_json_list(r.try_get("actions")?, "role actions")?,
                     not_actions: parse_json_list(r.try_get("not_actions")?, "role not-actions")?,
+                    data_actions: parse_json_list(r.try_get("data_actions")?, "role data actions")?,
                     builtin: false,
                 })
             })

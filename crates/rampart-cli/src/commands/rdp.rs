@@ -1,0 +1,97 @@
+//! `rampart rdp` (= `network bastion rdp`): a tunnel, then the platform's RDP client on it.
+//! Unlike Azure's client this works on Linux (xfreerdp) and macOS too; `--rdp-file` writes a
+//! file any client opens, and keeps the tunnel open for it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use rampart_proto::tunnel::TunnelRequest;
+
+use super::tunnel::{bastion_id, open_local};
+use crate::cli::RdpArgs;
+use crate::profile::Profile;
+
+/// An .rdp file that connects through the local end of the tunnel.
+fn rdp_file_contents(port: u16, username: Option<&str>) -> String {
+    let mut lines = vec![
+        format!("full address:s:127.0.0.1:{port}"),
+        format!("alternate full address:s:127.0.0.1:{port}"),
+        "use multimon:i:0".to_string(),
+        "prompt for credentials:i:1".to_string(),
+    ];
+    if let Some(user) = username {
+        lines.push(format!("username:s:{user}"));
+    }
+    lines.join("\r\n") + "\r\n"
+}
+
+/// The RDP client for this platform: `$RAMPART_RDP_CLIENT`, else xfreerdp, mstsc or `open`.
+fn client_command(port: u16, file: &Path, args: &RdpArgs) -> tokio::process::Command {
+    if let Ok(program) = std::env::var("RAMPART_RDP_CLIENT") {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.arg(file);
+        return cmd;
+    }
+    if cfg!(target_os = "windows") {
+        let mut cmd = tokio::process::Command::new("mstsc");
+        if args.configure {
+            cmd.arg("/edit");
+        }
+        cmd.arg(file);
+        cmd
+    } else if cfg!(target_os = "macos") {
+        let mut cmd = tokio::process::Command::new("open");
+        cmd.arg("-W").arg(file);
+        cmd
+    } else {
+        let mut cmd = tokio::process::Command::new("xfreerdp");
+        cmd.arg(format!("/v:127.0.0.1:{port}"));
+        if let Some(user) = &args.username {
+            cmd.arg(format!("/u:{user}"));
+        }
+        cmd
+    }
+}
+
+pub async fn run(args: RdpArgs) -> Result<ExitCode> {
+    let mut profile = Profile::require()?;
+    let client = profile.client()?;
+    profile.ensure_subscription(&client).await?;
+    let request = TunnelRequest {
+        bastion_id: bastion_id(&profile, &args.bastion)?,
+        target_ip_address: args.target.target_ip_address.clone(),
+        target_resource_id: args.target.target_resource_id.clone(),
+        resource_port: args.resource_port.unwrap_or(3389),
+    };
+    let (_tunnel, port) = open_local(client, request).await?;
+    let contents = rdp_file_contents(port, args.username.as_deref());
+
+    if let Some(path) = &args.rdp_file {
+        std::fs::write(path, &contents).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("Wrote {} (it connects to 127.0.0.1:{port} through the tunnel)", path.display());
+        println!("Tunnel is open; Ctrl + C to close");
+        super::stop_signal().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let dir = tempfile::Builder::new().prefix("rampart-rdp-").tempdir()?;
+    let file = dir.path().join("connection.rdp");
+    std::fs::write(&file, &contents)?;
+    let mut cmd = client_command(port, &file, &args);
+    cmd.args(&args.client_args);
+    let status = cmd.status().await.context(
+        "cannot start the RDP client (install xfreerdp, or set RAMPART_RDP_CLIENT, or use --rdp-file)",
+    )?;
+    Ok(ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(255)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rdp_file_points_at_the_tunnel() {
+        let text = super::rdp_file_contents(40123, Some("azureuser"));
+        assert!(text.contains("full address:s:127.0.0.1:40123\r\n"));
+        assert!(text.contains("username:s:azureuser"));
+    }
+}
