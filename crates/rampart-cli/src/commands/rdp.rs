@@ -26,11 +26,13 @@ fn rdp_file_contents(port: u16, username: Option<&str>) -> String {
     lines.join("\r\n") + "\r\n"
 }
 
-/// The RDP client for this platform: `$RAMPART_RDP_CLIENT`, else xfreerdp, mstsc or `open`.
+/// The RDP client for this platform: `$RAMPART_RDP_CLIENT` (a program and its arguments;
+/// the .rdp file goes first, as xfreerdp wants it), else xfreerdp, mstsc or `open`.
 fn client_command(port: u16, file: &Path, args: &RdpArgs) -> tokio::process::Command {
-    if let Ok(program) = std::env::var("RAMPART_RDP_CLIENT") {
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.arg(file);
+    if let Ok(configured) = std::env::var("RAMPART_RDP_CLIENT") {
+        let mut words = configured.split_whitespace();
+        let mut cmd = tokio::process::Command::new(words.next().unwrap_or("xfreerdp"));
+        cmd.arg(file).args(words);
         return cmd;
     }
     if cfg!(target_os = "windows") {
