@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH from
-# Debian), then checks formatting and lints, builds the `rampart` binary the end-to-end tests
-# drive, and runs all unit and end-to-end tests. Traffic stays on loopback.
+# Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
+# sshpass, stunnel4, FreeRDP and Xvfb from Debian), then checks formatting and lints, builds
+# the `rampart` binary the end-to-end tests drive, and runs all unit and end-to-end tests.
+# Traffic stays on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -474,7 +474,7 @@ pub struct SshArgs {
     pub bastion: ResourceRef,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Port on the target [default: 22].
+    /// Port on the target [default: the VM's registered SSH port, else 22].
     #[arg(long)]
     pub resource_port: Option<u16>,
     #[arg(long, value_enum, ignore_case = true, default_value = "ssh-key")]
@@ -537,7 +537,7 @@ pub struct RdpArgs {
     pub bastion: ResourceRef,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Port on the target [default: 3389].
+    /// Port on the target [default: the VM's registered RDP port, else 3389].
     #[arg(long)]
     pub resource_port: Option<u16>,
     /// Open the client's settings before connecting (mstsc /edit).

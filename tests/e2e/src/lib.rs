@@ -369,6 +369,8 @@ pub struct SshdOptions {
     pub trusted_ca: Option<String>,
     /// Allow password sign-in (for a throwaway local user).
     pub password_auth: bool,
+    /// Listen here instead of 127.0.0.1 on a free port (e.g. 127.0.0.77:22).
+    pub listen: Option<(std::net::Ipv4Addr, u16)>,
 }
 
 impl Sshd {
@@ -388,9 +390,9 @@ impl Sshd {
         }
         std::fs::copy(d.join("userkey.pub"), d.join("authorized_keys"))?;
         std::fs::create_dir_all("/run/sshd").ok();
-        let port = free_port();
+        let (ip, port) = options.listen.unwrap_or((std::net::Ipv4Addr::LOCALHOST, free_port()));
         let mut config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\n\
+            "Port {port}\nListenAddress {ip}\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin yes\n\
              PasswordAuthentication {pw}\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
              MaxStartups 100\nSubsystem sftp internal-sftp\n",
@@ -402,7 +404,7 @@ impl Sshd {
             config.push_str(&format!("TrustedUserCAKeys {}/ca.pub\n", d.display()));
         }
         std::fs::write(d.join("sshd_config"), config)?;
-        let process = spawn_sshd(d, port)?;
+        let process = spawn_sshd(d, SocketAddr::from((ip, port)))?;
         let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?.trim().to_string();
         Ok(Sshd { port, dir, user, process })
     }
@@ -415,7 +417,7 @@ impl Sshd {
         std::fs::remove_file(&key).ok();
         std::fs::remove_file(key.with_extension("pub")).ok();
         keygen(&key)?;
-        self.process = spawn_sshd(self.dir.path(), self.port)?;
+        self.process = spawn_sshd(self.dir.path(), SocketAddr::from(([127, 0, 0, 1], self.port)))?;
         Ok(())
     }
 
@@ -453,11 +455,11 @@ fn keygen(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn spawn_sshd(dir: &Path, port: u16) -> Result<Process> {
+fn spawn_sshd(dir: &Path, addr: SocketAddr) -> Result<Process> {
     let mut cmd = Command::new("/usr/sbin/sshd");
     cmd.arg("-D").arg("-f").arg(dir.join("sshd_config")).arg("-E").arg(dir.join("sshd.log"));
     let process = Process::spawn(cmd, "sshd")?;
-    wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10))?;
+    wait_for_port(addr, Duration::from_secs(10))?;
     Ok(process)
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use rampart_proto::tunnel::TunnelRequest;
 
-use super::tunnel::{bastion_id, open_local};
+use super::tunnel::{bastion_id, open_local, registered_port};
 use crate::cli::RdpArgs;
 use crate::profile::Profile;
 
@@ -64,7 +64,12 @@ pub async fn run(args: RdpArgs) -> Result<ExitCode> {
         bastion_id: bastion_id(&profile, &args.bastion)?,
         target_ip_address: args.target.target_ip_address.clone(),
         target_resource_id: args.target.target_resource_id.clone(),
-        resource_port: args.resource_port.unwrap_or(3389),
+        resource_port: match args.resource_port {
+            Some(p) => p,
+            None => registered_port(&client, args.target.target_resource_id.as_deref(), true)
+                .await
+                .unwrap_or(3389),
+        },
     };
     let (_tunnel, port) = open_local(client, request).await?;
     let contents = rdp_file_contents(port, args.username.as_deref());

@@ -14,7 +14,7 @@ use rampart_client::tunnel::Stdio;
 use rampart_proto::api::{Bastion, SshCertificate, SshCertificateRequest, VirtualMachine};
 use rampart_proto::tunnel::TunnelRequest;
 
-use super::tunnel::{bastion_id, open_local};
+use super::tunnel::{bastion_id, open_local, registered_port};
 use crate::cli::{AuthType, HostKeyChecking, SshArgs, SshConfigArgs, SshProxyArgs, TargetArgs};
 use crate::profile::{Profile, config_dir};
 
@@ -78,7 +78,12 @@ pub async fn ssh(args: SshArgs) -> Result<ExitCode> {
     let mut profile = Profile::require()?;
     let client = profile.client()?;
     profile.ensure_subscription(&client).await?;
-    let port = args.resource_port.unwrap_or(22);
+    let port = match args.resource_port {
+        Some(p) => p,
+        None => {
+            registered_port(&client, args.target.target_resource_id.as_deref(), false).await.unwrap_or(22)
+        }
+    };
     // Private (0700) and removed on return: it holds the identity key pair.
     let temp = tempfile::Builder::new().prefix("rampart-ssh-").tempdir()?;
     // Identity sign-in is checked (and a refusal shown) before any tunnel opens.

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
+use rampart_client::api::Method;
 use rampart_client::{ApiClient, TunnelClient};
+use rampart_proto::api::VirtualMachine;
 use rampart_proto::tunnel::TunnelRequest;
 use tokio::net::TcpListener;
 
@@ -23,6 +25,33 @@ pub fn bastion_id(profile: &Profile, bastion: &ResourceRef) -> Result<String> {
         "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
         bastion.resource_group, bastion.name
     ))
+}
+
+/// The port a registered machine uses for SSH or RDP, when the target is named by resource
+/// ID and readable; `None` otherwise (the caller falls back to 22 or 3389).
+pub async fn registered_port(client: &ApiClient, resource_id: Option<&str>, rdp: bool) -> Option<u16> {
+    let id: rampart_core::ResourceId = resource_id?.parse().ok()?;
+    let group = format!("/api/subscriptions/{}/resourceGroups/{}", id.subscription, id.resource_group);
+    let machine: VirtualMachine = match id.kind() {
+        rampart_core::ResourceKind::VirtualMachine => client
+            .request::<(), VirtualMachine>(Method::GET, &format!("{group}/virtualMachines/{}", id.name), None)
+            .await
+            .ok()??,
+        rampart_core::ResourceKind::ScaleSetInstance => {
+            let instance = id.child.as_ref().map(|c| c.1.clone())?;
+            let all: Vec<VirtualMachine> = client
+                .request::<(), Vec<VirtualMachine>>(
+                    Method::GET,
+                    &format!("{group}/virtualMachineScaleSets/{}", id.name),
+                    None,
+                )
+                .await
+                .ok()??;
+            all.into_iter().find(|m| m.name == instance)?
+        }
+        _ => return None,
+    };
+    Some(if rdp { machine.port_rdp } else { machine.port_ssh })
 }
 
 /// Opens a tunnel on an ephemeral loopback port, serving connections in the background.
