@@ -163,8 +163,31 @@ async fn run(args: Args) -> Result<()> {
     }
     let tunnel_start = Summary::of(&starts);
 
+    // `rampart ssh` to a finished remote command, beside plain ssh to the same sshd.
+    let ssh_runs = if smoke { 1 } else { 5 };
+    let (mut via_rampart, mut plain) = (vec![], vec![]);
+    for _ in 0..ssh_runs {
+        let t = Instant::now();
+        let out = tokio::task::block_in_place(|| started.rampart_ssh())?;
+        anyhow::ensure!(out.status.success(), "rampart ssh failed: {}", String::from_utf8_lossy(&out.stderr));
+        via_rampart.push(t.elapsed());
+        let t = Instant::now();
+        let out = tokio::task::block_in_place(|| {
+            started
+                .sshd
+                .client("ssh", started.sshd.port)
+                .arg(format!("{}@127.0.0.1", started.sshd.user))
+                .arg("true")
+                .output()
+        })?;
+        anyhow::ensure!(out.status.success(), "plain ssh failed");
+        plain.push(t.elapsed());
+    }
+    let ssh_times = (Summary::of(&via_rampart), Summary::of(&plain));
+
     let idle_result = idle_connections(&started, idle).await?;
-    let report = stats::report(&paths, &tunnel_start, &idle_result, size, repeat, round_trips, smoke);
+    let shape = stats::RunShape { size, repeat, round_trips, smoke };
+    let report = stats::report(&paths, &tunnel_start, &ssh_times, &idle_result, &shape);
     println!("{report}");
     if let Some(file) = &args.write {
         stats::write_into(file, &report)?;
@@ -275,6 +298,30 @@ impl Setup {
             };
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], tunnel.port)), Duration::from_secs(5))?;
         Ok(Setup { gateway, tunnel, sshd, ssh, stunnel, _dir: dir })
+    }
+
+    /// `rampart ssh … -- true` with the sshd's key, to the target by IP.
+    fn rampart_ssh(&self) -> Result<std::process::Output> {
+        let key = self.sshd.dir.path().join("userkey");
+        Ok(self
+            .gateway
+            .cli()
+            .args([
+                "ssh",
+                "-n",
+                "default",
+                "-g",
+                "default",
+                "--target-ip-address",
+                "127.0.0.1",
+                "--resource-port",
+            ])
+            .arg(self.sshd.port.to_string())
+            .args(["--username", &self.sshd.user, "--ssh-key"])
+            .arg(key)
+            .args(["--strict-host-key-checking", "accept-new", "--", "-o", "BatchMode=yes", "true"])
+            .stdin(std::process::Stdio::null())
+            .output()?)
     }
 
     fn gateway_pid(&self) -> u32 {

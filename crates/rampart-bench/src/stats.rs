@@ -53,15 +53,23 @@ fn throughput(p: &Path) -> f64 {
     (median(&p.up) + median(&p.down)) / 2.0
 }
 
+/// How a run was sized.
+#[derive(Debug, Clone, Copy)]
+pub struct RunShape {
+    pub size: u64,
+    pub repeat: usize,
+    pub round_trips: usize,
+    pub smoke: bool,
+}
+
 pub fn report(
     paths: &[Path],
     tunnel_start: &Summary,
+    ssh_times: &(Summary, Summary),
     idle: &IdleResult,
-    size: u64,
-    repeat: usize,
-    round_trips: usize,
-    smoke: bool,
+    shape: &RunShape,
 ) -> String {
+    let RunShape { size, repeat, round_trips, smoke } = *shape;
     let mut r = String::new();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let _ = writeln!(
@@ -124,6 +132,13 @@ pub fn report(
             r,
             "| whole `rampart tunnel` start to first byte, p50 | {:.0} ms | |",
             tunnel_start.p50.as_secs_f64() * 1e3
+        );
+        let _ = writeln!(
+            r,
+            "| `rampart ssh … -- true` (grant, tunnel, ssh) ÷ plain `ssh … true`, p50 | {:.0} ms ÷ {:.0} ms = {:.2}× | |",
+            ssh_times.0.p50.as_secs_f64() * 1e3,
+            ssh_times.1.p50.as_secs_f64() * 1e3,
+            ssh_times.0.p50.as_secs_f64() / ssh_times.1.p50.as_secs_f64().max(1e-9)
         );
         let _ = writeln!(
             r,
