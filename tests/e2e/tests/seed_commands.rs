@@ -278,9 +278,9 @@ fn every_seed_command_runs_with_rampart() -> Result<()> {
                 let mut child = cmd.spawn()?;
                 if let Some(mut s) = child.stdin.take() {
                     std::thread::sleep(Duration::from_millis(500));
-                    write!(s, "admin\n")?;
+                    writeln!(s, "admin")?;
                     std::thread::sleep(Duration::from_millis(500));
-                    write!(s, "{ADMIN_PASSWORD}\n")?;
+                    writeln!(s, "{ADMIN_PASSWORD}")?;
                 }
                 let out = child.wait_with_output()?;
                 ensure!(
