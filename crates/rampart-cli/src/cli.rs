@@ -310,6 +310,16 @@ pub struct ServeArgs {
     /// Lifetime of SSH certificates for identity sign-in, seconds [default: 300].
     #[arg(long, env = "RAMPART_SSH_CERTIFICATE_TTL")]
     pub ssh_certificate_ttl: Option<u64>,
+    /// On SIGTERM, seconds live sessions may go on before they are ended [default: 30].
+    #[arg(long, env = "RAMPART_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<u64>,
+    /// Where /metrics is served: `https` (the gateway's port), `off`, or ADDR:PORT of a
+    /// plain-HTTP listener of its own [default: https].
+    #[arg(long, env = "RAMPART_METRICS")]
+    pub metrics: Option<String>,
+    /// Log format on stderr: `text` or `json` [default: text].
+    #[arg(long, env = "RAMPART_LOG_FORMAT")]
+    pub log_format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +402,12 @@ pub struct BastionSettingsArgs {
     /// Networks the bastion can reach, comma-separated CIDRs ("" for none).
     #[arg(long, value_name = "CIDR[,CIDR…]")]
     pub reachable_networks: Option<String>,
+    /// End sessions idle for this many seconds (0: never).
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// End sessions this many seconds after they start (0: never).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_session_duration: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -436,6 +452,27 @@ pub enum BastionCommand {
     Ssh(SshArgs),
     /// RDP to a target through the bastion.
     Rdp(RdpArgs),
+    /// Live sessions on the bastion.
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Who is connected to what, right now.
+    List {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Disconnect sessions (within a second; audited with who did it).
+    Delete {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        #[arg(long, num_args = 1.., required = true)]
+        ids: Vec<String>,
+    },
 }
 
 /// The target of an ssh, rdp or proxy command.

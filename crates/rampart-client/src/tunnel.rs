@@ -36,6 +36,9 @@ pub enum TunnelError {
     Connect { addr: String, error: String },
     #[error("WebSocket: {0}")]
     WebSocket(String),
+    /// The gateway ended a connection on purpose (disconnect, timeout, shutdown).
+    #[error("the gateway ended the connection: {0}")]
+    Ended(String),
 }
 
 impl TunnelError {
@@ -157,7 +160,7 @@ impl TunnelClient {
     pub async fn relay<L: LocalEnd>(&self, local: L) -> Result<RelayReport, TunnelError> {
         let token = self.token().await?;
         let ws = self.connector.open(&token).await?;
-        Ok(relay(ws, local, RelayOptions { keepalive: Some(self.keepalive) }).await)
+        Ok(relay(ws, local, RelayOptions { keepalive: Some(self.keepalive), ..Default::default() }).await)
     }
 
     /// Accepts local connections and relays each one on its own task. `on_error` hears of
@@ -180,8 +183,15 @@ impl TunnelClient {
             let tunnel = self.clone();
             let on_error = on_error.clone();
             tokio::spawn(async move {
-                if let Err(e) = tunnel.relay(socket).await {
-                    on_error(e);
+                match tunnel.relay(socket).await {
+                    Err(e) => on_error(e),
+                    Ok(report) => {
+                        if let RelayEnd::PeerClosed { code: Some(code), reason } = report.end
+                            && code == rampart_proto::tunnel::close_code::ENDED_BY_GATEWAY
+                        {
+                            on_error(TunnelError::Ended(reason));
+                        }
+                    }
                 }
             });
         }

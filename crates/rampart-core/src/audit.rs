@@ -19,6 +19,8 @@ pub enum AuditEvent {
     Read,
     /// An SSH certificate for identity sign-in, issued or refused.
     Certificate,
+    /// An operator ended someone's live session.
+    SessionDisconnect,
 }
 
 impl AuditEvent {
@@ -34,6 +36,7 @@ impl AuditEvent {
             AuditEvent::RoleChange => "role-change",
             AuditEvent::Read => "read",
             AuditEvent::Certificate => "ssh-certificate",
+            AuditEvent::SessionDisconnect => "session-disconnect",
         }
     }
 
@@ -49,6 +52,7 @@ impl AuditEvent {
             AuditEvent::RoleChange,
             AuditEvent::Read,
             AuditEvent::Certificate,
+            AuditEvent::SessionDisconnect,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

@@ -16,6 +16,10 @@ pub struct BastionSettings {
     /// The networks the bastion can reach: its VNet, peered networks, on-premises ranges.
     /// Deny by default: an empty list reaches nothing.
     pub reachable_networks: Vec<IpNet>,
+    /// End a session with no data either way for this many seconds.
+    pub idle_timeout_secs: Option<u64>,
+    /// End a session this many seconds after it started.
+    pub max_session_secs: Option<u64>,
 }
 
 impl BastionSettings {
@@ -27,6 +31,8 @@ impl BastionSettings {
             enable_tunneling: true,
             enable_ip_connect: false,
             reachable_networks: Vec::new(),
+            idle_timeout_secs: None,
+            max_session_secs: None,
         }
     }
 
@@ -81,6 +87,8 @@ mod tests {
             enable_tunneling: false,
             enable_ip_connect: false,
             reachable_networks: vec![],
+            idle_timeout_secs: None,
+            max_session_secs: None,
         };
         assert_eq!(s.validate(), Ok(()));
     }

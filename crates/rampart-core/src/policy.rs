@@ -396,6 +396,8 @@ mod tests {
             enable_tunneling: true,
             enable_ip_connect: ip_connect,
             reachable_networks: nets.iter().map(|n| n.parse().expect("cidr")).collect(),
+            idle_timeout_secs: None,
+            max_session_secs: None,
         }
     }
 

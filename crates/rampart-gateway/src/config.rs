@@ -37,6 +37,19 @@ pub struct GatewayConfig {
     pub keepalive: Duration,
     /// Lifetime of SSH user certificates for identity sign-in.
     pub ssh_certificate_ttl: Duration,
+    /// On SIGTERM, how long live sessions may continue before they are ended.
+    pub drain_timeout: Duration,
+    /// Where `/metrics` (Prometheus) is served.
+    pub metrics: MetricsEndpoint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsEndpoint {
+    /// On the HTTPS port, at `/metrics`.
+    Https,
+    /// On its own plain-HTTP listener (e.g. 127.0.0.1:9100), at `/metrics`.
+    Listen(SocketAddr),
+    Off,
 }
 
 impl GatewayConfig {
@@ -55,6 +68,8 @@ impl GatewayConfig {
             target_connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(30),
             ssh_certificate_ttl: Duration::from_secs(5 * 60),
+            drain_timeout: Duration::from_secs(30),
+            metrics: MetricsEndpoint::Https,
         }
     }
 }

@@ -8,12 +8,14 @@
 //!   rate limits.
 //! - [`api`]: the HTTP routes (axum) and their JSON errors.
 //! - [`tunnel`]: tunnel grants and the per-connection WebSocket relay.
-//! - [`server`]: first-start bootstrap, the TLS accept loop and shutdown.
+//! - [`sessions`]: live sessions, their limits, disconnects.
+//! - [`server`]: first-start bootstrap, the TLS accept loop, drain and shutdown.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod server;
+pub mod sessions;
 pub mod tls;
 pub mod tunnel;
 

@@ -1,7 +1,7 @@
 //! Start-up (store, first-start bootstrap, TLS, bind), the accept loop and shutdown.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +48,11 @@ pub struct Gateway {
     pub(crate) ssh_ca: rampart_ssh::SshCa,
     /// Verified against when a user name does not exist, so timing reveals nothing.
     pub(crate) dummy_hash: String,
+    pub(crate) sessions: crate::sessions::Sessions,
+    /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// Renders `/metrics`; `None` when metrics are off.
+    pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// What start-up did, for the operator to read.
@@ -109,11 +114,31 @@ impl Gateway {
             endpoints: GatewayEndpoints { listen: vec![listen], local_ips },
             limiter: LoginLimiter::new(config.login_max_failures, config.login_window),
             ssh_ca,
+            metrics: install_metrics(&config),
             config,
             dummy_hash,
+            sessions: Default::default(),
+            draining: Default::default(),
         });
         Ok(StartedGateway { report, state, listener, acceptor })
     }
+}
+
+/// Installs the Prometheus recorder (once per process) unless metrics are off.
+fn install_metrics(config: &GatewayConfig) -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    if config.metrics == crate::config::MetricsEndpoint::Off {
+        return None;
+    }
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("rampart_connect_seconds".into()),
+            &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0],
+        )
+        .ok()?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).ok()?;
+    Some(handle)
 }
 
 /// First start: subscription `default`, resource group `default`, bastion `default`, and
@@ -178,10 +203,34 @@ impl StartedGateway {
         self.report.listen
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and closes the store.
+    /// Serves until `shutdown` completes; then drains: `/readyz` turns 503 and new tunnels are
+    /// refused at once, live sessions go on until they end or the drain timeout passes, then
+    /// they are ended with a reason, and the store is closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
         let app = api::router(self.state.clone());
+        let sweeper = {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    state.sessions.sweep(state.store.as_ref()).await;
+                }
+            })
+        };
+        if let crate::config::MetricsEndpoint::Listen(addr) = self.state.config.metrics {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    tracing::info!(%addr, "metrics on their own listener");
+                    tokio::spawn(
+                        axum::serve(listener, api::metrics_router(self.state.clone())).into_future(),
+                    );
+                }
+                Err(e) => tracing::error!(%addr, error = %e, "cannot listen for metrics"),
+            }
+        }
         tokio::pin!(shutdown);
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
         loop {
             let (tcp, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -193,7 +242,20 @@ impl StartedGateway {
                         continue;
                     }
                 },
-                () = &mut shutdown => break,
+                () = &mut shutdown, if drain_deadline.is_none() => {
+                    self.state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let timeout = self.state.config.drain_timeout;
+                    tracing::info!(sessions = self.state.sessions.count(), ?timeout, "draining");
+                    drain_deadline = Some(tokio::time::Instant::now() + timeout);
+                    continue;
+                }
+                () = tokio::time::sleep(Duration::from_millis(100)), if drain_deadline.is_some() => {
+                    let expired = drain_deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+                    if self.state.sessions.count() == 0 || expired {
+                        break;
+                    }
+                    continue;
+                }
             };
             tcp.set_nodelay(true).ok();
             let acceptor = self.acceptor.clone();
@@ -223,7 +285,15 @@ impl StartedGateway {
                 }
             });
         }
-        tracing::info!("shutting down: no longer accepting connections");
+        // Sessions still running at the deadline are ended, with the reason, and given a
+        // moment to write their close records.
+        self.state.sessions.stop_all("the gateway is shutting down");
+        let waited = tokio::time::Instant::now();
+        while self.state.sessions.count() > 0 && waited.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sweeper.abort();
+        tracing::info!("stopped");
         self.state.store.close().await;
     }
 }

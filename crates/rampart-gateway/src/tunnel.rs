@@ -22,7 +22,7 @@ use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
 use rampart_tunnel::tokio_tungstenite::WebSocketStream;
 use rampart_tunnel::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use rampart_tunnel::tokio_tungstenite::tungstenite::protocol::Role;
-use rampart_tunnel::{RelayOptions, relay, websocket_config};
+use rampart_tunnel::{RelayEnd, RelayOptions, relay, websocket_config};
 use tokio::net::TcpStream;
 
 use crate::api::bastions::resolve_subscription;
@@ -30,6 +30,7 @@ use crate::api::caller::Caller;
 use crate::api::{ApiError, AppState, AuthUser, ClientAddr, JsonBody, UserAgent, bearer};
 use crate::auth::{TargetNaming, TunnelClaims, ttl_secs};
 use crate::server::Gateway;
+use crate::sessions::NewSession;
 
 /// `POST /api/tunnels`: checks the policy and grants a tunnel token.
 pub async fn grant(
@@ -46,6 +47,9 @@ pub async fn grant(
     entry.target_ip = req.target_ip_address.as_ref().map(|t| t.chars().take(64).collect());
     entry.target_port = Some(req.resource_port);
 
+    if gw.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(refuse(&gw, entry, shutting_down()).await);
+    }
     let user = match user {
         Ok(u) => u,
         Err(e) => return Err(refuse(&gw, entry, e).await),
@@ -234,6 +238,9 @@ pub async fn connect(
     entry.target_port = Some(claims.port);
     entry.tunnel_id = Some(claims.jti.clone());
 
+    if gw.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return refuse(&gw, entry, shutting_down()).await.into_response();
+    }
     let key = match websocket_key(req.headers()) {
         Ok(k) => k,
         Err(e) => return refuse(&gw, entry, e).await.into_response(),
@@ -284,6 +291,17 @@ pub async fn connect(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|p| p.trim() == SUBPROTOCOL));
 
+    let (session, stop) = gw.sessions.register(NewSession {
+        id: entry.connection_id.clone().unwrap_or_default(),
+        user: claims.name.clone(),
+        client: client.to_string(),
+        bastion_id: claims.bastion.clone(),
+        protocol: "tcptunnel",
+        target_ip: addr.ip().to_string(),
+        target_port: addr.port(),
+        target_resource_id: claims.resource.clone(),
+    });
+    metrics::histogram!("rampart_connect_seconds").record(started.elapsed().as_secs_f64());
     let gw2 = gw.clone();
     tokio::spawn(async move {
         let mut close = entry.clone();
@@ -296,14 +314,24 @@ pub async fn connect(
                     Some(websocket_config()),
                 )
                 .await;
-                let report = relay(ws, target, RelayOptions { keepalive: Some(gw2.config.keepalive) }).await;
+                let options = RelayOptions {
+                    keepalive: Some(gw2.config.keepalive),
+                    counters: Some(session.counters.clone()),
+                    stop: Some(stop),
+                };
+                let report = relay(ws, target, options).await;
                 close.bytes_to_target = Some(report.tunnel_to_socket);
                 close.bytes_from_target = Some(report.socket_to_tunnel);
-                if report.end.is_clean() {
-                    close.result = AuditResult::Closed;
-                } else {
-                    close.result = AuditResult::Failed;
-                    close.reason = Some(format!("{:?}", report.end));
+                match &report.end {
+                    end if end.is_clean() => close.result = AuditResult::Closed,
+                    RelayEnd::Stopped(reason) => {
+                        close.result = AuditResult::Closed;
+                        close.reason = Some(reason.clone());
+                    }
+                    other => {
+                        close.result = AuditResult::Failed;
+                        close.reason = Some(format!("{other:?}"));
+                    }
                 }
             }
             Err(e) => {
@@ -311,6 +339,7 @@ pub async fn connect(
                 close.reason = Some(format!("WebSocket upgrade failed: {e}"));
             }
         }
+        gw2.sessions.remove(&session.id);
         close.time = Utc::now();
         close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         if let Err(e) = gw2.store.append_audit(&close).await {
@@ -363,6 +392,14 @@ async fn recheck(
         None => None,
     };
     check_access(gw, &caller, &bastion_id, claims.naming, machine.as_ref(), ip, claims.port).await
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ShuttingDown",
+        "the gateway is shutting down and takes no new connections; try again shortly",
+    )
 }
 
 fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {

@@ -85,8 +85,29 @@ pub struct Bastion {
     pub enable_tunneling: bool,
     pub enable_ip_connect: bool,
     pub reachable_networks: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_session_duration_seconds: Option<u64>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A live session on a bastion.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub session_id: String,
+    pub user_name: String,
+    pub client_address: String,
+    pub protocol: String,
+    pub target_ip_address: String,
+    pub target_port: u16,
+    pub target_resource_id: Option<String>,
+    pub start_time: String,
+    pub duration_seconds: u64,
+    pub bytes_to_target: u64,
+    pub bytes_from_target: u64,
 }
 
 /// Body of create (all optional: defaults apply) and update (only what is given changes).
@@ -101,6 +122,12 @@ pub struct BastionChange {
     pub enable_ip_connect: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reachable_networks: Option<Vec<String>>,
+    /// Seconds; 0 removes the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Seconds; 0 removes the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_session_duration_seconds: Option<u64>,
 }
 
 /// One audit record. Fields follow Azure's BastionAuditLogs where they overlap.

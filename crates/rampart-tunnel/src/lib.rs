@@ -14,7 +14,11 @@
 //!   ping cannot be written, and middleboxes do not drop an idle tunnel.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -46,10 +50,37 @@ pub fn websocket_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_SIZE))
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RelayOptions {
-    /// Send a WebSocket ping at this interval.
+    /// Send a WebSocket ping at this interval; a peer silent for three intervals is dead.
     pub keepalive: Option<Duration>,
+    /// Live byte counts and last activity, for a session registry.
+    pub counters: Option<Arc<Counters>>,
+    /// Ends the relay when it changes to `Some(reason)`; the peer gets the reason.
+    pub stop: Option<watch::Receiver<Option<String>>>,
+}
+
+/// Live figures of one relayed connection, updated as bytes flow.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub socket_to_tunnel: AtomicU64,
+    pub tunnel_to_socket: AtomicU64,
+    /// Unix milliseconds of the last data in either direction.
+    pub last_activity_ms: AtomicU64,
+}
+
+impl Counters {
+    fn add(&self, which: &AtomicU64, n: u64) {
+        which.fetch_add(n, Ordering::Relaxed);
+        self.last_activity_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// How a relay ended.
@@ -63,6 +94,8 @@ pub enum RelayEnd {
     SocketError(String),
     /// The WebSocket failed or broke the protocol.
     TunnelError(String),
+    /// Ended on purpose (disconnect, timeout, shutdown) with this reason.
+    Stopped(String),
 }
 
 impl RelayEnd {
@@ -145,6 +178,13 @@ impl LocalEnd for Stdio {
     }
 }
 
+/// When the peer was last heard from, for dead-peer detection.
+struct Liveness {
+    last_heard_ms: AtomicU64,
+    /// False once the peer half-closed: nobody reads its pongs any more.
+    listening: AtomicBool,
+}
+
 enum TunnelEnd {
     /// The peer half-closed: it sends no more data.
     Eof,
@@ -159,17 +199,33 @@ where
 {
     let (mut sink, mut stream) = ws.split();
     let (mut socket_read, mut socket_write) = local.split();
-    let mut socket_to_tunnel = 0u64;
-    let mut tunnel_to_socket = 0u64;
+    let counters = options.counters.clone().unwrap_or_default();
+    counters.last_activity_ms.store(now_ms(), Ordering::Relaxed);
+    let liveness = Liveness { last_heard_ms: AtomicU64::new(now_ms()), listening: AtomicBool::new(true) };
+    let mut stop = options.stop.clone();
 
     let end = {
-        let inbound = tunnel_to_socket_pump(&mut stream, &mut socket_write, &mut tunnel_to_socket);
+        let inbound = tunnel_to_socket_pump(&mut stream, &mut socket_write, &counters, &liveness);
         let outbound =
-            socket_to_tunnel_pump(&mut socket_read, &mut sink, &mut socket_to_tunnel, options.keepalive);
-        tokio::pin!(inbound, outbound);
+            socket_to_tunnel_pump(&mut socket_read, &mut sink, &counters, options.keepalive, &liveness);
+        let stopped = async {
+            match stop.as_mut() {
+                Some(rx) => loop {
+                    if let Some(reason) = rx.borrow_and_update().clone() {
+                        return reason;
+                    }
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(inbound, outbound, stopped);
         let (mut peer_eof, mut our_eof) = (false, false);
         loop {
             tokio::select! {
+                reason = &mut stopped => break RelayEnd::Stopped(reason),
                 r = &mut inbound, if !peer_eof => match r {
                     Ok(TunnelEnd::Eof) => {
                         peer_eof = true;
@@ -196,6 +252,7 @@ where
         RelayEnd::Completed => Some((close_code::NORMAL, String::new())),
         RelayEnd::SocketError(e) => Some((close_code::TARGET_ERROR, e.clone())),
         RelayEnd::TunnelError(e) => Some((close_code::PROTOCOL_ERROR, e.clone())),
+        RelayEnd::Stopped(reason) => Some((close_code::ENDED_BY_GATEWAY, reason.clone())),
         // tungstenite answers a received close frame by itself.
         RelayEnd::PeerClosed { .. } => None,
     };
@@ -213,7 +270,11 @@ where
             .await;
         }
     }
-    RelayReport { socket_to_tunnel, tunnel_to_socket, end }
+    RelayReport {
+        socket_to_tunnel: counters.socket_to_tunnel.load(Ordering::Relaxed),
+        tunnel_to_socket: counters.tunnel_to_socket.load(Ordering::Relaxed),
+        end,
+    }
 }
 
 /// Close reasons are limited to 123 bytes by RFC 6455.
@@ -228,7 +289,8 @@ fn truncate_reason(reason: &str) -> String {
 async fn tunnel_to_socket_pump<S, W>(
     stream: &mut SplitStream<WebSocketStream<S>>,
     socket: &mut W,
-    count: &mut u64,
+    counters: &Counters,
+    liveness: &Liveness,
 ) -> Result<TunnelEnd, RelayEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -236,16 +298,18 @@ where
 {
     let socket_err = |e: io::Error| RelayEnd::SocketError(e.to_string());
     while let Some(msg) = stream.next().await {
+        liveness.last_heard_ms.store(now_ms(), Ordering::Relaxed);
         match msg.map_err(|e| RelayEnd::TunnelError(e.to_string()))? {
             Message::Binary(data) => {
                 socket.write_all(&data).await.map_err(socket_err)?;
                 // A pipe (standard output) buffers; a TCP socket's flush is free.
                 socket.flush().await.map_err(socket_err)?;
-                *count += data.len() as u64;
+                counters.add(&counters.tunnel_to_socket, data.len() as u64);
             }
             Message::Text(text) => match Control::decode(text.as_str()) {
                 Ok(Control::Eof) => {
                     socket.shutdown().await.map_err(socket_err)?;
+                    liveness.listening.store(false, Ordering::Relaxed);
                     return Ok(TunnelEnd::Eof);
                 }
                 Err(e) => return Err(RelayEnd::TunnelError(e.to_string())),
@@ -260,8 +324,9 @@ where
 async fn socket_to_tunnel_pump<S, R>(
     socket: &mut R,
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    count: &mut u64,
+    counters: &Counters,
     keepalive: Option<Duration>,
+    liveness: &Liveness,
 ) -> Result<(), RelayEnd>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -275,6 +340,14 @@ where
         let chunk = tokio::select! {
             chunk = socket.read_chunk() => chunk.map_err(|e| RelayEnd::SocketError(e.to_string()))?,
             _ = ping.tick(), if keepalive.is_some() => {
+                let silent_ms = now_ms().saturating_sub(liveness.last_heard_ms.load(Ordering::Relaxed));
+                let limit = 3 * period;
+                if liveness.listening.load(Ordering::Relaxed) && silent_ms > u64::try_from(limit.as_millis()).unwrap_or(u64::MAX) {
+                    return Err(RelayEnd::TunnelError(format!(
+                        "the peer answered no keep-alive ping for {} s",
+                        silent_ms / 1000
+                    )));
+                }
                 sink.send(Message::Ping(Default::default())).await.map_err(tunnel_err)?;
                 continue;
             }
@@ -287,7 +360,7 @@ where
             Some(data) => {
                 let n = data.len() as u64;
                 sink.send(Message::Binary(data)).await.map_err(tunnel_err)?;
-                *count += n;
+                counters.add(&counters.socket_to_tunnel, n);
             }
         }
     }

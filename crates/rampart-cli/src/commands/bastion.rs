@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use rampart_proto::api::BastionChange;
 
-use crate::cli::{BastionCommand, BastionSettingsArgs};
+use crate::cli::{BastionCommand, BastionSettingsArgs, SessionCommand};
 use crate::output::print;
 use crate::profile::Profile;
+use rampart_client::api::{Method, urlencode};
 
 const BASTION_COLUMNS: &[(&str, &str)] = &[
     ("Name", "name"),
@@ -26,7 +27,49 @@ fn change(s: BastionSettingsArgs) -> BastionChange {
         reachable_networks: s.reachable_networks.map(|list| {
             list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect()
         }),
+        idle_timeout_seconds: s.idle_timeout,
+        max_session_duration_seconds: s.max_session_duration,
     }
+}
+
+const SESSION_COLUMNS: &[(&str, &str)] = &[
+    ("SessionId", "sessionId"),
+    ("User", "userName"),
+    ("Client", "clientAddress"),
+    ("Target", "targetIpAddress"),
+    ("Port", "targetPort"),
+    ("Protocol", "protocol"),
+    ("Seconds", "durationSeconds"),
+    ("ToTarget", "bytesToTarget"),
+    ("FromTarget", "bytesFromTarget"),
+];
+
+async fn sessions(cmd: SessionCommand) -> Result<ExitCode> {
+    let mut profile = Profile::require()?;
+    let client = profile.client()?;
+    profile.ensure_subscription(&client).await?;
+    let path = |b: &crate::cli::ResourceRef| -> Result<String> {
+        let sub = profile.subscription(b.subscription.as_deref())?;
+        Ok(format!(
+            "/api/subscriptions/{sub}/resourceGroups/{}/bastionHosts/{}/sessions",
+            b.resource_group, b.name
+        ))
+    };
+    match cmd {
+        SessionCommand::List { bastion, output } => {
+            let list: Option<Vec<rampart_proto::api::Session>> =
+                client.request::<(), _>(Method::GET, &path(&bastion)?, None).await?;
+            print(&list.unwrap_or_default(), output, SESSION_COLUMNS)?;
+        }
+        SessionCommand::Delete { bastion, ids } => {
+            for id in ids {
+                let url = format!("{}/{}", path(&bastion)?, urlencode(&id));
+                client.request::<(), serde_json::Value>(Method::DELETE, &url, None).await?;
+                eprintln!("disconnected session {id}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
@@ -34,6 +77,7 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
         BastionCommand::Tunnel(args) => return super::tunnel::run(args).await,
         BastionCommand::Ssh(args) => return super::ssh::ssh(args).await,
         BastionCommand::Rdp(args) => return super::rdp::run(args).await,
+        BastionCommand::Session(cmd) => return sessions(cmd).await,
         other => other,
     };
     let mut profile = Profile::require()?;
@@ -58,7 +102,7 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
             let change = change(settings);
             if change == BastionChange::default() {
                 anyhow::bail!(
-                    "nothing to update: give --sku, --enable-tunneling, --enable-ip-connect or --reachable-networks"
+                    "nothing to update: give --sku, --enable-tunneling, --enable-ip-connect, --reachable-networks, --idle-timeout or --max-session-duration"
                 );
             }
             let updated = client.update_bastion(&sub, &b.resource_group, &b.name, &change).await?;
@@ -69,7 +113,10 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
             client.delete_bastion(&sub, &b.resource_group, &b.name).await?;
             eprintln!("deleted bastion '{}' in resource group '{}'", b.name, b.resource_group);
         }
-        BastionCommand::Tunnel(_) | BastionCommand::Ssh(_) | BastionCommand::Rdp(_) => {
+        BastionCommand::Tunnel(_)
+        | BastionCommand::Ssh(_)
+        | BastionCommand::Rdp(_)
+        | BastionCommand::Session(_) => {
             unreachable!("handled above")
         }
     }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rampart_gateway::config::Secret;
+use rampart_gateway::config::{MetricsEndpoint, Secret};
 use rampart_gateway::{Gateway, GatewayConfig};
 use serde::Deserialize;
 
@@ -31,9 +31,13 @@ struct FileConfig {
     target_connect_timeout: Option<u64>,
     keepalive: Option<u64>,
     ssh_certificate_ttl: Option<u64>,
+    drain_timeout: Option<u64>,
+    metrics: Option<String>,
+    log_format: Option<String>,
 }
 
-fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
+/// The gateway's settings, and whether logs are JSON.
+fn gateway_config(args: ServeArgs) -> Result<(GatewayConfig, bool)> {
     let file: FileConfig = match &args.config {
         Some(path) => {
             let text =
@@ -63,17 +67,30 @@ fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
         secs(args.target_connect_timeout, file.target_connect_timeout, c.target_connect_timeout);
     c.keepalive = secs(args.keepalive, file.keepalive, c.keepalive);
     c.ssh_certificate_ttl = secs(args.ssh_certificate_ttl, file.ssh_certificate_ttl, c.ssh_certificate_ttl);
+    c.drain_timeout = secs(args.drain_timeout, file.drain_timeout, c.drain_timeout);
+    c.metrics = match args.metrics.or(file.metrics).as_deref().map(str::trim) {
+        None | Some("https") | Some("on") => MetricsEndpoint::Https,
+        Some("off") => MetricsEndpoint::Off,
+        Some(addr) => MetricsEndpoint::Listen(
+            addr.parse().with_context(|| format!("--metrics '{addr}': expected https, off or ADDR:PORT"))?,
+        ),
+    };
     c.login_max_failures =
         args.login_max_failures.or(file.login_max_failures).unwrap_or(c.login_max_failures);
     if c.keepalive.is_zero() || c.tunnel_token_ttl.is_zero() || c.access_token_ttl.is_zero() {
         anyhow::bail!("keepalive and token lifetimes must be at least 1 second");
     }
-    Ok(c)
+    let json = match args.log_format.or(file.log_format).as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => anyhow::bail!("log format '{other}': expected text or json"),
+    };
+    Ok((c, json))
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
-    init_logging();
-    let config = gateway_config(args)?;
+    let (config, json_logs) = gateway_config(args)?;
+    init_logging(json_logs);
     let started = Gateway::bind(config).await?;
     let r = &started.report;
     let mut out = std::io::stdout().lock();
@@ -100,8 +117,13 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging() {
+fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }

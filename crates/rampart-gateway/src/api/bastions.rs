@@ -153,6 +153,12 @@ fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<Bastio
     if let Some(v) = change.enable_ip_connect {
         s.enable_ip_connect = v;
     }
+    if let Some(secs) = change.idle_timeout_seconds {
+        s.idle_timeout_secs = (secs > 0).then_some(secs);
+    }
+    if let Some(secs) = change.max_session_duration_seconds {
+        s.max_session_secs = (secs > 0).then_some(secs);
+    }
     if let Some(nets) = &change.reachable_networks {
         s.reachable_networks = nets
             .iter()
@@ -199,6 +205,8 @@ pub fn to_api(b: &Bastion) -> api::Bastion {
         enable_tunneling: b.settings.enable_tunneling,
         enable_ip_connect: b.settings.enable_ip_connect,
         reachable_networks: b.settings.reachable_networks.iter().map(|n| n.to_string()).collect(),
+        idle_timeout_seconds: b.settings.idle_timeout_secs,
+        max_session_duration_seconds: b.settings.max_session_secs,
         created_at: b.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         updated_at: b.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
     }

@@ -8,12 +8,13 @@ pub(crate) mod caller;
 mod inventory;
 mod openapi;
 mod session;
+mod sessions;
 mod ssh;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -96,6 +97,14 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/openapi.json", "This document"),
     ("get", "/api/ssh/ca", "The SSH certificate authority's public key"),
     ("post", "/api/ssh/certificates", "Sign a short-lived SSH user certificate (identity sign-in)"),
+    ("get", "/readyz", "Ready for new work (503 while draining)"),
+    ("get", "/metrics", "Prometheus metrics"),
+    ("get", SESSIONS, "Live sessions on a bastion"),
+    (
+        "delete",
+        "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}",
+        "Disconnect a session",
+    ),
 ];
 
 const BASTION: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}";
@@ -103,6 +112,8 @@ const VM: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/virtu
 const VMSS: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/virtualMachineScaleSets/{name}";
 const NIC: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/networkInterfaces/{name}";
 const USER: &str = "/api/users/{upn}";
+const SESSIONS: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions";
 
 pub fn router(state: AppState) -> Router {
     let r = |i: usize| ROUTES[i].1;
@@ -142,12 +153,45 @@ pub fn router(state: AppState) -> Router {
         .route(r(35), get(openapi::document))
         .route(r(36), get(ssh::ca_public_key))
         .route(r(37), post(ssh::issue_certificate))
+        .route(r(38), get(readyz))
+        .route(r(39), get(metrics))
+        .route(SESSIONS, get(sessions::list))
+        .route(r(41), axum::routing::delete(sessions::disconnect))
         .fallback(not_found)
         .with_state(state)
 }
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// 503 once the gateway is draining, so a load balancer sends new work elsewhere.
+async fn readyz(State(gw): State<AppState>) -> (StatusCode, &'static str) {
+    if gw.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+/// Prometheus text format; 404 when metrics are off or served on their own listener.
+async fn metrics(State(gw): State<AppState>) -> Response {
+    match (&gw.metrics, &gw.config.metrics) {
+        (Some(handle), crate::config::MetricsEndpoint::Https) => handle.render().into_response(),
+        _ => ApiError::new(StatusCode::NOT_FOUND, "NotFound", "metrics are not served here").into_response(),
+    }
+}
+
+async fn metrics_only(State(gw): State<AppState>) -> Response {
+    match &gw.metrics {
+        Some(handle) => handle.render().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The router of a separate metrics listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics_only)).with_state(state)
 }
 
 async fn not_found() -> ApiError {
@@ -203,6 +247,7 @@ impl ApiError {
         } else {
             StatusCode::FORBIDDEN
         };
+        metrics::counter!("rampart_refusals_total", "reason" => refusal.code()).increment(1);
         Self::new(status, refusal.code(), format!("refused: {refusal}"))
     }
 }

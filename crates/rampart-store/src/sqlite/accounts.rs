@@ -41,10 +41,20 @@ fn bastion_from_row(row: &SqliteRow) -> StoreResult<Bastion> {
             enable_tunneling: row.try_get("enable_tunneling")?,
             enable_ip_connect: row.try_get("enable_ip_connect")?,
             reachable_networks,
+            idle_timeout_secs: secs(row.try_get("idle_timeout_secs")?),
+            max_session_secs: secs(row.try_get("max_session_secs")?),
         },
         created_at: parse_ts(row.try_get("created_at")?)?,
         updated_at: parse_ts(row.try_get("updated_at")?)?,
     })
+}
+
+fn secs(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+fn secs_i64(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 fn networks_json(settings: &BastionSettings) -> String {
@@ -200,8 +210,8 @@ impl AccountStore for SqliteStore {
         self.ensure_resource_group(&id.subscription, &id.resource_group).await?;
         sqlx::query(
             "INSERT INTO bastions (subscription_id, resource_group, name, tier, enable_tunneling,
-               enable_ip_connect, reachable_networks, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+               enable_ip_connect, reachable_networks, created_at, updated_at, idle_timeout_secs, max_session_secs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
         )
         .bind(&id.subscription)
         .bind(&id.resource_group)
@@ -211,6 +221,8 @@ impl AccountStore for SqliteStore {
         .bind(settings.enable_ip_connect)
         .bind(networks_json(settings))
         .bind(ts(Utc::now()))
+        .bind(secs_i64(settings.idle_timeout_secs))
+        .bind(secs_i64(settings.max_session_secs))
         .execute(&self.pool)
         .await
         .map_err(conflict(|| format!("bastion '{}'", id.name)))?;
@@ -248,7 +260,7 @@ impl AccountStore for SqliteStore {
     async fn update_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion> {
         let done = sqlx::query(
             "UPDATE bastions SET tier = ?4, enable_tunneling = ?5, enable_ip_connect = ?6,
-               reachable_networks = ?7, updated_at = ?8
+               reachable_networks = ?7, updated_at = ?8, idle_timeout_secs = ?9, max_session_secs = ?10
              WHERE subscription_id = ?1 AND resource_group = ?2 AND name = ?3",
         )
         .bind(&id.subscription)
@@ -259,6 +271,8 @@ impl AccountStore for SqliteStore {
         .bind(settings.enable_ip_connect)
         .bind(networks_json(settings))
         .bind(ts(Utc::now()))
+        .bind(secs_i64(settings.idle_timeout_secs))
+        .bind(secs_i64(settings.max_session_secs))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {

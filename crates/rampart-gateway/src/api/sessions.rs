@@ -1,0 +1,75 @@
+//! `network bastion session list|delete`: who is connected to what, and cutting them off.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::SecondsFormat;
+use rampart_core::{AuditEvent, ResourceId, Scope};
+use rampart_proto::api;
+
+use super::bastions::resolve_subscription;
+use super::caller::Caller;
+use super::{ApiError, AppState};
+
+/// Azure's action names for the Sessions page and its disconnect button.
+const LIST: &str = "Microsoft.Network/bastionHosts/getActiveSessions/action";
+const DISCONNECT: &str = "Microsoft.Network/bastionHosts/disconnectActiveSessions/action";
+
+async fn bastion(gw: &AppState, sub: &str, group: &str, name: &str) -> Result<ResourceId, ApiError> {
+    Ok(ResourceId::bastion(&resolve_subscription(gw, sub).await?.id, group, name))
+}
+
+pub async fn list(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path((sub, group, name)): Path<(String, String, String)>,
+) -> Result<Json<Vec<api::Session>>, ApiError> {
+    let id = bastion(&gw, &sub, &group, &name).await?;
+    caller.require(&gw, AuditEvent::Read, LIST, &Scope::Resource(id.clone())).await?;
+    Ok(Json(
+        gw.sessions
+            .on_bastion(&id.to_string())
+            .iter()
+            .map(|s| api::Session {
+                session_id: s.id.clone(),
+                user_name: s.user.clone(),
+                client_address: s.client.clone(),
+                protocol: s.protocol.to_string(),
+                target_ip_address: s.target_ip.clone(),
+                target_port: s.target_port,
+                target_resource_id: s.target_resource_id.clone(),
+                start_time: s.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                duration_seconds: s.started.elapsed().as_secs(),
+                bytes_to_target: s.counters.tunnel_to_socket.load(Ordering::Relaxed),
+                bytes_from_target: s.counters.socket_to_tunnel.load(Ordering::Relaxed),
+            })
+            .collect(),
+    ))
+}
+
+/// Ends the session at once; its relay tells the client who ended it.
+pub async fn disconnect(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path((sub, group, name, session)): Path<(String, String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = bastion(&gw, &sub, &group, &name).await?;
+    caller.require(&gw, AuditEvent::SessionDisconnect, DISCONNECT, &Scope::Resource(id.clone())).await?;
+    let found = gw.sessions.get(&session).filter(|s| s.bastion_id.eq_ignore_ascii_case(&id.to_string()));
+    let Some(found) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "SessionNotFound",
+            format!("no live session '{session}' on bastion '{name}'"),
+        ));
+    };
+    found.stop(&format!("disconnected by {}", caller.name()));
+    let what = format!(
+        "disconnected session {session} of {} to {}:{}",
+        found.user, found.target_ip, found.target_port
+    );
+    caller.record(&gw, AuditEvent::SessionDisconnect, &id.to_string(), what).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
