@@ -630,6 +630,9 @@ pub struct TunnelArgs {
     /// Close the tunnel after this many seconds.
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// Seconds between keep-alive pings; a gateway silent for three is taken for dead.
+    #[arg(long, env = "RAMPART_KEEPALIVE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keepalive: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -130,7 +130,16 @@ pub struct TunnelClient {
 
 impl TunnelClient {
     /// Asks the gateway for a grant; a refusal is returned here, before anything listens.
+    /// Pings go out every 30 s; a gateway silent for three intervals is taken for dead.
     pub async fn open(api: ApiClient, request: TunnelRequest) -> Result<Arc<Self>, TunnelError> {
+        Self::open_with_keepalive(api, request, Duration::from_secs(30)).await
+    }
+
+    pub async fn open_with_keepalive(
+        api: ApiClient,
+        request: TunnelRequest,
+        keepalive: Duration,
+    ) -> Result<Arc<Self>, TunnelError> {
         let grant = api.grant_tunnel(&request).await?;
         let connector = Connector::new(api.server(), api.trust())?;
         Ok(Arc::new(TunnelClient {
@@ -138,7 +147,7 @@ impl TunnelClient {
             request,
             grant: tokio::sync::Mutex::new(grant),
             connector,
-            keepalive: Duration::from_secs(30),
+            keepalive,
         }))
     }
 
@@ -185,13 +194,15 @@ impl TunnelClient {
             tokio::spawn(async move {
                 match tunnel.relay(socket).await {
                     Err(e) => on_error(e),
-                    Ok(report) => {
-                        if let RelayEnd::PeerClosed { code: Some(code), reason } = report.end
-                            && code == rampart_proto::tunnel::close_code::ENDED_BY_GATEWAY
+                    Ok(report) => match report.end {
+                        RelayEnd::PeerClosed { code: Some(code), reason }
+                            if code == rampart_proto::tunnel::close_code::ENDED_BY_GATEWAY =>
                         {
-                            on_error(TunnelError::Ended(reason));
+                            on_error(TunnelError::Ended(reason))
                         }
-                    }
+                        RelayEnd::TunnelError(reason) => on_error(TunnelError::WebSocket(reason)),
+                        _ => {}
+                    },
                 }
             });
         }

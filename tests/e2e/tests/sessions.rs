@@ -214,6 +214,49 @@ fn a_dead_client_is_found_by_keepalive() -> Result<()> {
 }
 
 #[test]
+fn a_paused_gateway_is_found_by_the_client() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    let target = SilentTarget::start()?;
+    gw.ok(&[
+        "network",
+        "bastion",
+        "update",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--enable-ip-connect",
+        "true",
+        "--reachable-networks",
+        "127.0.0.0/8",
+    ])?;
+    let port = target.port.to_string();
+    let tunnel = gw.tunnel_with(&[
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--target-ip-address",
+        "127.0.0.1",
+        "--resource-port",
+        &port,
+        "--keepalive",
+        "1",
+    ])?;
+    let mut conn = TcpStream::connect(("127.0.0.1", tunnel.port))?;
+    conn.write_all(b"hello")?;
+    wait_for(Duration::from_secs(5), || Ok((!sessions(&gw)?.is_empty()).then_some(())))?;
+    let pid = gw.process.child.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status()?;
+    let closed = closed_within(&mut conn, Duration::from_secs(10));
+    Command::new("kill").args(["-CONT", &pid]).status()?;
+    closed.context("the client did not notice the paused gateway")?;
+    std::thread::sleep(Duration::from_millis(300));
+    ensure!(tunnel.stderr().contains("keep-alive"), "{}", tunnel.stderr());
+    Ok(())
+}
+
+#[test]
 fn sigterm_drains_then_ends_sessions_with_the_reason() -> Result<()> {
     let mut gw = Gateway::start(&[("RAMPART_DRAIN_TIMEOUT", "3")])?;
     let target = SilentTarget::start()?;

@@ -75,7 +75,9 @@ pub async fn run(args: TunnelArgs) -> Result<ExitCode> {
         resource_port: args.resource_port,
     };
     // Ask for the grant before listening: a refusal ends the command with its reason.
-    let tunnel = TunnelClient::open(client, request).await?;
+    let tunnel =
+        TunnelClient::open_with_keepalive(client, request, std::time::Duration::from_secs(args.keepalive))
+            .await?;
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
