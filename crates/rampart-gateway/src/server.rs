@@ -83,7 +83,9 @@ impl Gateway {
             source,
         })?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("rampart.db")).await?);
+        store.integrity_check().await?;
         let (admin_created, generated_admin_password) = bootstrap(&store, &config).await?;
+        close_dangling_connections(&store).await?;
         let keys = TokenKeys::load_or_create(&config.data_dir.join("keys").join("token-signing.key"))?;
         let ssh_ca = rampart_ssh::SshCa::load_or_create(&config.data_dir.join("keys").join("ssh-ca"))?;
         let cert =
@@ -122,6 +124,26 @@ impl Gateway {
         });
         Ok(StartedGateway { report, state, listener, acceptor })
     }
+}
+
+/// A previous run that was killed (`kill -9`, power loss) left connections with an open
+/// record and no close record: close them, so the audit log shows no session as still open.
+async fn close_dangling_connections(store: &Arc<dyn Store>) -> Result<(), GatewayError> {
+    let dangling = store.unclosed_connections().await?;
+    for open in &dangling {
+        let mut close = open.clone();
+        close.id = None;
+        close.time = chrono::Utc::now();
+        close.event = rampart_core::AuditEvent::ConnectionClose;
+        close.result = rampart_core::AuditResult::Closed;
+        close.reason = Some("ended by gateway restart".into());
+        close.reason_code = None;
+        store.append_audit(&close).await?;
+    }
+    if !dangling.is_empty() {
+        tracing::warn!(connections = dangling.len(), "closed connections left open by the previous run");
+    }
+    Ok(())
 }
 
 /// Installs the Prometheus recorder (once per process) unless metrics are off.

@@ -150,6 +150,10 @@ pub trait AuditStore: Send + Sync {
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
     /// Every entry, oldest first (for verification).
     async fn audit_chain(&self) -> StoreResult<Vec<AuditEntry>>;
+    /// Connections with an allowed open record and no close record (left by a crash).
+    async fn unclosed_connections(&self) -> StoreResult<Vec<AuditEntry>>;
+    /// SQLite's own consistency check; `Ok(())` when it reports nothing wrong.
+    async fn integrity_check(&self) -> StoreResult<()>;
 }
 
 /// Everything the gateway stores.

@@ -173,6 +173,9 @@ impl Gateway {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // The gateway's log goes to a file beside its data, for tests that read it.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("gateway.log"))?;
+        cmd.stderr(Stdio::from(log));
         let mut process = Process::spawn(cmd, "rampart serve")?;
         let fingerprint = process
             .wait_for_line("TLS fingerprint:", Duration::from_secs(60))?
@@ -190,6 +193,11 @@ impl Gateway {
             _dir: None,
         };
         Ok(Gateway { process, addr, data_dir: data_dir.to_path_buf(), admin, _dirs: vec![] })
+    }
+
+    /// Everything this data directory's gateways have logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("gateway.log")).unwrap_or_default()
     }
 
     /// Creates a user (as admin) and returns their signed-in session.
