@@ -166,7 +166,11 @@ impl Gateway {
     /// Starts a gateway on an existing data directory (not signed in).
     pub fn start_in(data_dir: &Path, config_dir: &Path, env: &[(&str, &str)]) -> Result<Gateway> {
         let mut cmd = Command::new(rampart_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.arg("serve");
+        if !env.iter().any(|(k, _)| *k == "RAMPART_LISTEN") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.arg("--data-dir")
             .arg(data_dir)
             .env("RAMPART_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RAMPART_LOG", "warn");
@@ -186,6 +190,9 @@ impl Gateway {
         let listening = process.wait_for_line("listening on https://", Duration::from_secs(30))?;
         let addr: SocketAddr =
             listening.trim_start_matches("listening on https://").trim().parse().context("listen address")?;
+        // A gateway listening on every address is reached over loopback.
+        let addr =
+            if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
         let admin = Session {
             url: format!("https://{addr}"),
             fingerprint,
@@ -244,9 +251,27 @@ impl Session {
         cmd
     }
 
-    /// Runs `rampart ARGS` to completion.
+    /// Runs `rampart ARGS` to completion (killed after two minutes, so a command that
+    /// wrongly succeeds and keeps running, like an opened tunnel, fails the test).
     pub fn run(&self, args: &[&str]) -> Result<Output> {
-        self.cli().args(args).stdin(Stdio::null()).output().with_context(|| format!("rampart {args:?}"))
+        let child = self
+            .cli()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("rampart {args:?}"))?;
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            if rx.recv_timeout(Duration::from_secs(120)).is_err() {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        });
+        let out = child.wait_with_output()?;
+        let _ = tx.send(());
+        Ok(out)
     }
 
     /// Runs `rampart ARGS`, which must succeed; returns its stdout.
