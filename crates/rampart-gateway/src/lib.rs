@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod fuzzing;
 pub mod server;
 pub mod sessions;
 pub mod tls;
