@@ -3,10 +3,13 @@
 
 use std::path::Path;
 
+/// A fuzz target's entry point.
+type Target = fn(&[u8]);
+
 #[test]
 fn every_corpus_input_passes_its_target() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 3] = [
+    let targets: [(&str, Target); 3] = [
         ("identifiers", rampart_gateway::fuzzing::identifiers),
         ("messages", rampart_gateway::fuzzing::messages),
         ("tokens", rampart_gateway::fuzzing::tokens),
