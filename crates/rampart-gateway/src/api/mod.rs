@@ -342,6 +342,11 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BodyTooLarge",
+                "the request body is larger than the gateway accepts (2 MiB; import big fleets in batches)",
+            )),
             Err(rejection) => Err(ApiError::bad_request("InvalidBody", rejection.body_text())),
         }
     }
