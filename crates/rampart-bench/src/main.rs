@@ -267,19 +267,7 @@ struct Setup {
 impl Setup {
     fn start(target_port: u16) -> Result<Setup> {
         let gateway = Gateway::start(&[("RAMPART_LOG", "error")])?;
-        gateway.ok(&[
-            "network",
-            "bastion",
-            "update",
-            "--name",
-            "default",
-            "--resource-group",
-            "default",
-            "--enable-ip-connect",
-            "true",
-            "--reachable-networks",
-            "127.0.0.0/8",
-        ])?;
+        gateway.allow_loopback()?;
         let tunnel = gateway.tunnel("127.0.0.1", target_port)?;
         let sshd = Sshd::start()?;
         let ssh = vec![

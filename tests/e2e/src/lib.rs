@@ -324,6 +324,24 @@ impl Session {
         Ok(serde_json::from_str(&out)?)
     }
 
+    /// Lets bastion `default` reach loopback, with IP-based connection on (the usual test scene).
+    pub fn allow_loopback(&self) -> Result<()> {
+        self.ok(&[
+            "network",
+            "bastion",
+            "update",
+            "--name",
+            "default",
+            "--resource-group",
+            "default",
+            "--enable-ip-connect",
+            "true",
+            "--reachable-networks",
+            "127.0.0.0/8",
+        ])?;
+        Ok(())
+    }
+
     /// Opens `rampart tunnel` to `ip:port` through bastion `default`; returns it once ready.
     pub fn tunnel(&self, ip: &str, port: u16) -> Result<Tunnel> {
         self.tunnel_via("default", ip, port)

@@ -543,19 +543,7 @@ fn denial_matrix() -> Result<()> {
     let gw = Gateway::start(&[])?;
     let sshd = Sshd::start()?;
     let port = sshd.port.to_string();
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--enable-ip-connect",
-        "true",
-        "--reachable-networks",
-        "127.0.0.0/8",
-    ])?;
+    gw.allow_loopback()?;
     for (name, group) in [("web1", "apps"), ("db1", "data")] {
         gw.ok(&[
             "vm",
@@ -598,19 +586,7 @@ fn denial_matrix() -> Result<()> {
 fn a_deleted_assignment_refuses_the_next_connection_of_an_open_tunnel() -> Result<()> {
     let gw = Gateway::start(&[])?;
     let sshd = Sshd::start()?;
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--enable-ip-connect",
-        "true",
-        "--reachable-networks",
-        "127.0.0.0/8",
-    ])?;
+    gw.allow_loopback()?;
     let user = gw.new_user("temp")?;
     let created: serde_json::Value = serde_json::from_str(&gw.ok(&[
         "role",

@@ -36,19 +36,7 @@ impl SilentTarget {
 }
 
 fn open(gw: &Gateway, target: &SilentTarget) -> Result<(Tunnel, TcpStream)> {
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--enable-ip-connect",
-        "true",
-        "--reachable-networks",
-        "127.0.0.0/8",
-    ])?;
+    gw.allow_loopback()?;
     let tunnel = gw.tunnel("127.0.0.1", target.port)?;
     let mut conn = TcpStream::connect(("127.0.0.1", tunnel.port))?;
     conn.write_all(b"hello")?;
@@ -217,19 +205,7 @@ fn a_dead_client_is_found_by_keepalive() -> Result<()> {
 fn a_paused_gateway_is_found_by_the_client() -> Result<()> {
     let gw = Gateway::start(&[])?;
     let target = SilentTarget::start()?;
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--enable-ip-connect",
-        "true",
-        "--reachable-networks",
-        "127.0.0.0/8",
-    ])?;
+    gw.allow_loopback()?;
     let port = target.port.to_string();
     let tunnel = gw.tunnel_with(&[
         "-n",

@@ -7,28 +7,11 @@ use rampart_e2e::{Gateway, Sshd, audit_has};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-fn open_loopback(gw: &Gateway) -> Result<()> {
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "--name",
-        "default",
-        "--resource-group",
-        "default",
-        "--enable-ip-connect",
-        "true",
-        "--reachable-networks",
-        "127.0.0.0/8",
-    ])?;
-    Ok(())
-}
-
 #[test]
 fn ssh_sessions_and_scp_through_the_tunnel() -> Result<()> {
     let gw = Gateway::start(&[])?;
     let sshd = Sshd::start()?;
-    open_loopback(&gw)?;
+    gw.allow_loopback()?;
     let tunnel = gw.tunnel("127.0.0.1", sshd.port)?;
 
     let hello = sshd.ssh(tunnel.port, "echo hello-through-rampart")?;
