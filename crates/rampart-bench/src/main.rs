@@ -6,6 +6,7 @@
 //! Run: `./scripts/bench.sh` (release build; `--write BENCHMARKS.md` rewrites the table).
 
 mod peers;
+mod soak;
 mod stats;
 mod target;
 
@@ -41,6 +42,12 @@ struct Args {
     /// Rewrite the results section of this file (BENCHMARKS.md).
     #[arg(long)]
     write: Option<PathBuf>,
+    /// Soak instead: this many seconds of checksummed echo traffic on `--soak-connections`
+    /// concurrent tunnelled connections, then check the gateway is back to its baseline.
+    #[arg(long)]
+    soak: Option<u64>,
+    #[arg(long, default_value_t = 1000)]
+    soak_connections: usize,
 }
 
 /// One way from the harness to the target.
@@ -78,6 +85,10 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
+    if let Some(seconds) = args.soak {
+        return soak::run(Duration::from_secs(seconds.clamp(1, 3600)), args.soak_connections.clamp(1, 5000))
+            .await;
+    }
     let smoke = args.smoke;
     let repeat = args.repeat.unwrap_or(if smoke { 1 } else { 5 });
     let size = args.size_mib.unwrap_or(if smoke { 8 } else { 1024 }) * 1024 * 1024;
@@ -255,9 +266,9 @@ async fn futures_join(n: usize, addr: SocketAddr) -> Result<Vec<tokio::net::TcpS
 }
 
 /// Everything the paths run through, stopped when dropped.
-struct Setup {
+pub(crate) struct Setup {
     gateway: Gateway,
-    tunnel: rampart_e2e::Tunnel,
+    pub(crate) tunnel: rampart_e2e::Tunnel,
     sshd: Sshd,
     ssh: Vec<(Process, u16)>,
     stunnel: Option<(Process, Process, u16)>,
@@ -265,7 +276,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn start(target_port: u16) -> Result<Setup> {
+    pub(crate) fn start(target_port: u16) -> Result<Setup> {
         let gateway = Gateway::start(&[("RAMPART_LOG", "error")])?;
         gateway.allow_loopback()?;
         let tunnel = gateway.tunnel("127.0.0.1", target_port)?;
@@ -312,7 +323,7 @@ impl Setup {
             .output()?)
     }
 
-    fn gateway_pid(&self) -> u32 {
+    pub(crate) fn gateway_pid(&self) -> u32 {
         self.gateway.process.child.id()
     }
 
@@ -322,7 +333,7 @@ impl Setup {
 }
 
 /// Raises the soft (and, as root, the hard) open-file limit; returns the soft limit.
-fn raise_fd_limit() -> u64 {
+pub(crate) fn raise_fd_limit() -> u64 {
     use rlimit::Resource;
     let want = 65_536;
     if Resource::NOFILE.set(want, want).is_err()
