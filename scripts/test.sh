@@ -31,6 +31,14 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build -p rampart-cli -p rampart-bench --locked
+# Every test gateway's log is kept here; no panic may appear in any of them.
+export RAMPART_E2E_LOG_DIR="$PWD/target/e2e-logs"
+rm -rf "$RAMPART_E2E_LOG_DIR"
 cargo test --workspace --locked
+if grep -l "panicked" "$RAMPART_E2E_LOG_DIR"/*.log 2>/dev/null; then
+    echo "a gateway panicked during the tests (logs above, in $RAMPART_E2E_LOG_DIR)" >&2
+    exit 1
+fi
+echo "gateway logs checked for panics: $(ls "$RAMPART_E2E_LOG_DIR" | wc -l) logs, none panicked"
 # The benchmark harness in smoke mode: correctness of every path, no timing claims.
 ./target/debug/rampart-bench --smoke --idle 200

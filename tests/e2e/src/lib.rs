@@ -135,6 +135,19 @@ pub struct Gateway {
     _dirs: Vec<tempfile::TempDir>,
 }
 
+/// With `RAMPART_E2E_LOG_DIR` set (the test script sets it), every gateway's log is kept
+/// there, so the script can check the whole suite's logs for panics.
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let Some(dir) = std::env::var_os("RAMPART_E2E_LOG_DIR") else { return };
+        let dir = PathBuf::from(dir);
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let name = format!("gateway-{}-{}.log", std::process::id(), self.addr.port());
+            let _ = std::fs::copy(self.data_dir.join("gateway.log"), dir.join(name));
+        }
+    }
+}
+
 impl std::ops::Deref for Gateway {
     type Target = Session;
     fn deref(&self) -> &Session {

@@ -81,3 +81,59 @@ fn oversized_and_malformed_input_is_refused_clearly() -> Result<()> {
     ensure!(!gw.log().contains("panicked"), "the gateway panicked: {}", gw.log());
     Ok(())
 }
+
+#[test]
+fn an_oversized_websocket_message_ends_the_connection_not_the_gateway() -> Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    use rampart_tunnel::tokio_tungstenite::tungstenite::Message;
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let api = ApiClient::new(&gw.url(), Trust::Fingerprint(gw.fingerprint.clone()))?;
+        api.login("admin", ADMIN_PASSWORD).await?;
+        let sub = api.subscriptions().await?.remove(0).id;
+        let grant = api
+            .grant_tunnel(&rampart_proto::tunnel::TunnelRequest {
+                bastion_id: format!("/subscriptions/{sub}/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default"),
+                target_ip_address: Some("127.0.0.1".into()),
+                target_resource_id: None,
+                resource_port: port,
+            })
+            .await?;
+        let connector = rampart_client::tunnel::Connector::new(&gw.url(), &Trust::Fingerprint(gw.fingerprint.clone()))?;
+        let mut ws = connector.open(&grant.tunnel_token).await?;
+        // 2 MiB in one message: twice what a receiver accepts (and under the sender's own cap).
+        ws.send(Message::Binary(vec![7u8; 2 << 20].into())).await?;
+        let answer = tokio::time::timeout(Duration::from_secs(10), ws.next()).await?;
+        ensure!(
+            matches!(answer, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+            "the gateway accepted an oversized message: {answer:?}"
+        );
+        anyhow::Ok(())
+    })?;
+    ensure!(gw.ok(&["account", "list"]).is_ok(), "the gateway stopped serving");
+    ensure!(!gw.log().contains("panicked"), "{}", gw.log());
+    drop(listener);
+    Ok(())
+}
+
+#[test]
+fn an_oversized_header_gets_a_clear_status() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let status = runtime.block_on(async {
+        // The test's own client; the gateway's self-signed certificate is accepted only here,
+        // on loopback.
+        let client = reqwest::Client::builder().tls_danger_accept_invalid_certs(true).build()?;
+        let resp =
+            client.get(format!("{}/healthz", gw.url())).header("x-big", "a".repeat(1 << 20)).send().await;
+        anyhow::Ok(resp.map(|r| r.status().as_u16()).ok())
+    })?;
+    // hyper answers 431 (or closes the connection) rather than buffering a megabyte of header.
+    ensure!(matches!(status, Some(431) | None), "an oversized header got {status:?}");
+    ensure!(gw.ok(&["account", "list"]).is_ok(), "the gateway stopped serving");
+    Ok(())
+}
