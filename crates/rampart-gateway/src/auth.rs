@@ -219,18 +219,29 @@ impl LoginLimiter {
         (username.to_lowercase(), client)
     }
 
-    /// `Some(wait)` when this user name from this address must wait before trying again.
+    /// The key that counts every user name tried from one address (no user name is "").
+    fn address_key(client: IpAddr) -> (String, IpAddr) {
+        (String::new(), client)
+    }
+
+    /// `Some(wait)` when this user name from this address must wait before trying again:
+    /// after `max_failures` for the name from the address, or ten times that for all names
+    /// from the address (an attacker trying many names).
     pub fn blocked(&self, username: &str, client: IpAddr, now: Instant) -> Option<Duration> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let times = map.get_mut(&Self::key(username, client))?;
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-            times.pop_front();
-        }
-        if times.len() >= self.max_failures as usize {
-            times.front().map(|first| self.window.saturating_sub(now.duration_since(*first)))
-        } else {
-            None
-        }
+        let limits = [
+            (Self::key(username, client), self.max_failures),
+            (Self::address_key(client), self.max_failures * 10),
+        ];
+        limits.into_iter().find_map(|(key, max)| {
+            let times = map.get_mut(&key)?;
+            while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                times.pop_front();
+            }
+            (times.len() >= max as usize)
+                .then(|| times.front().map(|first| self.window.saturating_sub(now.duration_since(*first))))
+                .flatten()
+        })
     }
 
     pub fn record_failure(&self, username: &str, client: IpAddr, now: Instant) {
@@ -240,6 +251,7 @@ impl LoginLimiter {
             map.retain(|_, t| t.back().is_some_and(|l| now.duration_since(*l) < self.window));
         }
         map.entry(Self::key(username, client)).or_default().push_back(now);
+        map.entry(Self::address_key(client)).or_default().push_back(now);
     }
 
     pub fn clear(&self, username: &str, client: IpAddr) {
@@ -293,5 +305,19 @@ mod tests {
         }
         assert!(limiter.blocked("ADMIN", ip, t0).is_some());
         assert_eq!(limiter.blocked("admin", ip, t0 + Duration::from_secs(61)), None);
+    }
+
+    #[test]
+    fn limiter_slows_many_names_from_one_address() {
+        let limiter = LoginLimiter::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.7".parse().expect("ip");
+        let other: IpAddr = "192.0.2.8".parse().expect("ip");
+        let t0 = Instant::now();
+        for i in 0..30 {
+            assert_eq!(limiter.blocked(&format!("user{i}"), ip, t0), None, "name {i}");
+            limiter.record_failure(&format!("user{i}"), ip, t0);
+        }
+        assert!(limiter.blocked("someone-new", ip, t0).is_some(), "the address is not slowed");
+        assert_eq!(limiter.blocked("someone-new", other, t0), None);
     }
 }

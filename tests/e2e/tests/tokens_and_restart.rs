@@ -85,6 +85,45 @@ fn bad_expired_forged_and_misused_tokens_are_refused_with_the_reason() -> Result
 }
 
 #[test]
+fn a_refresh_token_works_once_and_a_wrong_certificate_pin_is_refused() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let api = ApiClient::new(&gw.url(), Trust::Fingerprint(gw.fingerprint.clone()))?;
+        let session = api.login("admin", ADMIN_PASSWORD).await?;
+        let body = serde_json::json!({ "refreshToken": session.refresh_token });
+        let raw = |api: &ApiClient| {
+            let api = api.clone();
+            let body = body.clone();
+            async move {
+                api.request::<_, serde_json::Value>(
+                    rampart_client::api::Method::POST,
+                    "/api/auth/refresh",
+                    Some(&body),
+                )
+                .await
+            }
+        };
+        // `request` adds the (valid) access token; the refresh token in the body is what counts.
+        ensure!(raw(&api).await.is_ok(), "a fresh refresh token was refused");
+        let reused = raw(&api).await;
+        ensure!(matches!(&reused, Err(rampart_client::ClientError::Api { status: 401, .. })), "{reused:?}");
+
+        // A pin that does not match the gateway's certificate: refused, naming what it saw.
+        let wrong = format!("SHA256:{}", "AB".repeat(32));
+        let impostor = ApiClient::new(&gw.url(), Trust::Fingerprint(wrong))?;
+        let err =
+            impostor.login("admin", ADMIN_PASSWORD).await.err().map(|e| e.to_string()).unwrap_or_default();
+        ensure!(
+            err.contains("does not match the pinned fingerprint") && err.contains(&gw.fingerprint),
+            "{err}"
+        );
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
+
+#[test]
 fn wrong_passwords_are_refused_then_rate_limited() -> Result<()> {
     let gw = Gateway::start(&[("RAMPART_LOGIN_MAX_FAILURES", "3")])?;
     for _ in 0..3 {
