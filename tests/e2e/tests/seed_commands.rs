@@ -262,6 +262,7 @@ fn every_seed_command_runs_with_rampart() -> Result<()> {
     ];
     let rdp_env: Vec<(&str, &str)> = rdp_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
+    let mut recipes = 0;
     for line in SEED_COMMANDS {
         let args = fill(line, &world);
         let what = || format!("`{}`", line.replacen("az ", "rampart ", 1));
@@ -337,17 +338,20 @@ fn every_seed_command_runs_with_rampart() -> Result<()> {
                 let mut cmd = gw.cli();
                 cmd.args(&args);
                 let mut tunnel = Process::spawn(cmd, "rampart tunnel")?;
-                let line = tunnel.wait_for_line("Opening tunnel on port:", Duration::from_secs(30))?;
-                let port: u16 = line.rsplit(' ').next().unwrap_or_default().parse()?;
+                let ready = tunnel.wait_for_line("Opening tunnel on port:", Duration::from_secs(30))?;
+                let port: u16 = ready.rsplit(' ').next().unwrap_or_default().parse()?;
                 let out = sshd.ssh(port, "echo seed-ok")?;
                 ensure!(out.contains("seed-ok"), "{}: {out}", what());
-                if line.contains("virtualMachines/myvm") || args.contains(&"myvm".to_string()) {
+                // The documents pair the resource-ID tunnel with the multi-connection recipe.
+                if args.iter().any(|a| a.ends_with("virtualMachines/myvm")) {
                     multi_connection(&sshd, port)?;
+                    recipes += 1;
                 }
             }
             other => bail!("no check for {other:?}"),
         }
     }
+    ensure!(recipes == 1, "the multi-connection recipe ran {recipes} times, not once");
     drop(me);
     Ok(())
 }
