@@ -311,6 +311,19 @@ impl ApiClient {
         self.get(&Self::bastion_path(subscription, group, name)).await
     }
 
+    /// PUT creates a bastion (defaults for what `change` leaves out); PATCH changes only
+    /// what `change` gives.
+    async fn write_bastion(
+        &self,
+        method: Method,
+        (subscription, group, name): (&str, &str, &str),
+        change: &BastionChange,
+    ) -> Result<Bastion, ClientError> {
+        self.authed(method, &Self::bastion_path(subscription, group, name), Some(change))
+            .await?
+            .ok_or_else(|| ClientError::Http("empty answer".into()))
+    }
+
     pub async fn create_bastion(
         &self,
         subscription: &str,
@@ -318,9 +331,7 @@ impl ApiClient {
         name: &str,
         change: &BastionChange,
     ) -> Result<Bastion, ClientError> {
-        self.authed(Method::PUT, &Self::bastion_path(subscription, group, name), Some(change))
-            .await?
-            .ok_or_else(|| ClientError::Http("empty answer".into()))
+        self.write_bastion(Method::PUT, (subscription, group, name), change).await
     }
 
     pub async fn update_bastion(
@@ -330,9 +341,7 @@ impl ApiClient {
         name: &str,
         change: &BastionChange,
     ) -> Result<Bastion, ClientError> {
-        self.authed(Method::PATCH, &Self::bastion_path(subscription, group, name), Some(change))
-            .await?
-            .ok_or_else(|| ClientError::Http("empty answer".into()))
+        self.write_bastion(Method::PATCH, (subscription, group, name), change).await
     }
 
     pub async fn delete_bastion(

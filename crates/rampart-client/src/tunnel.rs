@@ -41,16 +41,6 @@ pub enum TunnelError {
     Ended(String),
 }
 
-impl TunnelError {
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            TunnelError::Refused { code, .. } => Some(code),
-            TunnelError::Api(e) => e.code(),
-            _ => None,
-        }
-    }
-}
-
 pub type TunnelStream = WebSocketStream<TlsStream<TcpStream>>;
 
 /// Where and how to open tunnel WebSockets on one gateway.

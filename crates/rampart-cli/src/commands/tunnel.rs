@@ -87,7 +87,7 @@ pub async fn run(args: TunnelArgs) -> Result<ExitCode> {
     writeln!(out, "Opening tunnel on port: {port}")?;
     writeln!(out, "Tunnel is ready, connect on port {port} (to {target})")?;
     match args.resource_port {
-        22 | 2222 | 22222 => writeln!(out, "  e.g. ssh -p {port} USER@127.0.0.1")?,
+        22 => writeln!(out, "  e.g. ssh -p {port} USER@127.0.0.1")?,
         3389 => writeln!(out, "  e.g. xfreerdp /v:127.0.0.1:{port}")?,
         _ => {}
     }

@@ -55,58 +55,75 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 /// Every API route: method, path, summary. The router and the OpenAPI document are both
 /// built from this table.
 pub const ROUTES: &[(&str, &str, &str)] = &[
-    ("get", "/healthz", "Ready check"),
-    ("post", "/api/auth/login", "Sign in with a user name and password"),
-    ("post", "/api/auth/refresh", "Exchange a refresh token for new tokens"),
-    ("post", "/api/auth/logout", "Revoke a refresh token"),
-    ("get", "/api/subscriptions", "Subscriptions the caller has roles in"),
-    ("get", "/api/subscriptions/{subscription}/bastionHosts", "Bastions the caller may read"),
-    (
-        "get",
-        "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts",
-        "Bastions in a resource group",
-    ),
+    ("get", HEALTHZ, "Ready check"),
+    ("post", LOGIN, "Sign in with a user name and password"),
+    ("post", REFRESH, "Exchange a refresh token for new tokens"),
+    ("post", LOGOUT, "Revoke a refresh token"),
+    ("get", SUBSCRIPTIONS, "Subscriptions the caller has roles in"),
+    ("get", BASTIONS, "Bastions the caller may read"),
+    ("get", GROUP_BASTIONS, "Bastions in a resource group"),
     ("get", BASTION, "Show a bastion"),
     ("put", BASTION, "Create a bastion"),
     ("patch", BASTION, "Change a bastion's tier or settings"),
     ("delete", BASTION, "Delete a bastion"),
-    ("get", "/api/subscriptions/{subscription}/virtualMachines", "Registered machines the caller may read"),
-    ("post", "/api/subscriptions/{subscription}/virtualMachines/import", "Register many VMs at once"),
+    ("get", VMS, "Registered machines the caller may read"),
+    ("post", VM_IMPORT, "Register many VMs at once"),
     ("get", VM, "Show a registered VM"),
     ("put", VM, "Register a VM"),
     ("delete", VM, "Unregister a VM"),
     ("get", VMSS, "Show a scale set's instances"),
     ("put", VMSS, "Register a scale set and its instances"),
     ("delete", VMSS, "Unregister a scale set and its instances"),
-    ("get", "/api/subscriptions/{subscription}/networkInterfaces", "Network interfaces the caller may read"),
+    ("get", NICS, "Network interfaces the caller may read"),
     ("get", NIC, "Show a network interface"),
-    ("get", "/api/users", "List users"),
-    ("post", "/api/users", "Create a user"),
+    ("get", USERS, "List users"),
+    ("post", USERS, "Create a user"),
     ("get", USER, "Show a user"),
     ("delete", USER, "Delete a user"),
-    ("put", "/api/users/{upn}/password", "Set a user's password"),
-    ("get", "/api/roleDefinitions", "Built-in and custom roles"),
-    ("post", "/api/roleDefinitions", "Create a custom role"),
-    ("get", "/api/roleAssignments", "Role assignments the caller may read"),
-    ("post", "/api/roleAssignments", "Assign a role at a scope"),
-    ("delete", "/api/roleAssignments/{id}", "Remove a role assignment"),
+    ("put", USER_PASSWORD, "Set a user's password"),
+    ("get", ROLE_DEFINITIONS, "Built-in and custom roles"),
+    ("post", ROLE_DEFINITIONS, "Create a custom role"),
+    ("get", ROLE_ASSIGNMENTS, "Role assignments the caller may read"),
+    ("post", ROLE_ASSIGNMENTS, "Assign a role at a scope"),
+    ("delete", ROLE_ASSIGNMENT, "Remove a role assignment"),
     ("post", GRANT_PATH, "Ask for a tunnel grant"),
     ("get", CONNECT_PATH, "Open one tunnelled connection (WebSocket)"),
-    ("get", "/api/audit", "Audit records, newest first"),
-    ("get", "/api/audit/verify", "Verify the audit log's hash chain"),
-    ("get", "/api/openapi.json", "This document"),
-    ("get", "/api/ssh/ca", "The SSH certificate authority's public key"),
-    ("post", "/api/ssh/certificates", "Sign a short-lived SSH user certificate (identity sign-in)"),
-    ("get", "/readyz", "Ready for new work (503 while draining)"),
-    ("get", "/metrics", "Prometheus metrics"),
+    ("get", AUDIT, "Audit records, newest first"),
+    ("get", AUDIT_VERIFY, "Verify the audit log's hash chain"),
+    ("get", OPENAPI, "This document"),
+    ("get", SSH_CA, "The SSH certificate authority's public key"),
+    ("post", SSH_CERTIFICATES, "Sign a short-lived SSH user certificate (identity sign-in)"),
+    ("get", READYZ, "Ready for new work (503 while draining)"),
+    ("get", METRICS, "Prometheus metrics"),
     ("get", SESSIONS, "Live sessions on a bastion"),
-    (
-        "delete",
-        "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}",
-        "Disconnect a session",
-    ),
+    ("delete", SESSION, "Disconnect a session"),
 ];
 
+/// Every path, named once for the table above and the router below.
+const HEALTHZ: &str = "/healthz";
+const LOGIN: &str = "/api/auth/login";
+const REFRESH: &str = "/api/auth/refresh";
+const LOGOUT: &str = "/api/auth/logout";
+const SUBSCRIPTIONS: &str = "/api/subscriptions";
+const BASTIONS: &str = "/api/subscriptions/{subscription}/bastionHosts";
+const GROUP_BASTIONS: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts";
+const VMS: &str = "/api/subscriptions/{subscription}/virtualMachines";
+const VM_IMPORT: &str = "/api/subscriptions/{subscription}/virtualMachines/import";
+const NICS: &str = "/api/subscriptions/{subscription}/networkInterfaces";
+const USERS: &str = "/api/users";
+const USER_PASSWORD: &str = "/api/users/{upn}/password";
+const ROLE_DEFINITIONS: &str = "/api/roleDefinitions";
+const ROLE_ASSIGNMENTS: &str = "/api/roleAssignments";
+const ROLE_ASSIGNMENT: &str = "/api/roleAssignments/{id}";
+const AUDIT: &str = "/api/audit";
+const AUDIT_VERIFY: &str = "/api/audit/verify";
+const OPENAPI: &str = "/api/openapi.json";
+const SSH_CA: &str = "/api/ssh/ca";
+const SSH_CERTIFICATES: &str = "/api/ssh/certificates";
+const READYZ: &str = "/readyz";
+const METRICS: &str = "/metrics";
+const SESSION: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}";
 const BASTION: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}";
 const VM: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/virtualMachines/{name}";
 const VMSS: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/virtualMachineScaleSets/{name}";
@@ -116,21 +133,20 @@ const SESSIONS: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions";
 
 pub fn router(state: AppState) -> Router {
-    let r = |i: usize| ROUTES[i].1;
     Router::new()
-        .route(r(0), get(healthz))
-        .route(r(1), post(session::login))
-        .route(r(2), post(session::refresh))
-        .route(r(3), post(session::logout))
-        .route(r(4), get(bastions::list_subscriptions))
-        .route(r(5), get(bastions::list_in_subscription))
-        .route(r(6), get(bastions::list_in_group))
+        .route(HEALTHZ, get(healthz))
+        .route(LOGIN, post(session::login))
+        .route(REFRESH, post(session::refresh))
+        .route(LOGOUT, post(session::logout))
+        .route(SUBSCRIPTIONS, get(bastions::list_subscriptions))
+        .route(BASTIONS, get(bastions::list_in_subscription))
+        .route(GROUP_BASTIONS, get(bastions::list_in_group))
         .route(
             BASTION,
             get(bastions::show).put(bastions::create).patch(bastions::update).delete(bastions::delete),
         )
-        .route(r(11), get(inventory::list_vms))
-        .route(r(12), post(inventory::import_vms))
+        .route(VMS, get(inventory::list_vms))
+        .route(VM_IMPORT, post(inventory::import_vms))
         .route(VM, get(inventory::show_vm).put(inventory::register_vm).delete(inventory::unregister_vm))
         .route(
             VMSS,
@@ -138,25 +154,25 @@ pub fn router(state: AppState) -> Router {
                 .put(inventory::register_scale_set)
                 .delete(inventory::unregister_scale_set),
         )
-        .route(r(19), get(inventory::list_nics))
+        .route(NICS, get(inventory::list_nics))
         .route(NIC, get(inventory::show_nic))
-        .route("/api/users", get(access::list_users).post(access::create_user))
+        .route(USERS, get(access::list_users).post(access::create_user))
         .route(USER, get(access::show_user).delete(access::delete_user))
-        .route(r(25), axum::routing::put(access::set_password))
-        .route("/api/roleDefinitions", get(access::list_roles).post(access::create_role))
-        .route("/api/roleAssignments", get(access::list_assignments).post(access::create_assignment))
-        .route(r(30), axum::routing::delete(access::delete_assignment))
+        .route(USER_PASSWORD, axum::routing::put(access::set_password))
+        .route(ROLE_DEFINITIONS, get(access::list_roles).post(access::create_role))
+        .route(ROLE_ASSIGNMENTS, get(access::list_assignments).post(access::create_assignment))
+        .route(ROLE_ASSIGNMENT, axum::routing::delete(access::delete_assignment))
         .route(GRANT_PATH, post(tunnel::grant))
         .route(CONNECT_PATH, get(tunnel::connect))
-        .route("/api/audit", get(audit::list))
-        .route(r(34), get(audit::verify))
-        .route(r(35), get(openapi::document))
-        .route(r(36), get(ssh::ca_public_key))
-        .route(r(37), post(ssh::issue_certificate))
-        .route(r(38), get(readyz))
-        .route(r(39), get(metrics))
+        .route(AUDIT, get(audit::list))
+        .route(AUDIT_VERIFY, get(audit::verify))
+        .route(OPENAPI, get(openapi::document))
+        .route(SSH_CA, get(ssh::ca_public_key))
+        .route(SSH_CERTIFICATES, post(ssh::issue_certificate))
+        .route(READYZ, get(readyz))
+        .route(METRICS, get(metrics))
         .route(SESSIONS, get(sessions::list))
-        .route(r(41), axum::routing::delete(sessions::disconnect))
+        .route(SESSION, axum::routing::delete(sessions::disconnect))
         .fallback(not_found)
         .with_state(state)
 }
@@ -191,7 +207,7 @@ async fn metrics_only(State(gw): State<AppState>) -> Response {
 
 /// The router of a separate metrics listener.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(metrics_only)).with_state(state)
+    Router::new().route(METRICS, get(metrics_only)).with_state(state)
 }
 
 async fn not_found() -> ApiError {
