@@ -56,7 +56,8 @@ impl SshCa {
                 Ok(SshCa { key })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(SshCaError::Sign)?;
+                let key =
+                    PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(SshCaError::Sign)?;
                 let text = key.to_openssh(LineEnding::LF).map_err(SshCaError::Sign)?;
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(io)?;

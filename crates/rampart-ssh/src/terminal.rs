@@ -18,7 +18,10 @@ use tokio::net::TcpStream;
 pub enum TerminalAuth {
     Password(String),
     /// An OpenSSH, PEM or PuTTY private key, with its passphrase when it is encrypted.
-    PrivateKey { key: String, passphrase: Option<String> },
+    PrivateKey {
+        key: String,
+        passphrase: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for TerminalAuth {
@@ -107,14 +110,14 @@ impl SshTerminal {
         // Decode the key first: a bad key or passphrase is the user's to fix, before any
         // packet goes to the target.
         let key = match &auth {
-            TerminalAuth::PrivateKey { key, passphrase } => {
-                Some(Arc::new(decode_secret_key(key, passphrase.as_deref().filter(|p| !p.is_empty())).map_err(
+            TerminalAuth::PrivateKey { key, passphrase } => Some(Arc::new(
+                decode_secret_key(key, passphrase.as_deref().filter(|p| !p.is_empty())).map_err(
                     |e| match e {
                         russh::keys::Error::KeyIsEncrypted => TerminalError::KeyNeedsPassphrase,
                         other => TerminalError::BadPrivateKey(other.to_string()),
                     },
-                )?))
-            }
+                )?,
+            )),
             TerminalAuth::Password(_) => None,
         };
         let _ = stream.set_nodelay(true);
@@ -178,7 +181,10 @@ impl SshTerminal {
     pub async fn open_shell(self, cols: u16, rows: u16) -> Result<(ShellOutput, ShellInput), TerminalError> {
         let shell = |e: russh::Error| TerminalError::Shell(e.to_string());
         let channel = self.handle.channel_open_session().await.map_err(shell)?;
-        channel.request_pty(true, "xterm-256color", cols.into(), rows.into(), 0, 0, &[]).await.map_err(shell)?;
+        channel
+            .request_pty(true, "xterm-256color", cols.into(), rows.into(), 0, 0, &[])
+            .await
+            .map_err(shell)?;
         channel.request_shell(true).await.map_err(shell)?;
         let (read, write) = channel.split();
         Ok((ShellOutput { read, exit_status: None }, ShellInput { write, _handle: Arc::new(self.handle) }))
@@ -190,7 +196,9 @@ impl SshTerminal {
 pub enum ShellEvent {
     Output(Bytes),
     /// The shell ended (with its exit status when the target sent one).
-    Ended { exit_status: Option<u32> },
+    Ended {
+        exit_status: Option<u32>,
+    },
 }
 
 pub struct ShellOutput {

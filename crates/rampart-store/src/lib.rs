@@ -81,7 +81,7 @@ pub trait AccountStore: Send + Sync {
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     /// Deletes the user, their role assignments and refresh tokens.
     async fn delete_user(&self, username: &str) -> StoreResult<()>;
-    /// Sets a new password hash and revokes the user's refresh tokens.
+    /// Sets a new password hash and revokes the user's refresh tokens and browser sessions.
     async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()>;
 
     async fn insert_refresh_token(&self, token_hash: &str, user_id: &str, expires_at: i64)
@@ -89,6 +89,17 @@ pub trait AccountStore: Send + Sync {
     /// Revokes a live refresh token and returns its user id, atomically; `None` if the token
     /// is unknown, expired or already revoked (so a token can be used once).
     async fn consume_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
+
+    /// A browser sign-in session, stored as the hash of its cookie secret.
+    async fn insert_portal_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// The user of a live browser session; `None` when unknown or expired.
+    async fn portal_session_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
+    async fn delete_portal_session(&self, token_hash: &str) -> StoreResult<()>;
 
     async fn create_subscription(&self, id: &str, name: &str) -> StoreResult<Subscription>;
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
@@ -125,6 +136,12 @@ pub trait InventoryStore: Send + Sync {
         subscription_id: &str,
         resource_group: Option<&str>,
     ) -> StoreResult<Vec<NetworkInterface>>;
+    /// The SSH host key pinned for a target (resource ID, or `ip:port`), as one OpenSSH line.
+    async fn pinned_host_key(&self, target: &str) -> StoreResult<Option<String>>;
+    /// Pins a host key unless one is pinned already; returns the key pinned afterwards.
+    async fn pin_host_key(&self, target: &str, host_key: &str) -> StoreResult<String>;
+    /// Forgets a pinned host key (an operator who knows the target's key changed).
+    async fn forget_host_key(&self, target: &str) -> StoreResult<bool>;
 }
 
 /// Custom role definitions and role assignments.

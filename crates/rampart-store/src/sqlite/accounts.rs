@@ -137,6 +137,7 @@ impl AccountStore for SqliteStore {
             .bind(ts(Utc::now()))
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM portal_sessions WHERE user_id = ?1").bind(&id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -169,6 +170,50 @@ impl AccountStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(user)
+    }
+
+    async fn insert_portal_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        // Expired sessions go as new ones come, so the table does not grow without bound.
+        sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= ?1")
+            .bind(now.timestamp())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO portal_sessions (token_hash, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(expires_at)
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn portal_session_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM portal_sessions WHERE token_hash = ?1 AND expires_at > ?2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_portal_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM portal_sessions WHERE token_hash = ?1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn create_subscription(&self, id: &str, name: &str) -> StoreResult<Subscription> {

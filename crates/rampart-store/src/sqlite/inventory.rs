@@ -216,6 +216,37 @@ impl InventoryStore for SqliteStore {
         .await?;
         rows.iter().map(nic_from_row).collect()
     }
+
+    async fn pinned_host_key(&self, target: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT host_key FROM pinned_host_keys WHERE target = ?1")
+            .bind(target)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn pin_host_key(&self, target: &str, host_key: &str) -> StoreResult<String> {
+        // First writer wins: two sessions racing to pin cannot both succeed with different keys.
+        sqlx::query(
+            "INSERT INTO pinned_host_keys (target, host_key, pinned_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (target) DO NOTHING",
+        )
+        .bind(target)
+        .bind(host_key)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        self.pinned_host_key(target)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("the host key pinned for {target} vanished")))
+    }
+
+    async fn forget_host_key(&self, target: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM pinned_host_keys WHERE target = ?1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 fn nic_from_row(row: &SqliteRow) -> StoreResult<NetworkInterface> {

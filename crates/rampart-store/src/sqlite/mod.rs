@@ -130,4 +130,34 @@ mod tests {
         assert_eq!(store.consume_refresh_token("h2", 1_000).await?, None);
         Ok(())
     }
+
+    #[tokio::test]
+    async fn portal_sessions_end_on_expiry_sign_out_and_password_change() -> StoreResult<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SqliteStore::open(&dir.path().join("r.db")).await?;
+        let user = store.create_user("alice", None, "hash").await?;
+        let far = Utc::now().timestamp() + 3600;
+        store.insert_portal_session("s1", &user.id, far).await?;
+        store.insert_portal_session("s2", &user.id, far).await?;
+        store.insert_portal_session("old", &user.id, 10).await?;
+        assert_eq!(store.portal_session_user("s1", 0).await?, Some(user.id.clone()));
+        assert_eq!(store.portal_session_user("old", 11).await?, None);
+        store.delete_portal_session("s1").await?;
+        assert_eq!(store.portal_session_user("s1", 0).await?, None);
+        store.set_password("alice", "new-hash").await?;
+        assert_eq!(store.portal_session_user("s2", 0).await?, None, "a new password ends browser sessions");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn first_pinned_host_key_wins_until_forgotten() -> StoreResult<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SqliteStore::open(&dir.path().join("r.db")).await?;
+        assert_eq!(store.pinned_host_key("10.0.0.4:22").await?, None);
+        assert_eq!(store.pin_host_key("10.0.0.4:22", "ssh-ed25519 AAAA1").await?, "ssh-ed25519 AAAA1");
+        assert_eq!(store.pin_host_key("10.0.0.4:22", "ssh-ed25519 BBBB2").await?, "ssh-ed25519 AAAA1");
+        assert!(store.forget_host_key("10.0.0.4:22").await?);
+        assert_eq!(store.pin_host_key("10.0.0.4:22", "ssh-ed25519 BBBB2").await?, "ssh-ed25519 BBBB2");
+        Ok(())
+    }
 }
