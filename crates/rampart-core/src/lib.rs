@@ -24,7 +24,7 @@ pub use audit::{AuditEntry, AuditEvent, AuditResult, ChainBreak, chain_hash, ver
 pub use bastion::{Bastion, BastionSettings, SettingsError};
 pub use inventory::{Machine, NetworkInterface, OsType};
 pub use policy::{
-    GatewayEndpoints, Refusal, RefusalReason, TargetAuthorization, TargetKind, TargetRequest,
+    ClientKind, GatewayEndpoints, Refusal, RefusalReason, TargetAuthorization, TargetKind, TargetRequest,
     authorize_target, parse_target_ip,
 };
 pub use rbac::{ConnectTarget, Principal, RoleAssignment, RoleDefinition, Scope, authorize_connect};

@@ -22,10 +22,19 @@ pub enum TargetKind {
     Resource,
 }
 
+/// Which client asks: the native client's tunnels need the tier's and the bastion's native
+/// client support; the browser portal does not (as in Azure, every tier has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    Native,
+    Browser,
+}
+
 /// A request to reach `ip:port` through a bastion with the given settings.
 #[derive(Debug, Clone)]
 pub struct TargetRequest<'a> {
     pub settings: &'a BastionSettings,
+    pub client: ClientKind,
     pub kind: TargetKind,
     pub ip: IpAddr,
     pub port: u16,
@@ -346,10 +355,12 @@ pub fn authorize_target(
     let port = request.port;
     let mut reasons = Vec::new();
 
-    if !s.tier.includes_native_client() {
-        reasons.push(RefusalReason::TierLacksNativeClient { tier: s.tier });
-    } else if !s.enable_tunneling {
-        reasons.push(RefusalReason::NativeClientDisabled);
+    if request.client == ClientKind::Native {
+        if !s.tier.includes_native_client() {
+            reasons.push(RefusalReason::TierLacksNativeClient { tier: s.tier });
+        } else if !s.enable_tunneling {
+            reasons.push(RefusalReason::NativeClientDisabled);
+        }
     }
     if request.kind == TargetKind::IpAddress {
         if !s.tier.includes_ip_connect() {
@@ -407,7 +418,10 @@ mod tests {
             local_ips: vec!["192.0.2.10".parse().expect("ip")],
         };
         let ip = parse_target_ip(ip).map_err(Refusal::new)?;
-        authorize_target(&TargetRequest { settings: s, kind: TargetKind::IpAddress, ip, port }, &gateway)
+        authorize_target(
+            &TargetRequest { settings: s, client: ClientKind::Native, kind: TargetKind::IpAddress, ip, port },
+            &gateway,
+        )
     }
 
     fn codes(r: Result<TargetAuthorization, Refusal>) -> String {
@@ -415,6 +429,24 @@ mod tests {
             Ok(a) => format!("ok {}", a.addr()),
             Err(e) => e.code(),
         }
+    }
+
+    #[test]
+    fn the_browser_needs_no_native_client_support_but_the_same_network_rules() {
+        let gateway = GatewayEndpoints::default();
+        let mut s = settings(Tier::Basic, false, &["10.1.0.0/16"]);
+        s.enable_tunneling = false;
+        let ip = parse_target_ip("10.1.2.3").expect("ip");
+        let request = |client, kind, port| TargetRequest { settings: &s, client, kind, ip, port };
+        let browser = authorize_target(&request(ClientKind::Browser, TargetKind::Resource, 22), &gateway);
+        assert_eq!(codes(browser), "ok 10.1.2.3:22");
+        let native = authorize_target(&request(ClientKind::Native, TargetKind::Resource, 22), &gateway);
+        assert_eq!(codes(native), "TierLacksNativeClient");
+        let by_ip = authorize_target(&request(ClientKind::Browser, TargetKind::IpAddress, 22), &gateway);
+        assert_eq!(codes(by_ip), "TierLacksIpConnect");
+        let custom_port =
+            authorize_target(&request(ClientKind::Browser, TargetKind::Resource, 2222), &gateway);
+        assert_eq!(codes(custom_port), "PortNotAllowed");
     }
 
     #[test]

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hyper_util::rt::TokioIo;
 use rampart_core::{
-    AuditEntry, AuditEvent, AuditResult, ConnectTarget, Machine, Refusal, RefusalReason, ResourceId,
-    ResourceKind, TargetAuthorization, TargetKind, TargetRequest, authorize_connect, authorize_target,
-    parse_target_ip,
+    AuditEntry, AuditEvent, AuditResult, ClientKind, ConnectTarget, Machine, Refusal, RefusalReason,
+    ResourceId, ResourceKind, TargetAuthorization, TargetKind, TargetRequest, authorize_connect,
+    authorize_target, parse_target_ip,
 };
 use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
 use rampart_tunnel::tokio_tungstenite::WebSocketStream;
@@ -87,12 +87,21 @@ pub async fn grant(
         }
     };
     entry.target_ip = Some(ip.to_string());
-    let authorization =
-        match check_access(&gw, &caller, &bastion_id, naming, resource.as_ref(), ip, req.resource_port).await
-        {
-            Ok(a) => a,
-            Err(e) => return Err(refuse(&gw, entry, e).await),
-        };
+    let authorization = match check_access(
+        &gw,
+        &caller,
+        ClientKind::Native,
+        &bastion_id,
+        naming,
+        resource.as_ref(),
+        ip,
+        req.resource_port,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => return Err(refuse(&gw, entry, e).await),
+    };
     let user = &caller.user;
 
     let tunnel_id = uuid::Uuid::new_v4().to_string();
@@ -123,7 +132,7 @@ pub async fn grant(
 }
 
 /// Parses a bastion resource ID; its subscription may be given by name.
-async fn resolve_bastion_id(gw: &Gateway, raw: &str) -> Result<ResourceId, ApiError> {
+pub(crate) async fn resolve_bastion_id(gw: &Gateway, raw: &str) -> Result<ResourceId, ApiError> {
     let mut id =
         ResourceId::from_str(raw).map_err(|e| ApiError::bad_request("InvalidResourceId", e.to_string()))?;
     if !id.is_bastion() {
@@ -155,9 +164,10 @@ pub(crate) async fn resolve_machine(gw: &Gateway, raw: &str) -> Result<Machine, 
 
 /// Roles first (who may reach what), then the bastion's current settings and the network
 /// policy (what this bastion may reach).
-async fn check_access(
+pub(crate) async fn check_access(
     gw: &Gateway,
     caller: &Caller,
+    client: ClientKind,
     bastion_id: &ResourceId,
     naming: TargetNaming,
     machine: Option<&Machine>,
@@ -176,6 +186,7 @@ async fn check_access(
     authorize_connect(&caller.principal(), bastion_id, target).map_err(|r| ApiError::refused(&r))?;
     let request = TargetRequest {
         settings: &bastion.settings,
+        client,
         kind: match naming {
             TargetNaming::Ip => TargetKind::IpAddress,
             TargetNaming::Resource => TargetKind::Resource,
@@ -391,7 +402,17 @@ async fn recheck(
         }
         None => None,
     };
-    check_access(gw, &caller, &bastion_id, claims.naming, machine.as_ref(), ip, claims.port).await
+    check_access(
+        gw,
+        &caller,
+        ClientKind::Native,
+        &bastion_id,
+        claims.naming,
+        machine.as_ref(),
+        ip,
+        claims.port,
+    )
+    .await
 }
 
 fn shutting_down() -> ApiError {
