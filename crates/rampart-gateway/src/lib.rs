@@ -8,6 +8,7 @@
 //!   rate limits.
 //! - [`api`]: the HTTP routes (axum) and their JSON errors.
 //! - [`tunnel`]: tunnel grants and the per-connection WebSocket relay.
+//! - [`portal`]: the browser portal (pages, sign-in cookie, CSRF) and SSH in the browser.
 //! - [`sessions`]: live sessions, their limits, disconnects.
 //! - [`server`]: first-start bootstrap, the TLS accept loop, drain and shutdown.
 
@@ -15,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod fuzzing;
+pub mod portal;
 pub mod server;
 pub mod sessions;
 pub mod tls;

@@ -49,6 +49,8 @@ pub struct Gateway {
     /// Verified against when a user name does not exist, so timing reveals nothing.
     pub(crate) dummy_hash: String,
     pub(crate) sessions: crate::sessions::Sessions,
+    /// Browser SSH connections signed in and waiting for their terminal page.
+    pub(crate) terminals: crate::portal::PendingTerminals,
     /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
     pub(crate) draining: std::sync::atomic::AtomicBool,
     /// Renders `/metrics`; `None` when metrics are off.
@@ -120,6 +122,7 @@ impl Gateway {
             config,
             dummy_hash,
             sessions: Default::default(),
+            terminals: Default::default(),
             draining: Default::default(),
         });
         Ok(StartedGateway { report, state, listener, acceptor })
@@ -229,7 +232,7 @@ impl StartedGateway {
     /// refused at once, live sessions go on until they end or the drain timeout passes, then
     /// they are ended with a reason, and the store is closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
-        let app = api::router(self.state.clone());
+        let app = crate::portal::router(self.state.clone()).merge(api::router(self.state.clone()));
         let sweeper = {
             let state = self.state.clone();
             tokio::spawn(async move {

@@ -415,7 +415,7 @@ async fn recheck(
     .await
 }
 
-fn shutting_down() -> ApiError {
+pub(crate) fn shutting_down() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "ShuttingDown",

@@ -70,7 +70,8 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn add(&self, which: &AtomicU64, n: u64) {
+    /// Counts `n` bytes on one direction and marks the session active.
+    pub fn add(&self, which: &AtomicU64, n: u64) {
         which.fetch_add(n, Ordering::Relaxed);
         self.last_activity_ms.store(now_ms(), Ordering::Relaxed);
     }

@@ -16,8 +16,8 @@ use super::caller::Caller;
 use super::{ApiError, AppState, JsonBody};
 use crate::server::Gateway;
 
-const READ: &str = "Microsoft.Network/bastionHosts/read";
-const WRITE: &str = "Microsoft.Network/bastionHosts/write";
+pub(crate) const READ: &str = "Microsoft.Network/bastionHosts/read";
+pub(crate) const WRITE: &str = "Microsoft.Network/bastionHosts/write";
 const DELETE: &str = "Microsoft.Network/bastionHosts/delete";
 
 /// Subscriptions in which the caller holds any role assignment.
@@ -121,12 +121,22 @@ pub async fn update(
     JsonBody(change): JsonBody<BastionChange>,
 ) -> Result<Json<api::Bastion>, ApiError> {
     let id = bastion_id(&gw, &sub, &group, &name).await?;
-    caller.require(&gw, AuditEvent::BastionChange, WRITE, &Scope::Resource(id.clone())).await?;
-    let current = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
-    let settings = apply_change(current.settings, &change)?;
-    let b = gw.store.update_bastion(&id, &settings).await?;
-    audit_change(&gw, &caller, &id, "updated", &settings).await?;
-    Ok(Json(to_api(&b)))
+    Ok(Json(to_api(&change_bastion(&gw, &caller, &id, &change).await?)))
+}
+
+/// Applies a change to a bastion's tier or settings (the API's PATCH and the portal's form).
+pub(crate) async fn change_bastion(
+    gw: &Gateway,
+    caller: &Caller,
+    id: &ResourceId,
+    change: &BastionChange,
+) -> Result<Bastion, ApiError> {
+    caller.require(gw, AuditEvent::BastionChange, WRITE, &Scope::Resource(id.clone())).await?;
+    let current = gw.store.bastion(id).await?.ok_or_else(|| not_found(id))?;
+    let settings = apply_change(current.settings, change)?;
+    let b = gw.store.update_bastion(id, &settings).await?;
+    audit_change(gw, caller, id, "updated", &settings).await?;
+    Ok(b)
 }
 
 pub async fn delete(

@@ -5,10 +5,10 @@ mod access;
 mod audit;
 pub(crate) mod bastions;
 pub(crate) mod caller;
-mod inventory;
+pub(crate) mod inventory;
 mod openapi;
-mod session;
-mod sessions;
+pub(crate) mod session;
+pub(crate) mod sessions;
 mod ssh;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

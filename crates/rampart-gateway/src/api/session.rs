@@ -20,10 +20,22 @@ pub async fn login(
     UserAgent(user_agent): UserAgent,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    let user = authenticate(&gw, &body, client, user_agent).await?;
+    Ok(Json(issue_tokens(&gw, &user).await?))
+}
+
+/// Checks a user name and password under the sign-in rate limits, and audits the attempt
+/// (the API's login and the portal's sign-in page both come here).
+pub(crate) async fn authenticate(
+    gw: &Gateway,
+    body: &LoginRequest,
+    client: std::net::SocketAddr,
+    user_agent: Option<String>,
+) -> Result<User, ApiError> {
     let now = Instant::now();
     if let Some(wait) = gw.limiter.blocked(&body.username, client.ip(), now) {
         audit_sign_in(
-            &gw,
+            gw,
             &body.username,
             client,
             user_agent.clone(),
@@ -57,7 +69,7 @@ pub async fn login(
         _ => {
             gw.limiter.record_failure(&body.username, client.ip(), now);
             audit_sign_in(
-                &gw,
+                gw,
                 &body.username,
                 client,
                 user_agent.clone(),
@@ -69,8 +81,8 @@ pub async fn login(
         }
     };
     gw.limiter.clear(&body.username, client.ip());
-    audit_sign_in(&gw, &user.username, client, user_agent.clone(), AuditResult::Allowed, None).await?;
-    Ok(Json(issue_tokens(&gw, &user).await?))
+    audit_sign_in(gw, &user.username, client, user_agent.clone(), AuditResult::Allowed, None).await?;
+    Ok(user)
 }
 
 pub async fn refresh(

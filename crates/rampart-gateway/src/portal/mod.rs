@@ -1,0 +1,223 @@
+//! The browser portal on the gateway's HTTPS port: server-rendered pages (askama templates
+//! in `web/templates`), a few plain modules and xterm.js (`web/static`, `web/node_modules`),
+//! and the browser terminal's WebSocket.
+//!
+//! Sign-in makes a server-side session: the cookie (`__Host-`, Secure, HttpOnly,
+//! SameSite=Strict) holds a random secret, the store holds its hash, and a password change
+//! ends it. Every state-changing form carries a CSRF token derived from that secret, and
+//! POSTs and WebSocket upgrades must come from this origin. Authorization is the API's:
+//! the same [`Caller`] checks, the same policy, the same audit records.
+
+mod assets;
+mod pages;
+mod terminal;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use crate::api::caller::Caller;
+use crate::api::{ApiError, AppState, AuthUser, ClientAddr, UserAgent};
+use crate::auth::{self, AccessClaims};
+
+pub use terminal::PendingTerminals;
+
+const COOKIE: &str = "__Host-rampart-session";
+pub(crate) const HOME: &str = "/portal";
+pub(crate) const SIGNIN: &str = "/portal/signin";
+const SIGNOUT: &str = "/portal/signout";
+const CONNECT: &str = "/portal/connect";
+const TERMINAL: &str = "/portal/terminal/{ticket}";
+const TERMINAL_WS: &str = "/portal/terminal/{ticket}/ws";
+const BASTION: &str = "/portal/bastion";
+const BASTION_DISCONNECT: &str = "/portal/bastion/disconnect";
+const ASSETS: &str = "/assets/{*path}";
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to(HOME) }))
+        .route(HOME, get(pages::home))
+        .route(SIGNIN, get(pages::sign_in_page).post(pages::sign_in))
+        .route(SIGNOUT, post(pages::sign_out))
+        .route(CONNECT, get(pages::connect_page).post(terminal::connect))
+        .route(TERMINAL, get(terminal::page))
+        .route(TERMINAL_WS, get(terminal::websocket))
+        .route(BASTION, get(pages::bastion_page).post(pages::change_bastion))
+        .route(BASTION_DISCONNECT, post(pages::disconnect))
+        .route(ASSETS, get(assets::serve))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Pages name only this origin as a source of anything, cannot be framed, and are not cached.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    // xterm.js sets element styles at run time, hence 'unsafe-inline' for styles only.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// A signed-in browser user, from the session cookie.
+pub struct PortalUser {
+    pub caller: Caller,
+    /// The token every form of this session must send back.
+    pub csrf: String,
+    session_hash: String,
+}
+
+impl PortalUser {
+    pub fn name(&self) -> &str {
+        self.caller.name()
+    }
+
+    /// Refuses a form that does not carry this session's CSRF token.
+    pub fn check_csrf(&self, token: &str) -> Result<(), Response> {
+        if constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) {
+            Ok(())
+        } else {
+            Err(message(
+                StatusCode::FORBIDDEN,
+                "Request refused",
+                "CsrfTokenMismatch",
+                "the form was not sent by this sign-in session (reload the page and try again)",
+                HOME,
+            ))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn csrf_token(session_secret: &str) -> String {
+    hex::encode(Sha256::digest(format!("rampart-csrf:{session_secret}").as_bytes()))
+}
+
+fn session_cookie(parts_headers: &HeaderMap) -> Option<String> {
+    parts_headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// Where an unauthenticated browser is sent: the sign-in page, then back here.
+fn to_sign_in(parts: &Parts) -> Response {
+    let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(HOME);
+    let next = if parts.method == axum::http::Method::GET { next } else { HOME };
+    let encoded: String = url_encode(next);
+    Redirect::to(&format!("{SIGNIN}?next={encoded}")).into_response()
+}
+
+pub(crate) fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl FromRequestParts<AppState> for PortalUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, gw: &AppState) -> Result<Self, Response> {
+        let Some(secret) = session_cookie(&parts.headers) else {
+            return Err(to_sign_in(parts));
+        };
+        let hash = auth::refresh_token_hash(&secret);
+        let user_id = match gw.store.portal_session_user(&hash, Utc::now().timestamp()).await {
+            Ok(Some(id)) => id,
+            Ok(None) => return Err(to_sign_in(parts)),
+            Err(e) => return Err(ApiError::from(e).into_response()),
+        };
+        let user = match gw.store.user_by_id(&user_id).await {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(to_sign_in(parts)),
+            Err(e) => return Err(ApiError::from(e).into_response()),
+        };
+        let claims = AccessClaims::new(&user.id, &user.username, Utc::now().timestamp(), Default::default());
+        let auth_user = AuthUser {
+            claims,
+            client: ClientAddr::from_parts(parts),
+            user_agent: UserAgent::from_parts(parts),
+        };
+        let caller = Caller::load(gw, auth_user).await.map_err(IntoResponse::into_response)?;
+        Ok(PortalUser { caller, csrf: csrf_token(&secret), session_hash: hash })
+    }
+}
+
+/// Refuses a state-changing request sent from another origin. Browsers send `Origin` on
+/// every POST and WebSocket upgrade; it must name the host the request was sent to.
+pub fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (None, _) => Ok(()),
+        (Some(origin), Some(host)) if origin.strip_prefix("https://").is_some_and(|o| o == host) => Ok(()),
+        (Some(origin), _) => Err(message(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "CrossOrigin",
+            &format!("a page from {origin} may not act on this gateway"),
+            HOME,
+        )),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    signed_in: Option<&'a str>,
+    csrf: &'a str,
+    title: &'a str,
+    code: &'a str,
+    reason: &'a str,
+    back: &'a str,
+}
+
+/// A page that says what went wrong, in words, with the stable code in `data-code`.
+pub fn message(status: StatusCode, title: &str, code: &str, reason: &str, back: &str) -> Response {
+    let page = MessagePage { signed_in: None, csrf: "", title, code, reason, back };
+    (status, render(&page)).into_response()
+}
+
+/// The page for an API error (a refusal names its reasons).
+pub fn error_page(err: &ApiError, back: &str) -> Response {
+    let title = match err.status {
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => "Refused",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::BAD_REQUEST => "Not valid",
+        _ => "Cannot connect",
+    };
+    message(err.status, title, &err.code, &err.message, back)
+}
+
+pub fn render<T: Template>(page: &T) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}

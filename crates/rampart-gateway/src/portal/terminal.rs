@@ -1,0 +1,488 @@
+//! SSH in the browser. The Connect form is checked like a tunnel (roles, then the bastion's
+//! settings and network policy), the gateway dials the target, verifies its pinned host key
+//! and signs in with what the user typed; only then does the browser get a terminal page,
+//! whose WebSocket is bridged to a shell on a PTY. Credentials live in memory for the
+//! duration of the sign-in and are never stored or logged.
+//!
+//! Between the form and the WebSocket, the signed-in SSH connection waits under a one-time
+//! ticket bound to the user, for at most [`TICKET_TTL`].
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::Form;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, ClientKind, OsType, Refusal, parse_target_ip};
+use rampart_ssh::terminal::{ShellEvent, SshTerminal, TerminalAuth, TerminalError};
+use serde::Deserialize;
+use tokio::net::TcpStream;
+
+use super::{HOME, PortalUser, error_page, message, render, same_origin};
+use crate::api::{ApiError, AppState};
+use crate::auth::{self, TargetNaming};
+use crate::server::Gateway;
+use crate::sessions::NewSession;
+use crate::tunnel::{check_access, resolve_bastion_id, resolve_machine};
+
+/// How long a signed-in SSH connection waits for its terminal page to attach.
+const TICKET_TTL: Duration = Duration::from_secs(60);
+/// How long the SSH handshake and sign-in may take.
+const SSH_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A signed-in SSH connection waiting for its browser terminal.
+struct PendingTerminal {
+    user_id: String,
+    title: String,
+    terminal: SshTerminal,
+    /// The open record to write when the shell starts.
+    entry: AuditEntry,
+    created: Instant,
+}
+
+#[derive(Default)]
+pub struct PendingTerminals {
+    map: Mutex<HashMap<String, PendingTerminal>>,
+}
+
+impl PendingTerminals {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingTerminal>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops connections nobody attached to (closing them).
+    fn expire(map: &mut HashMap<String, PendingTerminal>) {
+        map.retain(|_, p| p.created.elapsed() < TICKET_TTL);
+    }
+
+    fn insert(&self, pending: PendingTerminal) -> String {
+        let ticket = auth::random_secret(24);
+        let mut map = self.lock();
+        Self::expire(&mut map);
+        map.insert(ticket.clone(), pending);
+        ticket
+    }
+
+    fn title(&self, ticket: &str, user_id: &str) -> Option<String> {
+        let mut map = self.lock();
+        Self::expire(&mut map);
+        map.get(ticket).filter(|p| p.user_id == user_id).map(|p| p.title.clone())
+    }
+
+    fn take(&self, ticket: &str, user_id: &str) -> Option<PendingTerminal> {
+        let mut map = self.lock();
+        Self::expire(&mut map);
+        if map.get(ticket).is_some_and(|p| p.user_id == user_id) { map.remove(ticket) } else { None }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConnectForm {
+    csrf: String,
+    bastion: String,
+    /// "vm" or "ip".
+    target: String,
+    vm: Option<String>,
+    ip: Option<String>,
+    protocol: String,
+    port: Option<String>,
+    username: String,
+    /// "password" or "key".
+    auth: String,
+    password: Option<String>,
+    private_key: Option<String>,
+    passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectForm {
+    // The secrets never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectForm").field("bastion", &self.bastion).field("target", &self.target).finish()
+    }
+}
+
+fn invalid(code: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+/// `POST /portal/connect`: authorize, dial, sign in to the target, then send the browser to
+/// its terminal page. Every outcome is audited; a refusal names its reasons.
+pub async fn connect(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    headers: HeaderMap,
+    Form(form): Form<ConnectForm>,
+) -> Response {
+    if let Err(refused) = same_origin(&headers).and_then(|()| user.check_csrf(&form.csrf)) {
+        return refused;
+    }
+    let back = format!("/portal/connect?bastion={}", super::url_encode(&form.bastion));
+    let mut entry = user.caller.entry(AuditEvent::ConnectionOpen, AuditResult::Refused);
+    entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
+    entry.protocol = Some(form.protocol.chars().take(16).collect());
+    entry.bastion_id = Some(form.bastion.chars().take(512).collect());
+    match sign_in_to_target(&gw, &user, &form, &mut entry).await {
+        Ok(pending) => {
+            let ticket = gw.terminals.insert(pending);
+            Redirect::to(&format!("/portal/terminal/{ticket}")).into_response()
+        }
+        Err(err) => {
+            if entry.result == AuditResult::Allowed {
+                entry.result = AuditResult::Failed;
+            }
+            entry.reason_code = Some(err.code.clone());
+            entry.reason = Some(err.message.clone());
+            if let Err(e) = gw.store.append_audit(&entry).await {
+                return ApiError::internal(e).into_response();
+            }
+            if err.status == StatusCode::FORBIDDEN {
+                metrics::counter!("rampart_refusals_total", "reason" => err.code.clone()).increment(1);
+            }
+            error_page(&err, &back)
+        }
+    }
+}
+
+async fn sign_in_to_target(
+    gw: &Gateway,
+    user: &PortalUser,
+    form: &ConnectForm,
+    entry: &mut AuditEntry,
+) -> Result<PendingTerminal, ApiError> {
+    if gw.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(crate::tunnel::shutting_down());
+    }
+    let bastion_id = resolve_bastion_id(gw, &form.bastion).await?;
+    entry.bastion_id = Some(bastion_id.to_string());
+    let (ip, naming, machine) = match form.target.as_str() {
+        "vm" => {
+            let raw = form.vm.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
+                invalid("InvalidTarget", "choose a virtual machine, or IP address and type one")
+            })?;
+            entry.target_resource_id = Some(raw.chars().take(512).collect());
+            let m = resolve_machine(gw, raw).await?;
+            entry.target_resource_id = Some(m.id.to_string());
+            (m.nic.private_ip, TargetNaming::Resource, Some(m))
+        }
+        "ip" => {
+            let raw = form.ip.as_deref().map(str::trim).unwrap_or_default();
+            entry.target_ip = Some(raw.chars().take(64).collect());
+            let ip = parse_target_ip(raw).map_err(|r| ApiError::refused(&Refusal::new(r)))?;
+            (ip, TargetNaming::Ip, None)
+        }
+        other => return Err(invalid("InvalidTarget", format!("unknown target kind '{other}'"))),
+    };
+    entry.target_ip = Some(ip.to_string());
+    let port = match form.port.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => u16::from_str(p)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid("InvalidPort", format!("port '{p}' is not a number from 1 to 65535")))?,
+        None => match (&machine, form.protocol.as_str()) {
+            (Some(m), "rdp") => m.port_rdp,
+            (Some(m), _) => m.port_ssh,
+            (None, "rdp") => 3389,
+            (None, _) => 22,
+        },
+    };
+    entry.target_port = Some(port);
+    let authorization =
+        check_access(gw, &user.caller, ClientKind::Browser, &bastion_id, naming, machine.as_ref(), ip, port)
+            .await?;
+    match form.protocol.as_str() {
+        "ssh" => {}
+        "rdp" => {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "RdpInBrowserNotAvailable",
+                "RDP in the browser is not available yet; use the native client: `rampart rdp` \
+                 (or `rampart tunnel` with any RDP client)",
+            ));
+        }
+        other => return Err(invalid("InvalidProtocol", format!("unknown protocol '{other}' (SSH or RDP)"))),
+    }
+    if machine.as_ref().is_some_and(|m| m.os_type == OsType::Windows) {
+        tracing::debug!("SSH to a machine registered as Windows");
+    }
+    let username = form.username.trim();
+    if username.is_empty() || username.len() > 64 || username.chars().any(|c| c.is_control()) {
+        return Err(invalid("InvalidUsername", "give the user name to sign in as on the target"));
+    }
+    let credentials = match form.auth.as_str() {
+        "password" => TerminalAuth::Password(form.password.clone().unwrap_or_default()),
+        "key" => {
+            let key = form.private_key.clone().unwrap_or_default();
+            if key.trim().is_empty() {
+                return Err(invalid("NoPrivateKey", "choose a private key file or paste the key"));
+            }
+            TerminalAuth::PrivateKey { key, passphrase: form.passphrase.clone() }
+        }
+        other => return Err(invalid("InvalidAuthType", format!("unknown authentication type '{other}'"))),
+    };
+
+    let addr = authorization.addr();
+    let stream = match tokio::time::timeout(gw.config.target_connect_timeout, TcpStream::connect(addr)).await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            entry.result = AuditResult::Failed;
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "TargetUnreachable",
+                format!("target {addr} is not reachable: {e}"),
+            ));
+        }
+        Err(_) => {
+            entry.result = AuditResult::Failed;
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "TargetTimeout",
+                format!(
+                    "target {addr} did not answer within {} s",
+                    gw.config.target_connect_timeout.as_secs()
+                ),
+            ));
+        }
+    };
+    // Pinned per target as the user named it: the machine's resource ID, or ip:port.
+    let pin_key = machine.as_ref().map(|m| m.id.to_string()).unwrap_or_else(|| addr.to_string());
+    let pinned = gw.store.pinned_host_key(&pin_key).await?;
+    entry.result = AuditResult::Failed;
+    let terminal = match tokio::time::timeout(
+        SSH_SIGN_IN_TIMEOUT,
+        SshTerminal::connect(stream, pinned.clone(), username, credentials),
+    )
+    .await
+    {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return Err(terminal_error(&e, addr)),
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "SshTimeout",
+                format!("SSH sign-in to {addr} did not finish within {} s", SSH_SIGN_IN_TIMEOUT.as_secs()),
+            ));
+        }
+    };
+    if pinned.is_none() {
+        let kept = gw.store.pin_host_key(&pin_key, terminal.host_key()).await?;
+        // Another session pinned a different key in the meantime: trust neither.
+        if kept != terminal.host_key() {
+            return Err(terminal_error(
+                &TerminalError::HostKeyChanged {
+                    pinned: rampart_ssh::terminal::fingerprint(&kept),
+                    offered: rampart_ssh::terminal::fingerprint(terminal.host_key()),
+                },
+                addr,
+            ));
+        }
+        tracing::info!(target = %pin_key, key = %rampart_ssh::terminal::fingerprint(&kept), "pinned SSH host key");
+    }
+    entry.result = AuditResult::Allowed;
+    let shown = machine.as_ref().map(|m| m.id.name.clone()).unwrap_or_else(|| addr.to_string());
+    Ok(PendingTerminal {
+        user_id: user.caller.user.claims.sub.clone(),
+        title: format!("{username}@{shown}"),
+        terminal,
+        entry: entry.clone(),
+        created: Instant::now(),
+    })
+}
+
+fn terminal_error(e: &TerminalError, addr: std::net::SocketAddr) -> ApiError {
+    let (status, code) = match e {
+        TerminalError::HostKeyChanged { .. } => (StatusCode::BAD_GATEWAY, "HostKeyChanged"),
+        TerminalError::AuthenticationFailed { .. } => {
+            (StatusCode::UNAUTHORIZED, "TargetAuthenticationFailed")
+        }
+        TerminalError::KeyNeedsPassphrase | TerminalError::BadPrivateKey(_) => {
+            (StatusCode::BAD_REQUEST, "BadPrivateKey")
+        }
+        TerminalError::Protocol(_) | TerminalError::Shell(_) => (StatusCode::BAD_GATEWAY, "SshFailed"),
+    };
+    ApiError::new(status, code, format!("{addr}: {e}"))
+}
+
+#[derive(Template)]
+#[template(path = "terminal.html")]
+struct TerminalPage {
+    title: String,
+    ticket: String,
+}
+
+pub async fn page(State(gw): State<AppState>, user: PortalUser, Path(ticket): Path<String>) -> Response {
+    match gw.terminals.title(&ticket, &user.caller.user.claims.sub) {
+        Some(title) => render(&TerminalPage { title, ticket }),
+        None => gone(),
+    }
+}
+
+fn gone() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Terminal not available",
+        "TerminalNotFound",
+        "this terminal was already opened, or was not opened within a minute; connect again",
+        HOME,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct TerminalSize {
+    cols: Option<u16>,
+    rows: Option<u16>,
+}
+
+/// `GET /portal/terminal/{ticket}/ws`: the terminal's WebSocket (one per ticket).
+pub async fn websocket(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Path(ticket): Path<String>,
+    Query(size): Query<TerminalSize>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused;
+    }
+    let Some(pending) = gw.terminals.take(&ticket, &user.caller.user.claims.sub) else {
+        return gone();
+    };
+    let cols = size.cols.unwrap_or(80).clamp(10, 1000);
+    let rows = size.rows.unwrap_or(24).clamp(2, 500);
+    let client = user.caller.user.client.to_string();
+    upgrade.on_upgrade(move |socket| run_terminal(gw, pending, client, socket, cols, rows))
+}
+
+/// A control message from the browser.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Control {
+    Resize { cols: u16, rows: u16 },
+}
+
+fn ended(reason: &str) -> Message {
+    Message::Text(serde_json::json!({ "type": "ended", "reason": reason }).to_string().into())
+}
+
+async fn run_terminal(
+    gw: AppState,
+    pending: PendingTerminal,
+    client: String,
+    socket: WebSocket,
+    cols: u16,
+    rows: u16,
+) {
+    let started = Instant::now();
+    let PendingTerminal { terminal, mut entry, .. } = pending;
+    let (mut to_browser, mut from_browser) = socket.split();
+    let (mut output, input) = match terminal.open_shell(cols, rows).await {
+        Ok(shell) => shell,
+        Err(e) => {
+            let _ = to_browser.send(ended(&e.to_string())).await;
+            entry.result = AuditResult::Failed;
+            entry.reason_code = Some("SshFailed".into());
+            entry.reason = Some(e.to_string());
+            if let Err(e) = gw.store.append_audit(&entry).await {
+                tracing::error!(error = %e, "cannot record a failed browser SSH session");
+            }
+            return;
+        }
+    };
+    // The open record is durable before any byte flows.
+    entry.time = Utc::now();
+    if let Err(e) = gw.store.append_audit(&entry).await {
+        tracing::error!(error = %e, "cannot record a browser SSH session; not starting it");
+        let _ = to_browser.send(ended("the gateway cannot write its audit log")).await;
+        input.close().await;
+        return;
+    }
+    let (session, mut stop) = gw.sessions.register(NewSession {
+        id: entry.connection_id.clone().unwrap_or_default(),
+        user: entry.user.clone().unwrap_or_default(),
+        client,
+        bastion_id: entry.bastion_id.clone().unwrap_or_default(),
+        protocol: "ssh",
+        target_ip: entry.target_ip.clone().unwrap_or_default(),
+        target_port: entry.target_port.unwrap_or_default(),
+        target_resource_id: entry.target_resource_id.clone(),
+    });
+    let _ = to_browser.send(Message::Text(r#"{"type":"ready"}"#.into())).await;
+    let counters = session.counters.clone();
+    let keepalive = gw.config.keepalive;
+    let mut ping = tokio::time::interval(keepalive);
+    ping.reset();
+    let mut last_heard = Instant::now();
+    let (reason, clean) = loop {
+        tokio::select! {
+            event = output.next() => match event {
+                ShellEvent::Output(data) => {
+                    counters.add(&counters.socket_to_tunnel, data.len() as u64);
+                    if to_browser.send(Message::Binary(data)).await.is_err() {
+                        break ("the browser went away".to_string(), true);
+                    }
+                }
+                ShellEvent::Ended { exit_status } => {
+                    let status = exit_status.map(|s| format!(" with status {s}")).unwrap_or_default();
+                    break (format!("the shell on the target exited{status}"), true);
+                }
+            },
+            message = from_browser.next() => {
+                last_heard = Instant::now();
+                match message {
+                    Some(Ok(Message::Binary(data))) => {
+                        counters.add(&counters.tunnel_to_socket, data.len() as u64);
+                        if let Err(e) = input.send(data).await {
+                            break (e.to_string(), false);
+                        }
+                    }
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<Control>(&text) {
+                        Ok(Control::Resize { cols, rows }) => {
+                            let _ = input.resize(cols.clamp(10, 1000), rows.clamp(2, 500)).await;
+                        }
+                        Err(_) => tracing::debug!("ignoring an unknown control message from the browser"),
+                    },
+                    Some(Ok(Message::Close(_))) | None => break ("the browser closed the terminal".to_string(), true),
+                    Some(Err(e)) => break (format!("the browser connection failed: {e}"), false),
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = stop.changed() => {
+                let reason = stop.borrow().clone().unwrap_or_else(|| "stopped".to_string());
+                break (reason, true);
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > keepalive * 3 {
+                    break (format!("the browser did not answer for {} s", (keepalive * 3).as_secs()), false);
+                }
+                if to_browser.send(Message::Ping(Default::default())).await.is_err() {
+                    break ("the browser went away".to_string(), false);
+                }
+            }
+        }
+    };
+    let _ = to_browser.send(ended(&reason)).await;
+    let _ = to_browser.send(Message::Close(None)).await;
+    input.close().await;
+    gw.sessions.remove(&session.id);
+
+    let mut close = entry;
+    close.event = AuditEvent::ConnectionClose;
+    close.time = Utc::now();
+    close.result = if clean { AuditResult::Closed } else { AuditResult::Failed };
+    close.reason = Some(reason);
+    close.reason_code = None;
+    close.bytes_to_target = Some(counters.tunnel_to_socket.load(std::sync::atomic::Ordering::Relaxed));
+    close.bytes_from_target = Some(counters.socket_to_tunnel.load(std::sync::atomic::Ordering::Relaxed));
+    close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    if let Err(e) = gw.store.append_audit(&close).await {
+        tracing::error!(error = %e, "cannot record the end of a browser SSH session");
+    }
+}

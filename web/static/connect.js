@@ -1,0 +1,35 @@
+// The Connect page: shows the fields that apply, fills the port from the protocol and the
+// chosen VM, and reads a key file into the form (it is sent once, never stored).
+const form = document.getElementById('connect-form');
+const port = document.getElementById('port');
+const protocol = document.getElementById('protocol');
+const vm = document.getElementById('vm');
+
+function defaultPort() {
+  const chosen = vm && vm.selectedOptions[0];
+  const byIp = form.target.value === 'ip';
+  if (!byIp && chosen) return protocol.value === 'rdp' ? chosen.dataset.portRdp : chosen.dataset.portSsh;
+  return protocol.value === 'rdp' ? '3389' : '22';
+}
+
+function showAuth() {
+  const key = form.auth.value === 'key';
+  document.getElementById('auth-password').hidden = key;
+  document.getElementById('auth-key').hidden = !key;
+}
+
+protocol.addEventListener('change', () => { port.value = defaultPort(); });
+vm && vm.addEventListener('change', () => {
+  const os = vm.selectedOptions[0] && vm.selectedOptions[0].dataset.os;
+  protocol.value = os === 'Windows' ? 'rdp' : 'ssh';
+  port.value = defaultPort();
+  form.querySelector('input[name=target][value=vm]').checked = true;
+});
+const ip = document.getElementById('ip');
+ip && ip.addEventListener('input', () => { form.querySelector('input[name=target][value=ip]').checked = true; });
+for (const r of form.querySelectorAll('input[name=auth]')) r.addEventListener('change', showAuth);
+document.getElementById('key-file').addEventListener('change', async (e) => {
+  const file = e.target.files[0];
+  if (file) document.getElementById('private-key').value = await file.text();
+});
+showAuth();

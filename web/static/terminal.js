@@ -1,0 +1,74 @@
+// The browser terminal: xterm.js drawing what the gateway relays from the SSH session.
+// Binary WebSocket messages are terminal bytes both ways; text messages are control:
+// {"type":"resize","cols":C,"rows":R} from here, {"type":"ready"|"ended",...} from the gateway.
+import { Terminal } from '/assets/xterm/lib/xterm.mjs';
+import { FitAddon } from '/assets/addon-fit/lib/addon-fit.mjs';
+
+const host = document.getElementById('terminal');
+const status = document.getElementById('status');
+const title = document.title.replace(/ · Rampart$/, '');
+const term = new Terminal({ cursorBlink: true, scrollback: 5000, fontSize: 14,
+  fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace' });
+const fit = new FitAddon();
+term.loadAddon(fit);
+term.open(host);
+fit.fit();
+window.rampartTerminal = term; // for tests and the curious: the buffer is readable
+
+function setStatus(text, state) {
+  status.textContent = `${title} · ${text}`;
+  status.dataset.state = state;
+}
+
+const url = new URL(host.dataset.ws, location.href);
+url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+url.searchParams.set('cols', term.cols);
+url.searchParams.set('rows', term.rows);
+const ws = new WebSocket(url);
+ws.binaryType = 'arraybuffer';
+const encoder = new TextEncoder();
+let ended = false;
+
+ws.onmessage = (event) => {
+  if (typeof event.data !== 'string') {
+    term.write(new Uint8Array(event.data));
+    return;
+  }
+  const message = JSON.parse(event.data);
+  if (message.type === 'ready') {
+    setStatus('connected', 'connected');
+    term.focus();
+  } else if (message.type === 'ended') {
+    ended = true;
+    setStatus(`session ended: ${message.reason}`, 'ended');
+  }
+};
+ws.onclose = (event) => {
+  if (!ended) setStatus(`connection to the gateway closed${event.reason ? ': ' + event.reason : ''}`, 'ended');
+  term.options.cursorBlink = false;
+};
+term.onData((data) => { if (ws.readyState === WebSocket.OPEN) ws.send(encoder.encode(data)); });
+term.onBinary((data) => {
+  if (ws.readyState === WebSocket.OPEN) ws.send(Uint8Array.from(data, (c) => c.charCodeAt(0)));
+});
+term.onResize(({ cols, rows }) => {
+  if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resize', cols, rows }));
+});
+// Copy and paste with Ctrl+Shift+C / Ctrl+Shift+V, as terminal emulators do (Ctrl+C is ^C).
+term.attachCustomKeyEventHandler((e) => {
+  if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey) return true;
+  if (e.code === 'KeyC' && term.hasSelection()) {
+    navigator.clipboard.writeText(term.getSelection()).catch(() => {});
+    return false;
+  }
+  if (e.code === 'KeyV') {
+    navigator.clipboard.readText().then((text) => term.paste(text)).catch(() => {});
+    return false;
+  }
+  return true;
+});
+let pending;
+window.addEventListener('resize', () => {
+  clearTimeout(pending);
+  pending = setTimeout(() => fit.fit(), 50);
+});
