@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 
 /// The `rampart` binary under test: `$RAMPART_BIN`, or `rampart` beside the running
 /// executable (a benchmark in `target/release/`) or one level up (a test in `target/debug/deps/`).
@@ -534,4 +534,44 @@ pub fn audit_has(records: &[serde_json::Value], event: &str, result: &str, code:
             && r["result"] == result
             && code.is_none_or(|c| r["reasonCode"].as_str().is_some_and(|rc| rc.contains(c)))
     })
+}
+
+/// Whether the tests run as root (needed to create local users and network namespaces).
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
+}
+
+/// A throwaway local user with a password (for password sign-in to sshd), removed when dropped.
+pub struct LocalUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl LocalUser {
+    /// Creates the user; `None` when not root (the caller prints why it skips).
+    pub fn create(prefix: &str) -> Result<Option<LocalUser>> {
+        if !is_root() {
+            return Ok(None);
+        }
+        let name = format!("{prefix}{}", std::process::id() % 1_000_000);
+        let _ = Command::new("userdel").args(["-r", &name]).stderr(Stdio::null()).status();
+        // bash, so tests may use $RANDOM and the like.
+        ensure!(
+            Command::new("useradd").args(["-m", "-s", "/bin/bash", &name]).status()?.success(),
+            "useradd failed"
+        );
+        let user = LocalUser { name, password: "Throwaway-Passw0rd".to_string() };
+        let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn()?;
+        if let Some(mut s) = chpasswd.stdin.take() {
+            writeln!(s, "{}:{}", user.name, user.password)?;
+        }
+        ensure!(chpasswd.wait()?.success(), "chpasswd failed");
+        Ok(Some(user))
+    }
+}
+
+impl Drop for LocalUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").args(["-r", &self.name]).stderr(Stdio::null()).status();
+    }
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use rampart_e2e::{Gateway, Session, Sshd, SshdOptions, rampart_bin};
+use rampart_e2e::{Gateway, LocalUser, Session, Sshd, SshdOptions, rampart_bin};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -97,32 +97,17 @@ fn ssh_with_a_key_by_resource_id_and_by_ip_pins_host_keys_and_returns_exit_codes
     Ok(())
 }
 
-/// A local user with a password, removed when dropped.
-struct ThrowawayUser(String);
-
-impl Drop for ThrowawayUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").args(["-r", &self.0]).stderr(Stdio::null()).status();
-    }
-}
-
 #[test]
 fn ssh_with_a_password_for_a_throwaway_user() -> Result<()> {
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-    if !root || Command::new("sshpass").arg("-V").output().is_err() {
-        println!("SKIPPED: password sign-in needs root (to create a local user) and sshpass");
+    if Command::new("sshpass").arg("-V").output().is_err() {
+        println!("SKIPPED: password sign-in needs sshpass");
         return Ok(());
     }
-    let name = format!("rp{}", rand::rng().next_u32() % 1_000_000);
-    let password = "Throwaway-Passw0rd";
-    let status = Command::new("useradd").args(["-m", "-s", "/bin/sh", &name]).status()?;
-    ensure!(status.success(), "useradd failed");
-    let _user = ThrowawayUser(name.clone());
-    let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn()?;
-    if let Some(mut stdin) = chpasswd.stdin.take() {
-        writeln!(stdin, "{name}:{password}")?;
-    }
-    ensure!(chpasswd.wait()?.success(), "chpasswd failed");
+    let Some(user) = LocalUser::create("rp")? else {
+        println!("SKIPPED: password sign-in needs root (to create a local user)");
+        return Ok(());
+    };
+    let (name, password) = (user.name.clone(), user.password.as_str());
 
     let gw = Gateway::start(&[])?;
     let sshd = Sshd::start_with(SshdOptions { password_auth: true, ..Default::default() })?;

@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use rampart_e2e::{ADMIN_PASSWORD, Gateway, Process, Session, Sshd, SshdOptions, rampart_bin, wait_for_port};
+use rampart_e2e::{
+    ADMIN_PASSWORD, Gateway, LocalUser, Process, Session, Sshd, SshdOptions, rampart_bin, wait_for_port,
+};
 
 /// The distinct commands of `../shared/reference/seeds` (as printed there, `az` first).
 const SEED_COMMANDS: &[&str] = &[
@@ -314,8 +316,9 @@ fn every_seed_command_runs_with_rampart() -> Result<()> {
                 let out = if line.contains("\"password\"") {
                     // The seed prompts for the VM's password: a throwaway local user, and
                     // sshpass types its password.
-                    let user = ThrowawayUser::create()?;
-                    let args = fill(line, &World { user: user.0.clone(), key: world.key.clone(), ..world });
+                    let user = LocalUser::create("rs")?.context("password seeds need root (a local user)")?;
+                    let args =
+                        fill(line, &World { user: user.name.clone(), key: world.key.clone(), ..world });
                     env.push(("SSHPASS", "Throwaway-Passw0rd"));
                     let mut cmd = Command::new("sshpass");
                     cmd.arg("-e").arg(rampart_bin()).args(&args).args(["--", "echo", "seed-ok"]);
@@ -372,30 +375,4 @@ fn multi_connection(sshd: &Sshd, tunnel_port: u16) -> Result<()> {
     let out = sshd.ssh(forward, "echo nested-ok")?;
     ensure!(out.contains("nested-ok"), "{out}");
     Ok(())
-}
-
-/// A local user with a password, for the password seed; removed when dropped.
-struct ThrowawayUser(String);
-
-impl ThrowawayUser {
-    fn create() -> Result<ThrowawayUser> {
-        let name = format!("rs{}", std::process::id());
-        ensure!(
-            Command::new("useradd").args(["-m", "-s", "/bin/sh", &name]).status()?.success(),
-            "useradd failed"
-        );
-        let user = ThrowawayUser(name);
-        let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn()?;
-        if let Some(mut s) = chpasswd.stdin.take() {
-            writeln!(s, "{}:Throwaway-Passw0rd", user.0)?;
-        }
-        ensure!(chpasswd.wait()?.success(), "chpasswd failed");
-        Ok(user)
-    }
-}
-
-impl Drop for ThrowawayUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").args(["-r", &self.0]).stderr(Stdio::null()).status();
-    }
 }

@@ -16,7 +16,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -67,7 +67,8 @@ async fn security_headers(mut response: Response) -> Response {
         ),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not "no-referrer": with it, Chromium sends `Origin: null` on form posts.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -170,10 +171,14 @@ impl FromRequestParts<AppState> for PortalUser {
 }
 
 /// Refuses a state-changing request sent from another origin. Browsers send `Origin` on
-/// every POST and WebSocket upgrade; it must name the host the request was sent to.
-pub fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+/// every POST and WebSocket upgrade; it must name the host the request was sent to (the
+/// `Host` header in HTTP/1.1, the URI's authority in HTTP/2).
+pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), Response> {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
     match (origin, host) {
         (None, _) => Ok(()),
         (Some(origin), Some(host)) if origin.strip_prefix("https://").is_some_and(|o| o == host) => Ok(()),

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use rampart_core::{Bastion, ConnectTarget, Machine, OsType, ResourceId, Scope, Tier, authorize_connect};
@@ -67,9 +67,10 @@ pub async fn sign_in(
     ClientAddr(client): ClientAddr,
     UserAgent(user_agent): UserAgent,
     headers: HeaderMap,
+    uri: Uri,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    if let Err(refused) = same_origin(&headers) {
+    if let Err(refused) = same_origin(&headers, &uri) {
         return refused;
     }
     let next = safe_next(form.next.as_deref());
@@ -428,9 +429,10 @@ pub async fn change_bastion(
     State(gw): State<AppState>,
     user: PortalUser,
     headers: HeaderMap,
+    uri: Uri,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = same_origin(&headers) {
+    if let Err(refused) = same_origin(&headers, &uri) {
         return refused;
     }
     let get = |k: &str| form.get(k).map(String::as_str);
@@ -493,9 +495,10 @@ pub async fn disconnect(
     State(gw): State<AppState>,
     user: PortalUser,
     headers: HeaderMap,
+    uri: Uri,
     Form(form): Form<DisconnectForm>,
 ) -> Response {
-    if let Err(refused) = same_origin(&headers).and_then(|()| user.check_csrf(&form.csrf)) {
+    if let Err(refused) = same_origin(&headers, &uri).and_then(|()| user.check_csrf(&form.csrf)) {
         return refused;
     }
     let id = match resolve_bastion_id(&gw, &form.id).await {

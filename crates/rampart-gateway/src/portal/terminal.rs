@@ -16,7 +16,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
@@ -118,9 +118,10 @@ pub async fn connect(
     State(gw): State<AppState>,
     user: PortalUser,
     headers: HeaderMap,
+    uri: Uri,
     Form(form): Form<ConnectForm>,
 ) -> Response {
-    if let Err(refused) = same_origin(&headers).and_then(|()| user.check_csrf(&form.csrf)) {
+    if let Err(refused) = same_origin(&headers, &uri).and_then(|()| user.check_csrf(&form.csrf)) {
         return refused;
     }
     let back = format!("/portal/connect?bastion={}", super::url_encode(&form.bastion));
@@ -347,9 +348,10 @@ pub async fn websocket(
     Path(ticket): Path<String>,
     Query(size): Query<TerminalSize>,
     headers: HeaderMap,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refused) = same_origin(&headers) {
+    if let Err(refused) = same_origin(&headers, &uri) {
         return refused;
     }
     let Some(pending) = gw.terminals.take(&ticket, &user.caller.user.claims.sub) else {
