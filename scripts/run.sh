@@ -8,5 +8,15 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is missing: install a Rust toolchain (1.94 or newer) first" >&2
     exit 1
 fi
+# xterm.js for the browser terminal, from npm, embedded in the release binary.
+if [ ! -f web/node_modules/@xterm/xterm/lib/xterm.mjs ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+    (cd web && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+fi
 cargo build --release --locked -p rampart-cli
 exec ./target/release/rampart serve "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
-# sshpass, stunnel4, FreeRDP and Xvfb from Debian), then checks formatting and lints, builds
+# sshpass, stunnel4, FreeRDP, Xvfb, Chromium and Node.js from Debian; xterm.js and
+# playwright-core from npm, never a downloaded browser), then checks formatting and lints, builds
 # the `rampart` binary the end-to-end tests drive, and runs all unit and end-to-end tests.
 # Traffic stays on loopback.
 set -euo pipefail
@@ -20,6 +21,9 @@ command -v sshpass >/dev/null 2>&1 || missing+=(sshpass)
 command -v xfreerdp >/dev/null 2>&1 || missing+=(freerdp2-x11)
 command -v freerdp-shadow-cli >/dev/null 2>&1 || missing+=(freerdp2-shadow-x11)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -27,6 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The web client's packages: xterm.js (served by the gateway) and playwright-core (drives
+# Debian's Chromium in the browser tests). The lockfile pins them.
+(cd web && npm ci --no-audit --no-fund --loglevel=error)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
