@@ -87,18 +87,14 @@ pub async fn grant(
         }
     };
     entry.target_ip = Some(ip.to_string());
-    let authorization = match check_access(
-        &gw,
-        &caller,
-        ClientKind::Native,
-        &bastion_id,
+    let wanted = RequestedTarget {
+        client: ClientKind::Native,
         naming,
-        resource.as_ref(),
+        machine: resource.as_ref(),
         ip,
-        req.resource_port,
-    )
-    .await
-    {
+        port: req.resource_port,
+    };
+    let authorization = match check_access(&gw, &caller, &bastion_id, wanted).await {
         Ok(a) => a,
         Err(e) => return Err(refuse(&gw, entry, e).await),
     };
@@ -162,18 +158,24 @@ pub(crate) async fn resolve_machine(gw: &Gateway, raw: &str) -> Result<Machine, 
         .ok_or_else(|| ApiError::refused(&Refusal::new(RefusalReason::TargetNotFound { id: id.to_string() })))
 }
 
+/// What a connection asks for: the target as named (by resource or by IP) and where it is.
+pub(crate) struct RequestedTarget<'a> {
+    pub client: ClientKind,
+    pub naming: TargetNaming,
+    pub machine: Option<&'a Machine>,
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+}
+
 /// Roles first (who may reach what), then the bastion's current settings and the network
 /// policy (what this bastion may reach).
 pub(crate) async fn check_access(
     gw: &Gateway,
     caller: &Caller,
-    client: ClientKind,
     bastion_id: &ResourceId,
-    naming: TargetNaming,
-    machine: Option<&Machine>,
-    ip: std::net::IpAddr,
-    port: u16,
+    wanted: RequestedTarget<'_>,
 ) -> Result<TargetAuthorization, ApiError> {
+    let RequestedTarget { client, naming, machine, ip, port } = wanted;
     let Some(bastion) = gw.store.bastion(bastion_id).await? else {
         return Err(ApiError::refused(&Refusal::new(RefusalReason::BastionNotFound {
             bastion: bastion_id.to_string(),
@@ -402,17 +404,14 @@ async fn recheck(
         }
         None => None,
     };
-    check_access(
-        gw,
-        &caller,
-        ClientKind::Native,
-        &bastion_id,
-        claims.naming,
-        machine.as_ref(),
+    let wanted = RequestedTarget {
+        client: ClientKind::Native,
+        naming: claims.naming,
+        machine: machine.as_ref(),
         ip,
-        claims.port,
-    )
-    .await
+        port: claims.port,
+    };
+    check_access(gw, &caller, &bastion_id, wanted).await
 }
 
 pub(crate) fn shutting_down() -> ApiError {

@@ -1,7 +1,6 @@
 //! The native client against real OpenSSH: `rampart ssh` with a key, a password and an
 //! identity certificate, host-key pinning, ProxyCommand mode and a generated ssh config.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 

@@ -90,17 +90,15 @@ impl PortalUser {
     }
 
     /// Refuses a form that does not carry this session's CSRF token.
-    pub fn check_csrf(&self, token: &str) -> Result<(), Response> {
+    pub fn check_csrf(&self, token: &str) -> Result<(), FormRefused> {
         if constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) {
             Ok(())
         } else {
-            Err(message(
-                StatusCode::FORBIDDEN,
-                "Request refused",
-                "CsrfTokenMismatch",
-                "the form was not sent by this sign-in session (reload the page and try again)",
-                HOME,
-            ))
+            Err(FormRefused {
+                code: "CsrfTokenMismatch",
+                reason: "the form was not sent by this sign-in session (reload the page and try again)"
+                    .into(),
+            })
         }
     }
 }
@@ -173,7 +171,7 @@ impl FromRequestParts<AppState> for PortalUser {
 /// Refuses a state-changing request sent from another origin. Browsers send `Origin` on
 /// every POST and WebSocket upgrade; it must name the host the request was sent to (the
 /// `Host` header in HTTP/1.1, the URI's authority in HTTP/2).
-pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), Response> {
+pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), FormRefused> {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers
         .get(header::HOST)
@@ -182,13 +180,23 @@ pub fn same_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), Response> {
     match (origin, host) {
         (None, _) => Ok(()),
         (Some(origin), Some(host)) if origin.strip_prefix("https://").is_some_and(|o| o == host) => Ok(()),
-        (Some(origin), _) => Err(message(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "CrossOrigin",
-            &format!("a page from {origin} may not act on this gateway"),
-            HOME,
-        )),
+        (Some(origin), _) => Err(FormRefused {
+            code: "CrossOrigin",
+            reason: format!("a page from {origin} may not act on this gateway"),
+        }),
+    }
+}
+
+/// A request refused before anything was done: forged, or from another origin.
+#[derive(Debug)]
+pub struct FormRefused {
+    code: &'static str,
+    reason: String,
+}
+
+impl IntoResponse for FormRefused {
+    fn into_response(self) -> Response {
+        message(StatusCode::FORBIDDEN, "Request refused", self.code, &self.reason, HOME)
     }
 }
 

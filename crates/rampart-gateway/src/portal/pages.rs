@@ -71,7 +71,7 @@ pub async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     if let Err(refused) = same_origin(&headers, &uri) {
-        return refused;
+        return refused.into_response();
     }
     let next = safe_next(form.next.as_deref());
     let login = LoginRequest { username: form.username.clone(), password: form.password };
@@ -113,7 +113,7 @@ pub struct CsrfForm {
 
 pub async fn sign_out(State(gw): State<AppState>, user: PortalUser, Form(form): Form<CsrfForm>) -> Response {
     if let Err(refused) = user.check_csrf(&form.csrf) {
-        return refused;
+        return refused.into_response();
     }
     if let Err(e) = gw.store.delete_portal_session(&user.session_hash).await {
         return ApiError::from(e).into_response();
@@ -433,11 +433,11 @@ pub async fn change_bastion(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     if let Err(refused) = same_origin(&headers, &uri) {
-        return refused;
+        return refused.into_response();
     }
     let get = |k: &str| form.get(k).map(String::as_str);
     if let Err(refused) = user.check_csrf(get("csrf").unwrap_or_default()) {
-        return refused;
+        return refused.into_response();
     }
     let raw = get("id").unwrap_or_default().to_string();
     let number = |k: &str| -> Result<Option<u64>, String> {
@@ -499,7 +499,7 @@ pub async fn disconnect(
     Form(form): Form<DisconnectForm>,
 ) -> Response {
     if let Err(refused) = same_origin(&headers, &uri).and_then(|()| user.check_csrf(&form.csrf)) {
-        return refused;
+        return refused.into_response();
     }
     let id = match resolve_bastion_id(&gw, &form.id).await {
         Ok(id) => id,

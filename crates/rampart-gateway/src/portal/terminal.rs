@@ -30,7 +30,7 @@ use crate::api::{ApiError, AppState};
 use crate::auth::{self, TargetNaming};
 use crate::server::Gateway;
 use crate::sessions::NewSession;
-use crate::tunnel::{check_access, resolve_bastion_id, resolve_machine};
+use crate::tunnel::{RequestedTarget, check_access, resolve_bastion_id, resolve_machine};
 
 /// How long a signed-in SSH connection waits for its terminal page to attach.
 const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -122,7 +122,7 @@ pub async fn connect(
     Form(form): Form<ConnectForm>,
 ) -> Response {
     if let Err(refused) = same_origin(&headers, &uri).and_then(|()| user.check_csrf(&form.csrf)) {
-        return refused;
+        return refused.into_response();
     }
     let back = format!("/portal/connect?bastion={}", super::url_encode(&form.bastion));
     let mut entry = user.caller.entry(AuditEvent::ConnectionOpen, AuditResult::Refused);
@@ -194,9 +194,8 @@ async fn sign_in_to_target(
         },
     };
     entry.target_port = Some(port);
-    let authorization =
-        check_access(gw, &user.caller, ClientKind::Browser, &bastion_id, naming, machine.as_ref(), ip, port)
-            .await?;
+    let wanted = RequestedTarget { client: ClientKind::Browser, naming, machine: machine.as_ref(), ip, port };
+    let authorization = check_access(gw, &user.caller, &bastion_id, wanted).await?;
     match form.protocol.as_str() {
         "ssh" => {}
         "rdp" => {
@@ -352,7 +351,7 @@ pub async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Err(refused) = same_origin(&headers, &uri) {
-        return refused;
+        return refused.into_response();
     }
     let Some(pending) = gw.terminals.take(&ticket, &user.caller.user.claims.sub) else {
         return gone();
