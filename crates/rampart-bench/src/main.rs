@@ -9,6 +9,7 @@ mod peers;
 mod soak;
 mod stats;
 mod target;
+mod terminal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -196,9 +197,10 @@ async fn run(args: Args) -> Result<()> {
     }
     let ssh_times = (Summary::of(&via_rampart), Summary::of(&plain));
 
+    let echo = terminal::measure(&started.gateway, &started.sshd, if smoke { 20 } else { 1000 }).await?;
     let idle_result = idle_connections(&started, idle).await?;
     let shape = stats::RunShape { size, repeat, round_trips, smoke };
-    let report = stats::report(&paths, &tunnel_start, &ssh_times, &idle_result, &shape);
+    let report = stats::report(&paths, &tunnel_start, &ssh_times, &idle_result, &echo, &shape);
     println!("{report}");
     if let Some(file) = &args.write {
         stats::write_into(file, &report)?;

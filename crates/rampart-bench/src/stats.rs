@@ -67,6 +67,7 @@ pub fn report(
     tunnel_start: &Summary,
     ssh_times: &(Summary, Summary),
     idle: &IdleResult,
+    echo: &crate::terminal::EchoResult,
     shape: &RunShape,
 ) -> String {
     let RunShape { size, repeat, round_trips, smoke } = *shape;
@@ -157,6 +158,23 @@ pub fn report(
             if idle.all_echoed { "yes" } else { "NO" }
         );
     }
+    let via = Summary::of(&echo.through_gateway);
+    let direct = Summary::of(&echo.direct_ssh);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let _ = writeln!(
+        r,
+        "| browser terminal keystroke-to-echo through the gateway (TLS, WebSocket, SSH), p50 / p99, {} keys | {:.2} / {:.2} ms | ≤ 3 ms p50 |",
+        echo.through_gateway.len(),
+        ms(via.p50),
+        ms(via.p99)
+    );
+    let _ = writeln!(
+        r,
+        "| same SSH client (russh) straight to sshd, p50 / p99 | {:.2} / {:.2} ms (gateway adds {:.2} ms p50) | |",
+        ms(direct.p50),
+        ms(direct.p99),
+        ms(via.p50) - ms(direct.p50)
+    );
     r
 }
 
