@@ -26,7 +26,7 @@ pub struct EchoResult {
 
 /// Alternates a letter and a backspace so the command line never grows.
 fn keystroke(i: usize) -> &'static [u8] {
-    if i % 2 == 0 { b"x" } else { b"\x7f" }
+    if i.is_multiple_of(2) { b"x" } else { b"\x7f" }
 }
 
 pub async fn measure(gateway: &Gateway, sshd: &Sshd, keystrokes: usize) -> Result<EchoResult> {
