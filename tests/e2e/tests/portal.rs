@@ -83,7 +83,8 @@ impl Browser {
     }
 }
 
-const BASTION: &str = "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
+const BASTION: &str =
+    "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_and_cross_origin_forms_are_refused_and_sessions_end() -> Result<()> {
@@ -162,6 +163,9 @@ async fn forged_and_cross_origin_forms_are_refused_and_sessions_end() -> Result<
         writeln!(stdin, "a-brand-new-Passw0rd")?;
     }
     ensure!(child.wait()?.success(), "password change");
-    ensure!(carol.get("/portal").await?.status().is_redirection(), "the old session survived a password change");
+    ensure!(
+        carol.get("/portal").await?.status().is_redirection(),
+        "the old session survived a password change"
+    );
     Ok(())
 }
