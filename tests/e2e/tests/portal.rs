@@ -169,3 +169,59 @@ async fn forged_and_cross_origin_forms_are_refused_and_sessions_end() -> Result<
     );
     Ok(())
 }
+
+/// Posts the Connect form for an SSH session by IP with `sshd`'s key; returns the response.
+async fn connect_with_key(browser: &Browser, sshd: &rampart_e2e::Sshd) -> Result<reqwest::Response> {
+    let page = browser.get(&format!("/portal/connect?bastion={}", encode(BASTION))).await?.text().await?;
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .context("no CSRF token on the Connect page")?
+        .to_string();
+    let key = std::fs::read_to_string(sshd.dir.path().join("userkey"))?;
+    let port = sshd.port.to_string();
+    let body = form(&[
+        ("csrf", &csrf),
+        ("bastion", BASTION),
+        ("target", "ip"),
+        ("ip", "127.0.0.1"),
+        ("protocol", "ssh"),
+        ("port", &port),
+        ("username", &sshd.user),
+        ("auth", "key"),
+        ("private_key", &key),
+    ]);
+    browser.post("/portal/connect", Some(&browser.base.clone()), body).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_host_key_is_refused_naming_both_fingerprints() -> Result<()> {
+    let gw = tokio::task::block_in_place(|| Gateway::start(&[]))?;
+    gw.allow_loopback()?;
+    let mut sshd = tokio::task::block_in_place(rampart_e2e::Sshd::start)?;
+    let mut browser = Browser::new(&gw)?;
+    browser.sign_in("admin", ADMIN_PASSWORD).await?;
+
+    // First use pins the key; the same key is accepted again.
+    for _ in 0..2 {
+        let r = connect_with_key(&browser, &sshd).await?;
+        let to = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        ensure!(to.starts_with("/portal/terminal/"), "{} {}", r.status(), r.text().await?);
+    }
+    // The same address now answers with another key: an impostor, as far as anyone knows.
+    tokio::task::block_in_place(|| sshd.restart_with_new_host_key())?;
+    let r = connect_with_key(&browser, &sshd).await?;
+    ensure!(r.status() == StatusCode::BAD_GATEWAY, "{}", r.status());
+    let page = r.text().await?;
+    ensure!(page.contains("HostKeyChanged") && page.contains("host key has changed"), "{page}");
+    ensure!(page.matches("SHA256:").count() >= 2, "both fingerprints are named: {page}");
+    let audit = gw.audit()?;
+    ensure!(
+        audit.iter().any(|r| r["event"] == "connection-open"
+            && r["result"] == "failed"
+            && r["reasonCode"] == "HostKeyChanged"),
+        "the refusal is audited"
+    );
+    Ok(())
+}
