@@ -70,9 +70,12 @@ async function submitConnect(page) {
 }
 
 async function connected(tab) {
-  await until('the terminal to connect', async () =>
-    (await tab.getAttribute('#status', 'data-state')) === 'connected' || (await tab.textContent('body')).slice(0, 300));
-  const state = await tab.getAttribute('#status', 'data-state');
+  // Connected, ended, or an error page instead of a terminal: whichever comes first.
+  const state = await until('the terminal to connect', async () => {
+    if (await tab.$('#reason')) return 'error page';
+    const s = await tab.getAttribute('#status', 'data-state').catch(() => null);
+    return s === 'connected' || s === 'ended' ? s : undefined;
+  });
   check(state === 'connected', `terminal did not connect: ${await tab.textContent('body')}`);
 }
 
@@ -176,6 +179,20 @@ try {
   tab = await submitConnect(home);
   await connected(tab);
   step(`private key: typed echo, saw ${await echoRoundTrip(tab)}`);
+  // The operator page's Disconnect button ends it too, and the user is told who did it.
+  await ops.goto(ops.url().split('&notice')[0]);
+  await until('the key session on the operator page', async () => {
+    await ops.reload();
+    return ops.isVisible('tr[data-session] button.danger');
+  });
+  await Promise.all([ops.waitForNavigation(), ops.click('tr[data-session] button.danger')]);
+  check((await ops.textContent('#notice')).includes('disconnected'), 'the operator is told it was disconnected');
+  const cut = await until('the terminal to show the disconnect', async () => {
+    const s = await tab.textContent('#status');
+    return s.includes('session ended') ? s : undefined;
+  }, 5000);
+  check(cut.includes('disconnected by admin'), cut);
+  step('the operator page\'s Disconnect button ends a browser session');
   await tab.close();
 
   // By picking the registered VM (its port comes from the registration).

@@ -125,6 +125,7 @@ fn ssh_in_the_browser() -> Result<()> {
         "the live browser session is on the operator page",
         "a session deleted with the CLI ends in the browser with the reason",
         "private key",
+        "the operator page's Disconnect button ends a browser session",
         "registered VM",
         "wrong target password: \"127.0.0.1",
         "outside the reachable networks: \"refused",
