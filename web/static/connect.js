@@ -13,16 +13,24 @@ function defaultPort() {
 }
 
 function showAuth() {
+  const rdp = protocol.value === 'rdp';
+  document.getElementById('auth-choice').hidden = rdp;
+  document.getElementById('rdp-domain').hidden = !rdp;
+  if (rdp) form.querySelector('input[name=auth][value=password]').checked = true;
   const key = form.auth.value === 'key';
   document.getElementById('auth-password').hidden = key;
   document.getElementById('auth-key').hidden = !key;
 }
 
-protocol.addEventListener('change', () => { port.value = defaultPort(); });
+protocol.addEventListener('change', () => { port.value = defaultPort(); showAuth(); });
+// A remote desktop the size of this window (the tab it opens in has the same size).
+document.getElementById('width').value = Math.max(640, Math.min(3840, window.innerWidth));
+document.getElementById('height').value = Math.max(480, Math.min(2160, window.innerHeight - 28));
 vm && vm.addEventListener('change', () => {
   const os = vm.selectedOptions[0] && vm.selectedOptions[0].dataset.os;
   protocol.value = os === 'Windows' ? 'rdp' : 'ssh';
   port.value = defaultPort();
+  showAuth();
   form.querySelector('input[name=target][value=vm]').checked = true;
 });
 const ip = document.getElementById('ip');

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
-use rampart_core::{AuditEntry, AuditEvent, AuditResult, ClientKind, OsType, Refusal, parse_target_ip};
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, ClientKind, Refusal, parse_target_ip};
 use rampart_ssh::terminal::{ShellEvent, SshTerminal, TerminalAuth, TerminalError};
 use serde::Deserialize;
 use tokio::net::TcpStream;
@@ -37,11 +37,17 @@ const TICKET_TTL: Duration = Duration::from_secs(60);
 /// How long the SSH handshake and sign-in may take.
 const SSH_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A signed-in SSH connection waiting for its browser terminal.
-struct PendingTerminal {
+/// A signed-in connection to a target, SSH or RDP.
+pub(crate) enum TargetConnection {
+    Ssh(SshTerminal),
+    Rdp(Box<rampart_rdp::RdpSession>),
+}
+
+/// A signed-in connection waiting for its browser page.
+pub(crate) struct PendingTerminal {
     user_id: String,
     title: String,
-    terminal: SshTerminal,
+    connection: TargetConnection,
     /// The open record to write when the shell starts.
     entry: AuditEntry,
     created: Instant,
@@ -70,10 +76,13 @@ impl PendingTerminals {
         ticket
     }
 
-    fn title(&self, ticket: &str, user_id: &str) -> Option<String> {
+    /// The page's title, and whether it is a desktop (RDP).
+    fn title(&self, ticket: &str, user_id: &str) -> Option<(String, bool)> {
         let mut map = self.lock();
         Self::expire(&mut map);
-        map.get(ticket).filter(|p| p.user_id == user_id).map(|p| p.title.clone())
+        map.get(ticket)
+            .filter(|p| p.user_id == user_id)
+            .map(|p| (p.title.clone(), matches!(p.connection, TargetConnection::Rdp(_))))
     }
 
     fn take(&self, ticket: &str, user_id: &str) -> Option<PendingTerminal> {
@@ -99,6 +108,11 @@ pub struct ConnectForm {
     password: Option<String>,
     private_key: Option<String>,
     passphrase: Option<String>,
+    /// RDP: the Windows domain, if any.
+    domain: Option<String>,
+    /// RDP: the desktop size the browser window has room for.
+    width: Option<u16>,
+    height: Option<u16>,
 }
 
 impl std::fmt::Debug for ConnectForm {
@@ -196,37 +210,33 @@ async fn sign_in_to_target(
     entry.target_port = Some(port);
     let wanted = RequestedTarget { client: ClientKind::Browser, naming, machine: machine.as_ref(), ip, port };
     let authorization = check_access(gw, &user.caller, &bastion_id, wanted).await?;
-    match form.protocol.as_str() {
-        "ssh" => {}
-        "rdp" => {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "RdpInBrowserNotAvailable",
-                "RDP in the browser is not available yet; use the native client: `rampart rdp` \
-                 (or `rampart tunnel` with any RDP client)",
-            ));
-        }
-        other => return Err(invalid("InvalidProtocol", format!("unknown protocol '{other}' (SSH or RDP)"))),
-    }
-    if machine.as_ref().is_some_and(|m| m.os_type == OsType::Windows) {
-        tracing::debug!("SSH to a machine registered as Windows");
+    if !matches!(form.protocol.as_str(), "ssh" | "rdp") {
+        return Err(invalid("InvalidProtocol", format!("unknown protocol '{}' (SSH or RDP)", form.protocol)));
     }
     let username = form.username.trim();
     if username.is_empty() || username.len() > 64 || username.chars().any(|c| c.is_control()) {
         return Err(invalid("InvalidUsername", "give the user name to sign in as on the target"));
     }
-    let credentials = match form.auth.as_str() {
-        "password" => TerminalAuth::Password(form.password.clone().unwrap_or_default()),
-        "key" => {
+    let credentials = match (form.protocol.as_str(), form.auth.as_str()) {
+        ("rdp", _) => Credentials::Rdp(rampart_rdp::RdpCredentials {
+            username: username.to_string(),
+            password: form.password.clone().unwrap_or_default(),
+            domain: form.domain.clone().map(|d| d.trim().to_string()).filter(|d| !d.is_empty()),
+        }),
+        (_, "password") => {
+            Credentials::Ssh(TerminalAuth::Password(form.password.clone().unwrap_or_default()))
+        }
+        (_, "key") => {
             let key = form.private_key.clone().unwrap_or_default();
             if key.trim().is_empty() {
                 return Err(invalid("NoPrivateKey", "choose a private key file or paste the key"));
             }
-            TerminalAuth::PrivateKey { key, passphrase: form.passphrase.clone() }
+            Credentials::Ssh(TerminalAuth::PrivateKey { key, passphrase: form.passphrase.clone() })
         }
-        other => return Err(invalid("InvalidAuthType", format!("unknown authentication type '{other}'"))),
+        (_, other) => {
+            return Err(invalid("InvalidAuthType", format!("unknown authentication type '{other}'")));
+        }
     };
-
     let addr = authorization.addr();
     let stream = match tokio::time::timeout(gw.config.target_connect_timeout, TcpStream::connect(addr)).await
     {
@@ -252,12 +262,83 @@ async fn sign_in_to_target(
         }
     };
     // Pinned per target as the user named it: the machine's resource ID, or ip:port.
-    let pin_key = machine.as_ref().map(|m| m.id.to_string()).unwrap_or_else(|| addr.to_string());
-    let pinned = gw.store.pinned_host_key(&pin_key).await?;
+    let named = machine.as_ref().map(|m| m.id.to_string()).unwrap_or_else(|| addr.to_string());
     entry.result = AuditResult::Failed;
+    let connection = match credentials {
+        Credentials::Ssh(auth) => {
+            TargetConnection::Ssh(sign_in_ssh(gw, stream, addr, &named, username, auth).await?)
+        }
+        Credentials::Rdp(creds) => {
+            let pin_key = format!("rdp:{named}");
+            let pinned = gw.store.pinned_host_key(&pin_key).await?;
+            let (width, height) = desktop_size(form);
+            let session = tokio::time::timeout(
+                SSH_SIGN_IN_TIMEOUT,
+                rampart_rdp::RdpSession::connect(stream, addr, pinned.clone(), creds, width, height),
+            )
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "RdpTimeout",
+                    format!(
+                        "RDP sign-in to {addr} did not finish within {} s",
+                        SSH_SIGN_IN_TIMEOUT.as_secs()
+                    ),
+                )
+            })?
+            .map_err(|e| rdp_error(&e, addr))?;
+            if pinned.is_none() {
+                let kept = gw.store.pin_host_key(&pin_key, session.certificate()).await?;
+                if kept != session.certificate() {
+                    return Err(rdp_error(
+                        &rampart_rdp::RdpError::CertificateChanged {
+                            pinned: kept,
+                            offered: session.certificate().to_string(),
+                        },
+                        addr,
+                    ));
+                }
+            }
+            TargetConnection::Rdp(Box::new(session))
+        }
+    };
+    entry.result = AuditResult::Allowed;
+    let shown = machine.as_ref().map(|m| m.id.name.clone()).unwrap_or_else(|| addr.to_string());
+    Ok(PendingTerminal {
+        user_id: user.caller.user.claims.sub.clone(),
+        title: format!("{username}@{shown}"),
+        connection,
+        entry: entry.clone(),
+        created: Instant::now(),
+    })
+}
+
+enum Credentials {
+    Ssh(TerminalAuth),
+    Rdp(rampart_rdp::RdpCredentials),
+}
+
+/// The desktop size the browser asked for (its window), within what RDP servers accept.
+fn desktop_size(form: &ConnectForm) -> (u16, u16) {
+    let w = form.width.unwrap_or(1280).clamp(640, 3840);
+    let h = form.height.unwrap_or(720).clamp(480, 2160);
+    // RDP wants an even width.
+    (w & !1, h)
+}
+
+async fn sign_in_ssh(
+    gw: &Gateway,
+    stream: TcpStream,
+    addr: std::net::SocketAddr,
+    pin_key: &str,
+    username: &str,
+    auth: TerminalAuth,
+) -> Result<SshTerminal, ApiError> {
+    let pinned = gw.store.pinned_host_key(pin_key).await?;
     let terminal = match tokio::time::timeout(
         SSH_SIGN_IN_TIMEOUT,
-        SshTerminal::connect(stream, pinned.clone(), username, credentials),
+        SshTerminal::connect(stream, pinned.clone(), username, auth),
     )
     .await
     {
@@ -272,7 +353,7 @@ async fn sign_in_to_target(
         }
     };
     if pinned.is_none() {
-        let kept = gw.store.pin_host_key(&pin_key, terminal.host_key()).await?;
+        let kept = gw.store.pin_host_key(pin_key, terminal.host_key()).await?;
         // Another session pinned a different key in the meantime: trust neither.
         if kept != terminal.host_key() {
             return Err(terminal_error(
@@ -285,15 +366,17 @@ async fn sign_in_to_target(
         }
         tracing::info!(target = %pin_key, key = %rampart_ssh::terminal::fingerprint(&kept), "pinned SSH host key");
     }
-    entry.result = AuditResult::Allowed;
-    let shown = machine.as_ref().map(|m| m.id.name.clone()).unwrap_or_else(|| addr.to_string());
-    Ok(PendingTerminal {
-        user_id: user.caller.user.claims.sub.clone(),
-        title: format!("{username}@{shown}"),
-        terminal,
-        entry: entry.clone(),
-        created: Instant::now(),
-    })
+    Ok(terminal)
+}
+
+fn rdp_error(e: &rampart_rdp::RdpError, addr: std::net::SocketAddr) -> ApiError {
+    use rampart_rdp::RdpError;
+    let (status, code) = match e {
+        RdpError::CertificateChanged { .. } => (StatusCode::BAD_GATEWAY, "HostKeyChanged"),
+        RdpError::AuthenticationFailed(_) => (StatusCode::UNAUTHORIZED, "TargetAuthenticationFailed"),
+        _ => (StatusCode::BAD_GATEWAY, "RdpFailed"),
+    };
+    ApiError::new(status, code, format!("{addr}: {e}"))
 }
 
 fn terminal_error(e: &TerminalError, addr: std::net::SocketAddr) -> ApiError {
@@ -319,7 +402,8 @@ struct TerminalPage {
 
 pub async fn page(State(gw): State<AppState>, user: PortalUser, Path(ticket): Path<String>) -> Response {
     match gw.terminals.title(&ticket, &user.caller.user.claims.sub) {
-        Some(title) => render(&TerminalPage { title, ticket }),
+        Some((title, false)) => render(&TerminalPage { title, ticket }),
+        Some((title, true)) => render(&super::desktop::DesktopPage { title, ticket }),
         None => gone(),
     }
 }
@@ -359,7 +443,18 @@ pub async fn websocket(
     let cols = size.cols.unwrap_or(80).clamp(10, 1000);
     let rows = size.rows.unwrap_or(24).clamp(2, 500);
     let client = user.caller.user.client.to_string();
-    upgrade.on_upgrade(move |socket| run_terminal(gw, pending, client, socket, cols, rows))
+    upgrade.on_upgrade(move |socket| async move {
+        let PendingTerminal { connection, mut entry, .. } = pending;
+        match connection {
+            TargetConnection::Ssh(terminal) => {
+                run_terminal(gw, terminal, entry, client, socket, cols, rows).await
+            }
+            TargetConnection::Rdp(session) => {
+                entry.protocol = Some("rdp".into());
+                super::desktop::run_desktop(gw, *session, entry, client, socket).await
+            }
+        }
+    })
 }
 
 /// A control message from the browser.
@@ -369,20 +464,20 @@ enum Control {
     Resize { cols: u16, rows: u16 },
 }
 
-fn ended(reason: &str) -> Message {
+pub(crate) fn ended(reason: &str) -> Message {
     Message::Text(serde_json::json!({ "type": "ended", "reason": reason }).to_string().into())
 }
 
 async fn run_terminal(
     gw: AppState,
-    pending: PendingTerminal,
+    terminal: SshTerminal,
+    mut entry: AuditEntry,
     client: String,
     socket: WebSocket,
     cols: u16,
     rows: u16,
 ) {
     let started = Instant::now();
-    let PendingTerminal { terminal, mut entry, .. } = pending;
     let (mut to_browser, mut from_browser) = socket.split();
     let (mut output, input) = match terminal.open_shell(cols, rows).await {
         Ok(shell) => shell,

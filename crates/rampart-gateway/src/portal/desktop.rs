@@ -1,0 +1,203 @@
+//! RDP in the browser: the desktop page's WebSocket bridged to an RDP session the gateway
+//! signed in to (crate rampart-rdp). Changed parts of the desktop go to the browser as PNG
+//! rectangles (8-byte header: x, y, width, height as little-endian u16, then the PNG);
+//! changes are merged and sent at most every [`FRAME_INTERVAL`], so a slow browser gets
+//! coalesced frames, never a queue. Input comes back as JSON messages.
+
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::extract::ws::{Message, WebSocket};
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use rampart_core::{AuditEntry, AuditEvent, AuditResult};
+use rampart_rdp::{InputEvent, RdpSession, Rect, scancode_for_code};
+use serde::Deserialize;
+
+use super::terminal::ended;
+use crate::api::AppState;
+use crate::sessions::NewSession;
+
+/// At most this often a frame goes to the browser (about 30 per second).
+const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+
+#[derive(Template)]
+#[template(path = "desktop.html")]
+pub(crate) struct DesktopPage {
+    pub title: String,
+    pub ticket: String,
+}
+
+/// Input from the desktop page.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum BrowserInput {
+    Mouse {
+        x: u16,
+        y: u16,
+    },
+    Button {
+        button: u8,
+        down: bool,
+    },
+    Wheel {
+        delta: i16,
+    },
+    Key {
+        code: String,
+        down: bool,
+    },
+    /// The Ctrl+Alt+Del button.
+    Cad,
+    /// The page lost focus: let go of every key.
+    Release,
+}
+
+fn to_events(input: BrowserInput) -> Vec<InputEvent> {
+    match input {
+        BrowserInput::Mouse { x, y } => vec![InputEvent::MouseMove { x, y }],
+        BrowserInput::Button { button, down } => vec![InputEvent::MouseButton { button, down }],
+        // Browsers give about 100 per notch downward; RDP counts 120 per notch upward.
+        BrowserInput::Wheel { delta } => {
+            vec![InputEvent::Wheel { vertical: true, units: (-delta).clamp(-255, 255) }]
+        }
+        BrowserInput::Key { code, down } => match scancode_for_code(&code) {
+            Some(scancode) => vec![InputEvent::Key { scancode, down }],
+            None => vec![],
+        },
+        BrowserInput::Cad => {
+            let keys = [0x1D, 0x38, 0xE053];
+            let press = keys.iter().map(|&scancode| InputEvent::Key { scancode, down: true });
+            let release = keys.iter().rev().map(|&scancode| InputEvent::Key { scancode, down: false });
+            press.chain(release).collect()
+        }
+        BrowserInput::Release => vec![],
+    }
+}
+
+fn frame_message(session: &RdpSession, rect: Rect) -> Option<Message> {
+    let png = session.png(rect).ok()?;
+    let mut bytes = Vec::with_capacity(8 + png.len());
+    for v in [rect.x, rect.y, rect.width, rect.height] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.extend_from_slice(&png);
+    Some(Message::Binary(bytes.into()))
+}
+
+pub(crate) async fn run_desktop(
+    gw: AppState,
+    mut session: RdpSession,
+    mut entry: AuditEntry,
+    client: String,
+    socket: WebSocket,
+) {
+    let started = Instant::now();
+    let (mut to_browser, mut from_browser) = socket.split();
+    entry.time = Utc::now();
+    if let Err(e) = gw.store.append_audit(&entry).await {
+        tracing::error!(error = %e, "cannot record a browser RDP session; not starting it");
+        let _ = to_browser.send(ended("the gateway cannot write its audit log")).await;
+        return;
+    }
+    let (registered, mut stop) = gw.sessions.register(NewSession {
+        id: entry.connection_id.clone().unwrap_or_default(),
+        user: entry.user.clone().unwrap_or_default(),
+        client,
+        bastion_id: entry.bastion_id.clone().unwrap_or_default(),
+        protocol: "rdp",
+        target_ip: entry.target_ip.clone().unwrap_or_default(),
+        target_port: entry.target_port.unwrap_or_default(),
+        target_resource_id: entry.target_resource_id.clone(),
+    });
+    let counters = registered.counters.clone();
+    let (width, height) = session.size();
+    let ready = serde_json::json!({ "type": "ready", "width": width, "height": height }).to_string();
+    let _ = to_browser.send(Message::Text(ready.into())).await;
+    let mut dirty = Some(Rect { x: 0, y: 0, width, height });
+    let mut frames = tokio::time::interval(FRAME_INTERVAL);
+    frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let keepalive = gw.config.keepalive;
+    let mut ping = tokio::time::interval(keepalive);
+    ping.reset();
+    let mut last_heard = Instant::now();
+    let (reason, clean) = loop {
+        tokio::select! {
+            frame = session.read_frame() => match frame {
+                Ok(frame) => {
+                    counters.add(&counters.socket_to_tunnel, frame.len() as u64);
+                    match session.process(frame).await {
+                        Ok(rects) => {
+                            for r in rects {
+                                dirty = Some(dirty.map_or(r, |d| d.union(r)));
+                            }
+                        }
+                        Err(e) => break (e.to_string(), matches!(e, rampart_rdp::RdpError::Ended(_))),
+                    }
+                }
+                Err(e) => break (e.to_string(), true),
+            },
+            _ = frames.tick(), if dirty.is_some() => {
+                if let Some(message) = dirty.take().and_then(|r| frame_message(&session, r))
+                    && to_browser.send(message).await.is_err()
+                {
+                    break ("the browser went away".to_string(), true);
+                }
+            }
+            message = from_browser.next() => {
+                last_heard = Instant::now();
+                match message {
+                    Some(Ok(Message::Text(text))) => {
+                        counters.add(&counters.tunnel_to_socket, text.len() as u64);
+                        let result = match serde_json::from_str::<BrowserInput>(&text) {
+                            Ok(BrowserInput::Release) => session.release_all().await.map(|()| Vec::new()),
+                            Ok(input) => session.input(&to_events(input)).await,
+                            Err(_) => Ok(Vec::new()),
+                        };
+                        match result {
+                            Ok(rects) => {
+                                for r in rects {
+                                    dirty = Some(dirty.map_or(r, |d| d.union(r)));
+                                }
+                            }
+                            Err(e) => break (e.to_string(), false),
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => break ("the browser closed the desktop".to_string(), true),
+                    Some(Err(e)) => break (format!("the browser connection failed: {e}"), false),
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = stop.changed() => {
+                let reason = stop.borrow().clone().unwrap_or_else(|| "stopped".to_string());
+                break (reason, true);
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > keepalive * 3 {
+                    break (format!("the browser did not answer for {} s", (keepalive * 3).as_secs()), false);
+                }
+                if to_browser.send(Message::Ping(Default::default())).await.is_err() {
+                    break ("the browser went away".to_string(), false);
+                }
+            }
+        }
+    };
+    let _ = to_browser.send(ended(&reason)).await;
+    let _ = to_browser.send(Message::Close(None)).await;
+    gw.sessions.remove(&registered.id);
+    // Dropping the session closes the RDP connection.
+    drop(session);
+
+    let mut close = entry;
+    close.event = AuditEvent::ConnectionClose;
+    close.time = Utc::now();
+    close.result = if clean { AuditResult::Closed } else { AuditResult::Failed };
+    close.reason = Some(reason);
+    close.reason_code = None;
+    close.bytes_to_target = Some(counters.tunnel_to_socket.load(std::sync::atomic::Ordering::Relaxed));
+    close.bytes_from_target = Some(counters.socket_to_tunnel.load(std::sync::atomic::Ordering::Relaxed));
+    close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    if let Err(e) = gw.store.append_audit(&close).await {
+        tracing::error!(error = %e, "cannot record the end of a browser RDP session");
+    }
+}

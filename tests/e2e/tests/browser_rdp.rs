@@ -1,0 +1,131 @@
+//! RDP in the browser, end to end: a live gateway, a real RDP server (freerdp-shadow-cli on an
+//! Xvfb display), real Chromium driven by Playwright (`web/tests/browser-rdp.mjs`), which
+//! paints the server's display and checks the canvas shows it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use rampart_e2e::{ADMIN_PASSWORD, Gateway, Process, free_port, wait_for_port};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn rdp_in_the_browser() -> Result<()> {
+    for needed in ["/usr/bin/chromium", "/usr/bin/freerdp-shadow-cli", "/usr/bin/Xvfb", "/usr/bin/xsetroot"] {
+        ensure!(Path::new(needed).exists(), "{needed} is missing: the README's test command installs it");
+    }
+    ensure!(
+        repo().join("web/node_modules/playwright-core").exists(),
+        "run `npm ci` in web/ (the test command does)"
+    );
+    let display = format!(":{}", 500 + std::process::id() % 200);
+    let mut xvfb = Command::new("Xvfb");
+    xvfb.arg(&display).args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"]).stderr(Stdio::null());
+    let _xvfb = Process::spawn(xvfb, "Xvfb")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let port = free_port();
+    let mut shadow = Command::new("freerdp-shadow-cli");
+    shadow
+        .env("DISPLAY", &display)
+        .args(["/bind-address:127.0.0.1", &format!("/port:{port}"), "-auth", "/sec:tls"])
+        .stderr(Stdio::null());
+    let _shadow = Process::spawn(shadow, "freerdp-shadow-cli")?;
+    wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(15))?;
+
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let port_text = port.to_string();
+    gw.ok(&[
+        "vm",
+        "register",
+        "-n",
+        "win1",
+        "-g",
+        "apps",
+        "--os-type",
+        "windows",
+        "--private-ip-address",
+        "127.0.0.1",
+        "--port-rdp",
+        &port_text,
+    ])?;
+    let shown: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["vm", "show", "-n", "win1", "-g", "apps"])?)?;
+    let vm_id = shown["id"].as_str().context("vm id")?.to_string();
+
+    let out = repo().join("target/e2e-artifacts/browser-rdp");
+    let _ = std::fs::remove_dir_all(&out);
+    let child = Command::new("node")
+        .arg(repo().join("web/tests/browser-rdp.mjs"))
+        .current_dir(repo().join("web"))
+        .env("RAMPART_URL", gw.url())
+        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("ARTIFACTS", &out)
+        .env("RDP_DISPLAY", &display)
+        .env("RDP_PORT", &port_text)
+        .env("VM_ID", &vm_id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("node")?;
+    let output = wait_output(child, Duration::from_secs(180))?;
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("{text}");
+    ensure!(output.status.success(), "the browser script failed:\n{text}");
+    for step in [
+        "by IP: the canvas shows the server's display",
+        "a change on the server reaches the canvas",
+        "closing the tab ends the session",
+        "by registered VM",
+    ] {
+        ensure!(text.contains(&format!("ok - {step}")), "step '{step}' did not run:\n{text}");
+    }
+
+    // Each session is audited: opened, then closed with its bytes and duration once the tab
+    // closed (the gateway notices within moments).
+    let t = Instant::now();
+    loop {
+        let audit = gw.audit()?;
+        let closes: Vec<&serde_json::Value> =
+            audit.iter().filter(|r| r["protocol"] == "rdp" && r["event"] == "connection-close").collect();
+        if closes.len() >= 2 {
+            ensure!(
+                closes
+                    .iter()
+                    .all(|c| c["bytesFromTarget"].as_u64().unwrap_or(0) > 1000 && c["durationMs"].is_u64()),
+                "{closes:?}"
+            );
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("the closed tabs did not end their RDP sessions: {closes:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ensure!(
+        gw.ok(&["network", "bastion", "session", "list", "-n", "default", "-g", "default"])?.trim() == "[]"
+    );
+    Ok(())
+}
+
+fn wait_output(mut child: std::process::Child, limit: Duration) -> Result<std::process::Output> {
+    let t = Instant::now();
+    while child.try_wait()?.is_none() {
+        if t.elapsed() > limit {
+            child.kill().ok();
+            let output = child.wait_with_output()?;
+            bail!(
+                "the browser script ran longer than {} s: {}",
+                limit.as_secs(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(child.wait_with_output()?)
+}

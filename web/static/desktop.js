@@ -1,0 +1,75 @@
+// The browser desktop: draws the PNG rectangles the gateway sends on a canvas, and sends
+// mouse and keyboard input back as JSON. Keys travel as KeyboardEvent.code (the physical
+// key); the remote machine applies its own keyboard layout.
+const canvas = document.getElementById('screen');
+const status = document.getElementById('status');
+const ctx = canvas.getContext('2d');
+const title = document.title.replace(/ · Rampart$/, '');
+const url = new URL(canvas.dataset.ws, location.href);
+url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+const ws = new WebSocket(url);
+ws.binaryType = 'arraybuffer';
+let ended = false;
+let drawing = Promise.resolve();
+window.rampartDesktop = { frames: 0 };
+
+function setStatus(text, state) {
+  status.textContent = `${title} · ${text}`;
+  status.dataset.state = state;
+}
+const send = (message) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message)); };
+
+ws.onmessage = (event) => {
+  if (typeof event.data === 'string') {
+    const message = JSON.parse(event.data);
+    if (message.type === 'ready') {
+      canvas.width = message.width;
+      canvas.height = message.height;
+      setStatus('connected', 'connected');
+      canvas.focus();
+    } else if (message.type === 'ended') {
+      ended = true;
+      setStatus(`session ended: ${message.reason}`, 'ended');
+    }
+    return;
+  }
+  const header = new DataView(event.data, 0, 8);
+  const [x, y] = [header.getUint16(0, true), header.getUint16(2, true)];
+  const png = new Blob([new Uint8Array(event.data, 8)], { type: 'image/png' });
+  // Decode in parallel, draw in order.
+  const decoded = createImageBitmap(png);
+  drawing = drawing.then(() => decoded).then((bitmap) => {
+    ctx.drawImage(bitmap, x, y);
+    bitmap.close();
+    window.rampartDesktop.frames += 1;
+  }).catch(() => {});
+};
+ws.onclose = (event) => {
+  if (!ended) setStatus(`connection to the gateway closed${event.reason ? ': ' + event.reason : ''}`, 'ended');
+};
+
+function position(event) {
+  const box = canvas.getBoundingClientRect();
+  const x = Math.round((event.clientX - box.left) * canvas.width / box.width);
+  const y = Math.round((event.clientY - box.top) * canvas.height / box.height);
+  return { x: Math.max(0, Math.min(canvas.width - 1, x)), y: Math.max(0, Math.min(canvas.height - 1, y)) };
+}
+canvas.addEventListener('mousemove', (e) => send({ type: 'mouse', ...position(e) }));
+canvas.addEventListener('mousedown', (e) => {
+  canvas.focus();
+  send({ type: 'mouse', ...position(e) });
+  send({ type: 'button', button: e.button, down: true });
+  e.preventDefault();
+});
+canvas.addEventListener('mouseup', (e) => {
+  send({ type: 'mouse', ...position(e) });
+  send({ type: 'button', button: e.button, down: false });
+  e.preventDefault();
+});
+canvas.addEventListener('contextmenu', (e) => e.preventDefault());
+canvas.addEventListener('wheel', (e) => { send({ type: 'wheel', delta: Math.round(e.deltaY) }); e.preventDefault(); },
+  { passive: false });
+canvas.addEventListener('keydown', (e) => { send({ type: 'key', code: e.code, down: true }); e.preventDefault(); });
+canvas.addEventListener('keyup', (e) => { send({ type: 'key', code: e.code, down: false }); e.preventDefault(); });
+canvas.addEventListener('blur', () => send({ type: 'release' }));
+document.getElementById('cad').addEventListener('click', () => { send({ type: 'cad' }); canvas.focus(); });

@@ -1,0 +1,117 @@
+// End-to-end: RDP in the browser, in real Chromium driven by Playwright, against a live
+// gateway and a real RDP server (freerdp-shadow-cli on an Xvfb display) that the Rust test
+// started (tests/e2e/tests/browser_rdp.rs). The test paints the server's display with
+// xsetroot and checks that the canvas shows that colour. Nothing here leaves loopback.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const env = (name) => {
+  const value = process.env[name];
+  if (value === undefined) throw new Error(`${name} is not set (run through cargo test -p rampart-e2e)`);
+  return value;
+};
+const url = env('RAMPART_URL');
+const out = env('ARTIFACTS');
+const display = env('RDP_DISPLAY');
+const vmId = env('VM_ID');
+mkdirSync(out, { recursive: true });
+const step = (name) => console.log(`ok - ${name}`);
+const check = (cond, what) => { if (!cond) throw new Error(what); };
+async function until(what, fn, ms = 20000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${JSON.stringify(last)}`}`);
+}
+/// Paints the RDP server's whole display one colour.
+const paint = (colour) => execFileSync('xsetroot', ['-solid', colour], { env: { ...process.env, DISPLAY: display } });
+/// The canvas pixel at (fx, fy) as fractions of its size.
+const pixel = (tab, fx, fy) => tab.evaluate(([fx, fy]) => {
+  const c = document.getElementById('screen');
+  const d = c.getContext('2d').getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data;
+  return [d[0], d[1], d[2]];
+}, [fx, fy]);
+const near = (a, b) => a.every((v, i) => Math.abs(v - b[i]) <= 8);
+
+async function showsColour(tab, colour, rgb) {
+  paint(colour);
+  const seen = await until(`the canvas to show ${colour}`, async () => {
+    const samples = [await pixel(tab, 0.5, 0.5), await pixel(tab, 0.1, 0.9), await pixel(tab, 0.9, 0.1)];
+    return samples.every((s) => near(s, rgb)) ? samples : undefined;
+  });
+  return seen;
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${url}/portal`);
+  await page.fill('input[name=username]', 'admin');
+  await page.fill('input[name=password]', env('ADMIN_PASSWORD'));
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+
+  async function open(byVm) {
+    await page.goto(`${url}/portal`);
+    const href = await page.getAttribute(byVm ? `tr[data-vm="${vmId}"] a` : '.bastion a.button', 'href');
+    await page.goto(`${url}${href}`);
+    if (!byVm) {
+      await page.check('input[name=target][value=ip]');
+      await page.fill('#ip', '127.0.0.1');
+      await page.selectOption('#protocol', 'rdp');
+      await page.fill('#port', env('RDP_PORT'));
+    } else {
+      check((await page.inputValue('#protocol')) === 'rdp', 'a Windows VM defaults to RDP');
+      check((await page.inputValue('#port')) === env('RDP_PORT'), 'with its registered RDP port');
+    }
+    check(await page.isHidden('#auth-choice'), 'RDP asks for a password, not a key');
+    await page.fill('#username', 'someone');
+    await page.fill('#password', 'anything');
+    const [tab] = await Promise.all([context.waitForEvent('page'), page.click('#connect')]);
+    await tab.waitForLoadState();
+    const state = await until('the desktop to connect', async () => {
+      if (await tab.$('#reason')) return `error page: ${await tab.textContent('#reason')}`;
+      const s = await tab.getAttribute('#status', 'data-state').catch(() => null);
+      return s === 'connected' || s === 'ended' ? s : undefined;
+    });
+    check(state === 'connected', `desktop did not connect: ${state} ${await tab.textContent('body')}`);
+    return tab;
+  }
+
+  let tab = await open(false);
+  const seen = await showsColour(tab, '#cc6633', [204, 102, 51]);
+  await tab.screenshot({ path: join(out, 'desktop.png') });
+  step(`by IP: the canvas shows the server's display (${JSON.stringify(seen[0])})`);
+  const again = await showsColour(tab, '#2277aa', [34, 119, 170]);
+  step(`a change on the server reaches the canvas (${JSON.stringify(again[0])})`);
+  const frames = await tab.evaluate(() => window.rampartDesktop.frames);
+  check(frames >= 2, `frames drawn: ${frames}`);
+  await tab.close();
+  step('closing the tab ends the session');
+
+  tab = await open(true);
+  step(`by registered VM: ${JSON.stringify(await showsColour(tab, '#44aa55', [68, 170, 85]))}`);
+  await tab.close();
+} catch (error) {
+  let n = 0;
+  for (const context of browser.contexts()) {
+    for (const p of context.pages()) {
+      n += 1;
+      await p.screenshot({ path: join(out, `failure-${n}.png`) }).catch(() => {});
+      console.error(`tab ${n}: ${p.url()}\n${((await p.textContent('body').catch(() => '')) || '').trim().slice(0, 600)}`);
+    }
+  }
+  throw error;
+} finally {
+  await browser.close();
+}
