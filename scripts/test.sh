@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
-# sshpass, stunnel4, FreeRDP, Xvfb, Chromium and Node.js from Debian; xterm.js and
+# sshpass, stunnel4, FreeRDP, Xvfb with xsetroot, xterm and xdotool, Chromium and Node.js from Debian; xterm.js and
 # playwright-core from npm, never a downloaded browser), then checks formatting and lints, builds
 # the `rampart` binary the end-to-end tests drive, and runs all unit and end-to-end tests.
 # Traffic stays on loopback.
@@ -22,6 +22,8 @@ command -v xfreerdp >/dev/null 2>&1 || missing+=(freerdp2-x11)
 command -v freerdp-shadow-cli >/dev/null 2>&1 || missing+=(freerdp2-shadow-x11)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 command -v xsetroot >/dev/null 2>&1 || missing+=(x11-xserver-utils)
+command -v xterm >/dev/null 2>&1 || missing+=(xterm)
+command -v xdotool >/dev/null 2>&1 || missing+=(xdotool)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)

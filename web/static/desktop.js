@@ -69,7 +69,28 @@ canvas.addEventListener('mouseup', (e) => {
 canvas.addEventListener('contextmenu', (e) => e.preventDefault());
 canvas.addEventListener('wheel', (e) => { send({ type: 'wheel', delta: Math.round(e.deltaY) }); e.preventDefault(); },
   { passive: false });
-canvas.addEventListener('keydown', (e) => { send({ type: 'key', code: e.code, down: true }); e.preventDefault(); });
-canvas.addEventListener('keyup', (e) => { send({ type: 'key', code: e.code, down: false }); e.preventDefault(); });
-canvas.addEventListener('blur', () => send({ type: 'release' }));
+// Keys held on the remote side. Modifiers are brought in line with the event's own flags
+// before each key, so a Shift pressed while the page had no focus still counts.
+const held = new Set();
+const MODIFIERS = [['shiftKey', 'ShiftLeft', 'ShiftRight'], ['ctrlKey', 'ControlLeft', 'ControlRight'],
+  ['altKey', 'AltLeft', 'AltRight']];
+const isModifier = (code) => MODIFIERS.some(([, left, right]) => code === left || code === right);
+function key(code, down) {
+  if (down) held.add(code); else held.delete(code);
+  send({ type: 'key', code, down });
+}
+function syncModifiers(e) {
+  for (const [flag, left, right] of MODIFIERS) {
+    const remote = held.has(left) || held.has(right);
+    if (e[flag] && !remote) key(left, true);
+    if (!e[flag] && remote) { if (held.has(left)) key(left, false); if (held.has(right)) key(right, false); }
+  }
+}
+canvas.addEventListener('keydown', (e) => {
+  if (!isModifier(e.code)) syncModifiers(e);
+  key(e.code, true);
+  e.preventDefault();
+});
+canvas.addEventListener('keyup', (e) => { key(e.code, false); e.preventDefault(); });
+canvas.addEventListener('blur', () => { held.clear(); send({ type: 'release' }); });
 document.getElementById('cad').addEventListener('click', () => { send({ type: 'cad' }); canvas.focus(); });

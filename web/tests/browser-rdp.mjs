@@ -3,8 +3,8 @@
 // started (tests/e2e/tests/browser_rdp.rs). The test paints the server's display with
 // xsetroot and checks that the canvas shows that colour. Nothing here leaves loopback.
 import { chromium } from 'playwright-core';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const env = (name) => {
@@ -101,6 +101,41 @@ try {
 
   tab = await open(true);
   step(`by registered VM: ${JSON.stringify(await showsColour(tab, '#44aa55', [68, 170, 85]))}`);
+
+  // Typing: a terminal window on the remote display writes the line it reads to a file.
+  const typed = join(out, 'typed.txt');
+  const xterm = spawn('xterm', ['-geometry', '60x8+0+0', '-e', 'bash', '-c', `read -r line; printf '%s' "$line" > ${typed}; sleep 60`],
+    { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
+  try {
+    await until('the xterm window to be drawn on the canvas', async () => !near(await pixel(tab, 0.05, 0.05), [68, 170, 85]));
+    const box = await tab.locator('#screen').boundingBox();
+    await tab.mouse.click(box.x + box.width * 0.1, box.y + box.height * 0.05);
+    // As a person types it: Shift held for the capital and the exclamation mark.
+    await tab.keyboard.type('hello rdp 42 ');
+    await tab.keyboard.down('Shift');
+    await tab.keyboard.press('KeyH');
+    await tab.keyboard.press('Digit1');
+    await tab.keyboard.up('Shift');
+    await tab.keyboard.press('Enter');
+    const line = await until('the typed line to reach the remote program', async () =>
+      existsSync(typed) ? readFileSync(typed, 'utf8') : undefined);
+    check(line === 'hello rdp 42 H!', `the remote program read ${JSON.stringify(line)}`);
+    step(`typing reaches the remote desktop: ${JSON.stringify(line)}`);
+    await tab.screenshot({ path: join(out, 'desktop-xterm.png') });
+
+    // A click lands where it was aimed: the server's pointer is where the canvas was clicked.
+    await tab.mouse.click(box.x + box.width * 0.75, box.y + box.height * 0.6);
+    const want = [Math.round(1024 * 0.75), Math.round(768 * 0.6)];
+    const at = await until('the pointer to move on the server', async () => {
+      const shell = execFileSync('xdotool', ['getmouselocation', '--shell'], { env: { ...process.env, DISPLAY: display } }).toString();
+      const x = Number(/X=(\d+)/.exec(shell)[1]);
+      const y = Number(/Y=(\d+)/.exec(shell)[1]);
+      return Math.abs(x - want[0]) <= 2 && Math.abs(y - want[1]) <= 2 ? [x, y] : undefined;
+    });
+    step(`a click lands where it was aimed: canvas ${want} -> server pointer ${at}`);
+  } finally {
+    try { process.kill(-xterm.pid); } catch { /* already gone */ }
+  }
   await tab.close();
 } catch (error) {
   let n = 0;

@@ -15,7 +15,14 @@ fn repo() -> PathBuf {
 
 #[test]
 fn rdp_in_the_browser() -> Result<()> {
-    for needed in ["/usr/bin/chromium", "/usr/bin/freerdp-shadow-cli", "/usr/bin/Xvfb", "/usr/bin/xsetroot"] {
+    for needed in [
+        "/usr/bin/chromium",
+        "/usr/bin/freerdp-shadow-cli",
+        "/usr/bin/Xvfb",
+        "/usr/bin/xsetroot",
+        "/usr/bin/xterm",
+        "/usr/bin/xdotool",
+    ] {
         ensure!(Path::new(needed).exists(), "{needed} is missing: the README's test command installs it");
     }
     ensure!(
@@ -82,6 +89,8 @@ fn rdp_in_the_browser() -> Result<()> {
         "a change on the server reaches the canvas",
         "closing the tab ends the session",
         "by registered VM",
+        "typing reaches the remote desktop",
+        "a click lands where it was aimed",
     ] {
         ensure!(text.contains(&format!("ok - {step}")), "step '{step}' did not run:\n{text}");
     }
