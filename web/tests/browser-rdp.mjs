@@ -61,7 +61,7 @@ try {
   await page.fill('input[name=password]', env('ADMIN_PASSWORD'));
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
 
-  async function open(byVm) {
+  async function open(byVm, port = env('RDP_PORT'), user = 'someone', password = 'anything', expectError = false) {
     await page.goto(`${url}/portal`);
     const href = await page.getAttribute(byVm ? `tr[data-vm="${vmId}"] a` : '.bastion a.button', 'href');
     await page.goto(`${url}${href}`);
@@ -69,16 +69,17 @@ try {
       await page.check('input[name=target][value=ip]');
       await page.fill('#ip', '127.0.0.1');
       await page.selectOption('#protocol', 'rdp');
-      await page.fill('#port', env('RDP_PORT'));
+      await page.fill('#port', port);
     } else {
       check((await page.inputValue('#protocol')) === 'rdp', 'a Windows VM defaults to RDP');
       check((await page.inputValue('#port')) === env('RDP_PORT'), 'with its registered RDP port');
     }
     check(await page.isHidden('#auth-choice'), 'RDP asks for a password, not a key');
-    await page.fill('#username', 'someone');
-    await page.fill('#password', 'anything');
+    await page.fill('#username', user);
+    await page.fill('#password', password);
     const [tab] = await Promise.all([context.waitForEvent('page'), page.click('#connect')]);
     await tab.waitForLoadState();
+    if (expectError) return tab;
     const state = await until('the desktop to connect', async () => {
       if (await tab.$('#reason')) return `error page: ${await tab.textContent('#reason')}`;
       const s = await tab.getAttribute('#status', 'data-state').catch(() => null);
@@ -98,6 +99,17 @@ try {
   check(frames >= 2, `frames drawn: ${frames}`);
   await tab.close();
   step('closing the tab ends the session');
+
+  if (process.env.AUTH_PORT) {
+    tab = await open(false, process.env.AUTH_PORT, process.env.AUTH_USER, 'wrong-password', true);
+    const reason = await tab.textContent('#reason');
+    check((await tab.getAttribute('#reason', 'data-code')) === 'TargetAuthenticationFailed', reason);
+    step(`a wrong RDP password is refused: "${reason.trim()}"`);
+    await tab.close();
+    tab = await open(false, process.env.AUTH_PORT, process.env.AUTH_USER, process.env.AUTH_PASSWORD);
+    step(`the right RDP password shows the desktop: ${JSON.stringify(await showsColour(tab, '#884422', [136, 68, 34]))}`);
+    await tab.close();
+  }
 
   tab = await open(true);
   step(`by registered VM: ${JSON.stringify(await showsColour(tab, '#44aa55', [68, 170, 85]))}`);

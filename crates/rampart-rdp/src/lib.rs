@@ -322,6 +322,30 @@ impl RdpSession {
         Ok(RdpSession { framed, active, image, input: Database::new(), certificate })
     }
 
+    /// Waits, at most `limit`, until the server draws the desktop for the first time. Servers
+    /// such as FreeRDP's and xrdp check the password only after the connection is up and
+    /// then just close it, so a close before the first drawing is reported as a sign-in
+    /// failure. `Ok(false)`: still connected, nothing drawn yet.
+    pub async fn wait_for_desktop(&mut self, limit: std::time::Duration) -> Result<bool, RdpError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, self.read_frame()).await {
+                Err(_) => return Ok(false),
+                Ok(Ok(frame)) => frame,
+                Ok(Err(_)) => {
+                    return Err(RdpError::AuthenticationFailed(
+                        "the server closed the connection before showing the desktop; most often the user name \
+                         or password is wrong"
+                            .into(),
+                    ));
+                }
+            };
+            if !self.process(frame).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+
     /// The SHA-256 of the server's certificate, hex (to pin on first use).
     pub fn certificate(&self) -> &str {
         &self.certificate

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use rampart_e2e::{ADMIN_PASSWORD, Gateway, Process, free_port, wait_for_port};
+use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Process, free_port, wait_for_port};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -43,6 +43,25 @@ fn rdp_in_the_browser() -> Result<()> {
     let _shadow = Process::spawn(shadow, "freerdp-shadow-cli")?;
     wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(15))?;
 
+    // A second server that checks passwords (PAM) for a throwaway local user, when root.
+    let local = LocalUser::create("rr")?;
+    let auth_port = free_port();
+    let _auth_shadow = match &local {
+        Some(_) => {
+            let mut cmd = Command::new("freerdp-shadow-cli");
+            cmd.env("DISPLAY", &display)
+                .args(["/bind-address:127.0.0.1", &format!("/port:{auth_port}"), "+auth", "/sec:tls"])
+                .stderr(Stdio::null());
+            let p = Process::spawn(cmd, "freerdp-shadow-cli +auth")?;
+            wait_for_port(([127, 0, 0, 1], auth_port).into(), Duration::from_secs(15))?;
+            Some(p)
+        }
+        None => {
+            println!("SKIPPED (part): the password-checking RDP server needs root for a local user");
+            None
+        }
+    };
+
     let gw = Gateway::start(&[])?;
     gw.allow_loopback()?;
     let port_text = port.to_string();
@@ -75,6 +94,9 @@ fn rdp_in_the_browser() -> Result<()> {
         .env("RDP_DISPLAY", &display)
         .env("RDP_PORT", &port_text)
         .env("VM_ID", &vm_id)
+        .env("AUTH_PORT", if local.is_some() { auth_port.to_string() } else { String::new() })
+        .env("AUTH_USER", local.as_ref().map(|u| u.name.clone()).unwrap_or_default())
+        .env("AUTH_PASSWORD", local.as_ref().map(|u| u.password.clone()).unwrap_or_default())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -94,6 +116,12 @@ fn rdp_in_the_browser() -> Result<()> {
     ] {
         ensure!(text.contains(&format!("ok - {step}")), "step '{step}' did not run:\n{text}");
     }
+    for step in ["a wrong RDP password is refused", "the right RDP password shows the desktop"] {
+        if local.is_none() {
+            break;
+        }
+        ensure!(text.contains(&format!("ok - {step}")), "step '{step}' did not run:\n{text}");
+    }
 
     // Each session is audited: opened, then closed with its bytes and duration once the tab
     // closed (the gateway notices within moments).
@@ -102,7 +130,7 @@ fn rdp_in_the_browser() -> Result<()> {
         let audit = gw.audit()?;
         let closes: Vec<&serde_json::Value> =
             audit.iter().filter(|r| r["protocol"] == "rdp" && r["event"] == "connection-close").collect();
-        if closes.len() >= 2 {
+        if closes.len() >= 2 + usize::from(local.is_some()) {
             ensure!(
                 closes
                     .iter()

@@ -34,6 +34,8 @@ use crate::tunnel::{RequestedTarget, check_access, resolve_bastion_id, resolve_m
 
 /// How long a signed-in SSH connection waits for its terminal page to attach.
 const TICKET_TTL: Duration = Duration::from_secs(60);
+/// How long an RDP server may take to draw the desktop after connecting.
+const RDP_FIRST_DRAWING: Duration = Duration::from_secs(8);
 /// How long the SSH handshake and sign-in may take.
 const SSH_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -288,6 +290,8 @@ async fn sign_in_to_target(
                 )
             })?
             .map_err(|e| rdp_error(&e, addr))?;
+            let mut session = session;
+            session.wait_for_desktop(RDP_FIRST_DRAWING).await.map_err(|e| rdp_error(&e, addr))?;
             if pinned.is_none() {
                 let kept = gw.store.pin_host_key(&pin_key, session.certificate()).await?;
                 if kept != session.certificate() {
