@@ -30,7 +30,7 @@ async function until(what, fn, ms = 20000) {
   throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${JSON.stringify(last)}`}`);
 }
 /// Paints the RDP server's whole display one colour.
-const paint = (colour) => execFileSync('xsetroot', ['-solid', colour], { env: { ...process.env, DISPLAY: display } });
+const paint = (colour, on = display) => execFileSync('xsetroot', ['-solid', colour], { env: { ...process.env, DISPLAY: on } });
 /// The canvas pixel at (fx, fy) as fractions of its size.
 const pixel = (tab, fx, fy) => tab.evaluate(([fx, fy]) => {
   const c = document.getElementById('screen');
@@ -39,8 +39,8 @@ const pixel = (tab, fx, fy) => tab.evaluate(([fx, fy]) => {
 }, [fx, fy]);
 const near = (a, b) => a.every((v, i) => Math.abs(v - b[i]) <= 8);
 
-async function showsColour(tab, colour, rgb) {
-  paint(colour);
+async function showsColour(tab, colour, rgb, on = display) {
+  paint(colour, on);
   const seen = await until(`the canvas to show ${colour}`, async () => {
     const samples = [await pixel(tab, 0.5, 0.5), await pixel(tab, 0.1, 0.9), await pixel(tab, 0.9, 0.1)];
     return samples.every((s) => near(s, rgb)) ? samples : undefined;
@@ -107,7 +107,7 @@ try {
     step(`a wrong RDP password is refused: "${reason.trim()}"`);
     await tab.close();
     tab = await open(false, process.env.AUTH_PORT, process.env.AUTH_USER, process.env.AUTH_PASSWORD);
-    step(`the right RDP password shows the desktop: ${JSON.stringify(await showsColour(tab, '#884422', [136, 68, 34]))}`);
+    step(`the right RDP password shows the desktop: ${JSON.stringify(await showsColour(tab, '#884422', [136, 68, 34], process.env.AUTH_DISPLAY))}`);
     await tab.close();
   }
 

@@ -575,3 +575,57 @@ impl Drop for LocalUser {
         let _ = Command::new("userdel").args(["-r", &self.name]).stderr(Stdio::null()).status();
     }
 }
+
+/// A virtual X display `:n` (Xvfb, 1024×768), ready when this returns (`xset q` answers);
+/// killed on drop.
+pub fn xvfb(n: u32) -> Result<Process> {
+    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(format!("/tmp/.X{n}-lock"));
+    let mut cmd = Command::new("Xvfb");
+    // -noreset: otherwise the server resets when its last client (the readiness probe) leaves,
+    // and a client connecting during the reset fails.
+    cmd.arg(format!(":{n}"))
+        .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset"])
+        .stderr(Stdio::null());
+    let process = Process::spawn(cmd, "Xvfb")?;
+    // Ready when a client can talk to it (its socket exists a little before that).
+    let t = Instant::now();
+    let answers = || {
+        Command::new("xset")
+            .args(["-display", &format!(":{n}"), "q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    while !(socket.exists() && answers()) {
+        ensure!(t.elapsed() < Duration::from_secs(20), "Xvfb :{n} did not come up within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(process)
+}
+
+/// FreeRDP's shadow server on display `:n`, TLS, on a free loopback port; `auth` makes it
+/// check passwords (PAM). It now and then fails to come up under load, so it gets a second try.
+pub fn shadow_server(n: u32, auth: bool) -> Result<(Process, u16)> {
+    let log = std::env::temp_dir().join(format!("rampart-shadow-{n}.log"));
+    for attempt in 0..2 {
+        let port = free_port();
+        let mut cmd = Command::new("freerdp-shadow-cli");
+        cmd.env("DISPLAY", format!(":{n}"))
+            .args(["/bind-address:127.0.0.1", &format!("/port:{port}"), if auth { "+auth" } else { "-auth" }])
+            .arg("/sec:tls")
+            .stderr(Stdio::from(std::fs::File::create(&log)?));
+        let process = Process::spawn(cmd, "freerdp-shadow-cli")?;
+        match wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(15)) {
+            Ok(()) => return Ok((process, port)),
+            Err(e) if attempt == 1 => {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(e.context(format!("freerdp-shadow-cli on :{n} said:\n{said}")));
+            }
+            Err(_) => drop(process),
+        }
+    }
+    bail!("freerdp-shadow-cli did not start")
+}

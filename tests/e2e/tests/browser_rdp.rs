@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Process, free_port, wait_for_port};
+use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -29,38 +29,26 @@ fn rdp_in_the_browser() -> Result<()> {
         repo().join("web/node_modules/playwright-core").exists(),
         "run `npm ci` in web/ (the test command does)"
     );
-    let display = format!(":{}", 500 + std::process::id() % 200);
-    let mut xvfb = Command::new("Xvfb");
-    xvfb.arg(&display).args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"]).stderr(Stdio::null());
-    let _xvfb = Process::spawn(xvfb, "Xvfb")?;
-    std::thread::sleep(Duration::from_millis(500));
-    let port = free_port();
-    let mut shadow = Command::new("freerdp-shadow-cli");
-    shadow
-        .env("DISPLAY", &display)
-        .args(["/bind-address:127.0.0.1", &format!("/port:{port}"), "-auth", "/sec:tls"])
-        .stderr(Stdio::null());
-    let _shadow = Process::spawn(shadow, "freerdp-shadow-cli")?;
-    wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(15))?;
+    let n = 500 + std::process::id() % 200;
+    let display = format!(":{n}");
+    let _xvfb = rampart_e2e::xvfb(n)?;
+    let (_shadow, port) = rampart_e2e::shadow_server(n, false)?;
 
-    // A second server that checks passwords (PAM) for a throwaway local user, when root.
+    // A second server, on its own display, that checks passwords (PAM) for a throwaway local
+    // user, when root.
     let local = LocalUser::create("rr")?;
-    let auth_port = free_port();
-    let _auth_shadow = match &local {
-        Some(_) => {
-            let mut cmd = Command::new("freerdp-shadow-cli");
-            cmd.env("DISPLAY", &display)
-                .args(["/bind-address:127.0.0.1", &format!("/port:{auth_port}"), "+auth", "/sec:tls"])
-                .stderr(Stdio::null());
-            let p = Process::spawn(cmd, "freerdp-shadow-cli +auth")?;
-            wait_for_port(([127, 0, 0, 1], auth_port).into(), Duration::from_secs(15))?;
-            Some(p)
-        }
-        None => {
-            println!("SKIPPED (part): the password-checking RDP server needs root for a local user");
-            None
-        }
-    };
+    let auth_n = 700 + std::process::id() % 200;
+    let auth_display = format!(":{auth_n}");
+    let mut auth_port = 0;
+    let mut _auth_processes = vec![];
+    if local.is_some() {
+        _auth_processes.push(rampart_e2e::xvfb(auth_n)?);
+        let (process, port) = rampart_e2e::shadow_server(auth_n, true)?;
+        _auth_processes.push(process);
+        auth_port = port;
+    } else {
+        println!("SKIPPED (part): the password-checking RDP server needs root for a local user");
+    }
 
     let gw = Gateway::start(&[])?;
     gw.allow_loopback()?;
@@ -95,6 +83,7 @@ fn rdp_in_the_browser() -> Result<()> {
         .env("RDP_PORT", &port_text)
         .env("VM_ID", &vm_id)
         .env("AUTH_PORT", if local.is_some() { auth_port.to_string() } else { String::new() })
+        .env("AUTH_DISPLAY", &auth_display)
         .env("AUTH_USER", local.as_ref().map(|u| u.name.clone()).unwrap_or_default())
         .env("AUTH_PASSWORD", local.as_ref().map(|u| u.password.clone()).unwrap_or_default())
         .stdout(Stdio::piped())
@@ -147,6 +136,17 @@ fn rdp_in_the_browser() -> Result<()> {
     ensure!(
         gw.ok(&["network", "bastion", "session", "list", "-n", "default", "-g", "default"])?.trim() == "[]"
     );
+    if let Some(user) = &local {
+        let audit = gw.audit()?;
+        ensure!(
+            audit.iter().any(|r| r["protocol"] == "rdp"
+                && r["event"] == "connection-open"
+                && r["result"] == "failed"
+                && r["reasonCode"] == "TargetAuthenticationFailed"),
+            "the wrong RDP password is audited"
+        );
+        ensure!(!gw.log().contains(&user.password), "the RDP password never reaches the log");
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use rampart_e2e::{Gateway, Process, free_port, wait_for_port};
+use rampart_e2e::{Gateway, Process, shadow_server, xvfb};
 
 const VM: &str =
     "/subscriptions/default/resourceGroups/apps/providers/Microsoft.Compute/virtualMachines/win1";
@@ -15,17 +15,6 @@ fn installed() -> bool {
     ["/usr/bin/xfreerdp", "/usr/bin/freerdp-shadow-cli", "/usr/bin/Xvfb"]
         .iter()
         .all(|p| Path::new(p).exists())
-}
-
-/// A virtual display, killed on drop.
-fn xvfb(display: u32) -> Result<Process> {
-    let mut cmd = Command::new("Xvfb");
-    cmd.arg(format!(":{display}"))
-        .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-        .stderr(Stdio::null());
-    let p = Process::spawn(cmd, "Xvfb")?;
-    std::thread::sleep(Duration::from_millis(500));
-    Ok(p)
 }
 
 #[test]
@@ -40,14 +29,7 @@ fn rdp_through_the_bastion_with_xfreerdp_and_an_rdp_file() -> Result<()> {
     let base = 40 + (std::process::id() % 200) * 2;
     let _server_display = xvfb(base)?;
     let _client_display = xvfb(base + 1)?;
-    let port = free_port();
-    let mut shadow = Command::new("freerdp-shadow-cli");
-    shadow
-        .env("DISPLAY", format!(":{base}"))
-        .args(["/bind-address:127.0.0.1", &format!("/port:{port}"), "-auth", "/sec:tls"])
-        .stderr(Stdio::null());
-    let _shadow = Process::spawn(shadow, "freerdp-shadow-cli")?;
-    wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(15))?;
+    let (_shadow, port) = shadow_server(base, false)?;
 
     let gw = Gateway::start(&[])?;
     gw.ok(&[
