@@ -5,6 +5,7 @@
 //!
 //! Run: `./scripts/bench.sh` (release build; `--write BENCHMARKS.md` rewrites the table).
 
+mod desktop;
 mod peers;
 mod soak;
 mod stats;
@@ -49,6 +50,9 @@ struct Args {
     soak: Option<u64>,
     #[arg(long, default_value_t = 1000)]
     soak_connections: usize,
+    /// Only the browser desktop (RDP) measurement, printed as one line.
+    #[arg(long)]
+    desktop_only: bool,
 }
 
 /// One way from the harness to the target.
@@ -89,6 +93,23 @@ async fn run(args: Args) -> Result<()> {
     if let Some(seconds) = args.soak {
         return soak::run(Duration::from_secs(seconds.clamp(1, 3600)), args.soak_connections.clamp(1, 5000))
             .await;
+    }
+    if args.desktop_only {
+        let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;
+        gateway.allow_loopback()?;
+        let pid = gateway.process.child.id();
+        let d = desktop::measure(&gateway, pid, if args.smoke { 20 } else { 600 }).await?;
+        println!(
+            "browser desktop (RDP) {}x{}, {} full-screen repaints in {:.1} s: {:.1} fps to the browser, {:.1} MB/s of PNG, gateway {:.2} cores",
+            d.width,
+            d.height,
+            d.repaints,
+            d.seconds,
+            d.frames as f64 / d.seconds,
+            d.bytes as f64 / d.seconds / 1e6,
+            d.gateway_cores
+        );
+        return Ok(());
     }
     let smoke = args.smoke;
     let repeat = args.repeat.unwrap_or(if smoke { 1 } else { 5 });
@@ -198,9 +219,11 @@ async fn run(args: Args) -> Result<()> {
     let ssh_times = (Summary::of(&via_rampart), Summary::of(&plain));
 
     let echo = terminal::measure(&started.gateway, &started.sshd, if smoke { 20 } else { 1000 }).await?;
+    let desktop =
+        desktop::measure(&started.gateway, started.gateway_pid(), if smoke { 20 } else { 600 }).await?;
     let idle_result = idle_connections(&started, idle).await?;
     let shape = stats::RunShape { size, repeat, round_trips, smoke };
-    let report = stats::report(&paths, &tunnel_start, &ssh_times, &idle_result, &echo, &shape);
+    let report = stats::report(&paths, &tunnel_start, &ssh_times, &idle_result, (&echo, &desktop), &shape);
     println!("{report}");
     if let Some(file) = &args.write {
         stats::write_into(file, &report)?;

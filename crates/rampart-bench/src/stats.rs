@@ -67,7 +67,7 @@ pub fn report(
     tunnel_start: &Summary,
     ssh_times: &(Summary, Summary),
     idle: &IdleResult,
-    echo: &crate::terminal::EchoResult,
+    (echo, desktop): (&crate::terminal::EchoResult, &crate::desktop::DesktopResult),
     shape: &RunShape,
 ) -> String {
     let RunShape { size, repeat, round_trips, smoke } = *shape;
@@ -174,6 +174,16 @@ pub fn report(
         ms(direct.p50),
         ms(direct.p99),
         ms(via.p50) - ms(direct.p50)
+    );
+    let _ = writeln!(
+        r,
+        "| browser desktop (RDP) at {}×{}, whole screen repainted {} times: frames per second to the browser, gateway CPU | {:.1} fps ({:.1} MB/s of PNG), {:.2} cores | ≥ 30 fps at ≤ 1 core |",
+        desktop.width,
+        desktop.height,
+        desktop.repaints,
+        desktop.frames as f64 / desktop.seconds,
+        desktop.bytes as f64 / desktop.seconds / 1e6,
+        desktop.gateway_cores
     );
     r
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
 use rampart_client::trust::{Trust, client_config};
 use rampart_e2e::{ADMIN_PASSWORD, Gateway, Sshd};
@@ -81,12 +81,12 @@ fn form(fields: &[(&str, &str)]) -> String {
     fields.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&")
 }
 
-async fn through_gateway(
-    gateway: &Gateway,
-    sshd: &Sshd,
-    key: &str,
-    keystrokes: usize,
-) -> Result<Vec<Duration>> {
+/// The portal's WebSocket as a browser gets it: the WebSocket stream type.
+pub type PortalSocket = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Signs in to the portal as admin, posts the Connect form (through bastion `default`) with
+/// `fields`, and opens the resulting page's WebSocket, as a browser does.
+pub async fn open_portal_session(gateway: &Gateway, fields: &[(&str, &str)]) -> Result<PortalSocket> {
     let trust = Trust::Fingerprint(gateway.fingerprint.clone());
     let tls = client_config(&trust, &[b"h2", b"http/1.1"])?;
     let http = reqwest::Client::builder()
@@ -124,33 +124,24 @@ async fn through_gateway(
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .context("no CSRF token on the Connect page")?;
-    let port = sshd.port.to_string();
+    let mut all = vec![("csrf", csrf), ("bastion", bastion)];
+    all.extend_from_slice(fields);
     let posted = http
         .post(format!("{base}/portal/connect"))
         .header("cookie", &cookie)
         .header("origin", &origin)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[
-            ("csrf", csrf),
-            ("bastion", bastion),
-            ("target", "ip"),
-            ("ip", "127.0.0.1"),
-            ("protocol", "ssh"),
-            ("port", &port),
-            ("username", &sshd.user),
-            ("auth", "key"),
-            ("private_key", key),
-        ]))
+        .body(form(&all))
         .send()
         .await?;
-    let location = posted
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| anyhow!("connect was not redirected to a terminal ({})", posted.status()))?
-        .to_string();
+    let location = match posted.headers().get("location").and_then(|v| v.to_str().ok()) {
+        Some(l) => l.to_string(),
+        None => {
+            bail!("connect was not redirected to a session ({}): {}", posted.status(), posted.text().await?)
+        }
+    };
 
-    // The terminal's WebSocket, over its own TLS connection as a browser opens it (HTTP/1.1).
+    // The page's WebSocket, over its own TLS connection as a browser opens it (HTTP/1.1).
     let addr: SocketAddr = base.trim_start_matches("https://").parse()?;
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
@@ -160,7 +151,27 @@ async fn through_gateway(
     let mut request = format!("wss://{addr}{location}/ws?cols=80&rows=24").into_client_request()?;
     request.headers_mut().insert("cookie", cookie.parse()?);
     request.headers_mut().insert("origin", origin.parse()?);
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+    let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+    Ok(ws)
+}
+
+async fn through_gateway(
+    gateway: &Gateway,
+    sshd: &Sshd,
+    key: &str,
+    keystrokes: usize,
+) -> Result<Vec<Duration>> {
+    let port = sshd.port.to_string();
+    let fields = [
+        ("target", "ip"),
+        ("ip", "127.0.0.1"),
+        ("protocol", "ssh"),
+        ("port", port.as_str()),
+        ("username", sshd.user.as_str()),
+        ("auth", "key"),
+        ("private_key", key),
+    ];
+    let mut ws = open_portal_session(gateway, &fields).await?;
     // Wait for "ready" and the prompt.
     let end = Instant::now() + Duration::from_secs(10);
     loop {

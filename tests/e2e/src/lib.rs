@@ -579,6 +579,11 @@ impl Drop for LocalUser {
 /// A virtual X display `:n` (Xvfb, 1024×768), ready when this returns (`xset q` answers);
 /// killed on drop.
 pub fn xvfb(n: u32) -> Result<Process> {
+    xvfb_sized(n, 1024, 768)
+}
+
+/// [`xvfb`] with a screen of `width`×`height`.
+pub fn xvfb_sized(n: u32, width: u32, height: u32) -> Result<Process> {
     let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(format!("/tmp/.X{n}-lock"));
@@ -586,7 +591,7 @@ pub fn xvfb(n: u32) -> Result<Process> {
     // -noreset: otherwise the server resets when its last client (the readiness probe) leaves,
     // and a client connecting during the reset fails.
     cmd.arg(format!(":{n}"))
-        .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset"])
+        .args(["-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp", "-noreset"])
         .stderr(Stdio::null());
     let process = Process::spawn(cmd, "Xvfb")?;
     // Ready when a client can talk to it (its socket exists a little before that).

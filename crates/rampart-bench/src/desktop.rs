@@ -1,0 +1,103 @@
+//! The browser desktop under full-screen change: an RDP server (FreeRDP's shadow server on a
+//! 1920×1080 Xvfb display) whose whole screen is repainted as fast as `xsetroot` can, seen
+//! through the portal's WebSocket as a browser sees it. Counts the frames that reach the
+//! "browser" per second and the gateway's CPU meanwhile. The shadow server captures the screen
+//! at its own rate and the gateway sends at most one frame per 33 ms, so about 30 fps is the
+//! ceiling of this setup.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use futures_util::StreamExt;
+use rampart_e2e::Gateway;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::peers;
+use crate::terminal::open_portal_session;
+
+pub struct DesktopResult {
+    pub width: u32,
+    pub height: u32,
+    pub repaints: usize,
+    pub frames: usize,
+    pub bytes: usize,
+    pub seconds: f64,
+    /// Gateway CPU time over the measurement, in cores.
+    pub gateway_cores: f64,
+}
+
+pub async fn measure(gateway: &Gateway, gateway_pid: u32, repaints: usize) -> Result<DesktopResult> {
+    let (width, height) = (1920, 1080);
+    let n = 900 + std::process::id() % 50;
+    let display = format!(":{n}");
+    let _xvfb = tokio::task::block_in_place(|| rampart_e2e::xvfb_sized(n, width, height))?;
+    let (_shadow, port) = tokio::task::block_in_place(|| rampart_e2e::shadow_server(n, false))?;
+    let port = port.to_string();
+    let fields = [
+        ("target", "ip"),
+        ("ip", "127.0.0.1"),
+        ("protocol", "rdp"),
+        ("port", port.as_str()),
+        ("username", "bench"),
+        ("auth", "password"),
+        ("password", "unused"),
+        ("width", "1920"),
+        ("height", "1080"),
+    ];
+    let mut ws = open_portal_session(gateway, &fields).await?;
+    // The first frames (the whole desktop), then quiet.
+    let settle = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < settle {
+        match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("ended") => bail!("desktop ended: {t}"),
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => bail!("desktop WebSocket: {other:?}"),
+        }
+    }
+    // Every pixel changes 40 times a second: a plaid whose cell size and colours change each
+    // time (what a video or a scrolling page costs, more than a flat colour would).
+    let t0 = Instant::now();
+    let pace = Duration::from_millis(25);
+    let painter = tokio::spawn(async move {
+        for i in 0..repaints {
+            let fg = format!("#{:02x}{:02x}{:02x}", (i * 37) % 256, (i * 91) % 256, (i * 13) % 256);
+            let bg = format!("#{:02x}{:02x}{:02x}", (i * 53) % 256, (i * 29) % 256, (i * 71) % 256);
+            let (x, y) = ((2 + i % 7).to_string(), (3 + i % 5).to_string());
+            let _ = tokio::process::Command::new("xsetroot")
+                .args(["-display", &display, "-mod", &x, &y, "-fg", &fg, "-bg", &bg])
+                .status()
+                .await;
+            let next = t0 + pace * u32::try_from(i + 1).unwrap_or(u32::MAX);
+            tokio::time::sleep_until(next.into()).await;
+        }
+        Instant::now()
+    });
+    let cpu0 = peers::cpu_seconds(&[gateway_pid]);
+    let (mut frames, mut bytes) = (0usize, 0usize);
+    let limit = Duration::from_secs(120);
+    // Frames that arrive while the screen changes; the painter's end closes the window.
+    let painted_until = loop {
+        if painter.is_finished() {
+            break painter.await.unwrap_or_else(|_| Instant::now());
+        }
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Err(_) => bail!("no frame for 5 s while the screen was changing"),
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                frames += 1;
+                bytes += b.len();
+            }
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("ended") => bail!("desktop ended: {t}"),
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => bail!("desktop WebSocket: {other:?}"),
+        }
+        if t0.elapsed() > limit {
+            bail!("the desktop measurement ran over {} s", limit.as_secs());
+        }
+    };
+    let last_frame = painted_until;
+    let seconds = last_frame.duration_since(t0).as_secs_f64().max(1e-3);
+    let gateway_cores = (peers::cpu_seconds(&[gateway_pid]) - cpu0) / seconds;
+    let _ = ws.close(None).await;
+    Ok(DesktopResult { width, height, repaints, frames, bytes, seconds, gateway_cores })
+}
