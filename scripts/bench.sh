@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks Rampart's tunnel against direct TCP, ssh -L and a stunnel pair, side by side,
-# on loopback only (about 5-10 minutes on 2 cores). Installs OpenSSH and stunnel4 from
-# Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
-# seconds-long correctness run.
+# on loopback only (about 5-10 minutes on 2 cores), plus the browser terminal and desktop.
+# Installs OpenSSH, stunnel4, FreeRDP's shadow server, Xvfb and xsetroot from Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
+# seconds-long correctness run, --desktop-only for the browser desktop row alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
+# The browser desktop row: an RDP server on a virtual display, repainted by xsetroot.
+command -v freerdp-shadow-cli >/dev/null 2>&1 || missing+=(freerdp2-shadow-x11)
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+command -v xsetroot >/dev/null 2>&1 || missing+=(x11-xserver-utils)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
