@@ -80,13 +80,15 @@ impl Rect {
         }
     }
 
-    /// The smallest rectangle holding both.
+    /// The smallest rectangle holding both (a server may send any numbers: no overflow).
     pub fn union(self, other: Rect) -> Rect {
+        let end = |start: u16, len: u16| u32::from(start) + u32::from(len);
         let x = self.x.min(other.x);
         let y = self.y.min(other.y);
-        let right = (self.x + self.width).max(other.x + other.width);
-        let bottom = (self.y + self.height).max(other.y + other.height);
-        Rect { x, y, width: right - x, height: bottom - y }
+        let right = end(self.x, self.width).max(end(other.x, other.width));
+        let bottom = end(self.y, self.height).max(end(other.y, other.height));
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        Rect { x, y, width: clamp(right - u32::from(x)), height: clamp(bottom - u32::from(y)) }
     }
 }
 
@@ -445,6 +447,7 @@ impl RdpSession {
         let y = rect.y.min(h);
         let width = rect.width.min(w - x);
         let height = rect.height.min(h - y);
+        // (x + width ≤ w and y + height ≤ h from here on.)
         if width == 0 || height == 0 {
             return Err(RdpError::Session("an empty rectangle".into()));
         }
@@ -513,5 +516,21 @@ fn connect_error(e: &ironrdp_connector::ConnectorError) -> RdpError {
         RdpError::AuthenticationFailed(text)
     } else {
         RdpError::Connect(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rectangles_merge_without_overflow() {
+        let a = Rect { x: 10, y: 20, width: 5, height: 5 };
+        let b = Rect { x: 0, y: 30, width: 3, height: 10 };
+        assert_eq!(a.union(b), Rect { x: 0, y: 20, width: 15, height: 20 });
+        let edge =
+            Rect::from_inclusive(&InclusiveRectangle { left: 1, top: 0, right: u16::MAX, bottom: u16::MAX });
+        let merged = edge.union(Rect { x: 0, y: 0, width: 1, height: 1 });
+        assert_eq!((merged.x, merged.width), (0, u16::MAX));
     }
 }

@@ -59,7 +59,7 @@ fn to_events(input: BrowserInput) -> Vec<InputEvent> {
         BrowserInput::Button { button, down } => vec![InputEvent::MouseButton { button, down }],
         // Browsers give about 100 per notch downward; RDP counts 120 per notch upward.
         BrowserInput::Wheel { delta } => {
-            vec![InputEvent::Wheel { vertical: true, units: (-delta).clamp(-255, 255) }]
+            vec![InputEvent::Wheel { vertical: true, units: delta.saturating_neg().clamp(-255, 255) }]
         }
         BrowserInput::Key { code, down } => match scancode_for_code(&code) {
             Some(scancode) => vec![InputEvent::Key { scancode, down }],
