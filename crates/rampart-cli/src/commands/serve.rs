@@ -111,6 +111,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         "sign in with: rampart login --server https://{} --username admin --fingerprint {}",
         r.listen, r.fingerprint
     )?;
+    writeln!(
+        out,
+        "or in a browser: https://{}/ (the certificate is self-signed unless --tls-cert is given: check the fingerprint above)",
+        r.listen
+    )?;
     out.flush()?;
     drop(out);
     started.serve(super::stop_signal()).await;
