@@ -4,19 +4,18 @@
 //! changes are merged and sent at most every [`FRAME_INTERVAL`], so a slow browser gets
 //! coalesced frames, never a queue. Input comes back as JSON messages.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use askama::Template;
 use axum::extract::ws::{Message, WebSocket};
-use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
-use rampart_core::{AuditEntry, AuditEvent, AuditResult};
+use rampart_core::AuditEntry;
 use rampart_rdp::{InputEvent, RdpSession, Rect, scancode_for_code};
 use serde::Deserialize;
 
+use super::bridge::{self, Keepalive};
 use super::terminal::ended;
 use crate::api::AppState;
-use crate::sessions::NewSession;
 
 /// At most this often a frame goes to the browser (about 30 per second).
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
@@ -88,39 +87,26 @@ fn frame_message(session: &RdpSession, rect: Rect) -> Option<Message> {
 pub(crate) async fn run_desktop(
     gw: AppState,
     mut session: RdpSession,
-    mut entry: AuditEntry,
+    entry: AuditEntry,
     client: String,
     socket: WebSocket,
 ) {
-    let started = Instant::now();
     let (mut to_browser, mut from_browser) = socket.split();
-    entry.time = Utc::now();
-    if let Err(e) = gw.store.append_audit(&entry).await {
-        tracing::error!(error = %e, "cannot record a browser RDP session; not starting it");
-        let _ = to_browser.send(ended("the gateway cannot write its audit log")).await;
-        return;
-    }
-    let (registered, mut stop) = gw.sessions.register(NewSession {
-        id: entry.connection_id.clone().unwrap_or_default(),
-        user: entry.user.clone().unwrap_or_default(),
-        client,
-        bastion_id: entry.bastion_id.clone().unwrap_or_default(),
-        protocol: "rdp",
-        target_ip: entry.target_ip.clone().unwrap_or_default(),
-        target_port: entry.target_port.unwrap_or_default(),
-        target_resource_id: entry.target_resource_id.clone(),
-    });
-    let counters = registered.counters.clone();
+    let mut started = match bridge::start(&gw, entry, client, "rdp").await {
+        Ok(started) => started,
+        Err(reason) => {
+            let _ = to_browser.send(ended(&reason)).await;
+            return;
+        }
+    };
+    let counters = started.session.counters.clone();
     let (width, height) = session.size();
     let ready = serde_json::json!({ "type": "ready", "width": width, "height": height }).to_string();
     let _ = to_browser.send(Message::Text(ready.into())).await;
     let mut dirty = Some(Rect { x: 0, y: 0, width, height });
     let mut frames = tokio::time::interval(FRAME_INTERVAL);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let keepalive = gw.config.keepalive;
-    let mut ping = tokio::time::interval(keepalive);
-    ping.reset();
-    let mut last_heard = Instant::now();
+    let mut keepalive = Keepalive::new(gw.config.keepalive);
     let (reason, clean) = loop {
         tokio::select! {
             frame = session.read_frame() => match frame {
@@ -145,7 +131,7 @@ pub(crate) async fn run_desktop(
                 }
             }
             message = from_browser.next() => {
-                last_heard = Instant::now();
+                keepalive.heard();
                 match message {
                     Some(Ok(Message::Text(text))) => {
                         counters.add(&counters.tunnel_to_socket, text.len() as u64);
@@ -168,13 +154,10 @@ pub(crate) async fn run_desktop(
                     Some(Ok(_)) => {}
                 }
             }
-            _ = stop.changed() => {
-                let reason = stop.borrow().clone().unwrap_or_else(|| "stopped".to_string());
-                break (reason, true);
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > keepalive * 3 {
-                    break (format!("the browser did not answer for {} s", (keepalive * 3).as_secs()), false);
+            _ = started.stop.changed() => break (started.stop_reason(), true),
+            _ = keepalive.ping.tick() => {
+                if let Err(reason) = keepalive.check() {
+                    break (reason, false);
                 }
                 if to_browser.send(Message::Ping(Default::default())).await.is_err() {
                     break ("the browser went away".to_string(), false);
@@ -184,20 +167,7 @@ pub(crate) async fn run_desktop(
     };
     let _ = to_browser.send(ended(&reason)).await;
     let _ = to_browser.send(Message::Close(None)).await;
-    gw.sessions.remove(&registered.id);
     // Dropping the session closes the RDP connection.
     drop(session);
-
-    let mut close = entry;
-    close.event = AuditEvent::ConnectionClose;
-    close.time = Utc::now();
-    close.result = if clean { AuditResult::Closed } else { AuditResult::Failed };
-    close.reason = Some(reason);
-    close.reason_code = None;
-    close.bytes_to_target = Some(counters.tunnel_to_socket.load(std::sync::atomic::Ordering::Relaxed));
-    close.bytes_from_target = Some(counters.socket_to_tunnel.load(std::sync::atomic::Ordering::Relaxed));
-    close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-    if let Err(e) = gw.store.append_audit(&close).await {
-        tracing::error!(error = %e, "cannot record the end of a browser RDP session");
-    }
+    started.finish(&gw, reason, clean).await;
 }

@@ -9,6 +9,7 @@
 //! the same [`Caller`] checks, the same policy, the same audit records.
 
 mod assets;
+mod bridge;
 mod desktop;
 mod pages;
 mod terminal;

@@ -18,18 +18,17 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use rampart_core::{AuditEntry, AuditEvent, AuditResult, ClientKind, Refusal, parse_target_ip};
 use rampart_ssh::terminal::{ShellEvent, SshTerminal, TerminalAuth, TerminalError};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 
+use super::bridge::{self, Keepalive};
 use super::{HOME, PortalUser, error_page, message, render, same_origin};
 use crate::api::{ApiError, AppState};
 use crate::auth::{self, TargetNaming};
 use crate::server::Gateway;
-use crate::sessions::NewSession;
 use crate::tunnel::{RequestedTarget, check_access, resolve_bastion_id, resolve_machine};
 
 /// How long a signed-in SSH connection waits for its terminal page to attach.
@@ -481,7 +480,6 @@ async fn run_terminal(
     cols: u16,
     rows: u16,
 ) {
-    let started = Instant::now();
     let (mut to_browser, mut from_browser) = socket.split();
     let (mut output, input) = match terminal.open_shell(cols, rows).await {
         Ok(shell) => shell,
@@ -496,30 +494,17 @@ async fn run_terminal(
             return;
         }
     };
-    // The open record is durable before any byte flows.
-    entry.time = Utc::now();
-    if let Err(e) = gw.store.append_audit(&entry).await {
-        tracing::error!(error = %e, "cannot record a browser SSH session; not starting it");
-        let _ = to_browser.send(ended("the gateway cannot write its audit log")).await;
-        input.close().await;
-        return;
-    }
-    let (session, mut stop) = gw.sessions.register(NewSession {
-        id: entry.connection_id.clone().unwrap_or_default(),
-        user: entry.user.clone().unwrap_or_default(),
-        client,
-        bastion_id: entry.bastion_id.clone().unwrap_or_default(),
-        protocol: "ssh",
-        target_ip: entry.target_ip.clone().unwrap_or_default(),
-        target_port: entry.target_port.unwrap_or_default(),
-        target_resource_id: entry.target_resource_id.clone(),
-    });
+    let mut started = match bridge::start(&gw, entry, client, "ssh").await {
+        Ok(started) => started,
+        Err(reason) => {
+            let _ = to_browser.send(ended(&reason)).await;
+            input.close().await;
+            return;
+        }
+    };
     let _ = to_browser.send(Message::Text(r#"{"type":"ready"}"#.into())).await;
-    let counters = session.counters.clone();
-    let keepalive = gw.config.keepalive;
-    let mut ping = tokio::time::interval(keepalive);
-    ping.reset();
-    let mut last_heard = Instant::now();
+    let counters = started.session.counters.clone();
+    let mut keepalive = Keepalive::new(gw.config.keepalive);
     let (reason, clean) = loop {
         tokio::select! {
             event = output.next() => match event {
@@ -535,7 +520,7 @@ async fn run_terminal(
                 }
             },
             message = from_browser.next() => {
-                last_heard = Instant::now();
+                keepalive.heard();
                 match message {
                     Some(Ok(Message::Binary(data))) => {
                         counters.add(&counters.tunnel_to_socket, data.len() as u64);
@@ -554,13 +539,10 @@ async fn run_terminal(
                     Some(Ok(_)) => {}
                 }
             }
-            _ = stop.changed() => {
-                let reason = stop.borrow().clone().unwrap_or_else(|| "stopped".to_string());
-                break (reason, true);
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > keepalive * 3 {
-                    break (format!("the browser did not answer for {} s", (keepalive * 3).as_secs()), false);
+            _ = started.stop.changed() => break (started.stop_reason(), true),
+            _ = keepalive.ping.tick() => {
+                if let Err(reason) = keepalive.check() {
+                    break (reason, false);
                 }
                 if to_browser.send(Message::Ping(Default::default())).await.is_err() {
                     break ("the browser went away".to_string(), false);
@@ -571,18 +553,5 @@ async fn run_terminal(
     let _ = to_browser.send(ended(&reason)).await;
     let _ = to_browser.send(Message::Close(None)).await;
     input.close().await;
-    gw.sessions.remove(&session.id);
-
-    let mut close = entry;
-    close.event = AuditEvent::ConnectionClose;
-    close.time = Utc::now();
-    close.result = if clean { AuditResult::Closed } else { AuditResult::Failed };
-    close.reason = Some(reason);
-    close.reason_code = None;
-    close.bytes_to_target = Some(counters.tunnel_to_socket.load(std::sync::atomic::Ordering::Relaxed));
-    close.bytes_from_target = Some(counters.socket_to_tunnel.load(std::sync::atomic::Ordering::Relaxed));
-    close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-    if let Err(e) = gw.store.append_audit(&close).await {
-        tracing::error!(error = %e, "cannot record the end of a browser SSH session");
-    }
+    started.finish(&gw, reason, clean).await;
 }
