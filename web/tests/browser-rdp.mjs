@@ -2,33 +2,18 @@
 // gateway and a real RDP server (freerdp-shadow-cli on an Xvfb display) that the Rust test
 // started (tests/e2e/tests/browser_rdp.rs). The test paints the server's display with
 // xsetroot and checks that the canvas shows that colour. Nothing here leaves loopback.
-import { chromium } from 'playwright-core';
+import { check, env, launchChromium, step, until as untilWithin, withBrowser } from './lib.mjs';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`${name} is not set (run through cargo test -p rampart-e2e)`);
-  return value;
-};
 const url = env('RAMPART_URL');
 const out = env('ARTIFACTS');
 const display = env('RDP_DISPLAY');
 const vmId = env('VM_ID');
 mkdirSync(out, { recursive: true });
-const step = (name) => console.log(`ok - ${name}`);
-const check = (cond, what) => { if (!cond) throw new Error(what); };
-async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${JSON.stringify(last)}`}`);
-}
+// An RDP server draws more slowly than a terminal echoes: 20 s by default.
+const until = (what, fn, ms = 20000) => untilWithin(what, fn, ms);
 /// Paints the RDP server's whole display one colour.
 const paint = (colour, on = display) => execFileSync('xsetroot', ['-solid', colour], { env: { ...process.env, DISPLAY: on } });
 /// The canvas pixel at (fx, fy) as fractions of its size.
@@ -48,12 +33,8 @@ async function showsColour(tab, colour, rgb, on = display) {
   return seen;
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
-try {
+const browser = await launchChromium();
+await withBrowser(browser, out, async () => {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   await page.goto(`${url}/portal`);
@@ -149,16 +130,4 @@ try {
     try { process.kill(-xterm.pid); } catch { /* already gone */ }
   }
   await tab.close();
-} catch (error) {
-  let n = 0;
-  for (const context of browser.contexts()) {
-    for (const p of context.pages()) {
-      n += 1;
-      await p.screenshot({ path: join(out, `failure-${n}.png`) }).catch(() => {});
-      console.error(`tab ${n}: ${p.url()}\n${((await p.textContent('body').catch(() => '')) || '').trim().slice(0, 600)}`);
-    }
-  }
-  throw error;
-} finally {
-  await browser.close();
-}
+});

@@ -2,40 +2,18 @@
 // Playwright, against a live gateway and a real sshd that the Rust test started
 // (tests/e2e/tests/browser_ssh.rs). Each step prints "ok - NAME" or throws; the Rust test
 // checks the exit status and that every step ran. Nothing here leaves loopback.
-import { chromium } from 'playwright-core';
+import { check, env, launchChromium, step, until, withBrowser } from './lib.mjs';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`${name} is not set (run through cargo test -p rampart-e2e)`);
-  return value;
-};
 const url = env('RAMPART_URL');
 const out = env('ARTIFACTS');
 const sshPort = env('SSH_PORT');
 const vmId = env('VM_ID');
 mkdirSync(out, { recursive: true });
 
-const step = (name) => console.log(`ok - ${name}`);
-const check = (cond, what) => { if (!cond) throw new Error(what); };
-const deadline = (ms) => Date.now() + ms;
-async function until(what, fn, ms = 15000) {
-  const end = deadline(ms);
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${JSON.stringify(last)}`}`);
-}
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 // Every request the pages make must go to the gateway: no CDN, no fonts, nothing else.
 const foreign = [];
 function watch(context) {
@@ -107,7 +85,7 @@ async function connectPage(page, query) {
   return page;
 }
 
-try {
+await withBrowser(browser, out, async () => {
   // Sign-in: a wrong password is refused with a message; the right one lands on home.
   const admin = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 720 } });
   watch(admin);
@@ -265,18 +243,4 @@ try {
 
   check(foreign.length === 0, `requests left the gateway: ${foreign.join(', ')}`);
   step('no request went anywhere but the gateway');
-} catch (error) {
-  // Leave what each open tab showed, for whoever reads the failure.
-  let n = 0;
-  for (const context of browser.contexts()) {
-    for (const page of context.pages()) {
-      n += 1;
-      await page.screenshot({ path: join(out, `failure-${n}.png`) }).catch(() => {});
-      const text = await page.textContent('body').catch(() => '');
-      console.error(`tab ${n}: ${page.url()}\n${(text || '').trim().slice(0, 600)}`);
-    }
-  }
-  throw error;
-} finally {
-  await browser.close();
-}
+});

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
 use rampart_client::trust::{Trust, client_config};
-use rampart_e2e::{ADMIN_PASSWORD, Gateway, Sshd};
+use rampart_e2e::{ADMIN_PASSWORD, Gateway, Sshd, form_body, url_encode};
 use rampart_ssh::terminal::{ShellEvent, SshTerminal, TerminalAuth};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -68,19 +68,6 @@ async fn drain_briefly(output: &mut rampart_ssh::terminal::ShellOutput) {
     }
 }
 
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    fields.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&")
-}
-
 /// The portal's WebSocket as a browser gets it: the WebSocket stream type.
 pub type PortalSocket = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
@@ -100,7 +87,7 @@ pub async fn open_portal_session(gateway: &Gateway, fields: &[(&str, &str)]) -> 
         .post(format!("{base}/portal/signin"))
         .header("origin", &origin)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("username", "admin"), ("password", ADMIN_PASSWORD), ("next", "/portal")]))
+        .body(form_body(&[("username", "admin"), ("password", ADMIN_PASSWORD), ("next", "/portal")]))
         .send()
         .await?;
     let cookie = signed_in
@@ -131,7 +118,7 @@ pub async fn open_portal_session(gateway: &Gateway, fields: &[(&str, &str)]) -> 
         .header("cookie", &cookie)
         .header("origin", &origin)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&all))
+        .body(form_body(&all))
         .send()
         .await?;
     let location = match posted.headers().get("location").and_then(|v| v.to_str().ok()) {

@@ -634,3 +634,63 @@ pub fn shadow_server(n: u32, auth: bool) -> Result<(Process, u16)> {
     }
     bail!("freerdp-shadow-cli did not start")
 }
+
+/// Percent-encodes everything but unreserved characters (form bodies, query values).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An `application/x-www-form-urlencoded` body, as a browser posts a form.
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&")
+}
+
+/// The repository's root (for `web/` and `target/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Starts a Playwright script from `web/tests` with `node`, its output captured. Checks
+/// first that Chromium and the npm packages are there (the test command installs them).
+pub fn spawn_browser_script(script: &str, env: &[(&str, String)]) -> Result<Child> {
+    ensure!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: the README's test command installs Debian's chromium"
+    );
+    let web = repo_root().join("web");
+    ensure!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: the README's test command runs `npm ci` in web/"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(web.join("tests").join(script)).current_dir(&web).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().context("node (the test command installs nodejs)")
+}
+
+/// Waits for a browser script at most `limit` (killed when over); returns its stdout and
+/// stderr together, or an error with them when it failed.
+pub fn finish_browser_script(mut child: Child, limit: Duration) -> Result<String> {
+    let t = Instant::now();
+    while child.try_wait()?.is_none() {
+        if t.elapsed() > limit {
+            child.kill().ok();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output()?;
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("{text}");
+    ensure!(t.elapsed() <= limit, "the browser script ran longer than {} s:\n{text}", limit.as_secs());
+    ensure!(output.status.success(), "the browser script failed ({}):\n{text}", output.status);
+    Ok(text)
+}

@@ -2,21 +2,15 @@
 //! Xvfb display), real Chromium driven by Playwright (`web/tests/browser-rdp.mjs`), which
 //! paints the server's display and checks the canvas shows it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 #[test]
 fn rdp_in_the_browser() -> Result<()> {
     for needed in [
-        "/usr/bin/chromium",
         "/usr/bin/freerdp-shadow-cli",
         "/usr/bin/Xvfb",
         "/usr/bin/xsetroot",
@@ -25,10 +19,6 @@ fn rdp_in_the_browser() -> Result<()> {
     ] {
         ensure!(Path::new(needed).exists(), "{needed} is missing: the README's test command installs it");
     }
-    ensure!(
-        repo().join("web/node_modules/playwright-core").exists(),
-        "run `npm ci` in web/ (the test command does)"
-    );
     let n = 500 + std::process::id() % 200;
     let display = format!(":{n}");
     let _xvfb = rampart_e2e::xvfb(n)?;
@@ -71,30 +61,24 @@ fn rdp_in_the_browser() -> Result<()> {
         serde_json::from_str(&gw.ok(&["vm", "show", "-n", "win1", "-g", "apps"])?)?;
     let vm_id = shown["id"].as_str().context("vm id")?.to_string();
 
-    let out = repo().join("target/e2e-artifacts/browser-rdp");
+    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/browser-rdp");
     let _ = std::fs::remove_dir_all(&out);
-    let child = Command::new("node")
-        .arg(repo().join("web/tests/browser-rdp.mjs"))
-        .current_dir(repo().join("web"))
-        .env("RAMPART_URL", gw.url())
-        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("ARTIFACTS", &out)
-        .env("RDP_DISPLAY", &display)
-        .env("RDP_PORT", &port_text)
-        .env("VM_ID", &vm_id)
-        .env("AUTH_PORT", if local.is_some() { auth_port.to_string() } else { String::new() })
-        .env("AUTH_DISPLAY", &auth_display)
-        .env("AUTH_USER", local.as_ref().map(|u| u.name.clone()).unwrap_or_default())
-        .env("AUTH_PASSWORD", local.as_ref().map(|u| u.password.clone()).unwrap_or_default())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("node")?;
-    let output = wait_output(child, Duration::from_secs(180))?;
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    println!("{text}");
-    ensure!(output.status.success(), "the browser script failed:\n{text}");
+    let script = rampart_e2e::spawn_browser_script(
+        "browser-rdp.mjs",
+        &[
+            ("RAMPART_URL", gw.url()),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+            ("ARTIFACTS", out.display().to_string()),
+            ("RDP_DISPLAY", display.clone()),
+            ("RDP_PORT", port_text.clone()),
+            ("VM_ID", vm_id.clone()),
+            ("AUTH_PORT", if local.is_some() { auth_port.to_string() } else { String::new() }),
+            ("AUTH_DISPLAY", auth_display.clone()),
+            ("AUTH_USER", local.as_ref().map(|u| u.name.clone()).unwrap_or_default()),
+            ("AUTH_PASSWORD", local.as_ref().map(|u| u.password.clone()).unwrap_or_default()),
+        ],
+    )?;
+    let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(180))?;
     for step in [
         "by IP: the canvas shows the server's display",
         "a change on the server reaches the canvas",
@@ -148,21 +132,4 @@ fn rdp_in_the_browser() -> Result<()> {
         ensure!(!gw.log().contains(&user.password), "the RDP password never reaches the log");
     }
     Ok(())
-}
-
-fn wait_output(mut child: std::process::Child, limit: Duration) -> Result<std::process::Output> {
-    let t = Instant::now();
-    while child.try_wait()?.is_none() {
-        if t.elapsed() > limit {
-            child.kill().ok();
-            let output = child.wait_with_output()?;
-            bail!(
-                "the browser script ran longer than {} s: {}",
-                limit.as_secs(),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(child.wait_with_output()?)
 }

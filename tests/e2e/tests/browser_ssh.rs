@@ -3,8 +3,6 @@
 //! this test checks the session from the CLI (`session list` with growing byte counts, then
 //! `session delete`), as an operator would.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -12,27 +10,6 @@ use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Sshd, SshdOptions, audit_h
 
 const BASTION: &str =
     "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Where the browser tests put their screenshots (kept after the run).
-fn artifacts() -> PathBuf {
-    repo().join("target/e2e-artifacts/browser-ssh")
-}
-
-fn browser_ready() -> Result<()> {
-    ensure!(
-        Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: the README's test command installs Debian's chromium"
-    );
-    ensure!(
-        repo().join("web/node_modules/playwright-core").exists(),
-        "web/node_modules is missing: the README's test command runs `npm ci` in web/"
-    );
-    Ok(())
-}
 
 fn sessions(gw: &Gateway) -> Result<Vec<serde_json::Value>> {
     let out = gw.ok(&["network", "bastion", "session", "list", "-n", "default", "-g", "default"])?;
@@ -45,7 +22,6 @@ fn browser_session(gw: &Gateway) -> Result<Option<serde_json::Value>> {
 
 #[test]
 fn ssh_in_the_browser() -> Result<()> {
-    browser_ready()?;
     let Some(local) = LocalUser::create("rb")? else {
         println!("SKIPPED: password sign-in to sshd needs root (to create a local user)");
         return Ok(());
@@ -66,34 +42,34 @@ fn ssh_in_the_browser() -> Result<()> {
     let _ = gw.new_user(reader)?;
     gw.ok(&["role", "assignment", "create", "--assignee", reader, "--role", "Reader", "--scope", BASTION])?;
 
-    let out = artifacts();
+    // Screenshots stay here after the run.
+    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/browser-ssh");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out)?;
-    let mut cmd = Command::new("node");
-    cmd.arg(repo().join("web/tests/browser-ssh.mjs"))
-        .current_dir(repo().join("web"))
-        .env("RAMPART_URL", gw.url())
-        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("ARTIFACTS", &out)
-        .env("SSH_PORT", &port)
-        .env("VM_ID", &vm_id)
-        .env("SSH_USER", &local.name)
-        .env("SSH_PASSWORD", &local.password)
-        .env("KEY_USER", &sshd.user)
-        .env("KEY_FILE", sshd.dir.path().join("userkey"))
-        .env("READER_USER", reader)
-        .env("READER_PASSWORD", format!("{reader}-Passw0rd-long"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut script = cmd.spawn().context("node (the test command installs nodejs)")?;
+    let mut script = rampart_e2e::spawn_browser_script(
+        "browser-ssh.mjs",
+        &[
+            ("RAMPART_URL", gw.url()),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+            ("ARTIFACTS", out.display().to_string()),
+            ("SSH_PORT", port.clone()),
+            ("VM_ID", vm_id.clone()),
+            ("SSH_USER", local.name.clone()),
+            ("SSH_PASSWORD", local.password.clone()),
+            ("KEY_USER", sshd.user.clone()),
+            ("KEY_FILE", sshd.dir.path().join("userkey").display().to_string()),
+            ("READER_USER", reader.to_string()),
+            ("READER_PASSWORD", format!("{reader}-Passw0rd-long")),
+        ],
+    )?;
 
     // The script opens a terminal that prints a line every 100 ms, then waits for us.
     let marker = out.join("browser-session-open");
     while !marker.exists() {
-        if let Some(status) = script.try_wait()? {
-            let output = script.wait_with_output()?;
-            bail!("the browser script ended early ({status}):\n{}", both(&output));
+        if script.try_wait()?.is_some() {
+            let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(1))?;
+            bail!("the browser script ended before opening its session:\n{text}");
         }
         ensure!(started.elapsed() < Duration::from_secs(120), "the browser script did not open its session");
         std::thread::sleep(Duration::from_millis(100));
@@ -114,10 +90,7 @@ fn ssh_in_the_browser() -> Result<()> {
     }
     std::fs::write(out.join("cli-checked"), "yes")?;
 
-    let output = wait_output(script, Duration::from_secs(240))?;
-    let text = both(&output);
-    println!("{text}");
-    ensure!(output.status.success(), "the browser script failed:\n{text}");
+    let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(240))?;
     for step in [
         "a wrong portal password is refused",
         "IP address and password",
@@ -164,22 +137,4 @@ fn ssh_in_the_browser() -> Result<()> {
     );
     ensure!(!gw.log().contains(&local.password), "the target password never reaches the log");
     Ok(())
-}
-
-fn both(output: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// Waits for the script with a time limit (killed when over), collecting its output.
-fn wait_output(mut child: std::process::Child, limit: Duration) -> Result<std::process::Output> {
-    let t = Instant::now();
-    while child.try_wait()?.is_none() {
-        if t.elapsed() > limit {
-            child.kill().ok();
-            let output = child.wait_with_output()?;
-            bail!("the browser script ran longer than {} s:\n{}", limit.as_secs(), both(&output));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(child.wait_with_output()?)
 }

@@ -5,26 +5,13 @@
 
 use anyhow::{Context, Result, ensure};
 use rampart_client::trust::{Trust, client_config};
-use rampart_e2e::{ADMIN_PASSWORD, Gateway};
+use rampart_e2e::{ADMIN_PASSWORD, Gateway, form_body, url_encode};
 use reqwest::StatusCode;
 
 struct Browser {
     http: reqwest::Client,
     base: String,
     cookie: Option<String>,
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
 }
 
 impl Browser {
@@ -64,7 +51,7 @@ impl Browser {
     async fn sign_in(&mut self, user: &str, password: &str) -> Result<String> {
         let origin = self.base.clone();
         let r = self
-            .post("/portal/signin", Some(&origin), form(&[("username", user), ("password", password)]))
+            .post("/portal/signin", Some(&origin), form_body(&[("username", user), ("password", password)]))
             .await?;
         ensure!(r.status() == StatusCode::SEE_OTHER || r.status().is_redirection(), "{}", r.status());
         let set = r.headers().get("set-cookie").context("no cookie")?.to_str()?.to_string();
@@ -114,7 +101,7 @@ async fn forged_and_cross_origin_forms_are_refused_and_sessions_end() -> Result<
 
     let csrf = browser.csrf().await?;
     let change = |token: &str| {
-        form(&[("csrf", token), ("id", BASTION), ("sku", "Basic"), ("reachable_networks", "10.0.0.0/8")])
+        form_body(&[("csrf", token), ("id", BASTION), ("sku", "Basic"), ("reachable_networks", "10.0.0.0/8")])
     };
     // A form without the session's token (a hostile page cannot read it) is refused.
     let own = browser.base.clone();
@@ -142,7 +129,7 @@ async fn forged_and_cross_origin_forms_are_refused_and_sessions_end() -> Result<
     );
 
     // Sign-out ends the session on the server: the old cookie is worthless.
-    let r = browser.post("/portal/signout", Some(&own), form(&[("csrf", &csrf)])).await?;
+    let r = browser.post("/portal/signout", Some(&own), form_body(&[("csrf", &csrf)])).await?;
     ensure!(r.status().is_redirection());
     let r = browser.get("/portal").await?;
     ensure!(r.status().is_redirection(), "a signed-out cookie still works: {}", r.status());
@@ -172,7 +159,7 @@ async fn forged_and_cross_origin_forms_are_refused_and_sessions_end() -> Result<
 
 /// Posts the Connect form for an SSH session by IP with `sshd`'s key; returns the response.
 async fn connect_with_key(browser: &Browser, sshd: &rampart_e2e::Sshd) -> Result<reqwest::Response> {
-    let page = browser.get(&format!("/portal/connect?bastion={}", encode(BASTION))).await?.text().await?;
+    let page = browser.get(&format!("/portal/connect?bastion={}", url_encode(BASTION))).await?.text().await?;
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -181,7 +168,7 @@ async fn connect_with_key(browser: &Browser, sshd: &rampart_e2e::Sshd) -> Result
         .to_string();
     let key = std::fs::read_to_string(sshd.dir.path().join("userkey"))?;
     let port = sshd.port.to_string();
-    let body = form(&[
+    let body = form_body(&[
         ("csrf", &csrf),
         ("bastion", BASTION),
         ("target", "ip"),
