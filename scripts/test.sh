@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
-# sshpass, stunnel4, FreeRDP, Xvfb with xsetroot, xterm and xdotool, Chromium and Node.js from Debian; xterm.js and
+# sshpass, stunnel4, FreeRDP, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip,
+# Chromium and Node.js from Debian; xterm.js and
 # playwright-core from npm, never a downloaded browser), then checks formatting and lints, builds
 # the `rampart` binary the end-to-end tests drive, and runs all unit and end-to-end tests.
 # Traffic stays on loopback.
@@ -24,6 +25,10 @@ command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 command -v xsetroot >/dev/null 2>&1 || missing+=(x11-xserver-utils)
 command -v xterm >/dev/null 2>&1 || missing+=(xterm)
 command -v xdotool >/dev/null 2>&1 || missing+=(xdotool)
+command -v xwd >/dev/null 2>&1 || missing+=(x11-apps)
+command -v xclip >/dev/null 2>&1 || missing+=(xclip)
+[ -x /usr/sbin/xrdp ] || missing+=(xrdp)
+[ -e /usr/lib/xorg/modules/drivers/xrdpdev_drv.so ] || missing+=(xorgxrdp)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)

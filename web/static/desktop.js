@@ -25,8 +25,15 @@ ws.onmessage = (event) => {
     if (message.type === 'ready') {
       canvas.width = message.width;
       canvas.height = message.height;
+      clipboardToggle.hidden = !message.clipboard;
       setStatus('connected', 'connected');
       canvas.focus();
+    } else if (message.type === 'clipboard') {
+      fromRemote(message.text);
+    } else if (message.type === 'clipboard-state') {
+      // The operator turned copy and paste off (or back on) while the session runs.
+      clipboardToggle.hidden = !message.on;
+      if (!message.on) clipboardPanel.hidden = true;
     } else if (message.type === 'ended') {
       ended = true;
       setStatus(`session ended: ${message.reason}`, 'ended');
@@ -94,3 +101,36 @@ canvas.addEventListener('keydown', (e) => {
 canvas.addEventListener('keyup', (e) => { key(e.code, false); e.preventDefault(); });
 canvas.addEventListener('blur', () => { held.clear(); send({ type: 'release' }); });
 document.getElementById('cad').addEventListener('click', () => { send({ type: 'cad' }); canvas.focus(); });
+
+// Text clipboard both ways (when the bastion allows copy and paste). The panel always works;
+// the browser's own clipboard is used too where the page is allowed to (it asks the user).
+const clipboardToggle = document.getElementById('clipboard-toggle');
+const clipboardPanel = document.getElementById('clipboard-panel');
+const clipboardText = document.getElementById('clipboard');
+let lastClipboard = '';
+function fromRemote(text) {
+  lastClipboard = text;
+  clipboardText.value = text;
+  window.rampartDesktop.clipboard = text;
+  navigator.clipboard?.writeText(text).catch(() => {});
+}
+function toRemote(text) {
+  if (clipboardToggle.hidden || text === lastClipboard) return;
+  lastClipboard = text;
+  send({ type: 'clipboard', text });
+}
+clipboardToggle.addEventListener('click', () => {
+  clipboardPanel.hidden = !clipboardPanel.hidden;
+  clipboardToggle.setAttribute('aria-expanded', String(!clipboardPanel.hidden));
+});
+let typing;
+clipboardText.addEventListener('input', () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => toRemote(clipboardText.value), 250);
+});
+// Coming back to the desktop: what was copied in another window is offered to the remote side.
+canvas.addEventListener('focus', () => {
+  if (clipboardToggle.hidden || !navigator.clipboard?.readText) return;
+  navigator.clipboard.readText().then((text) => { if (text) { clipboardText.value = text; toRemote(text); } })
+    .catch(() => {});
+});

@@ -24,6 +24,39 @@ const pixel = (tab, fx, fy) => tab.evaluate(([fx, fy]) => {
 }, [fx, fy]);
 const near = (a, b) => a.every((v, i) => Math.abs(v - b[i]) <= 8);
 
+/// A screenshot of an X display (xwd), read as the server sees its own screen.
+function screenshot(on, xenv = {}) {
+  const buf = execFileSync('xwd', ['-root', '-silent'], { env: { ...process.env, DISPLAY: on, ...xenv }, maxBuffer: 64 << 20 });
+  const u32 = (o) => buf.readUInt32BE(o);
+  const [width, height, byteOrder, bitsPerPixel, bytesPerLine, ncolors] = [u32(16), u32(20), u32(28), u32(44), u32(48), u32(76)];
+  const masks = [u32(56), u32(60), u32(64)];
+  check(bitsPerPixel === 32, `xwd: ${bitsPerPixel} bits per pixel`);
+  const data = u32(0) + ncolors * 12;
+  const shift = (m) => 31 - Math.clz32(m & -m);
+  return {
+    width, height, at(x, y) {
+      const o = data + y * bytesPerLine + x * 4;
+      const v = byteOrder === 0 ? buf.readUInt32LE(o) : buf.readUInt32BE(o);
+      return masks.map((m) => ((v & m) >>> shift(m)) & 0xff);
+    },
+  };
+}
+
+/// Waits until the canvas shows what a screenshot of the server's display shows, at
+/// `points` (fractions of the size); returns the pixels compared.
+async function matchesScreenshot(tab, on, xenv, points) {
+  return until(`the canvas to match a screenshot of ${on}`, async () => {
+    const shot = screenshot(on, xenv);
+    const size = await tab.evaluate(() => [document.getElementById('screen').width, document.getElementById('screen').height]);
+    if (size[0] !== shot.width || size[1] !== shot.height) return undefined;
+    const pairs = [];
+    for (const [fx, fy] of points) {
+      pairs.push([await pixel(tab, fx, fy), shot.at(Math.floor(shot.width * fx), Math.floor(shot.height * fy))]);
+    }
+    return pairs.every(([a, b]) => near(a, b)) ? pairs : undefined;
+  });
+}
+
 async function showsColour(tab, colour, rgb, on = display) {
   paint(colour, on);
   const seen = await until(`the canvas to show ${colour}`, async () => {
@@ -34,6 +67,97 @@ async function showsColour(tab, colour, rgb, on = display) {
 }
 
 const browser = await launchChromium();
+let open;
+
+/// xrdp: a whole Xorg session of a local user, a terminal in it, and the text clipboard.
+async function xrdpSteps() {
+  const user = env('AUTH_USER');
+  const xd = env('XRDP_DISPLAY');
+  const xenv = { XAUTHORITY: `/home/${user}/.Xauthority` };
+  const asUser = (args, input) => execFileSync('runuser',
+    ['-u', user, '--', 'env', `DISPLAY=${xd}`, `XAUTHORITY=${xenv.XAUTHORITY}`, ...args],
+    { input, stdio: [input === undefined ? 'ignore' : 'pipe', input === undefined ? 'pipe' : 'ignore', 'ignore'], timeout: 5000 });
+  const copyOnRemote = (text) => asUser(['xclip', '-selection', 'clipboard', '-i'], text);
+  const pasteOnRemote = () => { try { return asUser(['xclip', '-selection', 'clipboard', '-o']).toString(); } catch { return ''; } };
+  const nonce = Math.random().toString(36).slice(2, 8);
+
+  let tab = await open(false, env('XRDP_PORT'), user, env('AUTH_PASSWORD'));
+  const pairs = await matchesScreenshot(tab, xd, xenv, [[0.5, 0.5], [0.9, 0.9], [0.05, 0.95], [0.95, 0.05], [0.2, 0.1]]);
+  await tab.screenshot({ path: join(out, 'xrdp-desktop.png') });
+  step(`xrdp: the canvas matches a screenshot of the server's display (${JSON.stringify(pairs.map((p) => p[0]))})`);
+
+  // The terminal at +20+20 takes what is typed into it once it has the focus.
+  const box = await tab.locator('#screen').boundingBox();
+  const size = await tab.evaluate(() => [document.getElementById('screen').width, document.getElementById('screen').height]);
+  await tab.mouse.click(box.x + (60 * box.width) / size[0], box.y + (40 * box.height) / size[1]);
+  await tab.keyboard.type(`xrdp typed ${nonce}`);
+  await tab.keyboard.press('Enter');
+  const typedFile = `/home/${user}/typed.txt`;
+  const line = await until('the typed line to reach the xrdp terminal', async () =>
+    existsSync(typedFile) ? readFileSync(typedFile, 'utf8') : undefined);
+  check(line === `xrdp typed ${nonce}`, `the terminal read ${JSON.stringify(line)}`);
+  step(`xrdp: typing reaches the terminal: ${JSON.stringify(line)}`);
+
+  // Copied there, it shows in the page's clipboard panel (and the browser's clipboard).
+  const copied = `copied on xrdp ${nonce}\nsecond line`;
+  copyOnRemote(copied);
+  await until('the remote clipboard text in the browser', async () =>
+    (await tab.evaluate(() => window.rampartDesktop.clipboard)) === copied);
+  check(await tab.isVisible('#clipboard-toggle'), 'the page offers its clipboard panel');
+  await tab.click('#clipboard-toggle');
+  check((await tab.inputValue('#clipboard')) === copied, 'the panel shows the copied text');
+  step(`xrdp: text copied on the remote desktop reaches the browser: ${JSON.stringify(copied)}`);
+
+  const given = `pasted from the browser ${nonce} ✓\nline two`;
+  await tab.fill('#clipboard', given);
+  // RDP carries text with Windows line ends (as FreeRDP's client sends it too); xrdp passes
+  // them on to X as they are.
+  const pasted = await until('the browser text to be pasted on the remote desktop', async () => {
+    const text = pasteOnRemote();
+    return text === given.replace(/\n/g, '\r\n') ? text : undefined;
+  }).catch((e) => { throw new Error(`${e.message}; the remote desktop pastes ${JSON.stringify(pasteOnRemote())}`); });
+  step(`xrdp: text from the browser is pasted on the remote desktop: ${JSON.stringify(pasted)}`);
+
+  // Turned off on the operator page: the live session stops carrying text at once.
+  const ops = await tab.context().newPage();
+  await ops.goto(`${url}/portal`);
+  await ops.click('.bastion a[href^="/portal/bastion"]');
+  await ops.uncheck('input[name=copy_paste]');
+  await Promise.all([ops.waitForNavigation(), ops.click('#settings button[type=submit]')]);
+  check((await ops.textContent('#notice')).includes('applied'), 'the operator is told the change applied');
+  await until('the clipboard panel to go away', async () => !(await tab.isVisible('#clipboard-toggle')));
+  copyOnRemote(`after off ${nonce}`);
+  const blocked = `blocked ${nonce}`;
+  // As a page that ignored the change would: the gateway itself must drop the text.
+  await tab.evaluate((text) => {
+    document.getElementById('clipboard-toggle').hidden = false;
+    const t = document.getElementById('clipboard');
+    t.value = text;
+    t.dispatchEvent(new Event('input'));
+  }, blocked);
+  await new Promise((r) => setTimeout(r, 3000));
+  const inBrowser = await tab.evaluate(() => window.rampartDesktop.clipboard);
+  check(inBrowser === copied, `the browser got ${JSON.stringify(inBrowser)} with copy and paste off`);
+  const onRemote = pasteOnRemote();
+  check(onRemote === `after off ${nonce}`, `the remote desktop pasted ${JSON.stringify(onRemote)} with copy and paste off`);
+  step(`xrdp: with copy and paste turned off, no text crosses either way (remote pastes ${JSON.stringify(onRemote)})`);
+  await tab.close();
+
+  tab = await open(false, env('XRDP_PORT'), user, env('AUTH_PASSWORD'));
+  await matchesScreenshot(tab, xd, xenv, [[0.5, 0.5], [0.9, 0.9]]);
+  check(!(await tab.isVisible('#clipboard-toggle')), 'a new session offers no clipboard panel');
+  copyOnRemote(`new session ${nonce}`);
+  await new Promise((r) => setTimeout(r, 2000));
+  check((await tab.evaluate(() => window.rampartDesktop.clipboard)) === undefined, 'no text reaches a new session');
+  step('xrdp: a new session with copy and paste off offers no clipboard');
+  await tab.close();
+  // Back on, for what follows.
+  await ops.goto(ops.url().split('&notice')[0]);
+  await ops.check('input[name=copy_paste]');
+  await Promise.all([ops.waitForNavigation(), ops.click('#settings button[type=submit]')]);
+  await ops.close();
+}
+
 await withBrowser(browser, out, async () => {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
@@ -42,7 +166,7 @@ await withBrowser(browser, out, async () => {
   await page.fill('input[name=password]', env('ADMIN_PASSWORD'));
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
 
-  async function open(byVm, port = env('RDP_PORT'), user = 'someone', password = 'anything', expectError = false) {
+  open = async function (byVm, port = env('RDP_PORT'), user = 'someone', password = 'anything', expectError = false) {
     await page.goto(`${url}/portal`);
     const href = await page.getAttribute(byVm ? `tr[data-vm="${vmId}"] a` : '.bastion a.button', 'href');
     await page.goto(`${url}${href}`);
@@ -68,10 +192,11 @@ await withBrowser(browser, out, async () => {
     });
     check(state === 'connected', `desktop did not connect: ${state} ${await tab.textContent('body')}`);
     return tab;
-  }
+  };
 
   let tab = await open(false);
   const seen = await showsColour(tab, '#cc6633', [204, 102, 51]);
+  await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.02, 0.98], [0.98, 0.02]]);
   await tab.screenshot({ path: join(out, 'desktop.png') });
   step(`by IP: the canvas shows the server's display (${JSON.stringify(seen[0])})`);
   const again = await showsColour(tab, '#2277aa', [34, 119, 170]);
@@ -91,6 +216,8 @@ await withBrowser(browser, out, async () => {
     step(`the right RDP password shows the desktop: ${JSON.stringify(await showsColour(tab, '#884422', [136, 68, 34], process.env.AUTH_DISPLAY))}`);
     await tab.close();
   }
+
+  if (process.env.XRDP_PORT) await xrdpSteps();
 
   tab = await open(true);
   step(`by registered VM: ${JSON.stringify(await showsColour(tab, '#44aa55', [68, 170, 85]))}`);

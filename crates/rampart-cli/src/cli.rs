@@ -408,6 +408,9 @@ pub struct BastionSettingsArgs {
     /// End sessions this many seconds after they start (0: never).
     #[arg(long, value_name = "SECONDS")]
     pub max_session_duration: Option<u64>,
+    /// Turn copy and paste off for browser sessions (Standard and Premium).
+    #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub disable_copy_paste: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

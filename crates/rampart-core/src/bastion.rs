@@ -20,6 +20,9 @@ pub struct BastionSettings {
     pub idle_timeout_secs: Option<u64>,
     /// End a session this many seconds after it started.
     pub max_session_secs: Option<u64>,
+    /// "Disable copy/paste" for browser sessions (`disableCopyPaste` in Azure): no text
+    /// crosses between the browser's clipboard and the remote machine's either way.
+    pub disable_copy_paste: bool,
 }
 
 impl BastionSettings {
@@ -33,6 +36,7 @@ impl BastionSettings {
             reachable_networks: Vec::new(),
             idle_timeout_secs: None,
             max_session_secs: None,
+            disable_copy_paste: false,
         }
     }
 
@@ -48,6 +52,12 @@ impl BastionSettings {
             return Err(SettingsError::TierLacksFeature {
                 tier: self.tier,
                 feature: "IP-based connection (--enable-ip-connect)",
+            });
+        }
+        if self.disable_copy_paste && !self.tier.includes_disable_copy_paste() {
+            return Err(SettingsError::TierLacksFeature {
+                tier: self.tier,
+                feature: "turning copy and paste off (--disable-copy-paste)",
             });
         }
         Ok(())
@@ -89,8 +99,15 @@ mod tests {
             reachable_networks: vec![],
             idle_timeout_secs: None,
             max_session_secs: None,
+            disable_copy_paste: false,
         };
         assert_eq!(s.validate(), Ok(()));
+        let no_clipboard = BastionSettings { disable_copy_paste: true, ..s };
+        let err = no_clipboard.validate().expect_err("Basic cannot turn copy and paste off");
+        assert!(
+            err.to_string().contains("tier Basic") && err.to_string().contains("copy and paste"),
+            "{err}"
+        );
     }
 }
 

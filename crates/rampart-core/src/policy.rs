@@ -409,6 +409,7 @@ mod tests {
             reachable_networks: nets.iter().map(|n| n.parse().expect("cidr")).collect(),
             idle_timeout_secs: None,
             max_session_secs: None,
+            disable_copy_paste: false,
         }
     }
 

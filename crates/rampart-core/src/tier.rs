@@ -33,6 +33,12 @@ impl Tier {
         self >= Tier::Standard
     }
 
+    /// Turning copy and paste off for browser sessions: Standard and Premium (copy and
+    /// paste itself is in every tier).
+    pub fn includes_disable_copy_paste(self) -> bool {
+        self >= Tier::Standard
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::Developer => "Developer",

@@ -27,6 +27,9 @@ pub struct Session {
     pub started_at: DateTime<Utc>,
     pub started: Instant,
     pub counters: Arc<Counters>,
+    /// The bastion's copy-and-paste setting as it is now: a settings change updates it in
+    /// live sessions, and browser desktops follow it at once.
+    pub copy_paste: watch::Sender<bool>,
     stop: watch::Sender<Option<String>>,
 }
 
@@ -77,6 +80,7 @@ impl Sessions {
             started_at: Utc::now(),
             started: Instant::now(),
             counters: Arc::new(Counters::default()),
+            copy_paste: watch::Sender::new(true),
             stop,
         });
         self.lock().insert(session.id.clone(), session.clone());

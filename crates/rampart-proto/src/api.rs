@@ -89,6 +89,9 @@ pub struct Bastion {
     pub idle_timeout_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_session_duration_seconds: Option<u64>,
+    /// Browser sessions exchange no clipboard text with the remote machine.
+    #[serde(default)]
+    pub disable_copy_paste: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -128,6 +131,8 @@ pub struct BastionChange {
     /// Seconds; 0 removes the limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_session_duration_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_copy_paste: Option<bool>,
 }
 
 /// One audit record. Fields follow Azure's BastionAuditLogs where they overlap.

@@ -4,6 +4,7 @@
 //! against the one pinned for that target, decodes the desktop into an RGBA image, and turns
 //! browser input into RDP fast-path input. It knows no HTTP, no store and no policy.
 
+mod clipboard;
 mod keys;
 
 use std::net::SocketAddr;
@@ -26,7 +27,12 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+pub use clipboard::{MAX_CLIPBOARD_TEXT, text_for_remote, text_from_remote};
 pub use keys::scancode_for_code;
+
+use clipboard::{ClipboardEvent, ClipboardEvents, QueueingBackend};
+use ironrdp_cliprdr::CliprdrClient;
+use ironrdp_cliprdr::pdu::{ClipboardFormat, ClipboardFormatId, OwnedFormatDataResponse};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RdpError {
@@ -37,6 +43,8 @@ pub enum RdpError {
     CertificateChanged { pinned: String, offered: String },
     #[error("TLS with the RDP server failed: {0}")]
     Tls(String),
+    #[error("no security protocol in common with the RDP server: {0}")]
+    Security(String),
     #[error("the RDP server refused the sign-in: {0}")]
     AuthenticationFailed(String),
     #[error("the RDP connection failed: {0}")]
@@ -227,6 +235,21 @@ pub struct RdpSession {
     image: DecodedImage,
     input: Database,
     certificate: String,
+    /// What the clipboard channel reported; `None` when copy and paste is off.
+    clipboard_events: Option<ClipboardEvents>,
+    /// The browser's clipboard text, offered to the remote machine (Windows line ends).
+    local_clipboard: Option<String>,
+    /// Copy and paste may be turned off (and on) while the session runs; the channel stays.
+    clipboard_allowed: bool,
+}
+
+/// What a frame or an input changed.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Parts of the desktop to redraw.
+    pub rects: Vec<Rect>,
+    /// Text copied on the remote machine (browser line ends), for the browser's clipboard.
+    pub clipboard: Option<String>,
 }
 
 /// One frame read from the server, to hand to [`RdpSession::process`].
@@ -250,18 +273,25 @@ impl RdpSession {
     /// Runs the connection sequence on `stream`: TLS (its certificate checked against
     /// `pinned`, the SHA-256 of the certificate in hex; anything is accepted and reported
     /// when nothing is pinned yet), NLA when the server wants it, the capability exchange.
+    /// With `clipboard`, text is copied and pasted both ways; without, the clipboard channel
+    /// is not even opened.
     pub async fn connect(
         stream: TcpStream,
         server: SocketAddr,
         pinned: Option<String>,
         credentials: RdpCredentials,
-        width: u16,
-        height: u16,
+        (width, height): (u16, u16),
+        clipboard: bool,
     ) -> Result<RdpSession, RdpError> {
         let _ = stream.set_nodelay(true);
         let client_addr = stream.local_addr().map_err(|e| RdpError::Connect(e.to_string()))?;
         let size = DesktopSize { width, height };
         let mut connector = ClientConnector::new(config(credentials, size), client_addr);
+        let clipboard_events = clipboard.then(ClipboardEvents::default);
+        if let Some(events) = &clipboard_events {
+            connector
+                .attach_static_channel(CliprdrClient::new(Box::new(QueueingBackend::new(events.clone()))));
+        }
         let mut framed = TokioFramed::new(stream);
         let should_upgrade =
             ironrdp_tokio::connect_begin(&mut framed, &mut connector).await.map_err(|e| connect_error(&e))?;
@@ -321,7 +351,16 @@ impl RdpSession {
             pointer_software_rendering: result.pointer_software_rendering,
         }
         .build();
-        Ok(RdpSession { framed, active, image, input: Database::new(), certificate })
+        Ok(RdpSession {
+            framed,
+            active,
+            image,
+            input: Database::new(),
+            certificate,
+            clipboard_allowed: clipboard_events.is_some(),
+            clipboard_events,
+            local_clipboard: None,
+        })
     }
 
     /// Waits, at most `limit`, until the server draws the desktop for the first time. Servers
@@ -342,7 +381,7 @@ impl RdpSession {
                     ));
                 }
             };
-            if !self.process(frame).await?.is_empty() {
+            if !self.process(frame).await?.rects.is_empty() {
                 return Ok(true);
             }
         }
@@ -351,6 +390,38 @@ impl RdpSession {
     /// The SHA-256 of the server's certificate, hex (to pin on first use).
     pub fn certificate(&self) -> &str {
         &self.certificate
+    }
+
+    /// Whether the session has a clipboard channel (copy and paste was on when it connected).
+    pub fn clipboard(&self) -> bool {
+        self.clipboard_events.is_some()
+    }
+
+    /// Whether text is copied and pasted now.
+    pub fn clipboard_allowed(&self) -> bool {
+        self.clipboard_allowed
+    }
+
+    /// Turns copy and paste off (or back on) in a live session. Turning it off also takes
+    /// back the text offered to the remote machine.
+    pub async fn allow_clipboard(&mut self, allowed: bool) -> Result<(), RdpError> {
+        let allowed = allowed && self.clipboard_events.is_some();
+        if allowed == self.clipboard_allowed {
+            return Ok(());
+        }
+        self.clipboard_allowed = allowed;
+        if allowed || self.local_clipboard.take().is_none() {
+            return Ok(());
+        }
+        let Some(cliprdr) = self.active.get_svc_processor_mut::<CliprdrClient>() else {
+            return Ok(());
+        };
+        if !cliprdr.is_ready() {
+            return Ok(());
+        }
+        let messages =
+            cliprdr.initiate_copy(&[]).map_err(|e| RdpError::Session(format!("clipboard channel: {e}")))?;
+        self.send_clipboard(messages).await
     }
 
     pub fn size(&self) -> (u16, u16) {
@@ -365,8 +436,8 @@ impl RdpSession {
     }
 
     /// Decodes a frame into the desktop image, answers the server where the protocol wants
-    /// it, and returns the parts of the desktop that changed.
-    pub async fn process(&mut self, frame: Frame) -> Result<Vec<Rect>, RdpError> {
+    /// it, and returns what changed.
+    pub async fn process(&mut self, frame: Frame) -> Result<Changes, RdpError> {
         let outputs = self
             .active
             .process(&mut self.image, frame.action, &frame.payload, None)
@@ -374,25 +445,102 @@ impl RdpSession {
         self.handle(outputs).await
     }
 
-    async fn handle(&mut self, outputs: Vec<ActiveStageOutput>) -> Result<Vec<Rect>, RdpError> {
-        let mut changed = Vec::new();
+    async fn handle(&mut self, outputs: Vec<ActiveStageOutput>) -> Result<Changes, RdpError> {
+        let mut changes = Changes::default();
         for out in outputs {
             match out {
                 ActiveStageOutput::ResponseFrame(bytes) => {
                     self.framed.write_all(&bytes).await.map_err(|e| RdpError::Session(e.to_string()))?;
                 }
-                ActiveStageOutput::GraphicsUpdate(rect) => changed.push(Rect::from_inclusive(&rect)),
+                ActiveStageOutput::GraphicsUpdate(rect) => changes.rects.push(Rect::from_inclusive(&rect)),
                 ActiveStageOutput::Terminate(reason) => {
                     return Err(RdpError::Ended(reason.description().to_string()));
                 }
                 _ => {}
             }
         }
-        Ok(changed)
+        self.pump_clipboard(&mut changes).await?;
+        Ok(changes)
+    }
+
+    /// Acts on what the clipboard channel reported while frames were processed.
+    async fn pump_clipboard(&mut self, changes: &mut Changes) -> Result<(), RdpError> {
+        let Some(events) = self.clipboard_events.clone() else {
+            return Ok(());
+        };
+        loop {
+            let Some(event) = events.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                return Ok(());
+            };
+            let offered: Vec<ClipboardFormat> = match self.local_clipboard {
+                Some(_) => vec![ClipboardFormat::new(ClipboardFormatId::CF_UNICODETEXT)],
+                None => Vec::new(),
+            };
+            let Some(cliprdr) = self.active.get_svc_processor_mut::<CliprdrClient>() else {
+                return Ok(());
+            };
+            let allowed = self.clipboard_allowed;
+            let messages = match event {
+                ClipboardEvent::FormatListWanted => cliprdr.initiate_copy(&offered),
+                ClipboardEvent::RemoteCopy { .. } if !allowed => continue,
+                ClipboardEvent::RemoteCopy { text: true } => {
+                    cliprdr.initiate_paste(ClipboardFormatId::CF_UNICODETEXT)
+                }
+                ClipboardEvent::RemoteCopy { text: false } => continue,
+                ClipboardEvent::DataWanted(format) => {
+                    let response = match &self.local_clipboard {
+                        Some(text) if allowed && format == ClipboardFormatId::CF_UNICODETEXT => {
+                            OwnedFormatDataResponse::new_unicode_string(text)
+                        }
+                        _ => OwnedFormatDataResponse::new_error(),
+                    };
+                    cliprdr.submit_format_data(response)
+                }
+                ClipboardEvent::Data(text) => {
+                    if let Some(text) = text.filter(|_| allowed) {
+                        changes.clipboard = Some(text_from_remote(&text));
+                    }
+                    continue;
+                }
+            }
+            .map_err(|e| RdpError::Session(format!("clipboard channel: {e}")))?;
+            self.send_clipboard(messages).await?;
+        }
+    }
+
+    async fn send_clipboard(
+        &mut self,
+        messages: ironrdp_cliprdr::CliprdrSvcMessages<ironrdp_cliprdr::Client>,
+    ) -> Result<(), RdpError> {
+        let bytes = self
+            .active
+            .process_svc_processor_messages(messages)
+            .map_err(|e| RdpError::Session(format!("clipboard channel: {e}")))?;
+        self.framed.write_all(&bytes).await.map_err(|e| RdpError::Session(e.to_string()))
+    }
+
+    /// Puts the browser's clipboard text on offer to the remote machine (it is sent when
+    /// something there pastes). Does nothing when copy and paste is off.
+    pub async fn set_clipboard(&mut self, text: &str) -> Result<(), RdpError> {
+        if !self.clipboard_allowed {
+            return Ok(());
+        }
+        self.local_clipboard = Some(text_for_remote(text));
+        let Some(cliprdr) = self.active.get_svc_processor_mut::<CliprdrClient>() else {
+            return Ok(());
+        };
+        // Before the channel is ready, the text is announced when the server asks for it.
+        if !cliprdr.is_ready() {
+            return Ok(());
+        }
+        let messages = cliprdr
+            .initiate_copy(&[ClipboardFormat::new(ClipboardFormatId::CF_UNICODETEXT)])
+            .map_err(|e| RdpError::Session(format!("clipboard channel: {e}")))?;
+        self.send_clipboard(messages).await
     }
 
     /// Applies browser input (positions in desktop pixels).
-    pub async fn input(&mut self, events: &[InputEvent]) -> Result<Vec<Rect>, RdpError> {
+    pub async fn input(&mut self, events: &[InputEvent]) -> Result<Changes, RdpError> {
         let (w, h) = self.size();
         let operations: Vec<Operation> = events
             .iter()
@@ -421,7 +569,7 @@ impl RdpSession {
             .collect();
         let fastpath = self.input.apply(operations);
         if fastpath.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Changes::default());
         }
         let outputs = self
             .active
@@ -507,15 +655,40 @@ fn subject_public_key(der: &[u8]) -> Result<Vec<u8>, RdpError> {
 }
 
 fn connect_error(e: &ironrdp_connector::ConnectorError) -> RdpError {
-    let text = e.to_string();
-    let lower = format!("{e:?}").to_lowercase();
-    if lower.contains("logon")
-        || lower.contains("credssp") && lower.contains("fail")
-        || lower.contains("access denied")
-    {
-        RdpError::AuthenticationFailed(text)
-    } else {
-        RdpError::Connect(text)
+    use ironrdp_connector::ConnectorErrorKind as Kind;
+    use ironrdp_pdu::nego::FailureCode;
+    match e.kind() {
+        Kind::Negotiation(failure) => RdpError::Security(match failure.code() {
+            FailureCode::HYBRID_REQUIRED_BY_SERVER => {
+                "the server requires Network Level Authentication (NLA) with a method the gateway cannot use \
+                 (it signs in with NTLM; Kerberos needs a domain controller the gateway does not reach)"
+                    .to_string()
+            }
+            FailureCode::SSL_NOT_ALLOWED_BY_SERVER => {
+                "the server offers only the old RDP security without TLS, \
+                 which the gateway refuses: turn on TLS or NLA on the server"
+                    .to_string()
+            }
+            FailureCode::SSL_CERT_NOT_ON_SERVER => {
+                "the server has no TLS certificate to offer: give it one, or turn on NLA".to_string()
+            }
+            FailureCode::SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER => {
+                "the server wants a client certificate, which the gateway does not have".to_string()
+            }
+            code => format!("the server refused every security protocol offered: {code}"),
+        }),
+        Kind::Credssp(_) | Kind::AccessDenied => RdpError::AuthenticationFailed(format!(
+            "Network Level Authentication (NLA) refused the sign-in: the user name, password or domain is \
+             wrong, or the account may not sign in remotely ({e})"
+        )),
+        _ => {
+            let lower = format!("{e:?}").to_lowercase();
+            if lower.contains("logon") || lower.contains("access denied") {
+                RdpError::AuthenticationFailed(e.to_string())
+            } else {
+                RdpError::Connect(e.to_string())
+            }
+        }
     }
 }
 

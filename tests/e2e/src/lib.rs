@@ -635,6 +635,92 @@ pub fn shadow_server(n: u32, auth: bool) -> Result<(Process, u16)> {
     bail!("freerdp-shadow-cli did not start")
 }
 
+/// xrdp with its session manager and xorgxrdp: full Xorg desktops for local users (PAM), on a
+/// free loopback port, TLS. Root only: the session manager starts sessions as the user. It
+/// listens on its fixed port 3350, where xrdp finds it (xrdp reads /etc/xrdp/sesman.ini).
+/// Dropping it ends the user's session (every process of the user) and both servers.
+pub struct XrdpServer {
+    pub port: u16,
+    /// The X display the user's session gets (":N").
+    pub display: String,
+    user: String,
+    dir: tempfile::TempDir,
+    _sesman: Process,
+    _xrdp: Process,
+}
+
+impl XrdpServer {
+    /// Starts both servers; `user` signs in, its `~/.xsession` is what the desktop runs, on
+    /// display `:n` (which must be free).
+    pub fn start(user: &str, n: u32) -> Result<XrdpServer> {
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
+        let _ = std::fs::remove_file(format!("/tmp/.X{n}-lock"));
+        ensure!(
+            TcpStream::connect_timeout(&([127, 0, 0, 1], 3350).into(), Duration::from_millis(200)).is_err()
+                && TcpStream::connect_timeout(&"[::1]:3350".parse()?, Duration::from_millis(200)).is_err(),
+            "port 3350 (xrdp-sesman) is taken: another xrdp runs on this machine"
+        );
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("config");
+        ensure!(
+            Command::new("cp").args(["-r", "/etc/xrdp"]).arg(&config).status()?.success(),
+            "cannot copy /etc/xrdp"
+        );
+        let port = free_port();
+        let d = dir.path().display();
+        let edit = |file: &str, from: &str, to: &str| -> Result<()> {
+            let path = config.join(file);
+            let text = std::fs::read_to_string(&path)?;
+            ensure!(text.contains(from), "{file} has no '{from}'");
+            std::fs::write(&path, text.replacen(from, to, 1))?;
+            Ok(())
+        };
+        edit("xrdp.ini", "\nport=3389", &format!("\nport=tcp://127.0.0.1:{port}"))?;
+        edit("xrdp.ini", "\nfork=true", "\nfork=false")?;
+        edit("xrdp.ini", "\nLogFile=xrdp.log", &format!("\nLogFile={d}/xrdp.log"))?;
+        edit("sesman.ini", "\nLogFile=xrdp-sesman.log", &format!("\nLogFile={d}/sesman.log"))?;
+        edit("sesman.ini", "\nX11DisplayOffset=10", &format!("\nX11DisplayOffset={n}"))?;
+        std::fs::create_dir_all("/run/xrdp/sockdir")?;
+        ensure!(Command::new("chmod").args(["1777", "/run/xrdp/sockdir"]).status()?.success());
+        let mut sesman = Command::new("xrdp-sesman");
+        sesman.arg("--nodaemon").arg("--config").arg(config.join("sesman.ini")).stderr(Stdio::null());
+        let sesman = Process::spawn(sesman, "xrdp-sesman")?;
+        let mut xrdp = Command::new("xrdp");
+        xrdp.arg("--nodaemon").arg("--config").arg(config.join("xrdp.ini")).stderr(Stdio::null());
+        let xrdp = Process::spawn(xrdp, "xrdp")?;
+        let server = XrdpServer {
+            port,
+            display: format!(":{n}"),
+            user: user.to_string(),
+            dir,
+            _sesman: sesman,
+            _xrdp: xrdp,
+        };
+        wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(15))
+            .with_context(|| format!("xrdp said:\n{}", server.log()))?;
+        Ok(server)
+    }
+
+    /// What xrdp and its session manager logged.
+    pub fn log(&self) -> String {
+        ["xrdp.log", "sesman.log"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for XrdpServer {
+    fn drop(&mut self) {
+        // The session (Xorg, the window manager, the clipboard server) runs as the user.
+        let _ = Command::new("pkill").args(["-KILL", "-u", &self.user]).status();
+        let n = self.display.trim_start_matches(':');
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
+        let _ = std::fs::remove_file(format!("/tmp/.X{n}-lock"));
+    }
+}
+
 /// Percent-encodes everything but unreserved characters (form bodies, query values).
 pub fn url_encode(s: &str) -> String {
     s.bytes()

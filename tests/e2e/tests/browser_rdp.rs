@@ -2,7 +2,8 @@
 //! Xvfb display), real Chromium driven by Playwright (`web/tests/browser-rdp.mjs`), which
 //! paints the server's display and checks the canvas shows it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -31,13 +32,29 @@ fn rdp_in_the_browser() -> Result<()> {
     let auth_display = format!(":{auth_n}");
     let mut auth_port = 0;
     let mut _auth_processes = vec![];
-    if local.is_some() {
+    // And xrdp, whose desktop is a whole Xorg session of that user: a background colour and a
+    // terminal that writes the line typed into it to a file.
+    let mut xrdp = None;
+    if let Some(user) = &local {
         _auth_processes.push(rampart_e2e::xvfb(auth_n)?);
         let (process, port) = rampart_e2e::shadow_server(auth_n, true)?;
         _auth_processes.push(process);
         auth_port = port;
+        for needed in ["/usr/sbin/xrdp", "/usr/sbin/xrdp-sesman", "/usr/bin/xclip", "/usr/bin/xwd"] {
+            ensure!(Path::new(needed).exists(), "{needed} is missing: the README's test command installs it");
+        }
+        let home = PathBuf::from(format!("/home/{}", user.name));
+        let session = home.join(".xsession");
+        std::fs::write(
+            &session,
+            "#!/bin/sh\nxsetroot -solid '#5a3d8c'\n\
+             exec xterm -geometry 60x8+20+20 -e bash -c 'read -r line; printf \"%s\" \"$line\" > ~/typed.txt; exec sleep 600'\n",
+        )?;
+        let chown = Command::new("chown").arg("-R").arg(&user.name).arg(&home).status()?;
+        ensure!(chown.success() && Command::new("chmod").arg("755").arg(&session).status()?.success());
+        xrdp = Some(rampart_e2e::XrdpServer::start(&user.name, 300 + std::process::id() % 100)?);
     } else {
-        println!("SKIPPED (part): the password-checking RDP server needs root for a local user");
+        println!("SKIPPED (part): the password-checking RDP servers need root for a local user");
     }
 
     let gw = Gateway::start(&[])?;
@@ -76,9 +93,17 @@ fn rdp_in_the_browser() -> Result<()> {
             ("AUTH_DISPLAY", auth_display.clone()),
             ("AUTH_USER", local.as_ref().map(|u| u.name.clone()).unwrap_or_default()),
             ("AUTH_PASSWORD", local.as_ref().map(|u| u.password.clone()).unwrap_or_default()),
+            ("XRDP_PORT", xrdp.as_ref().map(|x| x.port.to_string()).unwrap_or_default()),
+            ("XRDP_DISPLAY", xrdp.as_ref().map(|x| x.display.clone()).unwrap_or_default()),
         ],
     )?;
-    let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(180))?;
+    let text = match rampart_e2e::finish_browser_script(script, Duration::from_secs(240)) {
+        Ok(text) => text,
+        Err(e) => match &xrdp {
+            Some(x) => return Err(e.context(format!("xrdp's logs:\n{}", x.log()))),
+            None => return Err(e),
+        },
+    };
     for step in [
         "by IP: the canvas shows the server's display",
         "a change on the server reaches the canvas",
@@ -89,7 +114,16 @@ fn rdp_in_the_browser() -> Result<()> {
     ] {
         ensure!(text.contains(&format!("ok - {step}")), "step '{step}' did not run:\n{text}");
     }
-    for step in ["a wrong RDP password is refused", "the right RDP password shows the desktop"] {
+    for step in [
+        "a wrong RDP password is refused",
+        "the right RDP password shows the desktop",
+        "xrdp: the canvas matches a screenshot of the server's display",
+        "xrdp: typing reaches the terminal",
+        "xrdp: text copied on the remote desktop reaches the browser",
+        "xrdp: text from the browser is pasted on the remote desktop",
+        "xrdp: with copy and paste turned off, no text crosses either way",
+        "xrdp: a new session with copy and paste off offers no clipboard",
+    ] {
         if local.is_none() {
             break;
         }
@@ -103,7 +137,7 @@ fn rdp_in_the_browser() -> Result<()> {
         let audit = gw.audit()?;
         let closes: Vec<&serde_json::Value> =
             audit.iter().filter(|r| r["protocol"] == "rdp" && r["event"] == "connection-close").collect();
-        if closes.len() >= 2 + usize::from(local.is_some()) {
+        if closes.len() >= 2 + 3 * usize::from(local.is_some()) {
             ensure!(
                 closes
                     .iter()

@@ -88,6 +88,13 @@ fn each_refusal_names_its_reason_and_is_audited() -> Result<()> {
     ])?;
     let err = tunnel_refused(&gw, "basic1", "127.0.0.1", 22)?;
     expect(&err, "tier Basic does not include native client support")?;
+    // Turning copy and paste off is a Standard feature too; on Standard it is shown as set.
+    let basic1 = ["network", "bastion", "update", "--name", "basic1", "--resource-group", "default"];
+    let err = gw.refused(&[&basic1[..], &["--disable-copy-paste", "true"]].concat())?;
+    expect(&err, "tier Basic does not include turning copy and paste off")?;
+    let shown = update(&gw, &["--disable-copy-paste", "true"])?;
+    ensure!(shown.contains("\"disableCopyPaste\": true"), "{shown}");
+    update(&gw, &["--disable-copy-paste", "false"])?;
     let err = tunnel_refused(&gw, "basic1", "127.0.0.1", 2222)?;
     expect(&err, "port 2222 is a custom port")?;
     expect(&err, "tier Basic does not include custom ports")?;

@@ -29,6 +29,7 @@ fn change(s: BastionSettingsArgs) -> BastionChange {
         }),
         idle_timeout_seconds: s.idle_timeout,
         max_session_duration_seconds: s.max_session_duration,
+        disable_copy_paste: s.disable_copy_paste,
     }
 }
 

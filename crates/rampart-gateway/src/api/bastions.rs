@@ -135,6 +135,10 @@ pub(crate) async fn change_bastion(
     let current = gw.store.bastion(id).await?.ok_or_else(|| not_found(id))?;
     let settings = apply_change(current.settings, change)?;
     let b = gw.store.update_bastion(id, &settings).await?;
+    // Live browser desktops follow the copy-and-paste setting at once.
+    for session in gw.sessions.on_bastion(&id.to_string()) {
+        session.copy_paste.send_replace(!settings.disable_copy_paste);
+    }
     audit_change(gw, caller, id, "updated", &settings).await?;
     Ok(b)
 }
@@ -169,6 +173,9 @@ fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<Bastio
     if let Some(secs) = change.max_session_duration_seconds {
         s.max_session_secs = (secs > 0).then_some(secs);
     }
+    if let Some(v) = change.disable_copy_paste {
+        s.disable_copy_paste = v;
+    }
     if let Some(nets) = &change.reachable_networks {
         s.reachable_networks = nets
             .iter()
@@ -196,10 +203,11 @@ async fn audit_change(
 ) -> Result<(), ApiError> {
     let nets: Vec<String> = s.reachable_networks.iter().map(|n| n.to_string()).collect();
     let summary = format!(
-        "{what}: tier {}, native client {}, IP-based connection {}, reachable networks [{}]",
+        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, reachable networks [{}]",
         s.tier,
         s.enable_tunneling,
         s.enable_ip_connect,
+        !s.disable_copy_paste,
         nets.join(", ")
     );
     caller.record(gw, AuditEvent::BastionChange, &id.to_string(), summary).await
@@ -217,6 +225,7 @@ pub fn to_api(b: &Bastion) -> api::Bastion {
         reachable_networks: b.settings.reachable_networks.iter().map(|n| n.to_string()).collect(),
         idle_timeout_seconds: b.settings.idle_timeout_secs,
         max_session_duration_seconds: b.settings.max_session_secs,
+        disable_copy_paste: b.settings.disable_copy_paste,
         created_at: b.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         updated_at: b.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
     }

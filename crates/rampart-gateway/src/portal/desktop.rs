@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use askama::Template;
 use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use rampart_core::AuditEntry;
-use rampart_rdp::{InputEvent, RdpSession, Rect, scancode_for_code};
+use rampart_rdp::{Changes, InputEvent, RdpSession, Rect, scancode_for_code};
 use serde::Deserialize;
 
 use super::bridge::{self, Keepalive};
@@ -50,6 +51,10 @@ enum BrowserInput {
     Cad,
     /// The page lost focus: let go of every key.
     Release,
+    /// The browser's clipboard text, to offer to the remote machine.
+    Clipboard {
+        text: String,
+    },
 }
 
 fn to_events(input: BrowserInput) -> Vec<InputEvent> {
@@ -70,7 +75,7 @@ fn to_events(input: BrowserInput) -> Vec<InputEvent> {
             let release = keys.iter().rev().map(|&scancode| InputEvent::Key { scancode, down: false });
             press.chain(release).collect()
         }
-        BrowserInput::Release => vec![],
+        BrowserInput::Release | BrowserInput::Clipboard { .. } => vec![],
     }
 }
 
@@ -82,6 +87,23 @@ fn frame_message(session: &RdpSession, rect: Rect) -> Option<Message> {
     }
     bytes.extend_from_slice(&png);
     Some(Message::Binary(bytes.into()))
+}
+
+/// Brings the session in line with the bastion's copy-and-paste setting as it is now, and
+/// tells the browser when that changed (its clipboard panel goes away or comes back).
+async fn follow_copy_paste(
+    session: &mut RdpSession,
+    allowed: bool,
+    to_browser: &mut SplitSink<WebSocket, Message>,
+) -> Result<(), String> {
+    // A session opened with copy and paste off has no clipboard channel to turn on.
+    if !session.clipboard() || session.clipboard_allowed() == allowed {
+        return Ok(());
+    }
+    session.allow_clipboard(allowed).await.map_err(|e| e.to_string())?;
+    let message =
+        serde_json::json!({ "type": "clipboard-state", "on": session.clipboard_allowed() }).to_string();
+    to_browser.send(Message::Text(message.into())).await.map_err(|_| "the browser went away".to_string())
 }
 
 pub(crate) async fn run_desktop(
@@ -100,8 +122,12 @@ pub(crate) async fn run_desktop(
         }
     };
     let counters = started.session.counters.clone();
+    started.session.copy_paste.send_replace(session.clipboard());
+    let mut copy_paste = started.session.copy_paste.subscribe();
     let (width, height) = session.size();
-    let ready = serde_json::json!({ "type": "ready", "width": width, "height": height }).to_string();
+    let ready =
+        serde_json::json!({ "type": "ready", "width": width, "height": height, "clipboard": session.clipboard() })
+            .to_string();
     let _ = to_browser.send(Message::Text(ready.into())).await;
     let mut dirty = Some(Rect { x: 0, y: 0, width, height });
     let mut frames = tokio::time::interval(FRAME_INTERVAL);
@@ -113,9 +139,15 @@ pub(crate) async fn run_desktop(
                 Ok(frame) => {
                     counters.add(&counters.socket_to_tunnel, frame.len() as u64);
                     match session.process(frame).await {
-                        Ok(rects) => {
-                            for r in rects {
+                        Ok(changes) => {
+                            for r in changes.rects {
                                 dirty = Some(dirty.map_or(r, |d| d.union(r)));
+                            }
+                            if let Some(text) = changes.clipboard {
+                                let message = serde_json::json!({ "type": "clipboard", "text": text }).to_string();
+                                if to_browser.send(Message::Text(message.into())).await.is_err() {
+                                    break ("the browser went away".to_string(), true);
+                                }
                             }
                         }
                         Err(e) => break (e.to_string(), matches!(e, rampart_rdp::RdpError::Ended(_))),
@@ -136,13 +168,16 @@ pub(crate) async fn run_desktop(
                     Some(Ok(Message::Text(text))) => {
                         counters.add(&counters.tunnel_to_socket, text.len() as u64);
                         let result = match serde_json::from_str::<BrowserInput>(&text) {
-                            Ok(BrowserInput::Release) => session.release_all().await.map(|()| Vec::new()),
+                            Ok(BrowserInput::Release) => session.release_all().await.map(|()| Changes::default()),
+                            Ok(BrowserInput::Clipboard { text }) => {
+                                session.set_clipboard(&text).await.map(|()| Changes::default())
+                            }
                             Ok(input) => session.input(&to_events(input)).await,
-                            Err(_) => Ok(Vec::new()),
+                            Err(_) => Ok(Changes::default()),
                         };
                         match result {
-                            Ok(rects) => {
-                                for r in rects {
+                            Ok(changes) => {
+                                for r in changes.rects {
                                     dirty = Some(dirty.map_or(r, |d| d.union(r)));
                                 }
                             }
@@ -152,6 +187,12 @@ pub(crate) async fn run_desktop(
                     Some(Ok(Message::Close(_))) | None => break ("the browser closed the desktop".to_string(), true),
                     Some(Err(e)) => break (format!("the browser connection failed: {e}"), false),
                     Some(Ok(_)) => {}
+                }
+            }
+            Ok(()) = copy_paste.changed() => {
+                let allowed = *copy_paste.borrow_and_update();
+                if let Err(e) = follow_copy_paste(&mut session, allowed, &mut to_browser).await {
+                    break (e, false);
                 }
             }
             _ = started.stop.changed() => break (started.stop_reason(), true),

@@ -350,6 +350,7 @@ struct BastionPage<'a> {
     tiers: Vec<(Tier, bool)>,
     ip_connect: bool,
     native_client: bool,
+    copy_paste: bool,
     networks: String,
     idle_timeout: u64,
     max_session: u64,
@@ -407,6 +408,7 @@ async fn bastion_page_for(
         tiers: Tier::ALL.iter().map(|t| (*t, *t == s.tier)).collect(),
         ip_connect: s.enable_ip_connect,
         native_client: s.enable_tunneling,
+        copy_paste: !s.disable_copy_paste,
         networks: s.reachable_networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         idle_timeout: s.idle_timeout_secs.unwrap_or(0),
         max_session: s.max_session_secs.unwrap_or(0),
@@ -423,7 +425,7 @@ fn bastion_url(id: &str, notice: &str) -> String {
     format!("/portal/bastion?id={}&notice={notice}", url_encode(id))
 }
 
-/// The settings form. Unchecked boxes are absent from a form, so both booleans are set
+/// The settings form. Unchecked boxes are absent from a form, so the booleans are set
 /// from presence.
 pub async fn change_bastion(
     State(gw): State<AppState>,
@@ -453,6 +455,7 @@ pub async fn change_bastion(
             sku: get("sku").map(str::to_string),
             enable_tunneling: Some(get("enable_tunneling") == Some("true")),
             enable_ip_connect: Some(get("enable_ip_connect") == Some("true")),
+            disable_copy_paste: Some(get("copy_paste") != Some("true")),
             reachable_networks: get("reachable_networks").map(|v| {
                 v.split([',', ' ', '\n'])
                     .map(str::trim)

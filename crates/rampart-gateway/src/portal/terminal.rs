@@ -272,10 +272,14 @@ async fn sign_in_to_target(
         Credentials::Rdp(creds) => {
             let pin_key = format!("rdp:{named}");
             let pinned = gw.store.pinned_host_key(&pin_key).await?;
-            let (width, height) = desktop_size(form);
+            let size = desktop_size(form);
+            // Copy and paste as the bastion's setting is now (turning it off also reaches
+            // live sessions: see desktop.rs).
+            let clipboard =
+                gw.store.bastion(&bastion_id).await?.is_some_and(|b| !b.settings.disable_copy_paste);
             let session = tokio::time::timeout(
                 SSH_SIGN_IN_TIMEOUT,
-                rampart_rdp::RdpSession::connect(stream, addr, pinned.clone(), creds, width, height),
+                rampart_rdp::RdpSession::connect(stream, addr, pinned.clone(), creds, size, clipboard),
             )
             .await
             .map_err(|_| {
@@ -377,6 +381,7 @@ fn rdp_error(e: &rampart_rdp::RdpError, addr: std::net::SocketAddr) -> ApiError 
     let (status, code) = match e {
         RdpError::CertificateChanged { .. } => (StatusCode::BAD_GATEWAY, "HostKeyChanged"),
         RdpError::AuthenticationFailed(_) => (StatusCode::UNAUTHORIZED, "TargetAuthenticationFailed"),
+        RdpError::Security(_) => (StatusCode::BAD_GATEWAY, "RdpSecurityNotSupported"),
         _ => (StatusCode::BAD_GATEWAY, "RdpFailed"),
     };
     ApiError::new(status, code, format!("{addr}: {e}"))

@@ -43,6 +43,7 @@ fn bastion_from_row(row: &SqliteRow) -> StoreResult<Bastion> {
             reachable_networks,
             idle_timeout_secs: secs(row.try_get("idle_timeout_secs")?),
             max_session_secs: secs(row.try_get("max_session_secs")?),
+            disable_copy_paste: row.try_get("disable_copy_paste")?,
         },
         created_at: parse_ts(row.try_get("created_at")?)?,
         updated_at: parse_ts(row.try_get("updated_at")?)?,
@@ -255,8 +256,9 @@ impl AccountStore for SqliteStore {
         self.ensure_resource_group(&id.subscription, &id.resource_group).await?;
         sqlx::query(
             "INSERT INTO bastions (subscription_id, resource_group, name, tier, enable_tunneling,
-               enable_ip_connect, reachable_networks, created_at, updated_at, idle_timeout_secs, max_session_secs)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+               enable_ip_connect, reachable_networks, created_at, updated_at, idle_timeout_secs, max_session_secs,
+               disable_copy_paste)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
         )
         .bind(&id.subscription)
         .bind(&id.resource_group)
@@ -268,6 +270,7 @@ impl AccountStore for SqliteStore {
         .bind(ts(Utc::now()))
         .bind(secs_i64(settings.idle_timeout_secs))
         .bind(secs_i64(settings.max_session_secs))
+        .bind(settings.disable_copy_paste)
         .execute(&self.pool)
         .await
         .map_err(conflict(|| format!("bastion '{}'", id.name)))?;
@@ -305,7 +308,8 @@ impl AccountStore for SqliteStore {
     async fn update_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion> {
         let done = sqlx::query(
             "UPDATE bastions SET tier = ?4, enable_tunneling = ?5, enable_ip_connect = ?6,
-               reachable_networks = ?7, updated_at = ?8, idle_timeout_secs = ?9, max_session_secs = ?10
+               reachable_networks = ?7, updated_at = ?8, idle_timeout_secs = ?9, max_session_secs = ?10,
+               disable_copy_paste = ?11
              WHERE subscription_id = ?1 AND resource_group = ?2 AND name = ?3",
         )
         .bind(&id.subscription)
@@ -318,6 +322,7 @@ impl AccountStore for SqliteStore {
         .bind(ts(Utc::now()))
         .bind(secs_i64(settings.idle_timeout_secs))
         .bind(secs_i64(settings.max_session_secs))
+        .bind(settings.disable_copy_paste)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
