@@ -1,4 +1,4 @@
-// The browser desktop: draws the PNG rectangles the gateway sends on a canvas, and sends
+// The browser desktop: draws the image rectangles the gateway sends on a canvas, and sends
 // mouse and keyboard input back as JSON. Keys travel as KeyboardEvent.code (the physical
 // key); the remote machine applies its own keyboard layout.
 const canvas = document.getElementById('screen');
@@ -11,7 +11,7 @@ const ws = new WebSocket(url);
 ws.binaryType = 'arraybuffer';
 let ended = false;
 let drawing = Promise.resolve();
-window.rampartDesktop = { frames: 0 };
+window.rampartDesktop = { frames: 0, jpegFrames: 0 };
 
 function setStatus(text, state) {
   status.textContent = `${title} · ${text}`;
@@ -42,13 +42,17 @@ ws.onmessage = (event) => {
   }
   const header = new DataView(event.data, 0, 8);
   const [x, y] = [header.getUint16(0, true), header.getUint16(2, true)];
-  const png = new Blob([new Uint8Array(event.data, 8)], { type: 'image/png' });
+  const bytes = new Uint8Array(event.data, 8);
+  // A PNG, or a JPEG (FF D8) for large photo-like parts.
+  const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
+  const image = new Blob([bytes], { type: jpeg ? 'image/jpeg' : 'image/png' });
   // Decode in parallel, draw in order.
-  const decoded = createImageBitmap(png);
+  const decoded = createImageBitmap(image);
   drawing = drawing.then(() => decoded).then((bitmap) => {
     ctx.drawImage(bitmap, x, y);
     bitmap.close();
     window.rampartDesktop.frames += 1;
+    if (jpeg) window.rampartDesktop.jpegFrames += 1;
   }).catch(() => {});
 };
 ws.onclose = (event) => {

@@ -4,7 +4,7 @@
 // xsetroot and checks that the canvas shows that colour. Nothing here leaves loopback.
 import { check, env, launchChromium, step, until as untilWithin, withBrowser } from './lib.mjs';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const url = env('RAMPART_URL');
@@ -44,7 +44,7 @@ function screenshot(on, xenv = {}) {
 
 /// Waits until the canvas shows what a screenshot of the server's display shows, at
 /// `points` (fractions of the size); returns the pixels compared.
-async function matchesScreenshot(tab, on, xenv, points) {
+async function matchesScreenshot(tab, on, xenv, points, tolerance = 8) {
   return until(`the canvas to match a screenshot of ${on}`, async () => {
     const shot = screenshot(on, xenv);
     const size = await tab.evaluate(() => [document.getElementById('screen').width, document.getElementById('screen').height]);
@@ -53,7 +53,7 @@ async function matchesScreenshot(tab, on, xenv, points) {
     for (const [fx, fy] of points) {
       pairs.push([await pixel(tab, fx, fy), shot.at(Math.floor(shot.width * fx), Math.floor(shot.height * fy))]);
     }
-    return pairs.every(([a, b]) => near(a, b)) ? pairs : undefined;
+    return pairs.every(([a, b]) => a.every((v, i) => Math.abs(v - b[i]) <= tolerance)) ? pairs : undefined;
   });
 }
 
@@ -203,6 +203,33 @@ await withBrowser(browser, out, async () => {
   step(`a change on the server reaches the canvas (${JSON.stringify(again[0])})`);
   const frames = await tab.evaluate(() => window.rampartDesktop.frames);
   check(frames >= 2, `frames drawn: ${frames}`);
+  check((await tab.evaluate(() => window.rampartDesktop.jpegFrames)) === 0, 'flat colours travel as PNG');
+
+  // A photo-like picture over the whole screen (smooth colour fields, shown by xwud): it
+  // travels as JPEG, and the canvas still shows what the server's screen shows.
+  const picture = join(out, 'photo.xwd');
+  const raw = execFileSync('xwd', ['-root', '-silent'], { env: { ...process.env, DISPLAY: display }, maxBuffer: 64 << 20 });
+  const u32 = (o) => raw.readUInt32BE(o);
+  const [pw, ph, order, bpl, masks] = [u32(16), u32(20), u32(28), u32(48), [u32(56), u32(60), u32(64)]];
+  const shift = (m) => 31 - Math.clz32(m & -m);
+  const data = u32(0) + u32(76) * 12;
+  for (let y = 0; y < ph; y++) {
+    for (let x = 0; x < pw; x++) {
+      const rgb = [Math.floor((x * 255) / pw), Math.floor((y * 255) / ph), Math.floor(((x + y) * 255) / (pw + ph))];
+      const v = rgb.reduce((acc, c, i) => (acc | (c << shift(masks[i]))) >>> 0, 0);
+      if (order === 0) raw.writeUInt32LE(v, data + y * bpl + x * 4); else raw.writeUInt32BE(v, data + y * bpl + x * 4);
+    }
+  }
+  writeFileSync(picture, raw);
+  const viewer = spawn('xwud', ['-in', picture], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
+  try {
+    const jpegs = await until('JPEG frames', async () => (await tab.evaluate(() => window.rampartDesktop.jpegFrames)) || undefined);
+    const photo = await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4]], 24);
+    await tab.screenshot({ path: join(out, 'desktop-photo.png') });
+    step(`a photo-like screen travels as JPEG and matches the server's screen (${jpegs} JPEG frames; ${JSON.stringify(photo)})`);
+  } finally {
+    try { process.kill(-viewer.pid); } catch { /* already gone */ }
+  }
   await tab.close();
   step('closing the tab ends the session');
 

@@ -5,6 +5,7 @@
 //! browser input into RDP fast-path input. It knows no HTTP, no store and no policy.
 
 mod clipboard;
+mod encode;
 mod keys;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 pub use clipboard::{MAX_CLIPBOARD_TEXT, text_for_remote, text_from_remote};
+pub use encode::ImageFormat;
 pub use keys::scancode_for_code;
 
 use clipboard::{ClipboardEvent, ClipboardEvents, QueueingBackend};
@@ -588,8 +590,9 @@ impl RdpSession {
         self.handle(outputs).await.map(|_| ())
     }
 
-    /// A part of the desktop as a PNG (fast compression), opaque.
-    pub fn png(&self, rect: Rect) -> Result<Vec<u8>, RdpError> {
+    /// A part of the desktop as an image, opaque: PNG, or JPEG when the part is large and
+    /// looks like a photo.
+    pub fn image(&self, rect: Rect) -> Result<(ImageFormat, Vec<u8>), RdpError> {
         let (w, h) = self.size();
         let x = rect.x.min(w);
         let y = rect.y.min(h);
@@ -601,21 +604,17 @@ impl RdpSession {
         }
         let stride = usize::from(w) * 4;
         let data = self.image.data();
-        let mut pixels = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
-        for row in usize::from(y)..usize::from(y + height) {
+        let mut pixels = vec![0u8; usize::from(width) * usize::from(height) * 3];
+        for (row, out) in
+            (usize::from(y)..usize::from(y + height)).zip(pixels.chunks_exact_mut(usize::from(width) * 3))
+        {
             let start = row * stride + usize::from(x) * 4;
             let line = data.get(start..start + usize::from(width) * 4).unwrap_or_default();
-            pixels.extend(line.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2], 255]));
+            for (rgb, rgba) in out.chunks_exact_mut(3).zip(line.chunks_exact(4)) {
+                rgb.copy_from_slice(&rgba[..3]);
+            }
         }
-        let mut out = Vec::new();
-        let mut encoder = png::Encoder::new(&mut out, u32::from(width), u32::from(height));
-        encoder.set_color(png::ColorType::Rgba);
-        encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_compression(png::Compression::Fast);
-        let mut writer = encoder.write_header().map_err(|e| RdpError::Session(e.to_string()))?;
-        writer.write_image_data(&pixels).map_err(|e| RdpError::Session(e.to_string()))?;
-        writer.finish().map_err(|e| RdpError::Session(e.to_string()))?;
-        Ok(out)
+        encode::encode(&pixels, width, height).map_err(RdpError::Session)
     }
 }
 

@@ -107,6 +107,7 @@ fn rdp_in_the_browser() -> Result<()> {
     for step in [
         "by IP: the canvas shows the server's display",
         "a change on the server reaches the canvas",
+        "a photo-like screen travels as JPEG",
         "closing the tab ends the session",
         "by registered VM",
         "typing reaches the remote desktop",

@@ -1,6 +1,7 @@
 //! RDP in the browser: the desktop page's WebSocket bridged to an RDP session the gateway
-//! signed in to (crate rampart-rdp). Changed parts of the desktop go to the browser as PNG
-//! rectangles (8-byte header: x, y, width, height as little-endian u16, then the PNG);
+//! signed in to (crate rampart-rdp). Changed parts of the desktop go to the browser as image
+//! rectangles (8-byte header: x, y, width, height as little-endian u16, then a PNG, or a JPEG
+//! for large photo-like parts; the browser tells them apart by their first bytes);
 //! changes are merged and sent at most every [`FRAME_INTERVAL`], so a slow browser gets
 //! coalesced frames, never a queue. Input comes back as JSON messages.
 
@@ -80,12 +81,12 @@ fn to_events(input: BrowserInput) -> Vec<InputEvent> {
 }
 
 fn frame_message(session: &RdpSession, rect: Rect) -> Option<Message> {
-    let png = session.png(rect).ok()?;
-    let mut bytes = Vec::with_capacity(8 + png.len());
+    let (_, image) = session.image(rect).ok()?;
+    let mut bytes = Vec::with_capacity(8 + image.len());
     for v in [rect.x, rect.y, rect.width, rect.height] {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    bytes.extend_from_slice(&png);
+    bytes.extend_from_slice(&image);
     Some(Message::Binary(bytes.into()))
 }
 
