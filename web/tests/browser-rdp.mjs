@@ -143,8 +143,9 @@ async function xrdpSteps() {
   step(`xrdp: with copy and paste turned off, no text crosses either way (remote pastes ${JSON.stringify(onRemote)})`);
   await tab.close();
 
-  tab = await open(false, env('XRDP_PORT'), user, env('AUTH_PASSWORD'));
-  await matchesScreenshot(tab, xd, xenv, [[0.5, 0.5], [0.9, 0.9]]);
+  tab = await open(env('XRDP_VM_ID'), env('XRDP_PORT'), user, env('AUTH_PASSWORD'));
+  const byVm = await matchesScreenshot(tab, xd, xenv, [[0.5, 0.5], [0.9, 0.9], [0.2, 0.1]]);
+  step(`xrdp by registered VM: the canvas matches a screenshot of the server's display (${JSON.stringify(byVm.map((p) => p[0]))})`);
   check(!(await tab.isVisible('#clipboard-toggle')), 'a new session offers no clipboard panel');
   copyOnRemote(`new session ${nonce}`);
   await new Promise((r) => setTimeout(r, 2000));
@@ -166,9 +167,11 @@ await withBrowser(browser, out, async () => {
   await page.fill('input[name=password]', env('ADMIN_PASSWORD'));
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
 
+  // byVm: false (by IP address) or the registered VM's resource ID (true: the Windows VM).
   open = async function (byVm, port = env('RDP_PORT'), user = 'someone', password = 'anything', expectError = false) {
+    if (byVm === true) byVm = vmId;
     await page.goto(`${url}/portal`);
-    const href = await page.getAttribute(byVm ? `tr[data-vm="${vmId}"] a` : '.bastion a.button', 'href');
+    const href = await page.getAttribute(byVm ? `tr[data-vm="${byVm}"] a` : '.bastion a.button', 'href');
     await page.goto(`${url}${href}`);
     if (!byVm) {
       await page.check('input[name=target][value=ip]');
@@ -176,8 +179,9 @@ await withBrowser(browser, out, async () => {
       await page.selectOption('#protocol', 'rdp');
       await page.fill('#port', port);
     } else {
-      check((await page.inputValue('#protocol')) === 'rdp', 'a Windows VM defaults to RDP');
-      check((await page.inputValue('#port')) === env('RDP_PORT'), 'with its registered RDP port');
+      if (byVm === vmId) check((await page.inputValue('#protocol')) === 'rdp', 'a Windows VM defaults to RDP');
+      else await page.selectOption('#protocol', 'rdp');
+      check((await page.inputValue('#port')) === port, 'with its registered RDP port');
     }
     check(await page.isHidden('#auth-choice'), 'RDP asks for a password, not a key');
     await page.fill('#username', user);
@@ -247,7 +251,9 @@ await withBrowser(browser, out, async () => {
   if (process.env.XRDP_PORT) await xrdpSteps();
 
   tab = await open(true);
-  step(`by registered VM: ${JSON.stringify(await showsColour(tab, '#44aa55', [68, 170, 85]))}`);
+  const green = await showsColour(tab, '#44aa55', [68, 170, 85]);
+  await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.02, 0.98], [0.98, 0.02]]);
+  step(`by registered VM: the canvas matches the server's screen ${JSON.stringify(green)}`);
 
   // Typing: a terminal window on the remote display writes the line it reads to a file.
   const typed = join(out, 'typed.txt');

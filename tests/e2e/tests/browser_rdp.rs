@@ -78,6 +78,29 @@ fn rdp_in_the_browser() -> Result<()> {
         serde_json::from_str(&gw.ok(&["vm", "show", "-n", "win1", "-g", "apps"])?)?;
     let vm_id = shown["id"].as_str().context("vm id")?.to_string();
 
+    // The xrdp machine registered too (a Linux VM reached over RDP).
+    let mut xrdp_vm_id = String::new();
+    if let Some(x) = &xrdp {
+        let xrdp_port = x.port.to_string();
+        gw.ok(&[
+            "vm",
+            "register",
+            "-n",
+            "xrdp1",
+            "-g",
+            "apps",
+            "--os-type",
+            "linux",
+            "--private-ip-address",
+            "127.0.0.1",
+            "--port-rdp",
+            &xrdp_port,
+        ])?;
+        let shown: serde_json::Value =
+            serde_json::from_str(&gw.ok(&["vm", "show", "-n", "xrdp1", "-g", "apps"])?)?;
+        xrdp_vm_id = shown["id"].as_str().context("vm id")?.to_string();
+    }
+
     let out = rampart_e2e::repo_root().join("target/e2e-artifacts/browser-rdp");
     let _ = std::fs::remove_dir_all(&out);
     let script = rampart_e2e::spawn_browser_script(
@@ -95,6 +118,7 @@ fn rdp_in_the_browser() -> Result<()> {
             ("AUTH_PASSWORD", local.as_ref().map(|u| u.password.clone()).unwrap_or_default()),
             ("XRDP_PORT", xrdp.as_ref().map(|x| x.port.to_string()).unwrap_or_default()),
             ("XRDP_DISPLAY", xrdp.as_ref().map(|x| x.display.clone()).unwrap_or_default()),
+            ("XRDP_VM_ID", xrdp_vm_id),
         ],
     )?;
     let text = match rampart_e2e::finish_browser_script(script, Duration::from_secs(240)) {
@@ -123,6 +147,7 @@ fn rdp_in_the_browser() -> Result<()> {
         "xrdp: text copied on the remote desktop reaches the browser",
         "xrdp: text from the browser is pasted on the remote desktop",
         "xrdp: with copy and paste turned off, no text crosses either way",
+        "xrdp by registered VM: the canvas matches a screenshot",
         "xrdp: a new session with copy and paste off offers no clipboard",
     ] {
         if local.is_none() {
