@@ -23,6 +23,13 @@ const pixel = (tab, fx, fy) => tab.evaluate(([fx, fy]) => {
   return [d[0], d[1], d[2]];
 }, [fx, fy]);
 const near = (a, b) => a.every((v, i) => Math.abs(v - b[i]) <= 8);
+/// A digest of a region of the canvas (desktop pixels), to see it change.
+const regionDigest = (tab, x, y, w, h) => tab.evaluate(([x, y, w, h]) => {
+  const d = document.getElementById('screen').getContext('2d').getImageData(x, y, w, h).data;
+  let hash = 2166136261;
+  for (let i = 0; i < d.length; i++) hash = Math.imul(hash ^ d[i], 16777619);
+  return hash >>> 0;
+}, [x, y, w, h]);
 
 /// A screenshot of an X display (xwd), read as the server sees its own screen.
 function screenshot(on, xenv = {}) {
@@ -90,13 +97,17 @@ async function xrdpSteps() {
   const box = await tab.locator('#screen').boundingBox();
   const size = await tab.evaluate(() => [document.getElementById('screen').width, document.getElementById('screen').height]);
   await tab.mouse.click(box.x + (60 * box.width) / size[0], box.y + (40 * box.height) / size[1]);
+  // (After the focus change has been drawn, so only the typing can change the region.)
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = await regionDigest(tab, 20, 20, 360, 100);
   await tab.keyboard.type(`xrdp typed ${nonce}`);
+  await until('the typed text to show on the canvas', async () => (await regionDigest(tab, 20, 20, 360, 100)) !== before);
   await tab.keyboard.press('Enter');
   const typedFile = `/home/${user}/typed.txt`;
   const line = await until('the typed line to reach the xrdp terminal', async () =>
     existsSync(typedFile) ? readFileSync(typedFile, 'utf8') : undefined);
   check(line === `xrdp typed ${nonce}`, `the terminal read ${JSON.stringify(line)}`);
-  step(`xrdp: typing reaches the terminal: ${JSON.stringify(line)}`);
+  step(`xrdp: typing reaches the terminal and changes the canvas: ${JSON.stringify(line)}`);
 
   // Copied there, it shows in the page's clipboard panel (and the browser's clipboard).
   const copied = `copied on xrdp ${nonce}\nsecond line`;
@@ -263,8 +274,11 @@ await withBrowser(browser, out, async () => {
     await until('the xterm window to be drawn on the canvas', async () => !near(await pixel(tab, 0.05, 0.05), [68, 170, 85]));
     const box = await tab.locator('#screen').boundingBox();
     await tab.mouse.click(box.x + box.width * 0.1, box.y + box.height * 0.05);
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = await regionDigest(tab, 0, 0, 360, 100);
     // As a person types it: Shift held for the capital and the exclamation mark.
     await tab.keyboard.type('hello rdp 42 ');
+    await until('the typed text to show on the canvas', async () => (await regionDigest(tab, 0, 0, 360, 100)) !== before);
     await tab.keyboard.down('Shift');
     await tab.keyboard.press('KeyH');
     await tab.keyboard.press('Digit1');
@@ -273,7 +287,7 @@ await withBrowser(browser, out, async () => {
     const line = await until('the typed line to reach the remote program', async () =>
       existsSync(typed) ? readFileSync(typed, 'utf8') : undefined);
     check(line === 'hello rdp 42 H!', `the remote program read ${JSON.stringify(line)}`);
-    step(`typing reaches the remote desktop: ${JSON.stringify(line)}`);
+    step(`typing reaches the remote desktop and changes the canvas: ${JSON.stringify(line)}`);
     await tab.screenshot({ path: join(out, 'desktop-xterm.png') });
 
     // A click lands where it was aimed: the server's pointer is where the canvas was clicked.
