@@ -458,6 +458,31 @@ pub enum BastionCommand {
     /// Live sessions on the bastion.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// SSH host keys and RDP certificates pinned for browser sessions to targets it reaches.
+    #[command(subcommand)]
+    HostKey(HostKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostKeyCommand {
+    /// The pinned keys of targets the bastion reaches.
+    List {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Forget a target's pinned key (its key really changed); the next session pins the new one.
+    Forget {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        /// The target as it was connected to: a VM's resource ID, or IP:PORT.
+        #[arg(long)]
+        target: String,
+        /// Only this kind of key: ssh or rdp (default: both).
+        #[arg(long, value_name = "ssh|rdp")]
+        kind: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

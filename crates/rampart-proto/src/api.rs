@@ -96,6 +96,19 @@ pub struct Bastion {
     pub updated_at: String,
 }
 
+/// A target's SSH host key or RDP certificate, pinned by the gateway on first use for browser
+/// sessions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PinnedHostKey {
+    /// As the user named it: a VM's resource ID, or `ip:port`.
+    pub target: String,
+    /// `ssh` (an OpenSSH public key) or `rdp` (the SHA-256 of the TLS certificate, hex).
+    pub kind: String,
+    pub key: String,
+    pub pinned_at: String,
+}
+
 /// A live session on a bastion.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -40,7 +40,8 @@ use ironrdp_cliprdr::pdu::{ClipboardFormat, ClipboardFormatId, OwnedFormatDataRe
 pub enum RdpError {
     #[error(
         "the target's TLS certificate has changed: pinned SHA256:{pinned}, offered SHA256:{offered}. This may be \
-         an attack; an operator who knows the certificate was changed can forget the pinned one"
+         an attack; an operator who knows the certificate was changed can forget the pinned one \
+         (`rampart network bastion host-key forget`)"
     )]
     CertificateChanged { pinned: String, offered: String },
     #[error("TLS with the RDP server failed: {0}")]

@@ -38,7 +38,8 @@ impl std::fmt::Debug for TerminalAuth {
 pub enum TerminalError {
     #[error(
         "the target's host key has changed: pinned {pinned}, offered {offered}. This may be an attack; \
-         an operator who knows the key was changed can forget the pinned key"
+         an operator who knows the key was changed can forget the pinned key \
+         (`rampart network bastion host-key forget`)"
     )]
     HostKeyChanged { pinned: String, offered: String },
     #[error("authentication failed for '{username}' (the target accepts: {accepted})")]

@@ -142,6 +142,8 @@ pub trait InventoryStore: Send + Sync {
     async fn pin_host_key(&self, target: &str, host_key: &str) -> StoreResult<String>;
     /// Forgets a pinned host key (an operator who knows the target's key changed).
     async fn forget_host_key(&self, target: &str) -> StoreResult<bool>;
+    /// Every pinned host key and certificate: (target, key, pinned at), by target.
+    async fn pinned_host_keys(&self) -> StoreResult<Vec<(String, String, DateTime<Utc>)>>;
 }
 
 /// Custom role definitions and role assignments.

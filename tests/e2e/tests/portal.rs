@@ -210,5 +210,26 @@ async fn a_changed_host_key_is_refused_naming_both_fingerprints() -> Result<()> 
             && r["reasonCode"] == "HostKeyChanged"),
         "the refusal is audited"
     );
+
+    // An operator who knows the machine was rebuilt sees the pin and forgets it; the next
+    // session pins the new key (and is audited as a change).
+    let target = format!("127.0.0.1:{}", sshd.port);
+    let bastion = ["network", "bastion", "host-key"];
+    let at = ["--name", "default", "--resource-group", "default"];
+    let listed = gw.ok(&[&bastion[..], &["list"], &at[..]].concat())?;
+    ensure!(listed.contains(&target) && listed.contains("\"kind\": \"ssh\""), "{listed}");
+    let err = gw.refused(&[&bastion[..], &["forget"], &at[..], &["--target", "127.0.0.1:1"]].concat())?;
+    ensure!(err.contains("HostKeyNotFound") || err.contains("no key is pinned"), "{err}");
+    gw.ok(&[&bastion[..], &["forget"], &at[..], &["--target", &target]].concat())?;
+    let listed = gw.ok(&[&bastion[..], &["list"], &at[..]].concat())?;
+    ensure!(!listed.contains(&target), "{listed}");
+    let r = connect_with_key(&browser, &sshd).await?;
+    let to = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    ensure!(to.starts_with("/portal/terminal/"), "after forgetting: {} {}", r.status(), r.text().await?);
+    ensure!(
+        gw.audit()?.iter().any(|r| r["event"] == "bastion-change"
+            && r["reason"].as_str().is_some_and(|w| w.contains("forgot the pinned ssh key"))),
+        "forgetting is audited"
+    );
     Ok(())
 }

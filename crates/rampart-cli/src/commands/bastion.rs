@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use rampart_proto::api::BastionChange;
 
-use crate::cli::{BastionCommand, BastionSettingsArgs, SessionCommand};
+use crate::cli::{BastionCommand, BastionSettingsArgs, HostKeyCommand, SessionCommand};
 use crate::output::print;
 use crate::profile::Profile;
 use rampart_client::api::{Method, urlencode};
@@ -73,12 +73,45 @@ async fn sessions(cmd: SessionCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+const HOST_KEY_COLUMNS: &[(&str, &str)] =
+    &[("Target", "target"), ("Kind", "kind"), ("PinnedAt", "pinnedAt"), ("Key", "key")];
+
+async fn host_keys(cmd: HostKeyCommand) -> Result<ExitCode> {
+    let mut profile = Profile::require()?;
+    let client = profile.client()?;
+    profile.ensure_subscription(&client).await?;
+    let path = |b: &crate::cli::ResourceRef| -> Result<String> {
+        let sub = profile.subscription(b.subscription.as_deref())?;
+        Ok(format!(
+            "/api/subscriptions/{sub}/resourceGroups/{}/bastionHosts/{}/hostKeys",
+            b.resource_group, b.name
+        ))
+    };
+    match cmd {
+        HostKeyCommand::List { bastion, output } => {
+            let list: Option<Vec<rampart_proto::api::PinnedHostKey>> =
+                client.request::<(), _>(Method::GET, &path(&bastion)?, None).await?;
+            print(&list.unwrap_or_default(), output, HOST_KEY_COLUMNS)?;
+        }
+        HostKeyCommand::Forget { bastion, target, kind } => {
+            let mut url = format!("{}?target={}", path(&bastion)?, urlencode(&target));
+            if let Some(kind) = &kind {
+                url.push_str(&format!("&kind={}", urlencode(kind)));
+            }
+            client.request::<(), serde_json::Value>(Method::DELETE, &url, None).await?;
+            eprintln!("forgot the key pinned for {target}; the next session pins the one it is shown");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
     let cmd = match cmd {
         BastionCommand::Tunnel(args) => return super::tunnel::run(args).await,
         BastionCommand::Ssh(args) => return super::ssh::ssh(args).await,
         BastionCommand::Rdp(args) => return super::rdp::run(args).await,
         BastionCommand::Session(cmd) => return sessions(cmd).await,
+        BastionCommand::HostKey(cmd) => return host_keys(cmd).await,
         other => other,
     };
     let mut profile = Profile::require()?;
@@ -117,7 +150,8 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
         BastionCommand::Tunnel(_)
         | BastionCommand::Ssh(_)
         | BastionCommand::Rdp(_)
-        | BastionCommand::Session(_) => {
+        | BastionCommand::Session(_)
+        | BastionCommand::HostKey(_) => {
             unreachable!("handled above")
         }
     }

@@ -5,6 +5,7 @@ mod access;
 mod audit;
 pub(crate) mod bastions;
 pub(crate) mod caller;
+mod host_keys;
 pub(crate) mod inventory;
 mod openapi;
 pub(crate) mod session;
@@ -97,6 +98,8 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", METRICS, "Prometheus metrics"),
     ("get", SESSIONS, "Live sessions on a bastion"),
     ("delete", SESSION, "Disconnect a session"),
+    ("get", HOST_KEYS, "Host keys and RDP certificates pinned for targets the bastion reaches"),
+    ("delete", HOST_KEYS, "Forget a pinned host key or certificate (?target=…&kind=ssh|rdp)"),
 ];
 
 /// Every path, named once for the table above and the router below.
@@ -131,6 +134,8 @@ const NIC: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/netw
 const USER: &str = "/api/users/{upn}";
 const SESSIONS: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions";
+const HOST_KEYS: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/hostKeys";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -173,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route(METRICS, get(metrics))
         .route(SESSIONS, get(sessions::list))
         .route(SESSION, axum::routing::delete(sessions::disconnect))
+        .route(HOST_KEYS, get(host_keys::list).delete(host_keys::forget))
         .fallback(not_found)
         .with_state(state)
 }

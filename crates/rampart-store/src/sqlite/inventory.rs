@@ -3,12 +3,12 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rampart_core::{Machine, NetworkInterface, OsType, ResourceId, ResourceKind};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, conflict, ts};
+use super::{SqliteStore, conflict, parse_ts, ts};
 use crate::{InventoryStore, StoreError, StoreResult};
 
 /// Machines joined with their network interface's private IP, then `$rest`.
@@ -246,6 +246,21 @@ impl InventoryStore for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn pinned_host_keys(&self) -> StoreResult<Vec<(String, String, DateTime<Utc>)>> {
+        let rows = sqlx::query("SELECT target, host_key, pinned_at FROM pinned_host_keys ORDER BY target")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("target")?,
+                    r.try_get("host_key")?,
+                    parse_ts(&r.try_get::<String, _>("pinned_at")?)?,
+                ))
+            })
+            .collect()
     }
 }
 
