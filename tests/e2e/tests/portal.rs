@@ -101,7 +101,15 @@ async fn forged_and_cross_origin_forms_are_refused_and_sessions_end() -> Result<
 
     let csrf = browser.csrf().await?;
     let change = |token: &str| {
-        form_body(&[("csrf", token), ("id", BASTION), ("sku", "Basic"), ("reachable_networks", "10.0.0.0/8")])
+        // As the page sends it: the copy-and-paste box is checked (on) unless the operator
+        // unticks it; Basic could not turn it off.
+        form_body(&[
+            ("csrf", token),
+            ("id", BASTION),
+            ("sku", "Basic"),
+            ("copy_paste", "true"),
+            ("reachable_networks", "10.0.0.0/8"),
+        ])
     };
     // A form without the session's token (a hostile page cannot read it) is refused.
     let own = browser.base.clone();
