@@ -125,6 +125,14 @@ pub(crate) async fn run_desktop(
     let counters = started.session.counters.clone();
     started.session.copy_paste.send_replace(session.clipboard());
     let mut copy_paste = started.session.copy_paste.subscribe();
+    // A change made between the sign-in and the registration above reached no live session:
+    // read the setting once more, now that later changes are seen.
+    if let Ok(id) = started.session.bastion_id.parse::<rampart_core::ResourceId>()
+        && let Ok(Some(bastion)) = gw.store.bastion(&id).await
+        && bastion.settings.disable_copy_paste
+    {
+        started.session.copy_paste.send_replace(false);
+    }
     let (width, height) = session.size();
     let ready =
         serde_json::json!({ "type": "ready", "width": width, "height": height, "clipboard": session.clipboard() })
