@@ -31,7 +31,8 @@ const regionDigest = (tab, x, y, w, h) => tab.evaluate(([x, y, w, h]) => {
   return hash >>> 0;
 }, [x, y, w, h]);
 
-/// A screenshot of an X display (xwd), read as the server sees its own screen.
+/// A screenshot of an X display (xwd), read as the server sees its own screen; `set` paints
+/// a pixel of it (to show it again with xwud).
 function screenshot(on, xenv = {}) {
   const buf = execFileSync('xwd', ['-root', '-silent'], { env: { ...process.env, DISPLAY: on, ...xenv }, maxBuffer: 64 << 20 });
   const u32 = (o) => buf.readUInt32BE(o);
@@ -40,11 +41,16 @@ function screenshot(on, xenv = {}) {
   check(bitsPerPixel === 32, `xwd: ${bitsPerPixel} bits per pixel`);
   const data = u32(0) + ncolors * 12;
   const shift = (m) => 31 - Math.clz32(m & -m);
+  const offset = (x, y) => data + y * bytesPerLine + x * 4;
   return {
-    width, height, at(x, y) {
-      const o = data + y * bytesPerLine + x * 4;
-      const v = byteOrder === 0 ? buf.readUInt32LE(o) : buf.readUInt32BE(o);
+    width, height, buf,
+    at(x, y) {
+      const v = byteOrder === 0 ? buf.readUInt32LE(offset(x, y)) : buf.readUInt32BE(offset(x, y));
       return masks.map((m) => ((v & m) >>> shift(m)) & 0xff);
+    },
+    set(x, y, rgb) {
+      const v = rgb.reduce((acc, c, i) => (acc | (c << shift(masks[i]))) >>> 0, 0);
+      if (byteOrder === 0) buf.writeUInt32LE(v, offset(x, y)); else buf.writeUInt32BE(v, offset(x, y));
     },
   };
 }
@@ -225,19 +231,14 @@ await withBrowser(browser, out, async () => {
   // A photo-like picture over the whole screen (smooth colour fields, shown by xwud): it
   // travels as JPEG, and the canvas still shows what the server's screen shows.
   const picture = join(out, 'photo.xwd');
-  const raw = execFileSync('xwd', ['-root', '-silent'], { env: { ...process.env, DISPLAY: display }, maxBuffer: 64 << 20 });
-  const u32 = (o) => raw.readUInt32BE(o);
-  const [pw, ph, order, bpl, masks] = [u32(16), u32(20), u32(28), u32(48), [u32(56), u32(60), u32(64)]];
-  const shift = (m) => 31 - Math.clz32(m & -m);
-  const data = u32(0) + u32(76) * 12;
+  const painted = screenshot(display);
+  const [pw, ph] = [painted.width, painted.height];
   for (let y = 0; y < ph; y++) {
     for (let x = 0; x < pw; x++) {
-      const rgb = [Math.floor((x * 255) / pw), Math.floor((y * 255) / ph), Math.floor(((x + y) * 255) / (pw + ph))];
-      const v = rgb.reduce((acc, c, i) => (acc | (c << shift(masks[i]))) >>> 0, 0);
-      if (order === 0) raw.writeUInt32LE(v, data + y * bpl + x * 4); else raw.writeUInt32BE(v, data + y * bpl + x * 4);
+      painted.set(x, y, [Math.floor((x * 255) / pw), Math.floor((y * 255) / ph), Math.floor(((x + y) * 255) / (pw + ph))]);
     }
   }
-  writeFileSync(picture, raw);
+  writeFileSync(picture, painted.buf);
   const viewer = spawn('xwud', ['-in', picture], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
   try {
     const jpegs = await until('JPEG frames', async () => (await tab.evaluate(() => window.rampartDesktop.jpegFrames)) || undefined);

@@ -8,7 +8,7 @@ use rampart_proto::api::BastionChange;
 use crate::cli::{BastionCommand, BastionSettingsArgs, HostKeyCommand, SessionCommand};
 use crate::output::print;
 use crate::profile::Profile;
-use rampart_client::api::{Method, urlencode};
+use rampart_client::api::{ApiClient, Method, urlencode};
 
 const BASTION_COLUMNS: &[(&str, &str)] = &[
     ("Name", "name"),
@@ -45,17 +45,23 @@ const SESSION_COLUMNS: &[(&str, &str)] = &[
     ("FromTarget", "bytesFromTarget"),
 ];
 
-async fn sessions(cmd: SessionCommand) -> Result<ExitCode> {
+/// The profile and its signed-in client, for the commands on things under a bastion.
+async fn under_bastion() -> Result<(Profile, ApiClient)> {
     let mut profile = Profile::require()?;
     let client = profile.client()?;
     profile.ensure_subscription(&client).await?;
-    let path = |b: &crate::cli::ResourceRef| -> Result<String> {
-        let sub = profile.subscription(b.subscription.as_deref())?;
-        Ok(format!(
-            "/api/subscriptions/{sub}/resourceGroups/{}/bastionHosts/{}/sessions",
-            b.resource_group, b.name
-        ))
-    };
+    Ok((profile, client))
+}
+
+/// The API path of something under a bastion (`sessions`, `hostKeys`).
+fn bastion_part(profile: &Profile, b: &crate::cli::ResourceRef, part: &str) -> Result<String> {
+    let sub = profile.subscription(b.subscription.as_deref())?;
+    Ok(format!("/api/subscriptions/{sub}/resourceGroups/{}/bastionHosts/{}/{part}", b.resource_group, b.name))
+}
+
+async fn sessions(cmd: SessionCommand) -> Result<ExitCode> {
+    let (profile, client) = under_bastion().await?;
+    let path = |b: &crate::cli::ResourceRef| bastion_part(&profile, b, "sessions");
     match cmd {
         SessionCommand::List { bastion, output } => {
             let list: Option<Vec<rampart_proto::api::Session>> =
@@ -77,16 +83,8 @@ const HOST_KEY_COLUMNS: &[(&str, &str)] =
     &[("Target", "target"), ("Kind", "kind"), ("PinnedAt", "pinnedAt"), ("Key", "key")];
 
 async fn host_keys(cmd: HostKeyCommand) -> Result<ExitCode> {
-    let mut profile = Profile::require()?;
-    let client = profile.client()?;
-    profile.ensure_subscription(&client).await?;
-    let path = |b: &crate::cli::ResourceRef| -> Result<String> {
-        let sub = profile.subscription(b.subscription.as_deref())?;
-        Ok(format!(
-            "/api/subscriptions/{sub}/resourceGroups/{}/bastionHosts/{}/hostKeys",
-            b.resource_group, b.name
-        ))
-    };
+    let (profile, client) = under_bastion().await?;
+    let path = |b: &crate::cli::ResourceRef| bastion_part(&profile, b, "hostKeys");
     match cmd {
         HostKeyCommand::List { bastion, output } => {
             let list: Option<Vec<rampart_proto::api::PinnedHostKey>> =
