@@ -9,6 +9,28 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser};
 
+/// Registers a machine at 127.0.0.1 whose RDP server listens on `port`; returns its resource ID.
+fn register_rdp_machine(gw: &Gateway, name: &str, os: &str, port: u16) -> Result<String> {
+    let port = port.to_string();
+    let ip = "127.0.0.1";
+    gw.ok(&[
+        "vm",
+        "register",
+        "-n",
+        name,
+        "-g",
+        "apps",
+        "--os-type",
+        os,
+        "--private-ip-address",
+        ip,
+        "--port-rdp",
+        &port,
+    ])?;
+    let shown: serde_json::Value = serde_json::from_str(&gw.ok(&["vm", "show", "-n", name, "-g", "apps"])?)?;
+    Ok(shown["id"].as_str().context("vm id")?.to_string())
+}
+
 #[test]
 fn rdp_in_the_browser() -> Result<()> {
     for needed in [
@@ -59,47 +81,13 @@ fn rdp_in_the_browser() -> Result<()> {
 
     let gw = Gateway::start(&[])?;
     gw.allow_loopback()?;
-    let port_text = port.to_string();
-    gw.ok(&[
-        "vm",
-        "register",
-        "-n",
-        "win1",
-        "-g",
-        "apps",
-        "--os-type",
-        "windows",
-        "--private-ip-address",
-        "127.0.0.1",
-        "--port-rdp",
-        &port_text,
-    ])?;
-    let shown: serde_json::Value =
-        serde_json::from_str(&gw.ok(&["vm", "show", "-n", "win1", "-g", "apps"])?)?;
-    let vm_id = shown["id"].as_str().context("vm id")?.to_string();
+    let vm_id = register_rdp_machine(&gw, "win1", "windows", port)?;
 
     // The xrdp machine registered too (a Linux VM reached over RDP).
-    let mut xrdp_vm_id = String::new();
-    if let Some(x) = &xrdp {
-        let xrdp_port = x.port.to_string();
-        gw.ok(&[
-            "vm",
-            "register",
-            "-n",
-            "xrdp1",
-            "-g",
-            "apps",
-            "--os-type",
-            "linux",
-            "--private-ip-address",
-            "127.0.0.1",
-            "--port-rdp",
-            &xrdp_port,
-        ])?;
-        let shown: serde_json::Value =
-            serde_json::from_str(&gw.ok(&["vm", "show", "-n", "xrdp1", "-g", "apps"])?)?;
-        xrdp_vm_id = shown["id"].as_str().context("vm id")?.to_string();
-    }
+    let xrdp_vm_id = match &xrdp {
+        Some(x) => register_rdp_machine(&gw, "xrdp1", "linux", x.port)?,
+        None => String::new(),
+    };
 
     let out = rampart_e2e::repo_root().join("target/e2e-artifacts/browser-rdp");
     let _ = std::fs::remove_dir_all(&out);
@@ -110,7 +98,7 @@ fn rdp_in_the_browser() -> Result<()> {
             ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
             ("ARTIFACTS", out.display().to_string()),
             ("RDP_DISPLAY", display.clone()),
-            ("RDP_PORT", port_text.clone()),
+            ("RDP_PORT", port.to_string()),
             ("VM_ID", vm_id.clone()),
             ("AUTH_PORT", if local.is_some() { auth_port.to_string() } else { String::new() }),
             ("AUTH_DISPLAY", auth_display.clone()),
