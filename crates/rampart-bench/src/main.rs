@@ -137,6 +137,11 @@ async fn run(args: Args) -> Result<()> {
         started.tunnel.port,
         vec![started.gateway_pid(), started.tunnel_pid()],
     ));
+    paths.push(Path::new(
+        "rampart tunnel v1 (WebSocket each)",
+        started.tunnel_v1.port,
+        vec![started.gateway_pid(), started.tunnel_v1.process.child.id()],
+    ));
     for (name, (process, port)) in
         ["ssh -L (default cipher)", "ssh -L aes128-gcm"].into_iter().zip(&started.ssh)
     {
@@ -294,6 +299,8 @@ async fn futures_join(n: usize, addr: SocketAddr) -> Result<Vec<tokio::net::TcpS
 pub(crate) struct Setup {
     gateway: Gateway,
     pub(crate) tunnel: rampart_e2e::Tunnel,
+    /// The same tunnel over protocol v1 (a TLS connection and WebSocket per connection).
+    tunnel_v1: rampart_e2e::Tunnel,
     sshd: Sshd,
     ssh: Vec<(Process, u16)>,
     stunnel: Option<(Process, Process, u16)>,
@@ -305,6 +312,11 @@ impl Setup {
         let gateway = Gateway::start(&[("RAMPART_LOG", "error")])?;
         gateway.allow_loopback()?;
         let tunnel = gateway.tunnel("127.0.0.1", target_port)?;
+        let port = target_port.to_string();
+        let tunnel_v1 = gateway.tunnel_with_env(
+            &[("RAMPART_TUNNEL_PROTOCOL", "v1")],
+            &["-n", "default", "-g", "default", "--target-ip-address", "127.0.0.1", "--resource-port", &port],
+        )?;
         let sshd = Sshd::start()?;
         let ssh = vec![
             peers::ssh_forward(&sshd, target_port, None)?,
@@ -321,7 +333,8 @@ impl Setup {
                 }
             };
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], tunnel.port)), Duration::from_secs(5))?;
-        Ok(Setup { gateway, tunnel, sshd, ssh, stunnel, _dir: dir })
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], tunnel_v1.port)), Duration::from_secs(5))?;
+        Ok(Setup { gateway, tunnel, tunnel_v1, sshd, ssh, stunnel, _dir: dir })
     }
 
     /// `rampart ssh … -- true` with the sshd's key, to the target by IP.

@@ -1,12 +1,17 @@
 //! The tunnel client. One grant opens any number of connections until it expires, and it is
-//! renewed shortly before then, so a new local connection costs one WebSocket handshake and
-//! no token round trip.
+//! renewed shortly before then, so a new local connection costs no token round trip. With
+//! protocol v2 (the default) it costs no handshake either: each connection is a new stream of
+//! the tunnel's one HTTP/2 connection; v1 opens a TLS connection and WebSocket for each.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_proto::ErrorBody;
-use rampart_proto::tunnel::{CONNECT_PATH, SUBPROTOCOL, TunnelGrant, TunnelRequest};
+use std::sync::atomic::Ordering;
+
+use rampart_proto::tunnel::{CONNECT_PATH, STREAM_PATH, SUBPROTOCOL, StreamEnd, TunnelGrant, TunnelRequest};
+use rampart_tunnel::Counters;
+use rampart_tunnel::stream::{BodyEnd, ChunkBody, PumpEnd, pump_body};
 use rampart_tunnel::tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use rampart_tunnel::tokio_tungstenite::tungstenite::http::HeaderValue;
 use rampart_tunnel::tokio_tungstenite::{WebSocketStream, client_async_with_config, tungstenite};
@@ -36,6 +41,9 @@ pub enum TunnelError {
     Connect { addr: String, error: String },
     #[error("WebSocket: {0}")]
     WebSocket(String),
+    /// The tunnel's connection or stream broke.
+    #[error("the tunnel broke: {0}")]
+    Stream(String),
     /// The gateway ended a connection on purpose (disconnect, timeout, shutdown).
     #[error("the gateway ended the connection: {0}")]
     Ended(String),
@@ -49,6 +57,7 @@ pub struct Connector {
     host: String,
     port: u16,
     tls: TlsConnector,
+    tls_h2: TlsConnector,
 }
 
 impl Connector {
@@ -63,22 +72,65 @@ impl Connector {
             .to_string();
         // Tunnels upgrade an HTTP/1.1 connection, so offer only that.
         let tls = TlsConnector::from(Arc::new(client_config(trust, &[b"http/1.1"])?));
-        Ok(Connector { host, port: uri.port_u16().unwrap_or(443), tls })
+        // v2 offers HTTP/2 and HTTP/1.1: a gateway (or proxy) without HTTP/2 is found here,
+        // and the tunnel falls back to v1.
+        let tls_h2 = TlsConnector::from(Arc::new(client_config(trust, &[b"h2", b"http/1.1"])?));
+        Ok(Connector { host, port: uri.port_u16().unwrap_or(443), tls, tls_h2 })
     }
 
-    /// Opens one tunnel WebSocket with `token`. A refusal comes back as
-    /// [`TunnelError::Refused`] with the gateway's reason.
-    pub async fn open(&self, token: &str) -> Result<TunnelStream, TunnelError> {
-        let addr = format!("{}:{}", self.host, self.port);
+    /// `host:port`, with brackets around an IPv6 address.
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    async fn connect_tls(&self, tls: &TlsConnector) -> Result<TlsStream<TcpStream>, TunnelError> {
+        let addr = self.authority();
         let connect_err =
             |e: std::io::Error| TunnelError::Connect { addr: addr.clone(), error: e.to_string() };
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(connect_err)?;
         tcp.set_nodelay(true).ok();
         let name = ServerName::try_from(self.host.clone())
             .map_err(|e| TunnelError::Connect { addr: addr.clone(), error: e.to_string() })?;
-        let tls = self.tls.connect(name, tcp).await.map_err(connect_err)?;
-        let authority =
-            if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { addr.clone() };
+        tls.connect(name, tcp).await.map_err(connect_err)
+    }
+
+    /// Opens a v2 tunnel connection: TLS with HTTP/2, whose streams carry TCP connections.
+    /// `None` if the server did not choose HTTP/2. Pings every `keepalive` find a dead gateway.
+    async fn open_streams(&self, keepalive: Duration) -> Result<Option<StreamSender>, TunnelError> {
+        use rampart_tunnel::stream as h2;
+        let tls = self.connect_tls(&self.tls_h2).await?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Ok(None);
+        }
+        let (sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .initial_stream_window_size(h2::STREAM_WINDOW)
+                .initial_connection_window_size(h2::CONNECTION_WINDOW)
+                .max_frame_size(h2::MAX_FRAME)
+                .keep_alive_interval(keepalive)
+                .keep_alive_timeout(keepalive)
+                .keep_alive_while_idle(true)
+                .handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| TunnelError::Stream(format!("HTTP/2 handshake: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "the tunnel's HTTP/2 connection ended");
+            }
+        });
+        Ok(Some(sender))
+    }
+
+    /// Opens one tunnel WebSocket with `token`. A refusal comes back as
+    /// [`TunnelError::Refused`] with the gateway's reason.
+    pub async fn open(&self, token: &str) -> Result<TunnelStream, TunnelError> {
+        let tls = self.connect_tls(&self.tls).await?;
+        let authority = self.authority();
         let mut request = format!("wss://{authority}{CONNECT_PATH}")
             .into_client_request()
             .map_err(|e| TunnelError::WebSocket(e.to_string()))?;
@@ -93,20 +145,42 @@ impl Connector {
         match client_async_with_config(request, tls, Some(websocket_config())).await {
             Ok((ws, _)) => Ok(ws),
             Err(tungstenite::Error::Http(resp)) => {
-                let status = resp.status().as_u16();
-                let body = resp.body().as_deref().unwrap_or_default();
-                Err(match serde_json::from_slice::<ErrorBody>(body) {
-                    Ok(b) => TunnelError::Refused { status, code: b.error.code, message: b.error.message },
-                    Err(_) => TunnelError::Refused {
-                        status,
-                        code: format!("Http{status}"),
-                        message: format!("the gateway answered HTTP {status}"),
-                    },
-                })
+                Err(refusal(resp.status().as_u16(), resp.body().as_deref().unwrap_or_default()))
             }
             Err(e) => Err(TunnelError::WebSocket(e.to_string())),
         }
     }
+}
+
+/// How a tunnel carries its connections to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelProtocol {
+    /// v2: one TLS connection per tunnel, each TCP connection an HTTP/2 stream of it; falls
+    /// back to v1 when the gateway (or a proxy in front of it) does not offer HTTP/2.
+    Streams,
+    /// v1: one TLS connection and WebSocket per TCP connection.
+    WebSocket,
+}
+
+impl TunnelProtocol {
+    /// `RAMPART_TUNNEL_PROTOCOL=v1` (or `websocket`) forces v1; anything else, or nothing, v2.
+    pub fn from_env() -> Self {
+        match std::env::var("RAMPART_TUNNEL_PROTOCOL").as_deref() {
+            Ok("v1" | "websocket") => TunnelProtocol::WebSocket,
+            _ => TunnelProtocol::Streams,
+        }
+    }
+}
+
+type StreamBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::io::Error>;
+type StreamSender = hyper::client::conn::http2::SendRequest<StreamBody>;
+
+/// What carries the next connection.
+enum Carrier {
+    /// v2, not connected yet (or the last connection ended).
+    Streams(Option<StreamSender>),
+    /// v1: asked for, or the gateway did not offer HTTP/2.
+    WebSocket,
 }
 
 /// An open tunnel: a grant for one target, and the means to relay connections to it.
@@ -116,6 +190,7 @@ pub struct TunnelClient {
     grant: tokio::sync::Mutex<TunnelGrant>,
     connector: Connector,
     keepalive: Duration,
+    carrier: tokio::sync::Mutex<Carrier>,
 }
 
 impl TunnelClient {
@@ -130,19 +205,42 @@ impl TunnelClient {
         request: TunnelRequest,
         keepalive: Duration,
     ) -> Result<Arc<Self>, TunnelError> {
+        Self::open_with(api, request, keepalive, TunnelProtocol::from_env()).await
+    }
+
+    pub async fn open_with(
+        api: ApiClient,
+        request: TunnelRequest,
+        keepalive: Duration,
+        protocol: TunnelProtocol,
+    ) -> Result<Arc<Self>, TunnelError> {
         let grant = api.grant_tunnel(&request).await?;
         let connector = Connector::new(api.server(), api.trust())?;
+        let carrier = match protocol {
+            TunnelProtocol::Streams => Carrier::Streams(None),
+            TunnelProtocol::WebSocket => Carrier::WebSocket,
+        };
         Ok(Arc::new(TunnelClient {
             api,
             request,
             grant: tokio::sync::Mutex::new(grant),
             connector,
             keepalive,
+            carrier: tokio::sync::Mutex::new(carrier),
         }))
     }
 
     pub async fn grant(&self) -> TunnelGrant {
         self.grant.lock().await.clone()
+    }
+
+    /// The protocol the next connection will use (v2 until the gateway is found without
+    /// HTTP/2).
+    pub async fn protocol(&self) -> TunnelProtocol {
+        match *self.carrier.lock().await {
+            Carrier::Streams(_) => TunnelProtocol::Streams,
+            Carrier::WebSocket => TunnelProtocol::WebSocket,
+        }
     }
 
     /// The tunnel token, renewed first if it is about to expire.
@@ -158,8 +256,113 @@ impl TunnelClient {
     /// tunnel until it ends.
     pub async fn relay<L: LocalEnd>(&self, local: L) -> Result<RelayReport, TunnelError> {
         let token = self.token().await?;
-        let ws = self.connector.open(&token).await?;
-        Ok(relay(ws, local, RelayOptions { keepalive: Some(self.keepalive), ..Default::default() }).await)
+        match self.stream_sender().await? {
+            Some(sender) => self.relay_stream(sender, &token, local).await,
+            None => {
+                let ws = self.connector.open(&token).await?;
+                Ok(relay(ws, local, RelayOptions { keepalive: Some(self.keepalive), ..Default::default() })
+                    .await)
+            }
+        }
+    }
+
+    /// The HTTP/2 connection of this tunnel, opened on first use and again after it ended;
+    /// `None` when connections go over v1 WebSockets.
+    async fn stream_sender(&self) -> Result<Option<StreamSender>, TunnelError> {
+        let mut carrier = self.carrier.lock().await;
+        let Carrier::Streams(current) = &mut *carrier else {
+            return Ok(None);
+        };
+        if let Some(sender) = current.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(Some(sender.clone()));
+        }
+        match self.connector.open_streams(self.keepalive).await? {
+            Some(sender) => {
+                *current = Some(sender.clone());
+                Ok(Some(sender))
+            }
+            None => {
+                tracing::info!(
+                    "the gateway did not offer HTTP/2; relaying each connection over its own WebSocket"
+                );
+                *carrier = Carrier::WebSocket;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Protocol v2: the local socket's bytes are the request body (read by the HTTP/2
+    /// connection itself), the response body goes to the socket; done when both have ended.
+    async fn relay_stream<L: LocalEnd>(
+        &self,
+        mut sender: StreamSender,
+        token: &str,
+        local: L,
+    ) -> Result<RelayReport, TunnelError> {
+        use http_body_util::BodyExt;
+        let (read, mut write) = local.split();
+        let counters = Arc::new(Counters::default());
+        let (body, upload_end) = ChunkBody::new(read, counters.clone());
+        let request = http::Request::post(format!("https://{}{STREAM_PATH}", self.connector.authority()))
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::USER_AGENT, crate::api::USER_AGENT)
+            .body(body.boxed_unsync())
+            .map_err(|e| TunnelError::Stream(e.to_string()))?;
+        let broken = |e: hyper::Error| TunnelError::Stream(rampart_tunnel::stream::error_chain(&e));
+        sender.ready().await.map_err(broken)?;
+        let response = sender.send_request(request).await.map_err(broken)?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            // Error bodies are small JSON; a larger one is cut, not read to its end.
+            let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(refusal(status, &body));
+        }
+        let download = pump_body(response.into_body(), &mut write, &counters);
+        tokio::pin!(download, upload_end);
+        let (mut uploaded, mut downloaded) = (false, false);
+        let end = loop {
+            tokio::select! {
+                end = &mut download, if !downloaded => match end {
+                    PumpEnd::Ended(StreamEnd::Completed, _) => {
+                        downloaded = true;
+                        if uploaded { break RelayEnd::Completed; }
+                    }
+                    PumpEnd::Ended(end, reason) => {
+                        break RelayEnd::PeerClosed { code: Some(end.close_code()), reason };
+                    }
+                    PumpEnd::Lost => break RelayEnd::TunnelError(self.lost()),
+                    PumpEnd::SocketError(e) => break RelayEnd::SocketError(e),
+                    PumpEnd::TunnelError(e) => break RelayEnd::TunnelError(format!("{}: {e}", self.lost())),
+                },
+                end = &mut upload_end, if !uploaded => match end.unwrap_or(BodyEnd::Dropped) {
+                    BodyEnd::Eof => {
+                        uploaded = true;
+                        if downloaded { break RelayEnd::Completed; }
+                    }
+                    BodyEnd::SocketError(e) => break RelayEnd::SocketError(e),
+                    BodyEnd::Stopped(reason) => break RelayEnd::Stopped(reason),
+                    BodyEnd::Dropped => break RelayEnd::TunnelError(self.lost()),
+                },
+            }
+        };
+        Ok(RelayReport {
+            socket_to_tunnel: counters.socket_to_tunnel.load(Ordering::Relaxed),
+            tunnel_to_socket: counters.tunnel_to_socket.load(Ordering::Relaxed),
+            end,
+        })
+    }
+
+    /// Why a stream ends when the tunnel's connection goes: hyper closes it when the gateway
+    /// answers no keep-alive ping, and the gateway may go away or reset the stream.
+    fn lost(&self) -> String {
+        format!(
+            "the connection to the gateway was lost (no answer to keep-alive pings within {} s, or closed by the gateway)",
+            self.keepalive.as_secs() * 2
+        )
     }
 
     /// Accepts local connections and relays each one on its own task. `on_error` hears of
@@ -190,12 +393,24 @@ impl TunnelClient {
                         {
                             on_error(TunnelError::Ended(reason))
                         }
-                        RelayEnd::TunnelError(reason) => on_error(TunnelError::WebSocket(reason)),
+                        RelayEnd::TunnelError(reason) => on_error(TunnelError::Stream(reason)),
                         _ => {}
                     },
                 }
             });
         }
+    }
+}
+
+/// A refusal from its HTTP status and JSON error body.
+fn refusal(status: u16, body: &[u8]) -> TunnelError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => TunnelError::Refused { status, code: b.error.code, message: b.error.message },
+        Err(_) => TunnelError::Refused {
+            status,
+            code: format!("Http{status}"),
+            message: format!("the gateway answered HTTP {status}"),
+        },
     }
 }
 

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rampart_core::rbac::OWNER;
 use rampart_core::{BastionSettings, GatewayEndpoints, ResourceId, RoleAssignment, Scope};
 use rampart_store::prelude::*;
 use rampart_store::{SqliteStore, StoreError};
+use rampart_tunnel::stream;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -285,6 +286,7 @@ impl StartedGateway {
             tcp.set_nodelay(true).ok();
             let acceptor = self.acceptor.clone();
             let app = app.clone();
+            let keepalive = self.state.config.keepalive;
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
@@ -302,10 +304,20 @@ impl StartedGateway {
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
                 });
-                if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                    .await
-                {
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // Tunnel protocol v2 carries every connection of a tunnel as a stream of one
+                // HTTP/2 connection: room for many streams, windows and frames sized for bulk
+                // data, and pings that find a dead client.
+                builder
+                    .http2()
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(stream::MAX_STREAMS)
+                    .initial_stream_window_size(stream::STREAM_WINDOW)
+                    .initial_connection_window_size(stream::CONNECTION_WINDOW)
+                    .max_frame_size(stream::MAX_FRAME)
+                    .keep_alive_interval(Some(keepalive))
+                    .keep_alive_timeout(keepalive);
+                if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });

@@ -18,16 +18,17 @@ use rampart_core::{
     ResourceId, ResourceKind, TargetAuthorization, TargetKind, TargetRequest, authorize_connect,
     authorize_target, parse_target_ip,
 };
-use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
+use rampart_proto::tunnel::{SUBPROTOCOL, StreamEnd, TunnelGrant, TunnelRequest};
+use rampart_tunnel::stream::{BodyEnd, ChunkBody, PumpEnd, pump_body};
 use rampart_tunnel::tokio_tungstenite::WebSocketStream;
 use rampart_tunnel::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use rampart_tunnel::tokio_tungstenite::tungstenite::protocol::Role;
-use rampart_tunnel::{RelayEnd, RelayOptions, relay, websocket_config};
+use rampart_tunnel::{RelayEnd, RelayOptions, RelayReport, relay, websocket_config};
 use tokio::net::TcpStream;
 
 use crate::api::bastions::resolve_subscription;
 use crate::api::caller::Caller;
-use crate::api::{ApiError, AppState, AuthUser, ClientAddr, JsonBody, UserAgent, bearer};
+use crate::api::{ApiError, AppState, AuthUser, ClientAddr, JsonBody, UserAgent, bearer_in};
 use crate::auth::{TargetNaming, TunnelClaims, ttl_secs};
 use crate::server::Gateway;
 use crate::sessions::NewSession;
@@ -217,34 +218,44 @@ async fn refuse(gw: &Gateway, mut entry: AuditEntry, err: ApiError) -> ApiError 
     }
 }
 
-/// `GET /api/tunnels/connect` (WebSocket upgrade), one per relayed TCP connection.
-pub async fn connect(
-    State(gw): State<AppState>,
-    ClientAddr(client): ClientAddr,
-    mut req: Request,
-) -> Response {
+/// A tunnelled connection that passed every check: its target is dialed and its open record
+/// is durable. Nothing relays without one.
+struct Admitted {
+    entry: AuditEntry,
+    claims: TunnelClaims,
+    target: TcpStream,
+    addr: std::net::SocketAddr,
+    started: Instant,
+}
+
+/// The checks every new tunnelled connection passes, whatever carries it: the tunnel token,
+/// draining, the carrier's own request form (`carrier`), roles, settings and policy again,
+/// the target's dial, and the durable open record. A refusal is an HTTP error, audited.
+async fn admit(
+    gw: &Gateway,
+    client: std::net::SocketAddr,
+    headers: &HeaderMap,
+    carrier: Result<(), ApiError>,
+) -> Result<Admitted, Response> {
     let started = Instant::now();
     let mut entry = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Refused);
     entry.client_address = Some(client.to_string());
     entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
-
-    let (parts, body) = req.into_parts();
-    entry.user_agent = UserAgent::from_parts(&parts);
-    let claims = match bearer(&parts).map(|t| gw.keys.verify_tunnel(t)) {
+    entry.user_agent = UserAgent::from_headers(headers);
+    let claims = match bearer_in(headers).map(|t| gw.keys.verify_tunnel(t)) {
         Some(Ok(c)) => c,
         Some(Err(detail)) => {
-            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into())
+            return Err(refuse_policy(gw, entry, RefusalReason::Unauthenticated { detail }.into())
                 .await
-                .into_response();
+                .into_response());
         }
         None => {
             let detail = "no tunnel token (Authorization: Bearer …)".to_string();
-            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into())
+            return Err(refuse_policy(gw, entry, RefusalReason::Unauthenticated { detail }.into())
                 .await
-                .into_response();
+                .into_response());
         }
     };
-    req = Request::from_parts(parts, body);
     entry.user = Some(claims.name.clone());
     entry.bastion_id = Some(claims.bastion.clone());
     entry.target_ip = Some(claims.ip.clone());
@@ -252,17 +263,16 @@ pub async fn connect(
     entry.tunnel_id = Some(claims.jti.clone());
 
     if gw.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return refuse(&gw, entry, shutting_down()).await.into_response();
+        return Err(refuse(gw, entry, shutting_down()).await.into_response());
     }
-    let key = match websocket_key(req.headers()) {
-        Ok(k) => k,
-        Err(e) => return refuse(&gw, entry, e).await.into_response(),
-    };
+    if let Err(e) = carrier {
+        return Err(refuse(gw, entry, e).await.into_response());
+    }
     entry.target_resource_id = claims.resource.clone();
     entry.protocol = Some("tcptunnel".into());
-    let authorization = match recheck(&gw, &claims, client).await {
+    let authorization = match recheck(gw, &claims, client).await {
         Ok(a) => a,
-        Err(e) => return refuse(&gw, entry, e).await.into_response(),
+        Err(e) => return Err(refuse(gw, entry, e).await.into_response()),
     };
 
     let addr = authorization.addr();
@@ -276,7 +286,7 @@ pub async fn connect(
                 "TargetUnreachable",
                 format!("target {addr} is not reachable: {e}"),
             );
-            return refuse(&gw, entry, err).await.into_response();
+            return Err(refuse(gw, entry, err).await.into_response());
         }
         Err(_) => {
             entry.result = AuditResult::Failed;
@@ -288,15 +298,95 @@ pub async fn connect(
                     gw.config.target_connect_timeout.as_secs()
                 ),
             );
-            return refuse(&gw, entry, err).await.into_response();
+            return Err(refuse(gw, entry, err).await.into_response());
         }
     };
+    // Each message is written at once; Nagle would only add latency.
+    target.set_nodelay(true).ok();
 
     // The open record is durable before any byte flows; without it, no relay.
     entry.result = AuditResult::Allowed;
     if let Err(e) = gw.store.append_audit(&entry).await {
-        return ApiError::internal(e).into_response();
+        return Err(ApiError::internal(e).into_response());
     }
+    Ok(Admitted { entry, claims, target, addr, started })
+}
+
+impl Admitted {
+    /// Lists the connection among the bastion's live sessions.
+    fn register(
+        &self,
+        gw: &Gateway,
+        client: std::net::SocketAddr,
+    ) -> (std::sync::Arc<crate::sessions::Session>, tokio::sync::watch::Receiver<Option<String>>) {
+        let registered = gw.sessions.register(NewSession {
+            id: self.entry.connection_id.clone().unwrap_or_default(),
+            user: self.claims.name.clone(),
+            client: client.to_string(),
+            bastion_id: self.claims.bastion.clone(),
+            protocol: "tcptunnel",
+            target_ip: self.addr.ip().to_string(),
+            target_port: self.addr.port(),
+            target_resource_id: self.claims.resource.clone(),
+        });
+        metrics::histogram!("rampart_connect_seconds").record(self.started.elapsed().as_secs_f64());
+        registered
+    }
+}
+
+/// Ends a relayed connection: off the live list, and its close record with bytes and duration.
+async fn record_close(
+    gw: &Gateway,
+    session_id: &str,
+    mut close: AuditEntry,
+    started: Instant,
+    report: Result<RelayReport, String>,
+) {
+    close.event = AuditEvent::ConnectionClose;
+    match report {
+        Ok(report) => {
+            close.bytes_to_target = Some(report.tunnel_to_socket);
+            close.bytes_from_target = Some(report.socket_to_tunnel);
+            match &report.end {
+                end if end.is_clean() => close.result = AuditResult::Closed,
+                RelayEnd::Stopped(reason) => {
+                    close.result = AuditResult::Closed;
+                    close.reason = Some(reason.clone());
+                }
+                other => {
+                    close.result = AuditResult::Failed;
+                    close.reason = Some(format!("{other:?}"));
+                }
+            }
+        }
+        Err(e) => {
+            close.result = AuditResult::Failed;
+            close.reason = Some(e);
+        }
+    }
+    gw.sessions.remove(session_id);
+    close.time = Utc::now();
+    close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    if let Err(e) = gw.store.append_audit(&close).await {
+        tracing::error!(error = %e, "cannot record the end of a tunnel connection");
+    }
+}
+
+/// `GET /api/tunnels/connect` (WebSocket upgrade): protocol v1, one TLS connection and
+/// WebSocket per relayed TCP connection.
+pub async fn connect(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    mut req: Request,
+) -> Response {
+    let (key, carrier) = match websocket_key(req.headers()) {
+        Ok(key) => (key, Ok(())),
+        Err(e) => (String::new(), Err(e)),
+    };
+    let admitted = match admit(&gw, client, req.headers(), carrier).await {
+        Ok(a) => a,
+        Err(response) => return response,
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let offered_protocol = req
         .headers()
@@ -304,22 +394,11 @@ pub async fn connect(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|p| p.trim() == SUBPROTOCOL));
 
-    let (session, stop) = gw.sessions.register(NewSession {
-        id: entry.connection_id.clone().unwrap_or_default(),
-        user: claims.name.clone(),
-        client: client.to_string(),
-        bastion_id: claims.bastion.clone(),
-        protocol: "tcptunnel",
-        target_ip: addr.ip().to_string(),
-        target_port: addr.port(),
-        target_resource_id: claims.resource.clone(),
-    });
-    metrics::histogram!("rampart_connect_seconds").record(started.elapsed().as_secs_f64());
+    let (session, stop) = admitted.register(&gw, client);
     let gw2 = gw.clone();
     tokio::spawn(async move {
-        let mut close = entry.clone();
-        close.event = AuditEvent::ConnectionClose;
-        match on_upgrade.await {
+        let Admitted { entry, target, started, .. } = admitted;
+        let report = match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
@@ -332,32 +411,11 @@ pub async fn connect(
                     counters: Some(session.counters.clone()),
                     stop: Some(stop),
                 };
-                let report = relay(ws, target, options).await;
-                close.bytes_to_target = Some(report.tunnel_to_socket);
-                close.bytes_from_target = Some(report.socket_to_tunnel);
-                match &report.end {
-                    end if end.is_clean() => close.result = AuditResult::Closed,
-                    RelayEnd::Stopped(reason) => {
-                        close.result = AuditResult::Closed;
-                        close.reason = Some(reason.clone());
-                    }
-                    other => {
-                        close.result = AuditResult::Failed;
-                        close.reason = Some(format!("{other:?}"));
-                    }
-                }
+                Ok(relay(ws, target, options).await)
             }
-            Err(e) => {
-                close.result = AuditResult::Failed;
-                close.reason = Some(format!("WebSocket upgrade failed: {e}"));
-            }
-        }
-        gw2.sessions.remove(&session.id);
-        close.time = Utc::now();
-        close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-        if let Err(e) = gw2.store.append_audit(&close).await {
-            tracing::error!(error = %e, "cannot record the end of a tunnel connection");
-        }
+            Err(e) => Err(format!("WebSocket upgrade failed: {e}")),
+        };
+        record_close(&gw2, &session.id, entry, started, report).await;
     });
 
     let mut response = Response::new(axum::body::Body::empty());
@@ -372,6 +430,103 @@ pub async fn connect(
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     }
     response
+}
+
+/// `POST /api/tunnels/streams`: protocol v2, one HTTP/2 stream per relayed TCP connection.
+/// The request body is the client's bytes, the response body the target's, ending with
+/// trailers that say how the target's side ended.
+pub async fn open_stream(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let carrier = if parts.version == http::Version::HTTP_2 {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            "Http2Required",
+            "tunnel streams need HTTP/2 (TLS with ALPN h2); use /api/tunnels/connect for a WebSocket",
+        ))
+    };
+    let admitted = match admit(&gw, client, &parts.headers, carrier).await {
+        Ok(a) => a,
+        Err(response) => return response,
+    };
+    let (session, stop) = admitted.register(&gw, client);
+    let Admitted { entry, target, started, .. } = admitted;
+    let (target_read, mut target_write) = target.into_split();
+    let (download, download_end) = ChunkBody::new(target_read, session.counters.clone());
+    let download = download.with_stop(stop.clone());
+
+    let gw2 = gw.clone();
+    tokio::spawn(async move {
+        let counters = session.counters.clone();
+        counters.last_activity_ms.store(rampart_tunnel::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        let end = relay_stream_upload(body, &mut target_write, &counters, download_end, stop).await;
+        let report = RelayReport {
+            socket_to_tunnel: counters.socket_to_tunnel.load(std::sync::atomic::Ordering::Relaxed),
+            tunnel_to_socket: counters.tunnel_to_socket.load(std::sync::atomic::Ordering::Relaxed),
+            end,
+        };
+        record_close(&gw2, &session.id, entry, started, Ok(report)).await;
+    });
+
+    let mut response = Response::new(axum::body::Body::new(download));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    response
+}
+
+/// Why a v2 stream ends when its connection goes: hyper closes a connection whose client
+/// answers no keep-alive ping, and a client may reset the stream or vanish.
+const LOST: &str =
+    "the client's connection closed under the stream (no answer to keep-alive pings, or reset)";
+
+/// Drains the client's body into the target while the response body (polled by the HTTP/2
+/// connection) carries the target's bytes back; returns once both directions are done, or
+/// at the first failure or stop.
+async fn relay_stream_upload(
+    body: axum::body::Body,
+    target: &mut tokio::net::tcp::OwnedWriteHalf,
+    counters: &rampart_tunnel::Counters,
+    mut download_end: tokio::sync::oneshot::Receiver<BodyEnd>,
+    mut stop: tokio::sync::watch::Receiver<Option<String>>,
+) -> RelayEnd {
+    let upload = pump_body(body, target, counters);
+    tokio::pin!(upload);
+    let (mut uploaded, mut downloaded) = (false, false);
+    loop {
+        tokio::select! {
+            end = &mut upload, if !uploaded => match end {
+                PumpEnd::Ended(StreamEnd::Completed, _) => {
+                    uploaded = true;
+                    if downloaded { return RelayEnd::Completed; }
+                }
+                PumpEnd::Ended(end, reason) => {
+                    return RelayEnd::PeerClosed { code: Some(end.close_code()), reason };
+                }
+                PumpEnd::Lost => return RelayEnd::TunnelError(LOST.into()),
+                PumpEnd::SocketError(e) => return RelayEnd::SocketError(e),
+                PumpEnd::TunnelError(e) => return RelayEnd::TunnelError(e),
+            },
+            end = &mut download_end, if !downloaded => match end.unwrap_or(BodyEnd::Dropped) {
+                BodyEnd::Eof => {
+                    downloaded = true;
+                    if uploaded { return RelayEnd::Completed; }
+                }
+                BodyEnd::SocketError(e) => return RelayEnd::SocketError(e),
+                BodyEnd::Stopped(reason) => return RelayEnd::Stopped(reason),
+                BodyEnd::Dropped => return RelayEnd::TunnelError(LOST.into()),
+            },
+            // The response body sends the reason; the upload stops here.
+            Ok(()) = stop.changed() => {
+                if let Some(reason) = stop.borrow().clone() {
+                    return RelayEnd::Stopped(reason);
+                }
+            }
+        }
+    }
 }
 
 /// Applies roles, settings and policy again for a new connection of an open tunnel, so a

@@ -16,6 +16,13 @@ use serde::{Deserialize, Serialize};
 pub const GRANT_PATH: &str = "/api/tunnels";
 /// Path of the WebSocket upgrade, one per relayed TCP connection.
 pub const CONNECT_PATH: &str = "/api/tunnels/connect";
+/// Path of protocol v2: every relayed TCP connection is one HTTP/2 stream (`POST`) of one TLS
+/// connection per tunnel, so a new connection costs no TCP, TLS or WebSocket handshake.
+pub const STREAM_PATH: &str = "/api/tunnels/streams";
+/// Trailer of a v2 request or response body: how that side of the stream ended ([`StreamEnd`]).
+pub const END_TRAILER: &str = "rampart-tunnel-end";
+/// Trailer of a v2 body: why, for ends other than `completed`.
+pub const REASON_TRAILER: &str = "rampart-tunnel-reason";
 /// WebSocket subprotocol; the version changes if the message set changes.
 pub const SUBPROTOCOL: &str = "rampart-tunnel.v1";
 /// Largest binary message either side sends (bytes): large messages mean fewer frames and
@@ -97,8 +104,57 @@ pub mod close_code {
     pub const PROTOCOL_ERROR: u16 = 1002;
 }
 
+/// How one side of a v2 stream ended, sent as the [`END_TRAILER`] trailer of its body. Both
+/// bodies end with one, so a body that ends without it was cut off (its connection closed),
+/// never mistaken for a TCP half-close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The sender's socket reached EOF (TCP half-close); the other direction may go on.
+    Completed,
+    /// The socket at the sender's end broke (reset, I/O error).
+    SocketError,
+    /// The gateway ended the connection (disconnect, policy change, shutdown).
+    EndedByGateway,
+}
+
+impl StreamEnd {
+    pub fn encode(self) -> &'static str {
+        match self {
+            StreamEnd::Completed => "completed",
+            StreamEnd::SocketError => "socket-error",
+            StreamEnd::EndedByGateway => "ended-by-gateway",
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<StreamEnd> {
+        match text {
+            "completed" => Some(StreamEnd::Completed),
+            "socket-error" => Some(StreamEnd::SocketError),
+            "ended-by-gateway" => Some(StreamEnd::EndedByGateway),
+            _ => None,
+        }
+    }
+
+    /// The v1 close code with the same meaning, so both versions report ends alike.
+    pub fn close_code(self) -> u16 {
+        match self {
+            StreamEnd::Completed => close_code::NORMAL,
+            StreamEnd::SocketError => close_code::TARGET_ERROR,
+            StreamEnd::EndedByGateway => close_code::ENDED_BY_GATEWAY,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stream_ends_round_trip() {
+        for end in [StreamEnd::Completed, StreamEnd::SocketError, StreamEnd::EndedByGateway] {
+            assert_eq!(StreamEnd::decode(end.encode()), Some(end));
+        }
+        assert_eq!(StreamEnd::decode("exploded"), None);
+    }
+
     use super::*;
 
     #[test]

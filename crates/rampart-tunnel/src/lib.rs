@@ -14,8 +14,10 @@
 //!   ping cannot be written, and middleboxes do not drop an idle tunnel.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -24,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rampart_proto::tunnel::{Control, DATA_CHUNK, MAX_MESSAGE_SIZE, close_code};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::WebSocketStream;
@@ -34,6 +36,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use tokio_tungstenite;
+
+pub mod stream;
 
 /// WebSocket settings for tunnel connections, the same at both ends.
 ///
@@ -117,22 +121,28 @@ pub struct RelayReport {
 }
 
 /// The read side of a relay's local end: hands out chunks of bytes, `None` at EOF.
-/// Implementations must be cancel-safe (the relay also waits for its ping timer).
-pub trait ChunkRead: Send {
-    fn read_chunk(&mut self) -> impl Future<Output = io::Result<Option<Bytes>>> + Send;
+/// Polled, so a v2 stream's request body can read the socket from the HTTP/2 connection's
+/// own task with no hand-off; [`ChunkRead::read_chunk`] is the same as a future.
+pub trait ChunkRead: Send + Unpin {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>>;
+
+    fn read_chunk(&mut self) -> impl Future<Output = io::Result<Option<Bytes>>> + Send {
+        std::future::poll_fn(move |cx| self.poll_chunk(cx))
+    }
 }
 
 /// A TCP socket takes a buffer only once data is there, so an idle connection holds none.
 impl ChunkRead for OwnedReadHalf {
-    async fn read_chunk(&mut self) -> io::Result<Option<Bytes>> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         loop {
-            self.readable().await?;
+            std::task::ready!(self.as_ref().poll_read_ready(cx))?;
             let mut buf = BytesMut::with_capacity(DATA_CHUNK);
             match self.try_read_buf(&mut buf) {
-                Ok(0) => return Ok(None),
-                Ok(_) => return Ok(Some(buf.freeze())),
+                Ok(0) => return Poll::Ready(Ok(None)),
+                Ok(_) => return Poll::Ready(Ok(Some(buf.freeze()))),
+                // The readiness was stale; try_read cleared it, so the next poll waits.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
@@ -142,19 +152,19 @@ impl ChunkRead for OwnedReadHalf {
 pub struct StreamReader<R>(pub R);
 
 impl<R: AsyncRead + Unpin + Send> ChunkRead for StreamReader<R> {
-    async fn read_chunk(&mut self) -> io::Result<Option<Bytes>> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         let mut buf = BytesMut::with_capacity(DATA_CHUNK);
-        match self.0.read_buf(&mut buf).await? {
-            0 => Ok(None),
-            _ => Ok(Some(buf.freeze())),
+        match std::task::ready!(tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, &mut buf))? {
+            0 => Poll::Ready(Ok(None)),
+            _ => Poll::Ready(Ok(Some(buf.freeze()))),
         }
     }
 }
 
 /// The local end of a relay: the socket of a TCP client, or standard input and output.
 pub trait LocalEnd {
-    type Read: ChunkRead;
-    type Write: AsyncWrite + Unpin + Send;
+    type Read: ChunkRead + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
     fn split(self) -> (Self::Read, Self::Write);
 }
 

@@ -375,7 +375,13 @@ impl Session {
 
     /// Opens `rampart tunnel ARGS --port 0`; returns it once ready.
     pub fn tunnel_with(&self, args: &[&str]) -> Result<Tunnel> {
+        self.tunnel_with_env(&[], args)
+    }
+
+    /// The same, with extra environment (e.g. `RAMPART_TUNNEL_PROTOCOL=v1`).
+    pub fn tunnel_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Result<Tunnel> {
         let mut cmd = self.cli();
+        cmd.envs(env.iter().copied());
         cmd.arg("tunnel").args(args).args(["--port", "0"]).stderr(Stdio::piped());
         let mut process = Process::spawn(cmd, "rampart tunnel")?;
         let stderr = process.child.stderr.take();

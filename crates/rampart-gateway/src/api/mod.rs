@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rampart_core::Refusal;
 use rampart_proto::ErrorBody;
-use rampart_proto::tunnel::{CONNECT_PATH, GRANT_PATH};
+use rampart_proto::tunnel::{CONNECT_PATH, GRANT_PATH, STREAM_PATH};
 use rampart_store::StoreError;
 
 use crate::auth::AccessClaims;
@@ -88,7 +88,8 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", ROLE_ASSIGNMENTS, "Assign a role at a scope"),
     ("delete", ROLE_ASSIGNMENT, "Remove a role assignment"),
     ("post", GRANT_PATH, "Ask for a tunnel grant"),
-    ("get", CONNECT_PATH, "Open one tunnelled connection (WebSocket)"),
+    ("get", CONNECT_PATH, "Open one tunnelled connection (WebSocket, protocol v1)"),
+    ("post", STREAM_PATH, "Open one tunnelled connection (an HTTP/2 stream, protocol v2)"),
     ("get", AUDIT, "Audit records, newest first"),
     ("get", AUDIT_VERIFY, "Verify the audit log's hash chain"),
     ("get", OPENAPI, "This document"),
@@ -169,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .route(ROLE_ASSIGNMENT, axum::routing::delete(access::delete_assignment))
         .route(GRANT_PATH, post(tunnel::grant))
         .route(CONNECT_PATH, get(tunnel::connect))
+        .route(STREAM_PATH, post(tunnel::open_stream))
         .route(AUDIT, get(audit::list))
         .route(AUDIT_VERIFY, get(audit::verify))
         .route(OPENAPI, get(openapi::document))
@@ -314,8 +316,11 @@ pub struct UserAgent(pub Option<String>);
 
 impl UserAgent {
     pub fn from_parts(parts: &Parts) -> Option<String> {
-        parts
-            .headers
+        Self::from_headers(&parts.headers)
+    }
+
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<String> {
+        headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect())
@@ -331,7 +336,11 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
 
 /// Extracts the bearer token of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_in(&parts.headers)
+}
+
+pub fn bearer_in(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
