@@ -1,0 +1,243 @@
+//! Both tunnel protocols, through the real `rampart tunnel`: v2 (the default: every
+//! connection an HTTP/2 stream of one TLS connection) and v1 (`RAMPART_TUNNEL_PROTOCOL=v1`: a
+//! TLS connection and WebSocket each). Many connections at once, TCP half-close in both
+//! orders, and how many connections the tunnel holds to the gateway.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use rampart_e2e::{Gateway, Tunnel};
+
+/// A target whose behaviour the first byte of each connection picks:
+/// - `E`: echoes until EOF, then sends `bye <n>` (the bytes it got) and closes;
+/// - `T`: sends `from target`, half-closes at once, then counts what it still receives and
+///   records the count once the client's EOF arrives.
+struct Target {
+    port: u16,
+    late_bytes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Target {
+    fn start() -> Result<Target> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let late_bytes = Arc::new(Mutex::new(Vec::new()));
+        let record = late_bytes.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let record = record.clone();
+                std::thread::spawn(move || serve(stream, &record));
+            }
+        });
+        Ok(Target { port, late_bytes })
+    }
+}
+
+fn serve(mut stream: TcpStream, late_bytes: &Mutex<Vec<usize>>) -> std::io::Result<()> {
+    let mut first = [0u8; 1];
+    stream.read_exact(&mut first)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    match first[0] {
+        b'E' => {
+            let mut total = 1;
+            stream.write_all(&first)?;
+            loop {
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                stream.write_all(&buf[..n])?;
+            }
+            stream.write_all(format!("bye {total}").as_bytes())?;
+        }
+        _ => {
+            stream.write_all(b"from target")?;
+            stream.shutdown(Shutdown::Write)?;
+            let mut total = 0;
+            loop {
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            if let Ok(mut l) = late_bytes.lock() {
+                l.push(total);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open(gw: &Gateway, target: &Target, v1: bool) -> Result<Tunnel> {
+    let port = target.port.to_string();
+    let env: &[(&str, &str)] = if v1 { &[("RAMPART_TUNNEL_PROTOCOL", "v1")] } else { &[] };
+    gw.tunnel_with_env(
+        env,
+        &["-n", "default", "-g", "default", "--target-ip-address", "127.0.0.1", "--resource-port", &port],
+    )
+}
+
+/// Established TCP connections whose remote end is `port` on this machine (both ends of a
+/// loopback connection are listed, so this counts the clients' sockets).
+fn connections_to(port: u16) -> Result<usize> {
+    let mut count = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(remote), Some(state)) = (fields.get(2), fields.get(3)) else { continue };
+            let remote_port = remote.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            if remote_port == Some(port) && *state == "01" {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// A pattern that differs per connection, so crossed streams would show.
+fn pattern(seed: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i * 31 + seed * 7) % 251) as u8).collect()
+}
+
+fn check_protocol(gw: &Gateway, target: &Target, v1: bool) -> Result<()> {
+    let name = if v1 { "v1" } else { "v2" };
+    let tunnel = open(gw, target, v1)?;
+
+    // 24 connections at once, each echoing its own 300 KiB and ending with a half-close: the
+    // target's reply after the client's EOF must still arrive.
+    let mut held = Vec::new();
+    for _ in 0..24 {
+        let mut c = TcpStream::connect(("127.0.0.1", tunnel.port))?;
+        c.set_read_timeout(Some(Duration::from_secs(20)))?;
+        c.write_all(b"E")?;
+        let mut echo = [0u8; 1];
+        c.read_exact(&mut echo).with_context(|| format!("{name}: first echo"))?;
+        held.push(c);
+    }
+    let to_gateway = connections_to(gw.addr.port())?;
+    if v1 {
+        ensure!(to_gateway >= 24, "v1 holds a connection per tunnelled connection, found {to_gateway}");
+    } else {
+        // One for the streams, at most one more: the grant's pooled HTTPS connection.
+        ensure!(to_gateway <= 2, "v2 should carry 24 connections over one, found {to_gateway}");
+    }
+    let workers: Vec<_> = held
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            std::thread::spawn(move || -> Result<()> {
+                let data = pattern(i, 300 * 1024);
+                let mut writer = c.try_clone()?;
+                let send = data.clone();
+                let sender = std::thread::spawn(move || -> std::io::Result<()> {
+                    writer.write_all(&send)?;
+                    writer.shutdown(Shutdown::Write)
+                });
+                let mut got = Vec::new();
+                c.read_to_end(&mut got)?;
+                sender.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+                let expected_tail = format!("bye {}", data.len() + 1);
+                ensure!(
+                    got.len() == data.len() + expected_tail.len(),
+                    "connection {i}: {} bytes back",
+                    got.len()
+                );
+                ensure!(got[..data.len()] == data[..], "connection {i}: the echo differs");
+                ensure!(
+                    got.ends_with(expected_tail.as_bytes()),
+                    "connection {i}: no reply after the half-close"
+                );
+                Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+
+    // The target half-closes first; the client goes on sending, and all of it arrives.
+    let before = target.late_bytes.lock().map(|l| l.len()).unwrap_or(0);
+    let mut c = TcpStream::connect(("127.0.0.1", tunnel.port))?;
+    c.set_read_timeout(Some(Duration::from_secs(20)))?;
+    c.write_all(b"T")?;
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).with_context(|| format!("{name}: the target's EOF did not arrive"))?;
+    ensure!(got == b"from target", "{name}: got {:?}", String::from_utf8_lossy(&got));
+    let late = pattern(99, 200 * 1024);
+    c.write_all(&late).with_context(|| format!("{name}: writing after the target's half-close"))?;
+    c.shutdown(Shutdown::Write)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let recorded = loop {
+        let l = target.late_bytes.lock().map(|l| l.clone()).unwrap_or_default();
+        if l.len() > before {
+            break l[before];
+        }
+        ensure!(std::time::Instant::now() < deadline, "{name}: the target never saw the client's EOF");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    ensure!(
+        recorded == late.len(),
+        "{name}: the target got {recorded} of {} bytes after its half-close",
+        late.len()
+    );
+    ensure!(!tunnel.stderr().contains("failed"), "{name}: {}", tunnel.stderr());
+    Ok(())
+}
+
+#[test]
+fn both_protocols_carry_many_connections_and_half_close_in_both_orders() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let target = Target::start()?;
+    check_protocol(&gw, &target, false)?;
+    check_protocol(&gw, &target, true)?;
+    // Every connection was audited open and closed, with its bytes.
+    let audit = gw.audit()?;
+    let closes = audit.iter().filter(|r| r["event"] == "connection-close" && r["result"] == "closed").count();
+    ensure!(closes >= 50, "{closes} clean close records for 50 connections");
+    Ok(())
+}
+
+#[test]
+fn a_v2_stream_refused_by_a_changed_setting_names_the_reason_and_others_go_on() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let target = Target::start()?;
+    let tunnel = open(&gw, &target, false)?;
+    let mut first = TcpStream::connect(("127.0.0.1", tunnel.port))?;
+    first.set_read_timeout(Some(Duration::from_secs(10)))?;
+    first.write_all(b"E")?;
+    let mut b = [0u8; 1];
+    first.read_exact(&mut b)?;
+    // Turn IP-based connection off: the open stream goes on, the next one is refused.
+    gw.ok(&[
+        "network",
+        "bastion",
+        "update",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--enable-ip-connect",
+        "false",
+    ])?;
+    let mut second = TcpStream::connect(("127.0.0.1", tunnel.port))?;
+    second.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut rest = Vec::new();
+    let _ = second.write_all(b"E");
+    let _ = second.read_to_end(&mut rest);
+    ensure!(rest.is_empty(), "a refused connection carried bytes: {rest:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    ensure!(tunnel.stderr().contains("IpConnectDisabled"), "stderr: {}", tunnel.stderr());
+    first.write_all(b"still here")?;
+    let mut echo = [0u8; 10];
+    first.read_exact(&mut echo)?;
+    ensure!(&echo == b"still here", "the open stream stopped");
+    Ok(())
+}
