@@ -66,6 +66,9 @@ struct Path {
     cpu_per_gib: Vec<f64>,
     rtt: Option<Summary>,
     first_byte: Option<Summary>,
+    /// For Rampart's paths: the gateway's own mean time to admit a new connection (checks,
+    /// dial, durable open record), from its `rampart_connect_seconds` histogram.
+    admission: Option<Duration>,
 }
 
 impl Path {
@@ -79,6 +82,7 @@ impl Path {
             cpu_per_gib: vec![],
             rtt: None,
             first_byte: None,
+            admission: None,
         }
     }
 }
@@ -182,6 +186,7 @@ async fn run(args: Args) -> Result<()> {
     for p in paths.iter_mut() {
         let rtts = target::round_trips(p.addr, round_trips, Duration::from_secs(60)).await?;
         p.rtt = Some(Summary::of(&rtts));
+        let admitted_before = admission_seconds(&started.gateway).await?;
         let mut firsts = Vec::with_capacity(new_conns);
         for _ in 0..new_conns {
             firsts.push(
@@ -189,6 +194,12 @@ async fn run(args: Args) -> Result<()> {
             );
         }
         p.first_byte = Some(Summary::of(&firsts));
+        let admitted_after = admission_seconds(&started.gateway).await?;
+        let admitted = admitted_after.1.saturating_sub(admitted_before.1);
+        if admitted > 0 {
+            p.admission =
+                Some(Duration::from_secs_f64((admitted_after.0 - admitted_before.0) / admitted as f64));
+        }
     }
 
     // A whole `rampart tunnel` start: process start, grant, listen, first echoed byte.
@@ -235,6 +246,21 @@ async fn run(args: Args) -> Result<()> {
         eprintln!("wrote {}", file.display());
     }
     Ok(())
+}
+
+/// The gateway's `rampart_connect_seconds` histogram: (sum of seconds, count).
+async fn admission_seconds(gateway: &Gateway) -> Result<(f64, u64)> {
+    let trust = rampart_client::Trust::Fingerprint(gateway.fingerprint.clone());
+    let tls = rampart_client::trust::client_config(&trust, &[b"http/1.1"])?;
+    let http = reqwest::Client::builder().tls_backend_preconfigured(tls).build()?;
+    let text =
+        http.get(format!("{}/metrics", gateway.url())).send().await?.error_for_status()?.text().await?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse::<f64>().ok()))
+            .unwrap_or(0.0)
+    };
+    Ok((value("rampart_connect_seconds_sum"), value("rampart_connect_seconds_count") as u64))
 }
 
 /// Opens `count` echo connections through the tunnel, measures the gateway's memory per

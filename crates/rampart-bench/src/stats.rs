@@ -129,6 +129,23 @@ pub fn report(
                 f.p99.as_secs_f64() * 1e3
             );
         }
+        if let Some(a) = rampart.admission {
+            let _ = writeln!(
+                r,
+                "| of which the gateway's admission (token, roles and settings again, dial, durable open record), mean | {:.2} ms | |",
+                a.as_secs_f64() * 1e3
+            );
+        }
+        if let Some(v1) = find("rampart tunnel v1 (WebSocket each)") {
+            let ms = |s: Option<Summary>| s.map(|s| s.p50.as_secs_f64() * 1e3).unwrap_or(f64::NAN);
+            let _ = writeln!(
+                r,
+                "| protocol v1 (a TLS connection and WebSocket each), same run: throughput, RTT p50, new connection p50 | {:.2}× v2, {:.2}× v2, {:.2} ms | |",
+                throughput(v1) / throughput(rampart),
+                rtt(v1) / rtt(rampart),
+                ms(v1.first_byte)
+            );
+        }
         let _ = writeln!(
             r,
             "| whole `rampart tunnel` start to first byte, p50 | {:.0} ms | |",

@@ -53,6 +53,7 @@ fn assignment_from_row(row: &SqliteRow) -> StoreResult<RoleAssignment> {
 #[async_trait]
 impl AccessStore for SqliteStore {
     async fn create_role_definition(&self, role: &RoleDefinition) -> StoreResult<()> {
+        let _written = self.cache.write_guard();
         sqlx::query(
             "INSERT INTO role_definitions (name, description, actions, not_actions, data_actions, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -70,8 +71,13 @@ impl AccessStore for SqliteStore {
     }
 
     async fn custom_role_definitions(&self) -> StoreResult<Vec<RoleDefinition>> {
+        if let Some(roles) = self.cache.get(|c| c.custom_roles.clone()) {
+            return Ok(roles);
+        }
+        let generation = self.cache.generation();
         let rows = sqlx::query("SELECT * FROM role_definitions ORDER BY name").fetch_all(&self.pool).await?;
-        rows.iter()
+        let roles = rows
+            .iter()
             .map(|r| {
                 Ok(RoleDefinition {
                     name: r.try_get("name")?,
@@ -82,10 +88,13 @@ impl AccessStore for SqliteStore {
                     builtin: false,
                 })
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.cache.fill(generation, |c| c.custom_roles = Some(roles.clone()));
+        Ok(roles)
     }
 
     async fn create_role_assignment(&self, a: &RoleAssignment) -> StoreResult<()> {
+        let _written = self.cache.write_guard();
         sqlx::query(
             "INSERT INTO role_assignments (id, principal_id, role, scope, condition, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -109,6 +118,17 @@ impl AccessStore for SqliteStore {
         principal_id: Option<&str>,
         scope: Option<&str>,
     ) -> StoreResult<Vec<RoleAssignment>> {
+        // One user's assignments at every scope: what every request and connection checks.
+        let per_user = match (principal_id, scope) {
+            (Some(user), None) => Some(user),
+            _ => None,
+        };
+        if let Some(user) = per_user
+            && let Some(found) = self.cache.get(|c| c.assignments.get(user).cloned())
+        {
+            return Ok(found);
+        }
+        let generation = self.cache.generation();
         let rows = sqlx::query(
             "SELECT a.*, u.username FROM role_assignments a JOIN users u ON u.id = a.principal_id
              WHERE (?1 IS NULL OR a.principal_id = ?1) AND (?2 IS NULL OR a.scope = ?2)
@@ -118,10 +138,17 @@ impl AccessStore for SqliteStore {
         .bind(scope)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(assignment_from_row).collect()
+        let found = rows.iter().map(assignment_from_row).collect::<StoreResult<Vec<_>>>()?;
+        if let Some(user) = per_user {
+            self.cache.fill(generation, |c| {
+                c.assignments.insert(user.to_string(), found.clone());
+            });
+        }
+        Ok(found)
     }
 
     async fn delete_role_assignment(&self, id: &str) -> StoreResult<()> {
+        let _written = self.cache.write_guard();
         let done =
             sqlx::query("DELETE FROM role_assignments WHERE id = ?1").bind(id).execute(&self.pool).await?;
         if done.rows_affected() == 0 {

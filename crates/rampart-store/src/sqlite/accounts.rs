@@ -75,6 +75,7 @@ impl AccountStore for SqliteStore {
         display_name: Option<&str>,
         password_hash: &str,
     ) -> StoreResult<User> {
+        let _written = self.cache.write_guard();
         let user = User {
             id: uuid::Uuid::new_v4().to_string(),
             username: username.to_string(),
@@ -105,9 +106,17 @@ impl AccountStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        if let Some(user) = self.cache.get(|c| c.users.get(id).cloned()) {
+            return Ok(user);
+        }
+        let generation = self.cache.generation();
         let row =
             sqlx::query("SELECT * FROM users WHERE id = ?1").bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(user_from_row).transpose()
+        let user = row.as_ref().map(user_from_row).transpose()?;
+        self.cache.fill(generation, |c| {
+            c.users.insert(id.to_string(), user.clone());
+        });
+        Ok(user)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
@@ -116,6 +125,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn delete_user(&self, username: &str) -> StoreResult<()> {
+        let _written = self.cache.write_guard();
         let done =
             sqlx::query("DELETE FROM users WHERE username = ?1").bind(username).execute(&self.pool).await?;
         if done.rows_affected() == 0 {
@@ -125,6 +135,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()> {
+        let _written = self.cache.write_guard();
         let mut tx = self.pool.begin().await?;
         let id: Option<String> =
             sqlx::query_scalar("UPDATE users SET password_hash = ?2 WHERE username = ?1 RETURNING id")
@@ -218,6 +229,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn create_subscription(&self, id: &str, name: &str) -> StoreResult<Subscription> {
+        let _written = self.cache.write_guard();
         sqlx::query("INSERT INTO subscriptions (id, name, created_at) VALUES (?1, ?2, ?3)")
             .bind(id)
             .bind(name)
@@ -235,6 +247,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn ensure_resource_group(&self, subscription_id: &str, name: &str) -> StoreResult<()> {
+        let _written = self.cache.write_guard();
         sqlx::query(
             "INSERT INTO resource_groups (subscription_id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         )
@@ -253,6 +266,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn create_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion> {
+        let _written = self.cache.write_guard();
         self.ensure_resource_group(&id.subscription, &id.resource_group).await?;
         sqlx::query(
             "INSERT INTO bastions (subscription_id, resource_group, name, tier, enable_tunneling,
@@ -278,6 +292,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn bastion(&self, id: &ResourceId) -> StoreResult<Option<Bastion>> {
+        let key = id.to_string();
+        if let Some(bastion) = self.cache.get(|c| c.bastions.get(&key).cloned()) {
+            return Ok(bastion);
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(
             "SELECT * FROM bastions WHERE subscription_id = ?1 AND resource_group = ?2 AND name = ?3",
         )
@@ -286,7 +305,11 @@ impl AccountStore for SqliteStore {
         .bind(&id.name)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(bastion_from_row).transpose()
+        let bastion = row.as_ref().map(bastion_from_row).transpose()?;
+        self.cache.fill(generation, |c| {
+            c.bastions.insert(key, bastion.clone());
+        });
+        Ok(bastion)
     }
 
     async fn list_bastions(
@@ -306,6 +329,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn update_bastion(&self, id: &ResourceId, settings: &BastionSettings) -> StoreResult<Bastion> {
+        let _written = self.cache.write_guard();
         let done = sqlx::query(
             "UPDATE bastions SET tier = ?4, enable_tunneling = ?5, enable_ip_connect = ?6,
                reachable_networks = ?7, updated_at = ?8, idle_timeout_secs = ?9, max_session_secs = ?10,
@@ -332,6 +356,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn delete_bastion(&self, id: &ResourceId) -> StoreResult<()> {
+        let _written = self.cache.write_guard();
         let done = sqlx::query(
             "DELETE FROM bastions WHERE subscription_id = ?1 AND resource_group = ?2 AND name = ?3",
         )

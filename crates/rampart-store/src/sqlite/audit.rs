@@ -93,11 +93,19 @@ impl SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<i64> {
-        let _guard = self.audit_append.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let (last_id, prev) = self.chain_head(&mut tx).await?;
+        let mut head = self.audit_append.lock().await;
+        let (last_id, prev) = match head.take() {
+            Some(known) => known,
+            None => {
+                let mut conn = self.pool.acquire().await?;
+                self.chain_head(&mut conn).await?
+            }
+        };
         let id = last_id + 1;
         let hash = chain_hash(&prev, id, e);
+        // One INSERT is its own transaction: durable (synchronous=FULL) when it returns. The id
+        // is the primary key, so a record appended behind our back makes it fail, not fork the
+        // chain; the head is then read again on the next append.
         sqlx::query(
             "INSERT INTO audit_records (id, time, event, user, client_address, bastion_id, target_ip,
                target_port, tunnel_id, connection_id, result, reason_code, reason,
@@ -126,9 +134,9 @@ impl AuditStore for SqliteStore {
         .bind(&e.target_resource_id)
         .bind(&prev)
         .bind(&hash)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
+        *head = Some((id, hash));
         Ok(id)
     }
 

@@ -70,6 +70,7 @@ fn machine_key(id: &ResourceId) -> StoreResult<(String, String)> {
 #[async_trait]
 impl InventoryStore for SqliteStore {
     async fn register_machines(&self, machines: &[Machine]) -> StoreResult<usize> {
+        let _written = self.cache.write_guard();
         let mut tx = self.pool.begin().await?;
         let now = ts(Utc::now());
         for m in machines {
@@ -125,6 +126,11 @@ impl InventoryStore for SqliteStore {
 
     async fn machine(&self, id: &ResourceId) -> StoreResult<Option<Machine>> {
         let Ok((scale_set, name)) = machine_key(id) else { return Ok(None) };
+        let key = id.to_string();
+        if let Some(machine) = self.cache.get(|c| c.machines.get(&key).cloned()) {
+            return Ok(machine);
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(machine_select!(
             "WHERE m.subscription_id = ?1 AND m.resource_group = ?2 AND m.scale_set = ?3 AND m.name = ?4"
         ))
@@ -134,7 +140,11 @@ impl InventoryStore for SqliteStore {
         .bind(&name)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(machine_from_row).transpose()
+        let machine = row.as_ref().map(machine_from_row).transpose()?;
+        self.cache.fill(generation, |c| {
+            c.machines.insert(key, machine.clone());
+        });
+        Ok(machine)
     }
 
     async fn list_machines(
@@ -154,6 +164,7 @@ impl InventoryStore for SqliteStore {
     }
 
     async fn unregister_machine(&self, id: &ResourceId) -> StoreResult<usize> {
+        let _written = self.cache.write_guard();
         // A VM, a scale-set instance, or a whole scale set.
         let (scale_set, name): (String, Option<String>) = match id.kind() {
             ResourceKind::ScaleSet => (id.name.clone(), None),

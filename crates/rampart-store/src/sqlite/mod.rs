@@ -4,6 +4,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod cache;
 mod inventory;
 
 use std::path::Path;
@@ -22,8 +23,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Appends to the audit chain one at a time, so each reads the hash before it.
-    audit_append: tokio::sync::Mutex<()>,
+    /// Appends to the audit chain one at a time; holds the chain's head (id and hash of the
+    /// last record) once known, so an append is one INSERT.
+    audit_append: tokio::sync::Mutex<Option<(i64, String)>>,
+    /// Reads every new connection makes, kept between writes (`cache`).
+    cache: cache::ReadCache,
 }
 
 impl SqliteStore {
@@ -39,7 +43,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        let store = SqliteStore { pool, audit_append: tokio::sync::Mutex::new(()) };
+        let store = SqliteStore {
+            pool,
+            audit_append: tokio::sync::Mutex::new(None),
+            cache: cache::ReadCache::default(),
+        };
         store.seal_unchained_audit().await?;
         Ok(store)
     }
@@ -87,6 +95,63 @@ mod tests {
     use crate::AuditFilter;
     use crate::prelude::*;
     use rampart_core::{AuditEntry, AuditEvent, AuditResult, BastionSettings, ResourceId};
+
+    /// Each write to what the read cache holds is seen by the very next read, and the audit
+    /// chain stays whole when appends use the remembered head.
+    #[tokio::test]
+    async fn every_write_is_seen_by_the_next_cached_read() -> StoreResult<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SqliteStore::open(&dir.path().join("rampart.db")).await?;
+        store.create_subscription("sub1", "default").await?;
+        let id = ResourceId::bastion("sub1", "rg1", "b1");
+        store.create_bastion(&id, &BastionSettings::new_default()).await?;
+        let user = store.create_user("ann", None, "hash").await?;
+        let scope: rampart_core::Scope = "/subscriptions/sub1".parse().expect("scope");
+        let assignment = rampart_core::RoleAssignment {
+            id: "a1".into(),
+            principal_id: user.id.clone(),
+            principal_name: "ann".into(),
+            role: "Reader".into(),
+            scope,
+            condition: None,
+        };
+        store.create_role_assignment(&assignment).await?;
+        // Fill the cache, twice over.
+        for _ in 0..2 {
+            assert!(store.user_by_id(&user.id).await?.is_some());
+            assert_eq!(store.role_assignments(Some(&user.id), None).await?.len(), 1);
+            assert!(store.custom_role_definitions().await?.is_empty());
+            assert!(!store.bastion(&id).await?.expect("bastion").settings.enable_ip_connect);
+        }
+        let mut settings = BastionSettings::new_default();
+        settings.enable_ip_connect = true;
+        store.update_bastion(&id, &settings).await?;
+        assert!(store.bastion(&id).await?.expect("bastion").settings.enable_ip_connect);
+        store.delete_role_assignment("a1").await?;
+        assert!(store.role_assignments(Some(&user.id), None).await?.is_empty());
+        let role = rampart_core::RoleDefinition {
+            name: "Custom".into(),
+            description: String::new(),
+            actions: vec![],
+            not_actions: vec![],
+            data_actions: vec![],
+            builtin: false,
+        };
+        store.create_role_definition(&role).await?;
+        assert_eq!(store.custom_role_definitions().await?.len(), 1);
+        store.delete_user("ann").await?;
+        assert!(store.user_by_id(&user.id).await?.is_none());
+        store.delete_bastion(&id).await?;
+        assert!(store.bastion(&id).await?.is_none());
+
+        for n in 0..5 {
+            let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Allowed);
+            entry.target_port = Some(n);
+            store.append_audit(&entry).await?;
+        }
+        assert_eq!(rampart_core::verify_chain(&store.audit_chain().await?).ok(), Some(5));
+        Ok(())
+    }
 
     #[tokio::test]
     async fn bastions_and_audit_survive_reopening() -> StoreResult<()> {
