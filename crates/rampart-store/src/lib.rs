@@ -36,6 +36,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The audit log could not take a record; nothing that needed it may proceed.
+    #[error("cannot write the audit log: {0}")]
+    AuditWrite(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -48,96 +48,41 @@ fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEntry> {
     })
 }
 
-impl SqliteStore {
-    /// The id and hash of the chain's last sealed entry.
-    async fn chain_head(&self, conn: &mut sqlx::SqliteConnection) -> StoreResult<(i64, String)> {
-        let row =
-            sqlx::query("SELECT id, hash FROM audit_records WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *conn)
-                .await?;
-        Ok(match row {
-            Some(r) => (r.try_get("id")?, r.try_get("hash")?),
-            None => (0, GENESIS_HASH.to_string()),
-        })
+/// Computes hashes for records stored before the chain existed (oldest first).
+pub(super) async fn seal_unchained_audit(pool: &sqlx::SqlitePool) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    let rows =
+        sqlx::query("SELECT * FROM audit_records WHERE hash IS NULL ORDER BY id").fetch_all(&mut *tx).await?;
+    if rows.is_empty() {
+        return Ok(());
     }
-
-    /// Computes hashes for records stored before the chain existed (oldest first).
-    pub(super) async fn seal_unchained_audit(&self) -> StoreResult<()> {
-        let _guard = self.audit_append.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query("SELECT * FROM audit_records WHERE hash IS NULL ORDER BY id")
-            .fetch_all(&mut *tx)
+    let (_, mut prev) = chain_head(&mut tx).await?;
+    for row in &rows {
+        let entry = audit_from_row(row)?;
+        let id = entry.id.unwrap_or_default();
+        let hash = chain_hash(&prev, id, &entry);
+        sqlx::query("UPDATE audit_records SET prev_hash = ?2, hash = ?3 WHERE id = ?1")
+            .bind(id)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *tx)
             .await?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let (_, mut prev) = self.chain_head(&mut tx).await?;
-        for row in &rows {
-            let entry = audit_from_row(row)?;
-            let id = entry.id.unwrap_or_default();
-            let hash = chain_hash(&prev, id, &entry);
-            sqlx::query("UPDATE audit_records SET prev_hash = ?2, hash = ?3 WHERE id = ?1")
-                .bind(id)
-                .bind(&prev)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
-            prev = hash;
-        }
-        tx.commit().await?;
-        tracing::info!(records = rows.len(), "sealed earlier audit records into the hash chain");
-        Ok(())
+        prev = hash;
     }
+    tx.commit().await?;
+    tracing::info!(records = rows.len(), "sealed earlier audit records into the hash chain");
+    Ok(())
 }
 
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<i64> {
-        let mut head = self.audit_append.lock().await;
-        let (last_id, prev) = match head.take() {
-            Some(known) => known,
-            None => {
-                let mut conn = self.pool.acquire().await?;
-                self.chain_head(&mut conn).await?
-            }
-        };
-        let id = last_id + 1;
-        let hash = chain_hash(&prev, id, e);
-        // One INSERT is its own transaction: durable (synchronous=FULL) when it returns. The id
-        // is the primary key, so a record appended behind our back makes it fail, not fork the
-        // chain; the head is then read again on the next append.
-        sqlx::query(
-            "INSERT INTO audit_records (id, time, event, user, client_address, bastion_id, target_ip,
-               target_port, tunnel_id, connection_id, result, reason_code, reason,
-               bytes_to_target, bytes_from_target, duration_ms, user_agent, protocol,
-               target_resource_id, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-        )
-        .bind(id)
-        .bind(ts(e.time))
-        .bind(e.event.as_str())
-        .bind(&e.user)
-        .bind(&e.client_address)
-        .bind(&e.bastion_id)
-        .bind(&e.target_ip)
-        .bind(e.target_port.map(i64::from))
-        .bind(&e.tunnel_id)
-        .bind(&e.connection_id)
-        .bind(e.result.as_str())
-        .bind(&e.reason_code)
-        .bind(&e.reason)
-        .bind(opt_i64(e.bytes_to_target))
-        .bind(opt_i64(e.bytes_from_target))
-        .bind(opt_i64(e.duration_ms))
-        .bind(&e.user_agent)
-        .bind(&e.protocol)
-        .bind(&e.target_resource_id)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&self.pool)
-        .await?;
-        *head = Some((id, hash));
-        Ok(id)
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.audit_writer
+            .send((e.clone(), done))
+            .await
+            .map_err(|_| StoreError::AuditWrite("the audit writer has stopped".into()))?;
+        result.await.unwrap_or_else(|_| Err(StoreError::AuditWrite("the audit writer has stopped".into())))
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
@@ -184,4 +129,135 @@ impl AuditStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM audit_records ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
     }
+}
+
+/// An append waiting for the writer: the entry and where its id (or error) goes.
+pub(super) type AuditJob = (AuditEntry, tokio::sync::oneshot::Sender<StoreResult<i64>>);
+
+/// Most records one transaction takes.
+const MAX_BATCH: usize = 256;
+
+/// The one writer of the audit chain (group commit): it takes every append waiting when it
+/// is free and writes them in one transaction, so concurrent connections share one `fsync`
+/// instead of queueing for one each. It owns the chain's head (id and hash of the last
+/// record), read once, so a record costs one INSERT. It runs on its own task, so a caller
+/// that gives up waiting cannot leave a batch half written.
+pub(super) async fn audit_writer(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<AuditJob>) {
+    let mut head: Option<(i64, String)> = None;
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match write_batch(&pool, &mut head, &batch).await {
+            Ok(ids) => {
+                for ((_, done), id) in batch.into_iter().zip(ids) {
+                    let _ = done.send(Ok(id));
+                }
+            }
+            Err(e) => {
+                // Read the head again next time: the failed batch may have been half applied
+                // by someone else's write, or not at all.
+                head = None;
+                tracing::error!(error = %e, records = batch.len(), "cannot append to the audit log");
+                let text = e.to_string();
+                for (_, done) in batch {
+                    let _ = done.send(Err(StoreError::AuditWrite(text.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Writes `batch` after the chain's head: one INSERT (its own transaction) for one record,
+/// one transaction for several. Durable (synchronous=FULL) when it returns. Ids are primary
+/// keys, so a record appended behind the writer's back makes the batch fail, not fork the
+/// chain.
+async fn write_batch(
+    pool: &sqlx::SqlitePool,
+    head: &mut Option<(i64, String)>,
+    batch: &[AuditJob],
+) -> StoreResult<Vec<i64>> {
+    use sqlx::Acquire;
+    let mut conn = pool.acquire().await?;
+    let (mut last_id, mut prev) = match head.take() {
+        Some(known) => known,
+        None => chain_head(&mut conn).await?,
+    };
+    let mut ids = Vec::with_capacity(batch.len());
+    if let [(e, _)] = batch {
+        let id = last_id + 1;
+        let hash = chain_hash(&prev, id, e);
+        insert_record(&mut conn, id, &prev, &hash, e).await?;
+        ids.push(id);
+        (last_id, prev) = (id, hash);
+    } else {
+        // Rolled back if dropped before the commit.
+        let mut tx = conn.begin().await?;
+        for (e, _) in batch {
+            let id = last_id + 1;
+            let hash = chain_hash(&prev, id, e);
+            insert_record(&mut tx, id, &prev, &hash, e).await?;
+            ids.push(id);
+            (last_id, prev) = (id, hash);
+        }
+        tx.commit().await?;
+    }
+    *head = Some((last_id, prev));
+    Ok(ids)
+}
+
+async fn insert_record(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    prev: &str,
+    hash: &str,
+    e: &AuditEntry,
+) -> StoreResult<()> {
+    sqlx::query(
+            "INSERT INTO audit_records (id, time, event, user, client_address, bastion_id, target_ip,
+               target_port, tunnel_id, connection_id, result, reason_code, reason,
+               bytes_to_target, bytes_from_target, duration_ms, user_agent, protocol,
+               target_resource_id, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+        )
+        .bind(id)
+        .bind(ts(e.time))
+        .bind(e.event.as_str())
+        .bind(&e.user)
+        .bind(&e.client_address)
+        .bind(&e.bastion_id)
+        .bind(&e.target_ip)
+        .bind(e.target_port.map(i64::from))
+        .bind(&e.tunnel_id)
+        .bind(&e.connection_id)
+        .bind(e.result.as_str())
+        .bind(&e.reason_code)
+        .bind(&e.reason)
+        .bind(opt_i64(e.bytes_to_target))
+        .bind(opt_i64(e.bytes_from_target))
+        .bind(opt_i64(e.duration_ms))
+        .bind(&e.user_agent)
+        .bind(&e.protocol)
+        .bind(&e.target_resource_id)
+        .bind(prev)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The id and hash of the chain's last sealed entry.
+async fn chain_head(conn: &mut sqlx::SqliteConnection) -> StoreResult<(i64, String)> {
+    let row =
+        sqlx::query("SELECT id, hash FROM audit_records WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(match row {
+        Some(r) => (r.try_get("id")?, r.try_get("hash")?),
+        None => (0, GENESIS_HASH.to_string()),
+    })
 }

@@ -17,15 +17,16 @@ use sqlx::sqlite::{
 };
 
 use crate::{Store, StoreError, StoreResult};
+use audit::seal_unchained_audit;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Appends to the audit chain one at a time; holds the chain's head (id and hash of the
-    /// last record) once known, so an append is one INSERT.
-    audit_append: tokio::sync::Mutex<Option<(i64, String)>>,
+    audit_pool: SqlitePool,
+    /// Appends go to the audit chain's one writer (`audit::audit_writer`, group commit).
+    audit_writer: tokio::sync::mpsc::Sender<audit::AuditJob>,
     /// Reads every new connection makes, kept between writes (`cache`).
     cache: cache::ReadCache,
 }
@@ -41,15 +42,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         MIGRATOR.run(&pool).await?;
-        let store = SqliteStore {
-            pool,
-            audit_append: tokio::sync::Mutex::new(None),
-            cache: cache::ReadCache::default(),
-        };
-        store.seal_unchained_audit().await?;
-        Ok(store)
+        // Records from before the hash chain are sealed before the writer takes over.
+        seal_unchained_audit(&pool).await?;
+        // The audit writer keeps one connection of its own: its page cache stays warm (a
+        // pooled connection re-reads the pages another one changed), which halves an append.
+        let audit_pool =
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options).await?;
+        let (audit_writer, jobs) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(audit::audit_writer(audit_pool.clone(), jobs));
+        Ok(SqliteStore { pool, audit_pool, audit_writer, cache: cache::ReadCache::default() })
     }
 }
 
@@ -57,6 +60,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     /// Closes the pool, checkpointing the WAL.
     async fn close(&self) {
+        self.audit_pool.close().await;
         self.pool.close().await;
     }
 }
@@ -150,6 +154,36 @@ mod tests {
             store.append_audit(&entry).await?;
         }
         assert_eq!(rampart_core::verify_chain(&store.audit_chain().await?).ok(), Some(5));
+        Ok(())
+    }
+
+    /// Appends made at once share transactions (group commit) and the chain stays whole and
+    /// in order of ids; every caller gets its own record's id.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_keep_one_whole_chain() -> StoreResult<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("rampart.db")).await?);
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..300u16 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let mut entry = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Allowed);
+                entry.target_port = Some(n);
+                store.append_audit(&entry).await.map(|id| (id, n))
+            });
+        }
+        let mut ids = std::collections::HashMap::new();
+        while let Some(done) = tasks.join_next().await {
+            let (id, n) = done.map_err(|e| StoreError::Corrupt(e.to_string()))??;
+            ids.insert(id, n);
+        }
+        assert_eq!(ids.len(), 300, "every append got its own id");
+        let chain = store.audit_chain().await?;
+        assert_eq!(rampart_core::verify_chain(&chain).ok(), Some(300));
+        for record in &chain {
+            let id = record.id.unwrap_or_default();
+            assert_eq!(record.target_port, ids.get(&id).copied(), "record {id} is the one its caller got");
+        }
         Ok(())
     }
 
