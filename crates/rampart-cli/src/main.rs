@@ -11,6 +11,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: the data path frees and takes 256 KiB buffers at a
+/// high rate, and glibc hands such memory back to the kernel and faults it in again (page
+/// faults were a fifth of the tunnel client's CPU while downloading; BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // `rampart ssh` takes az's flags and `rampart ssh config` is a command of its own; clap
     // cannot give one command both required flags and a subcommand, so route the two words.
