@@ -220,6 +220,23 @@ impl Gateway {
         std::fs::read_to_string(self.data_dir.join("gateway.log")).unwrap_or_default()
     }
 
+    /// The admin signed in through another address of this gateway (a proxy in front of it
+    /// that presents the gateway's own certificate), in a profile of its own.
+    pub fn admin_via(&self, url: &str) -> Result<Session> {
+        let dir = tempfile::tempdir()?;
+        let session = Session {
+            url: url.to_string(),
+            fingerprint: self.fingerprint.clone(),
+            config_dir: dir.path().to_path_buf(),
+            _dir: Some(dir),
+        };
+        let out = session.login_with("admin", ADMIN_PASSWORD)?;
+        if !out.status.success() {
+            bail!("admin cannot sign in through {url}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(session)
+    }
+
     /// Creates a user (as admin) and returns their signed-in session.
     pub fn new_user(&self, upn: &str) -> Result<Session> {
         let password = format!("{upn}-Passw0rd-long");

@@ -1,7 +1,8 @@
 //! Both tunnel protocols, through the real `rampart tunnel`: v2 (the default: every
 //! connection an HTTP/2 stream of one TLS connection) and v1 (`RAMPART_TUNNEL_PROTOCOL=v1`: a
 //! TLS connection and WebSocket each). Many connections at once, TCP half-close in both
-//! orders, and how many connections the tunnel holds to the gateway.
+//! orders, how many connections the tunnel holds to the gateway, and the fall back to v1
+//! through a proxy that does not speak HTTP/2.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use rampart_e2e::{Gateway, Tunnel};
+use rampart_e2e::{Gateway, Process, Tunnel, free_port, wait_for_port};
 
 /// A target whose behaviour the first byte of each connection picks:
 /// - `E`: echoes until EOF, then sends `bye <n>` (the bytes it got) and closes;
@@ -239,5 +240,85 @@ fn a_v2_stream_refused_by_a_changed_setting_names_the_reason_and_others_go_on() 
     let mut echo = [0u8; 10];
     first.read_exact(&mut echo)?;
     ensure!(&echo == b"still here", "the open stream stopped");
+    Ok(())
+}
+
+/// A TLS-terminating proxy in front of the gateway that negotiates no ALPN (stunnel: TLS in
+/// with the gateway's own certificate, plain in between, TLS out to the gateway), as an
+/// HTTP/1.1-only load balancer would be. The tunnel finds no HTTP/2 there and carries its
+/// connections over v1 WebSockets instead: one proxy connection per tunnelled connection.
+/// (stunnel passes bytes through, so HTTP/2 would happen to work across it; a real HTTP/1.1
+/// proxy would break it, which is why the client goes by ALPN.)
+#[test]
+fn a_tunnel_through_a_proxy_without_http2_falls_back_to_websockets() -> Result<()> {
+    let Some(stunnel) =
+        ["/usr/bin/stunnel4", "/usr/bin/stunnel"].into_iter().find(|p| std::path::Path::new(p).exists())
+    else {
+        anyhow::bail!("stunnel4 is not installed (scripts/test.sh installs it)");
+    };
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let target = Target::start()?;
+    let (front, back) = (free_port(), free_port());
+    let tls = gw.data_dir.join("tls");
+    let dir = tempfile::tempdir()?;
+    let config = format!(
+        "foreground = yes\npid =\n[front]\naccept = 127.0.0.1:{front}\nconnect = 127.0.0.1:{back}\ncert = {}\nkey = {}\n\
+         [back]\nclient = yes\naccept = 127.0.0.1:{back}\nconnect = {}\n",
+        tls.join("cert.pem").display(),
+        tls.join("key.pem").display(),
+        gw.addr
+    );
+    std::fs::write(dir.path().join("proxy.conf"), config)?;
+    let mut cmd = std::process::Command::new(stunnel);
+    cmd.arg(dir.path().join("proxy.conf")).stderr(std::process::Stdio::null());
+    let _proxy = Process::spawn(cmd, "stunnel proxy")?;
+    wait_for_port(std::net::SocketAddr::from(([127, 0, 0, 1], front)), Duration::from_secs(10))?;
+
+    let via_proxy = gw.admin_via(&format!("https://127.0.0.1:{front}"))?;
+    let port = target.port.to_string();
+    let tunnel = via_proxy.tunnel_with(&[
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--target-ip-address",
+        "127.0.0.1",
+        "--resource-port",
+        &port,
+    ])?;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(("127.0.0.1", tunnel.port))?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))?;
+        c.write_all(b"E")?;
+        let mut echo = [0u8; 1];
+        c.read_exact(&mut echo).context("first echo through the proxy")?;
+        held.push(c);
+    }
+    let through_proxy = connections_to(front)?;
+    ensure!(through_proxy >= 3, "3 tunnelled connections over {through_proxy} proxy connections: not v1");
+    for (round, mut c) in held.into_iter().enumerate() {
+        let data = pattern(round, 64 * 1024);
+        c.write_all(&data)?;
+        c.shutdown(Shutdown::Write)?;
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).context("through the proxy")?;
+        let tail = format!("bye {}", data.len() + 1);
+        ensure!(
+            got.len() == data.len() + tail.len(),
+            "round {round}: {} bytes, stderr: {}",
+            got.len(),
+            tunnel.stderr()
+        );
+        ensure!(
+            got[..data.len()] == data[..] && got.ends_with(tail.as_bytes()),
+            "round {round}: bytes differ"
+        );
+    }
+    ensure!(!tunnel.stderr().contains("failed"), "{}", tunnel.stderr());
+    let audit = gw.audit()?;
+    let opened = audit.iter().filter(|r| r["event"] == "connection-open" && r["result"] == "allowed").count();
+    ensure!(opened == 3, "{opened} connections opened through the proxy, expected 3");
     Ok(())
 }
