@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use rampart_e2e::{Process, Sshd, free_port, wait_for_port};
 
 /// `ssh -N -L` forwarding a local port to `target` through `sshd`, with `cipher` if given.
@@ -32,10 +32,7 @@ pub fn ssh_forward(sshd: &Sshd, target: u16, cipher: Option<&str>) -> Result<(Pr
 
 /// A stunnel4 server (TLS in front of `target`) and client (plain in, TLS out).
 pub fn stunnel_pair(dir: &Path, cert: &Path, key: &Path, target: u16) -> Result<(Process, Process, u16)> {
-    let program = ["/usr/bin/stunnel4", "/usr/bin/stunnel"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .context("stunnel4 is not installed (apt-get install stunnel4)")?;
+    let program = rampart_e2e::stunnel_program()?;
     let (tls_port, plain_port) = (free_port(), free_port());
     let server = format!(
         "foreground = yes\npid =\ndebug = 3\n[srv]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{target}\ncert = {}\nkey = {}\n",

@@ -9,9 +9,9 @@ use std::time::Duration;
 use rampart_proto::ErrorBody;
 use std::sync::atomic::Ordering;
 
-use rampart_proto::tunnel::{CONNECT_PATH, STREAM_PATH, SUBPROTOCOL, StreamEnd, TunnelGrant, TunnelRequest};
+use rampart_proto::tunnel::{CONNECT_PATH, STREAM_PATH, SUBPROTOCOL, TunnelGrant, TunnelRequest};
 use rampart_tunnel::Counters;
-use rampart_tunnel::stream::{BodyEnd, ChunkBody, PumpEnd, pump_body};
+use rampart_tunnel::stream::{ChunkBody, pump_body, run_stream};
 use rampart_tunnel::tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use rampart_tunnel::tokio_tungstenite::tungstenite::http::HeaderValue;
 use rampart_tunnel::tokio_tungstenite::{WebSocketStream, client_async_with_config, tungstenite};
@@ -322,33 +322,7 @@ impl TunnelClient {
             return Err(refusal(status, &body));
         }
         let download = pump_body(response.into_body(), &mut write, &counters);
-        tokio::pin!(download, upload_end);
-        let (mut uploaded, mut downloaded) = (false, false);
-        let end = loop {
-            tokio::select! {
-                end = &mut download, if !downloaded => match end {
-                    PumpEnd::Ended(StreamEnd::Completed, _) => {
-                        downloaded = true;
-                        if uploaded { break RelayEnd::Completed; }
-                    }
-                    PumpEnd::Ended(end, reason) => {
-                        break RelayEnd::PeerClosed { code: Some(end.close_code()), reason };
-                    }
-                    PumpEnd::Lost => break RelayEnd::TunnelError(self.lost()),
-                    PumpEnd::SocketError(e) => break RelayEnd::SocketError(e),
-                    PumpEnd::TunnelError(e) => break RelayEnd::TunnelError(format!("{}: {e}", self.lost())),
-                },
-                end = &mut upload_end, if !uploaded => match end.unwrap_or(BodyEnd::Dropped) {
-                    BodyEnd::Eof => {
-                        uploaded = true;
-                        if downloaded { break RelayEnd::Completed; }
-                    }
-                    BodyEnd::SocketError(e) => break RelayEnd::SocketError(e),
-                    BodyEnd::Stopped(reason) => break RelayEnd::Stopped(reason),
-                    BodyEnd::Dropped => break RelayEnd::TunnelError(self.lost()),
-                },
-            }
-        };
+        let end = run_stream(download, upload_end, None, &self.lost()).await;
         Ok(RelayReport {
             socket_to_tunnel: counters.socket_to_tunnel.load(Ordering::Relaxed),
             tunnel_to_socket: counters.tunnel_to_socket.load(Ordering::Relaxed),

@@ -18,8 +18,8 @@ use rampart_core::{
     ResourceId, ResourceKind, TargetAuthorization, TargetKind, TargetRequest, authorize_connect,
     authorize_target, parse_target_ip,
 };
-use rampart_proto::tunnel::{SUBPROTOCOL, StreamEnd, TunnelGrant, TunnelRequest};
-use rampart_tunnel::stream::{BodyEnd, ChunkBody, PumpEnd, pump_body};
+use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
+use rampart_tunnel::stream::{ChunkBody, pump_body, run_stream};
 use rampart_tunnel::tokio_tungstenite::WebSocketStream;
 use rampart_tunnel::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use rampart_tunnel::tokio_tungstenite::tungstenite::protocol::Role;
@@ -464,7 +464,8 @@ pub async fn open_stream(
     tokio::spawn(async move {
         let counters = session.counters.clone();
         counters.last_activity_ms.store(rampart_tunnel::now_ms(), std::sync::atomic::Ordering::Relaxed);
-        let end = relay_stream_upload(body, &mut target_write, &counters, download_end, stop).await;
+        let upload = pump_body(body, &mut target_write, &counters);
+        let end = run_stream(upload, download_end, Some(stop), LOST).await;
         let report = RelayReport {
             socket_to_tunnel: counters.socket_to_tunnel.load(std::sync::atomic::Ordering::Relaxed),
             tunnel_to_socket: counters.tunnel_to_socket.load(std::sync::atomic::Ordering::Relaxed),
@@ -482,52 +483,6 @@ pub async fn open_stream(
 /// answers no keep-alive ping, and a client may reset the stream or vanish.
 const LOST: &str =
     "the client's connection closed under the stream (no answer to keep-alive pings, or reset)";
-
-/// Drains the client's body into the target while the response body (polled by the HTTP/2
-/// connection) carries the target's bytes back; returns once both directions are done, or
-/// at the first failure or stop.
-async fn relay_stream_upload(
-    body: axum::body::Body,
-    target: &mut tokio::net::tcp::OwnedWriteHalf,
-    counters: &rampart_tunnel::Counters,
-    mut download_end: tokio::sync::oneshot::Receiver<BodyEnd>,
-    mut stop: tokio::sync::watch::Receiver<Option<String>>,
-) -> RelayEnd {
-    let upload = pump_body(body, target, counters);
-    tokio::pin!(upload);
-    let (mut uploaded, mut downloaded) = (false, false);
-    loop {
-        tokio::select! {
-            end = &mut upload, if !uploaded => match end {
-                PumpEnd::Ended(StreamEnd::Completed, _) => {
-                    uploaded = true;
-                    if downloaded { return RelayEnd::Completed; }
-                }
-                PumpEnd::Ended(end, reason) => {
-                    return RelayEnd::PeerClosed { code: Some(end.close_code()), reason };
-                }
-                PumpEnd::Lost => return RelayEnd::TunnelError(LOST.into()),
-                PumpEnd::SocketError(e) => return RelayEnd::SocketError(e),
-                PumpEnd::TunnelError(e) => return RelayEnd::TunnelError(e),
-            },
-            end = &mut download_end, if !downloaded => match end.unwrap_or(BodyEnd::Dropped) {
-                BodyEnd::Eof => {
-                    downloaded = true;
-                    if uploaded { return RelayEnd::Completed; }
-                }
-                BodyEnd::SocketError(e) => return RelayEnd::SocketError(e),
-                BodyEnd::Stopped(reason) => return RelayEnd::Stopped(reason),
-                BodyEnd::Dropped => return RelayEnd::TunnelError(LOST.into()),
-            },
-            // The response body sends the reason; the upload stops here.
-            Ok(()) = stop.changed() => {
-                if let Some(reason) = stop.borrow().clone() {
-                    return RelayEnd::Stopped(reason);
-                }
-            }
-        }
-    }
-}
 
 /// Applies roles, settings and policy again for a new connection of an open tunnel, so a
 /// deleted role assignment, an unregistered machine or a changed setting takes effect at once.

@@ -21,7 +21,7 @@ use rampart_proto::tunnel::{END_TRAILER, REASON_TRAILER, StreamEnd};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
-use crate::{ChunkRead, Counters};
+use crate::{ChunkRead, Counters, RelayEnd};
 
 /// HTTP/2 settings of tunnel connections, the same at both ends.
 /// Streams per connection: one per relayed TCP connection (the 10,000-connection benchmark
@@ -205,6 +205,60 @@ where
         return PumpEnd::SocketError(e.to_string());
     }
     PumpEnd::Ended(end, reason)
+}
+
+/// Runs one v2 stream to its end at either side: `incoming` drains the peer's body into the
+/// socket (a [`pump_body`]), `outgoing_end` hears how this side's [`ChunkBody`], read by the
+/// HTTP/2 connection, ended. Done when both ended normally, or at the first failure or
+/// `stop`. `lost` says what a connection cut off under the stream means from this side.
+pub async fn run_stream(
+    incoming: impl Future<Output = PumpEnd>,
+    outgoing_end: oneshot::Receiver<BodyEnd>,
+    stop: Option<watch::Receiver<Option<String>>>,
+    lost: &str,
+) -> RelayEnd {
+    let stopped = async {
+        match stop {
+            Some(mut rx) => loop {
+                if let Some(reason) = rx.borrow_and_update().clone() {
+                    return reason;
+                }
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(incoming, outgoing_end, stopped);
+    let (mut received, mut sent) = (false, false);
+    loop {
+        tokio::select! {
+            end = &mut incoming, if !received => match end {
+                PumpEnd::Ended(StreamEnd::Completed, _) => {
+                    received = true;
+                    if sent { return RelayEnd::Completed; }
+                }
+                PumpEnd::Ended(end, reason) => {
+                    return RelayEnd::PeerClosed { code: Some(end.close_code()), reason };
+                }
+                PumpEnd::Lost => return RelayEnd::TunnelError(lost.to_string()),
+                PumpEnd::SocketError(e) => return RelayEnd::SocketError(e),
+                PumpEnd::TunnelError(e) => return RelayEnd::TunnelError(format!("{lost}: {e}")),
+            },
+            end = &mut outgoing_end, if !sent => match end.unwrap_or(BodyEnd::Dropped) {
+                BodyEnd::Eof => {
+                    sent = true;
+                    if received { return RelayEnd::Completed; }
+                }
+                BodyEnd::SocketError(e) => return RelayEnd::SocketError(e),
+                BodyEnd::Stopped(reason) => return RelayEnd::Stopped(reason),
+                BodyEnd::Dropped => return RelayEnd::TunnelError(lost.to_string()),
+            },
+            // This side's body sends the reason in its trailers; the rest stops here.
+            reason = &mut stopped => return RelayEnd::Stopped(reason),
+        }
+    }
 }
 
 /// An error and its sources, for messages (hyper's own text is often just "http2 error").

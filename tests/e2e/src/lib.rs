@@ -32,6 +32,14 @@ pub fn rampart_bin() -> PathBuf {
 }
 
 /// A free loopback port (bound and released; a race with another process is unlikely).
+/// Debian's stunnel binary (`stunnel4`, or `stunnel` on newer releases).
+pub fn stunnel_program() -> Result<&'static str> {
+    ["/usr/bin/stunnel4", "/usr/bin/stunnel"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("stunnel4 is not installed (apt-get install stunnel4; scripts/test.sh does)")
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

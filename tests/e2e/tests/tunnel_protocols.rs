@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use rampart_e2e::{Gateway, Process, Tunnel, free_port, wait_for_port};
+use rampart_e2e::{Gateway, Process, Session, Tunnel, free_port, stunnel_program, wait_for_port};
 
 /// A target whose behaviour the first byte of each connection picks:
 /// - `E`: echoes until EOF, then sends `bye <n>` (the bytes it got) and closes;
@@ -74,10 +74,10 @@ fn serve(mut stream: TcpStream, late_bytes: &Mutex<Vec<usize>>) -> std::io::Resu
     Ok(())
 }
 
-fn open(gw: &Gateway, target: &Target, v1: bool) -> Result<Tunnel> {
+fn open(session: &Session, target: &Target, v1: bool) -> Result<Tunnel> {
     let port = target.port.to_string();
     let env: &[(&str, &str)] = if v1 { &[("RAMPART_TUNNEL_PROTOCOL", "v1")] } else { &[] };
-    gw.tunnel_with_env(
+    session.tunnel_with_env(
         env,
         &["-n", "default", "-g", "default", "--target-ip-address", "127.0.0.1", "--resource-port", &port],
     )
@@ -251,11 +251,7 @@ fn a_v2_stream_refused_by_a_changed_setting_names_the_reason_and_others_go_on() 
 /// proxy would break it, which is why the client goes by ALPN.)
 #[test]
 fn a_tunnel_through_a_proxy_without_http2_falls_back_to_websockets() -> Result<()> {
-    let Some(stunnel) =
-        ["/usr/bin/stunnel4", "/usr/bin/stunnel"].into_iter().find(|p| std::path::Path::new(p).exists())
-    else {
-        anyhow::bail!("stunnel4 is not installed (scripts/test.sh installs it)");
-    };
+    let stunnel = stunnel_program()?;
     let gw = Gateway::start(&[])?;
     gw.allow_loopback()?;
     let target = Target::start()?;
@@ -276,17 +272,7 @@ fn a_tunnel_through_a_proxy_without_http2_falls_back_to_websockets() -> Result<(
     wait_for_port(std::net::SocketAddr::from(([127, 0, 0, 1], front)), Duration::from_secs(10))?;
 
     let via_proxy = gw.admin_via(&format!("https://127.0.0.1:{front}"))?;
-    let port = target.port.to_string();
-    let tunnel = via_proxy.tunnel_with(&[
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--target-ip-address",
-        "127.0.0.1",
-        "--resource-port",
-        &port,
-    ])?;
+    let tunnel = open(&via_proxy, &target, false)?;
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut c = TcpStream::connect(("127.0.0.1", tunnel.port))?;
