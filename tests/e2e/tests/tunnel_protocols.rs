@@ -308,3 +308,39 @@ fn a_tunnel_through_a_proxy_without_http2_falls_back_to_websockets() -> Result<(
     ensure!(opened == 3, "{opened} connections opened through the proxy, expected 3");
     Ok(())
 }
+
+/// One echo round with a half-close through `port`.
+fn echo_round(port: u16, seed: usize) -> Result<()> {
+    let mut c = TcpStream::connect(("127.0.0.1", port))?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let data = pattern(seed, 32 * 1024);
+    c.write_all(b"E")?;
+    c.write_all(&data)?;
+    c.shutdown(Shutdown::Write)?;
+    let mut got = Vec::new();
+    c.read_to_end(&mut got)?;
+    let tail = format!("bye {}", data.len() + 1);
+    ensure!(got.len() == 1 + data.len() + tail.len(), "{} bytes back", got.len());
+    ensure!(got[1..=data.len()] == data[..] && got.ends_with(tail.as_bytes()), "the echo differs");
+    Ok(())
+}
+
+/// The tunnel's one HTTP/2 connection dies with the gateway (kill -9); the tunnel stays
+/// open, and its next connection, once the gateway is back on the same address, opens a
+/// new HTTP/2 connection and works (the grant's token is still valid: the key persists).
+#[test]
+fn a_v2_tunnel_carries_on_after_the_gateway_restarts() -> Result<()> {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut gw = Gateway::start(&[("RAMPART_LISTEN", &listen)])?;
+    gw.allow_loopback()?;
+    let target = Target::start()?;
+    let tunnel = open(&gw, &target, false)?;
+    echo_round(tunnel.port, 1).context("before the restart")?;
+    gw.process.child.kill()?;
+    gw.process.child.wait()?;
+    let again = Gateway::start_in(&gw.data_dir, &gw.config_dir, &[("RAMPART_LISTEN", &listen)])?;
+    echo_round(tunnel.port, 2).with_context(|| format!("after the restart; tunnel: {}", tunnel.stderr()))?;
+    echo_round(tunnel.port, 3).context("again")?;
+    drop(again);
+    Ok(())
+}
