@@ -87,7 +87,17 @@ let open;
 /// xrdp: a whole Xorg session of a local user, a terminal in it, and the text clipboard.
 async function xrdpSteps() {
   const user = env('AUTH_USER');
-  const xd = env('XRDP_DISPLAY');
+  // xrdp-sesman takes the first display from XRDP_DISPLAY on whose X socket and probe ports
+  // (6000 + n, 59000 + n, …) are free; a client's random port can hold one of them at that
+  // moment, so the display it really chose is read from its log once the session starts.
+  let xd = env('XRDP_DISPLAY');
+  const sesmanLog = join(env('XRDP_LOG_DIR'), 'sesman.log');
+  const chosenDisplay = () => untilWithin('xrdp-sesman to start the session', async () => {
+    const log = existsSync(sesmanLog) ? readFileSync(sesmanLog, 'utf8') : '';
+    const found = [...log.matchAll(/Session started successfully for user (\S+) on display (\d+)/g)]
+      .filter((m) => m[1] === user);
+    return found.length ? `:${found[found.length - 1][2]}` : undefined;
+  }, 60000);
   const xenv = { XAUTHORITY: `/home/${user}/.Xauthority` };
   const asUser = (args, input) => execFileSync('runuser',
     ['-u', user, '--', 'env', `DISPLAY=${xd}`, `XAUTHORITY=${xenv.XAUTHORITY}`, ...args],
@@ -97,6 +107,7 @@ async function xrdpSteps() {
   const nonce = Math.random().toString(36).slice(2, 8);
 
   let tab = await open(false, env('XRDP_PORT'), user, env('AUTH_PASSWORD'));
+  xd = await chosenDisplay();
   const pairs = await matchesScreenshot(tab, xd, xenv, [[0.5, 0.5], [0.9, 0.9], [0.05, 0.95], [0.95, 0.05], [0.2, 0.1]], 8, 60000);
   await tab.screenshot({ path: join(out, 'xrdp-desktop.png') });
   step(`xrdp: the canvas matches a screenshot of the server's display (${JSON.stringify(pairs.map((p) => p[0]))})`);

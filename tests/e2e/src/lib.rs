@@ -732,6 +732,11 @@ impl XrdpServer {
         Ok(server)
     }
 
+    /// Where xrdp and its session manager log (`xrdp.log`, `sesman.log`).
+    pub fn log_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// What xrdp and its session manager logged.
     pub fn log(&self) -> String {
         ["xrdp.log", "sesman.log"]
@@ -746,9 +751,18 @@ impl Drop for XrdpServer {
     fn drop(&mut self) {
         // The session (Xorg, the window manager, the clipboard server) runs as the user.
         let _ = Command::new("pkill").args(["-KILL", "-u", &self.user]).status();
-        let n = self.display.trim_start_matches(':');
-        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
-        let _ = std::fs::remove_file(format!("/tmp/.X{n}-lock"));
+        // Its X server cannot remove its socket after a KILL; the display may be one past
+        // the one asked for (sesman skips a display whose probe port is taken).
+        let log = self.log();
+        let chosen = log.split("on display ").skip(1).filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (!digits.is_empty()).then_some(digits)
+        });
+        let asked = self.display.trim_start_matches(':').to_string();
+        for n in std::iter::once(asked).chain(chosen) {
+            let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
+            let _ = std::fs::remove_file(format!("/tmp/.X{n}-lock"));
+        }
     }
 }
 

@@ -106,6 +106,7 @@ fn rdp_in_the_browser() -> Result<()> {
             ("AUTH_PASSWORD", local.as_ref().map(|u| u.password.clone()).unwrap_or_default()),
             ("XRDP_PORT", xrdp.as_ref().map(|x| x.port.to_string()).unwrap_or_default()),
             ("XRDP_DISPLAY", xrdp.as_ref().map(|x| x.display.clone()).unwrap_or_default()),
+            ("XRDP_LOG_DIR", xrdp.as_ref().map(|x| x.log_dir().display().to_string()).unwrap_or_default()),
             ("XRDP_VM_ID", xrdp_vm_id),
         ],
     )?;
