@@ -219,19 +219,7 @@ where
         let inbound = tunnel_to_socket_pump(&mut stream, &mut socket_write, &counters, &liveness);
         let outbound =
             socket_to_tunnel_pump(&mut socket_read, &mut sink, &counters, options.keepalive, &liveness);
-        let stopped = async {
-            match stop.as_mut() {
-                Some(rx) => loop {
-                    if let Some(reason) = rx.borrow_and_update().clone() {
-                        return reason;
-                    }
-                    if rx.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                },
-                None => std::future::pending().await,
-            }
-        };
+        let stopped = stopped(stop.take());
         tokio::pin!(inbound, outbound, stopped);
         let (mut peer_eof, mut our_eof) = (false, false);
         loop {
@@ -285,6 +273,22 @@ where
         socket_to_tunnel: counters.socket_to_tunnel.load(Ordering::Relaxed),
         tunnel_to_socket: counters.tunnel_to_socket.load(Ordering::Relaxed),
         end,
+    }
+}
+
+/// Resolves with the reason once `stop` turns to `Some(reason)`; never without a `stop`, or
+/// once its sender is gone.
+pub async fn stopped(stop: Option<watch::Receiver<Option<String>>>) -> String {
+    let Some(mut rx) = stop else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some(reason) = rx.borrow_and_update().clone() {
+            return reason;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 

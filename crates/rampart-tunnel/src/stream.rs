@@ -21,7 +21,7 @@ use rampart_proto::tunnel::{END_TRAILER, REASON_TRAILER, StreamEnd};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
-use crate::{ChunkRead, Counters, RelayEnd};
+use crate::{ChunkRead, Counters, RelayEnd, stopped};
 
 /// HTTP/2 settings of tunnel connections, the same at both ends.
 /// Streams per connection: one per relayed TCP connection (the 10,000-connection benchmark
@@ -68,17 +68,8 @@ impl<R: ChunkRead> ChunkBody<R> {
     }
 
     /// Ends the body, with its reason in the trailers, when `stop` turns to `Some(reason)`.
-    pub fn with_stop(mut self, mut stop: watch::Receiver<Option<String>>) -> Self {
-        self.stop = Some(Box::pin(async move {
-            loop {
-                if let Some(reason) = stop.borrow_and_update().clone() {
-                    return reason;
-                }
-                if stop.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        }));
+    pub fn with_stop(mut self, stop: watch::Receiver<Option<String>>) -> Self {
+        self.stop = Some(Box::pin(stopped(Some(stop))));
         self
     }
 
@@ -217,19 +208,7 @@ pub async fn run_stream(
     stop: Option<watch::Receiver<Option<String>>>,
     lost: &str,
 ) -> RelayEnd {
-    let stopped = async {
-        match stop {
-            Some(mut rx) => loop {
-                if let Some(reason) = rx.borrow_and_update().clone() {
-                    return reason;
-                }
-                if rx.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            },
-            None => std::future::pending().await,
-        }
-    };
+    let stopped = stopped(stop);
     tokio::pin!(incoming, outgoing_end, stopped);
     let (mut received, mut sent) = (false, false);
     loop {
