@@ -234,15 +234,6 @@ impl TunnelClient {
         self.grant.lock().await.clone()
     }
 
-    /// The protocol the next connection will use (v2 until the gateway is found without
-    /// HTTP/2).
-    pub async fn protocol(&self) -> TunnelProtocol {
-        match *self.carrier.lock().await {
-            Carrier::Streams(_) => TunnelProtocol::Streams,
-            Carrier::WebSocket => TunnelProtocol::WebSocket,
-        }
-    }
-
     /// The tunnel token, renewed first if it is about to expire.
     async fn token(&self) -> Result<String, TunnelError> {
         let mut grant = self.grant.lock().await;
