@@ -364,12 +364,13 @@ async fn record_close(
             close.reason = Some(e);
         }
     }
-    gw.sessions.remove(session_id);
     close.time = Utc::now();
     close.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     if let Err(e) = gw.store.append_audit(&close).await {
         tracing::error!(error = %e, "cannot record the end of a tunnel connection");
     }
+    // Off the list only now: a draining gateway waits for its sessions, close records included.
+    gw.sessions.remove(session_id);
 }
 
 /// `GET /api/tunnels/connect` (WebSocket upgrade): protocol v1, one TLS connection and

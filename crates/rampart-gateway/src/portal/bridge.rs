@@ -55,7 +55,6 @@ impl Started {
 
     /// Removes the live session and writes the close record with bytes and duration.
     pub async fn finish(self, gw: &Gateway, reason: String, clean: bool) {
-        gw.sessions.remove(&self.session.id);
         let counters = &self.session.counters;
         let mut close = self.entry;
         close.event = AuditEvent::ConnectionClose;
@@ -69,6 +68,8 @@ impl Started {
         if let Err(e) = gw.store.append_audit(&close).await {
             tracing::error!(error = %e, "cannot record the end of a browser session");
         }
+        // Off the list only now: a draining gateway waits for its sessions, close records included.
+        gw.sessions.remove(&self.session.id);
     }
 }
 

@@ -24,9 +24,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    audit_pool: SqlitePool,
-    /// Appends go to the audit chain's one writer (`audit::audit_writer`, group commit).
-    audit_writer: tokio::sync::mpsc::Sender<audit::AuditJob>,
+    /// Appends go to the audit chain's one writer (`audit::audit_writer`, group commit, on
+    /// a thread of its own); `None` once the store is closed.
+    audit_writer: std::sync::Mutex<Option<std::sync::mpsc::Sender<audit::AuditJob>>>,
+    /// The writer's thread, awaited at close so that no queued record is lost.
+    audit_writer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Reads every new connection makes, kept between writes (`cache`).
     cache: cache::ReadCache,
 }
@@ -42,17 +44,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
         // Records from before the hash chain are sealed before the writer takes over.
         seal_unchained_audit(&pool).await?;
-        // The audit writer keeps one connection of its own: its page cache stays warm (a
-        // pooled connection re-reads the pages another one changed), which halves an append.
-        let audit_pool =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options).await?;
-        let (audit_writer, jobs) = tokio::sync::mpsc::channel(4096);
-        tokio::spawn(audit::audit_writer(audit_pool.clone(), jobs));
-        Ok(SqliteStore { pool, audit_pool, audit_writer, cache: cache::ReadCache::default() })
+        let (audit_writer, thread) = audit::start_audit_writer(path)?;
+        Ok(SqliteStore {
+            pool,
+            audit_writer: std::sync::Mutex::new(Some(audit_writer)),
+            audit_writer_thread: std::sync::Mutex::new(Some(thread)),
+            cache: cache::ReadCache::default(),
+        })
     }
 }
 
@@ -60,7 +62,15 @@ impl SqliteStore {
 impl Store for SqliteStore {
     /// Closes the pool, checkpointing the WAL.
     async fn close(&self) {
-        self.audit_pool.close().await;
+        // The writer ends once it has written every record queued before this point.
+        drop(self.audit_writer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let thread = self.audit_writer_thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("the audit writer ended abnormally");
+            }
+        }
         self.pool.close().await;
     }
 }
@@ -184,6 +194,48 @@ mod tests {
             let id = record.id.unwrap_or_default();
             assert_eq!(record.target_port, ids.get(&id).copied(), "record {id} is the one its caller got");
         }
+        Ok(())
+    }
+
+    /// Closing the store waits for the writer: every append that was answered with an id is
+    /// durable, in one whole chain, when the store is opened again; one made after the close
+    /// is refused with a reason.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_answered_before_close_are_all_written() -> StoreResult<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let path = dir.path().join("rampart.db");
+        let mut written = 0;
+        {
+            let store = std::sync::Arc::new(SqliteStore::open(&path).await?);
+            let mut tasks = tokio::task::JoinSet::new();
+            for n in 0..200u16 {
+                let store = store.clone();
+                tasks.spawn(async move {
+                    let mut entry =
+                        AuditEntry::new(Utc::now(), AuditEvent::ConnectionClose, AuditResult::Closed);
+                    entry.target_port = Some(n);
+                    store.append_audit(&entry).await
+                });
+            }
+            tokio::task::yield_now().await;
+            store.close().await;
+            while let Some(done) = tasks.join_next().await {
+                match done.map_err(|e| StoreError::Corrupt(e.to_string()))? {
+                    Ok(_) => written += 1,
+                    Err(StoreError::AuditWrite(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let late = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Allowed);
+            assert!(
+                matches!(store.append_audit(&late).await, Err(StoreError::AuditWrite(_))),
+                "a closed store takes no more records, and says so"
+            );
+        }
+        assert!(written > 0, "some appends were answered before the close");
+        let store = SqliteStore::open(&path).await?;
+        let chain = store.audit_chain().await?;
+        assert_eq!(rampart_core::verify_chain(&chain).ok(), Some(written), "every answered append is there");
         Ok(())
     }
 
