@@ -55,6 +55,9 @@ struct Args {
     desktop_only: bool,
 }
 
+/// Latency and new-connection samples are taken in this many rounds over the paths.
+const LATENCY_ROUNDS: usize = 4;
+
 /// One way from the harness to the target.
 struct Path {
     name: &'static str,
@@ -181,24 +184,34 @@ async fn run(args: Args) -> Result<()> {
         }
     }
 
-    // Latency and connection setup.
+    // Latency and connection setup, in rounds over the paths like the throughput repetitions,
+    // so the shared host's drift during a run hits every path alike.
     let new_conns = if smoke { 20 } else { 200 };
-    for p in paths.iter_mut() {
-        let rtts = target::round_trips(p.addr, round_trips, Duration::from_secs(60)).await?;
-        p.rtt = Some(Summary::of(&rtts));
-        let admitted_before = admission_seconds(&started.gateway).await?;
-        let mut firsts = Vec::with_capacity(new_conns);
-        for _ in 0..new_conns {
-            firsts.push(
-                target::first_byte(p.addr).await.with_context(|| format!("{} new connection", p.name))?,
-            );
+    let rounds = if smoke { 1 } else { LATENCY_ROUNDS };
+    let mut rtts = vec![Vec::new(); paths.len()];
+    let mut firsts = vec![Vec::new(); paths.len()];
+    let mut admitted = vec![(0.0, 0u64); paths.len()];
+    for _ in 0..rounds {
+        for (i, p) in paths.iter().enumerate() {
+            let limit = Duration::from_secs(60) / rounds as u32;
+            rtts[i].extend(target::round_trips(p.addr, round_trips.div_ceil(rounds), limit).await?);
+            let before = admission_seconds(&started.gateway).await?;
+            for _ in 0..new_conns / rounds {
+                firsts[i].push(
+                    target::first_byte(p.addr).await.with_context(|| format!("{} new connection", p.name))?,
+                );
+            }
+            let after = admission_seconds(&started.gateway).await?;
+            admitted[i].0 += after.0 - before.0;
+            admitted[i].1 += after.1.saturating_sub(before.1);
         }
-        p.first_byte = Some(Summary::of(&firsts));
-        let admitted_after = admission_seconds(&started.gateway).await?;
-        let admitted = admitted_after.1.saturating_sub(admitted_before.1);
-        if admitted > 0 {
-            p.admission =
-                Some(Duration::from_secs_f64((admitted_after.0 - admitted_before.0) / admitted as f64));
+    }
+    for (i, p) in paths.iter_mut().enumerate() {
+        p.rtt = Some(Summary::of(&rtts[i]));
+        p.first_byte = Some(Summary::of(&firsts[i]));
+        let (seconds, count) = admitted[i];
+        if count > 0 {
+            p.admission = Some(Duration::from_secs_f64(seconds / count as f64));
         }
     }
 

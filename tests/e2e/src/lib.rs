@@ -367,20 +367,19 @@ impl Session {
 
     /// Lets bastion `default` reach loopback, with IP-based connection on (the usual test scene).
     pub fn allow_loopback(&self) -> Result<()> {
-        self.ok(&[
-            "network",
-            "bastion",
-            "update",
-            "--name",
+        self.update_bastion(
             "default",
-            "--resource-group",
-            "default",
-            "--enable-ip-connect",
-            "true",
-            "--reachable-networks",
-            "127.0.0.0/8",
-        ])?;
+            &["--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8"],
+        )?;
         Ok(())
+    }
+
+    /// `rampart network bastion update` of bastion `name` in resource group `default` with
+    /// these settings (flags and values); its output.
+    pub fn update_bastion(&self, name: &str, settings: &[&str]) -> Result<String> {
+        let mut args = vec!["network", "bastion", "update", "--name", name, "--resource-group", "default"];
+        args.extend_from_slice(settings);
+        self.ok(&args)
     }
 
     /// Opens `rampart tunnel` to `ip:port` through bastion `default`; returns it once ready.

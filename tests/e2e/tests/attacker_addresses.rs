@@ -10,19 +10,7 @@ fn disguised_mapped_and_self_addresses_are_refused_with_the_reason() -> Result<(
     // Listening on every address (traffic in this test stays on loopback).
     let gw = Gateway::start(&[("RAMPART_LISTEN", "0.0.0.0:0")])?;
     let own_port = gw.addr.port().to_string();
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--enable-ip-connect",
-        "true",
-        "--reachable-networks",
-        "0.0.0.0/0,::/0",
-    ])?;
+    gw.update_bastion("default", &["--enable-ip-connect", "true", "--reachable-networks", "0.0.0.0/0,::/0"])?;
     let refused = |ip: &str, port: &str| -> Result<String> {
         gw.refused(&[
             "tunnel",
@@ -59,17 +47,7 @@ fn disguised_mapped_and_self_addresses_are_refused_with_the_reason() -> Result<(
         ensure!(err.contains(kind), "{ip} should be refused as {kind}: {err}");
     }
     // The gateway's own port on loopback addresses other than the one used to reach it.
-    let loopback = gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--reachable-networks",
-        "127.0.0.0/8",
-    ]);
+    let loopback = gw.update_bastion("default", &["--reachable-networks", "127.0.0.0/8"]);
     ensure!(loopback.is_ok());
     for ip in ["127.0.0.1", "127.0.0.53", "::ffff:127.0.0.9"] {
         let err = refused(ip, &own_port)?;

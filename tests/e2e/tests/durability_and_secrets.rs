@@ -26,21 +26,10 @@ fn silent_target() -> Result<(u16, std::thread::JoinHandle<()>)> {
 fn kill_9_with_100_live_sessions_then_restart() -> Result<()> {
     let mut gw = Gateway::start(&[])?;
     let (port, _target) = silent_target()?;
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
+    gw.update_bastion(
         "default",
-        "-g",
-        "default",
-        "--enable-ip-connect",
-        "true",
-        "--reachable-networks",
-        "127.0.0.0/8",
-        "--idle-timeout",
-        "3600",
-    ])?;
+        &["--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8", "--idle-timeout", "3600"],
+    )?;
     let tunnel = gw.tunnel("127.0.0.1", port)?;
     let mut conns = vec![];
     for _ in 0..100 {

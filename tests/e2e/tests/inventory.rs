@@ -20,17 +20,7 @@ fn connect_by_resource_id_to_a_vm_and_a_scale_set_instance() -> Result<()> {
     let sshd = Sshd::start()?;
     let port = sshd.port.to_string();
     // IP-based connection stays off: connecting by resource ID does not need it.
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--reachable-networks",
-        "127.0.0.0/8",
-    ])?;
+    gw.update_bastion("default", &["--reachable-networks", "127.0.0.0/8"])?;
     gw.ok(&[
         "vm",
         "register",
@@ -122,17 +112,7 @@ fn connect_by_resource_id_to_a_vm_and_a_scale_set_instance() -> Result<()> {
 fn audit_verify_names_an_edited_or_deleted_record() -> Result<()> {
     let mut gw = Gateway::start(&[])?;
     for i in 0..3 {
-        gw.ok(&[
-            "network",
-            "bastion",
-            "update",
-            "-n",
-            "default",
-            "-g",
-            "default",
-            "--reachable-networks",
-            &format!("10.{i}.0.0/16"),
-        ])?;
+        gw.update_bastion("default", &["--reachable-networks", &format!("10.{i}.0.0/16")])?;
     }
     let out = gw.ok(&["audit", "verify"])?;
     ensure!(out.contains("audit log intact"), "{out}");
@@ -179,17 +159,7 @@ fn audit_verify_names_an_edited_or_deleted_record() -> Result<()> {
 #[test]
 fn import_ten_thousand_machines_then_connect_by_resource_id() -> Result<()> {
     let gw = Gateway::start(&[])?;
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--reachable-networks",
-        "10.0.0.0/8",
-    ])?;
+    gw.update_bastion("default", &["--reachable-networks", "10.0.0.0/8"])?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("fleet.csv");
     let mut csv = String::from("name,resourceGroup,osType,privateIpAddress,portSsh\n");

@@ -32,17 +32,7 @@ fn rdp_through_the_bastion_with_xfreerdp_and_an_rdp_file() -> Result<()> {
     let (_shadow, port) = shadow_server(base, false)?;
 
     let gw = Gateway::start(&[])?;
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--reachable-networks",
-        "127.0.0.0/8",
-    ])?;
+    gw.update_bastion("default", &["--reachable-networks", "127.0.0.0/8"])?;
     gw.ok(&[
         "vm",
         "register",

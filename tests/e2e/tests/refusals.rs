@@ -6,12 +6,6 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use rampart_e2e::{Gateway, Sshd, audit_has};
 
-fn update(gw: &Gateway, flags: &[&str]) -> Result<String> {
-    let mut args = vec!["network", "bastion", "update", "--name", "default", "--resource-group", "default"];
-    args.extend_from_slice(flags);
-    gw.ok(&args)
-}
-
 fn tunnel_refused(gw: &Gateway, bastion: &str, ip: &str, port: u16) -> Result<String> {
     gw.refused(&[
         "tunnel",
@@ -43,19 +37,19 @@ fn each_refusal_names_its_reason_and_is_audited() -> Result<()> {
     expect(&err, "IP-based connection is turned off")?;
     expect(&err, "outside the bastion's reachable networks")?;
 
-    update(&gw, &["--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8"])?;
+    gw.update_bastion("default", &["--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8"])?;
 
     // Native client off.
-    update(&gw, &["--enable-tunneling", "false"])?;
+    gw.update_bastion("default", &["--enable-tunneling", "false"])?;
     let err = tunnel_refused(&gw, "default", "127.0.0.1", sshd.port)?;
     expect(&err, "native client support is turned off")?;
-    update(&gw, &["--enable-tunneling", "true"])?;
+    gw.update_bastion("default", &["--enable-tunneling", "true"])?;
 
     // IP-based connection off.
-    update(&gw, &["--enable-ip-connect", "false"])?;
+    gw.update_bastion("default", &["--enable-ip-connect", "false"])?;
     let err = tunnel_refused(&gw, "default", "127.0.0.1", sshd.port)?;
     expect(&err, "IP-based connection is turned off")?;
-    update(&gw, &["--enable-ip-connect", "true"])?;
+    gw.update_bastion("default", &["--enable-ip-connect", "true"])?;
 
     // Tier Basic: the update itself is refused while native client is on…
     let err = gw.refused(&[
@@ -92,9 +86,9 @@ fn each_refusal_names_its_reason_and_is_audited() -> Result<()> {
     let basic1 = ["network", "bastion", "update", "--name", "basic1", "--resource-group", "default"];
     let err = gw.refused(&[&basic1[..], &["--disable-copy-paste", "true"]].concat())?;
     expect(&err, "tier Basic does not include turning copy and paste off")?;
-    let shown = update(&gw, &["--disable-copy-paste", "true"])?;
+    let shown = gw.update_bastion("default", &["--disable-copy-paste", "true"])?;
     ensure!(shown.contains("\"disableCopyPaste\": true"), "{shown}");
-    update(&gw, &["--disable-copy-paste", "false"])?;
+    gw.update_bastion("default", &["--disable-copy-paste", "false"])?;
     let err = tunnel_refused(&gw, "basic1", "127.0.0.1", 2222)?;
     expect(&err, "port 2222 is a custom port")?;
     expect(&err, "tier Basic does not include custom ports")?;
@@ -108,14 +102,14 @@ fn each_refusal_names_its_reason_and_is_audited() -> Result<()> {
     expect(&err, "gateway's own listening socket")?;
 
     // Loopback and metadata need a network that names them explicitly: 0.0.0.0/0 is not enough.
-    update(&gw, &["--reachable-networks", "0.0.0.0/0"])?;
+    gw.update_bastion("default", &["--reachable-networks", "0.0.0.0/0"])?;
     let err = tunnel_refused(&gw, "default", "127.0.0.1", sshd.port)?;
     expect(&err, "loopback address")?;
     let err = tunnel_refused(&gw, "default", "169.254.169.254", 80)?;
     expect(&err, "cloud metadata address")?;
     let err = tunnel_refused(&gw, "default", "127.1", 22)?;
     expect(&err, "not an IP address in standard notation")?;
-    update(&gw, &["--reachable-networks", "127.0.0.0/8"])?;
+    gw.update_bastion("default", &["--reachable-networks", "127.0.0.0/8"])?;
 
     // Unknown bastion.
     let err = tunnel_refused(&gw, "nosuch", "127.0.0.1", sshd.port)?;
@@ -145,25 +139,25 @@ fn each_refusal_names_its_reason_and_is_audited() -> Result<()> {
 fn settings_apply_to_the_next_connection_of_an_open_tunnel() -> Result<()> {
     let gw = Gateway::start(&[])?;
     let sshd = Sshd::start()?;
-    update(&gw, &["--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8"])?;
+    gw.update_bastion("default", &["--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8"])?;
     let tunnel = gw.tunnel("127.0.0.1", sshd.port)?;
     ensure!(sshd.ssh(tunnel.port, "echo one")?.trim() == "one");
 
     // Turn native client off: the open tunnel's next connection is refused with the reason.
-    update(&gw, &["--enable-tunneling", "false"])?;
+    gw.update_bastion("default", &["--enable-tunneling", "false"])?;
     let refused = sshd.ssh(tunnel.port, "echo two");
     ensure!(refused.is_err(), "a connection went through after native client was turned off");
     std::thread::sleep(Duration::from_millis(300));
     expect(&tunnel.stderr(), "native client support is turned off")?;
 
     // Narrow the reachable networks: refused for the network.
-    update(&gw, &["--enable-tunneling", "true", "--reachable-networks", "10.0.0.0/8"])?;
+    gw.update_bastion("default", &["--enable-tunneling", "true", "--reachable-networks", "10.0.0.0/8"])?;
     ensure!(sshd.ssh(tunnel.port, "echo three").is_err());
     std::thread::sleep(Duration::from_millis(300));
     expect(&tunnel.stderr(), "outside the bastion's reachable networks")?;
 
     // Restore: the same tunnel works again, no restart anywhere.
-    update(&gw, &["--reachable-networks", "127.0.0.0/8"])?;
+    gw.update_bastion("default", &["--reachable-networks", "127.0.0.0/8"])?;
     ensure!(sshd.ssh(tunnel.port, "echo four")?.trim() == "four");
 
     let audit = gw.audit()?;
@@ -175,7 +169,7 @@ fn settings_apply_to_the_next_connection_of_an_open_tunnel() -> Result<()> {
 #[test]
 fn an_unreachable_target_is_a_clear_error_not_a_hang() -> Result<()> {
     let gw = Gateway::start(&[])?;
-    update(&gw, &["--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8"])?;
+    gw.update_bastion("default", &["--enable-ip-connect", "true", "--reachable-networks", "127.0.0.0/8"])?;
     // A port with nothing listening on it.
     let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let tunnel = gw.tunnel("127.0.0.1", closed)?;

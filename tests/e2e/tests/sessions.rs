@@ -138,26 +138,14 @@ fn idle_timeout_and_maximum_duration_end_sessions_with_the_reason() -> Result<()
     let gw = Gateway::start(&[])?;
     let target = SilentTarget::start()?;
     let (tunnel, mut conn) = open(&gw, &target)?;
-    gw.ok(&["network", "bastion", "update", "-n", "default", "-g", "default", "--idle-timeout", "2"])?;
+    gw.update_bastion("default", &["--idle-timeout", "2"])?;
     let took = closed_within(&mut conn, Duration::from_secs(8))?;
     ensure!(took >= Duration::from_millis(1500), "closed after {took:?}, before the idle timeout");
     std::thread::sleep(Duration::from_millis(300));
     ensure!(tunnel.stderr().contains("idle timeout"), "{}", tunnel.stderr());
 
     // A busy session outlives the idle timeout but not the maximum duration.
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--idle-timeout",
-        "0",
-        "--max-session-duration",
-        "3",
-    ])?;
+    gw.update_bastion("default", &["--idle-timeout", "0", "--max-session-duration", "3"])?;
     let mut busy = TcpStream::connect(("127.0.0.1", tunnel.port))?;
     let started = Instant::now();
     let mut ended = None;

@@ -217,17 +217,7 @@ fn a_v2_stream_refused_by_a_changed_setting_names_the_reason_and_others_go_on() 
     let mut b = [0u8; 1];
     first.read_exact(&mut b)?;
     // Turn IP-based connection off: the open stream goes on, the next one is refused.
-    gw.ok(&[
-        "network",
-        "bastion",
-        "update",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--enable-ip-connect",
-        "false",
-    ])?;
+    gw.update_bastion("default", &["--enable-ip-connect", "false"])?;
     let mut second = TcpStream::connect(("127.0.0.1", tunnel.port))?;
     second.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut rest = Vec::new();
