@@ -334,7 +334,7 @@ impl Admitted {
     }
 }
 
-/// Ends a relayed connection: off the live list, and its close record with bytes and duration.
+/// Ends a relayed connection: its close record with bytes and duration, then off the live list.
 async fn record_close(
     gw: &Gateway,
     session_id: &str,

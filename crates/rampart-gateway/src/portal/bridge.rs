@@ -53,7 +53,7 @@ impl Started {
         self.stop.borrow().clone().unwrap_or_else(|| "stopped".to_string())
     }
 
-    /// Removes the live session and writes the close record with bytes and duration.
+    /// Writes the close record with bytes and duration, then removes the live session.
     pub async fn finish(self, gw: &Gateway, reason: String, clean: bool) {
         let counters = &self.session.counters;
         let mut close = self.entry;

@@ -60,7 +60,8 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    /// Closes the pool, checkpointing the WAL.
+    /// Waits for the audit writer to finish what it was given, then closes the pool,
+    /// checkpointing the WAL.
     async fn close(&self) {
         // The writer ends once it has written every record queued before this point.
         drop(self.audit_writer.lock().unwrap_or_else(|p| p.into_inner()).take());
