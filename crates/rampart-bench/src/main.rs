@@ -191,9 +191,9 @@ async fn run(args: Args) -> Result<()> {
     let mut rtts = vec![Vec::new(); paths.len()];
     let mut firsts = vec![Vec::new(); paths.len()];
     let mut admitted = vec![(0.0, 0u64); paths.len()];
+    let limit = Duration::from_secs(60) / rounds as u32;
     for _ in 0..rounds {
         for (i, p) in paths.iter().enumerate() {
-            let limit = Duration::from_secs(60) / rounds as u32;
             rtts[i].extend(target::round_trips(p.addr, round_trips.div_ceil(rounds), limit).await?);
             let before = admission_seconds(&started.gateway).await?;
             for _ in 0..new_conns / rounds {
