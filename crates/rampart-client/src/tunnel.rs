@@ -9,8 +9,9 @@ use std::time::Duration;
 use rampart_proto::ErrorBody;
 use std::sync::atomic::Ordering;
 
-use rampart_proto::tunnel::{CONNECT_PATH, STREAM_PATH, SUBPROTOCOL, TunnelGrant, TunnelRequest};
+use rampart_proto::tunnel::{CONNECT_PATH, MUX_PATH, STREAM_PATH, SUBPROTOCOL, TunnelGrant, TunnelRequest};
 use rampart_tunnel::Counters;
+use rampart_tunnel::mux::{MuxClient, OpenError};
 use rampart_tunnel::stream::{ChunkBody, pump_body, run_stream};
 use rampart_tunnel::tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use rampart_tunnel::tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -126,6 +127,50 @@ impl Connector {
         Ok(Some(sender))
     }
 
+    /// Opens a v3 tunnel connection: TLS, then an HTTP/1.1 upgrade to Rampart's stream
+    /// framing, authorized by `token`. A refusal comes back as [`TunnelError::Refused`].
+    async fn open_mux(&self, token: &str, keepalive: Duration) -> Result<MuxClient, TunnelError> {
+        use rampart_proto::mux::UPGRADE;
+        let tls = self.connect_tls(&self.tls).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| TunnelError::Stream(format!("HTTP/1.1 handshake: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(error = %e, "the tunnel's upgrade connection ended");
+            }
+        });
+        let request = http::Request::get(MUX_PATH)
+            .header(http::header::HOST, self.authority())
+            .header(http::header::CONNECTION, "upgrade")
+            .header(http::header::UPGRADE, UPGRADE)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::USER_AGENT, crate::api::USER_AGENT)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| TunnelError::Stream(e.to_string()))?;
+        let broken = |e: hyper::Error| TunnelError::Stream(rampart_tunnel::stream::error_chain(&e));
+        let response = sender.send_request(request).await.map_err(broken)?;
+        if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+            use http_body_util::BodyExt;
+            let status = response.status().as_u16();
+            let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(refusal(status, &body));
+        }
+        let upgraded = hyper::upgrade::on(response).await.map_err(broken)?;
+        // The TLS stream itself when hyper hands it back, so no layer sits in between.
+        Ok(match upgraded.downcast::<hyper_util::rt::TokioIo<TlsStream<TcpStream>>>() {
+            Ok(parts) => MuxClient::start(parts.io.into_inner(), parts.read_buf, keepalive),
+            Err(upgraded) => {
+                MuxClient::start(hyper_util::rt::TokioIo::new(upgraded), bytes::Bytes::new(), keepalive)
+            }
+        })
+    }
+
     /// Opens one tunnel WebSocket with `token`. A refusal comes back as
     /// [`TunnelError::Refused`] with the gateway's reason.
     pub async fn open(&self, token: &str) -> Result<TunnelStream, TunnelError> {
@@ -160,13 +205,18 @@ pub enum TunnelProtocol {
     Streams,
     /// v1: one TLS connection and WebSocket per TCP connection.
     WebSocket,
+    /// v3: one TLS connection per tunnel in Rampart's own stream framing. Local TCP
+    /// connections only; standard input and output (`ProxyCommand`) go over v1.
+    Mux,
 }
 
 impl TunnelProtocol {
-    /// `RAMPART_TUNNEL_PROTOCOL=v1` (or `websocket`) forces v1; anything else, or nothing, v2.
+    /// `RAMPART_TUNNEL_PROTOCOL=v1` (or `websocket`) forces v1, `v3` (or `mux`) v3; anything
+    /// else, or nothing, v2.
     pub fn from_env() -> Self {
         match std::env::var("RAMPART_TUNNEL_PROTOCOL").as_deref() {
             Ok("v1" | "websocket") => TunnelProtocol::WebSocket,
+            Ok("v3" | "mux") => TunnelProtocol::Mux,
             _ => TunnelProtocol::Streams,
         }
     }
@@ -181,6 +231,8 @@ enum Carrier {
     Streams(Option<StreamSender>),
     /// v1: asked for, or the gateway did not offer HTTP/2.
     WebSocket,
+    /// v3, not connected yet (or the last connection ended).
+    Mux(Option<MuxClient>),
 }
 
 /// An open tunnel: a grant for one target, and the means to relay connections to it.
@@ -219,6 +271,7 @@ impl TunnelClient {
         let carrier = match protocol {
             TunnelProtocol::Streams => Carrier::Streams(None),
             TunnelProtocol::WebSocket => Carrier::WebSocket,
+            TunnelProtocol::Mux => Carrier::Mux(None),
         };
         Ok(Arc::new(TunnelClient {
             api,
@@ -247,6 +300,13 @@ impl TunnelClient {
     /// tunnel until it ends.
     pub async fn relay<L: LocalEnd>(&self, local: L) -> Result<RelayReport, TunnelError> {
         let token = self.token().await?;
+        let local = match self.mux_client(&token).await? {
+            Some(mux) => match local.into_tcp() {
+                Ok(socket) => return self.relay_mux(&mux, &token, socket).await,
+                Err(local) => local,
+            },
+            None => local,
+        };
         match self.stream_sender().await? {
             Some(sender) => self.relay_stream(sender, &token, local).await,
             None => {
@@ -255,6 +315,37 @@ impl TunnelClient {
                     .await)
             }
         }
+    }
+
+    /// The v3 connection of this tunnel, opened on first use and again after it ended; `None`
+    /// for the other protocols.
+    async fn mux_client(&self, token: &str) -> Result<Option<MuxClient>, TunnelError> {
+        let mut carrier = self.carrier.lock().await;
+        let Carrier::Mux(current) = &mut *carrier else {
+            return Ok(None);
+        };
+        if let Some(mux) = current.as_ref().filter(|m| !m.is_closed()) {
+            return Ok(Some(mux.clone()));
+        }
+        let mux = self.connector.open_mux(token, self.keepalive).await?;
+        *current = Some(mux.clone());
+        Ok(Some(mux))
+    }
+
+    /// Protocol v3: one stream of the tunnel's connection, admitted by the gateway, then the
+    /// socket relayed over it until both directions end.
+    async fn relay_mux(
+        &self,
+        mux: &MuxClient,
+        token: &str,
+        socket: TcpStream,
+    ) -> Result<RelayReport, TunnelError> {
+        let stream = match mux.open(token).await {
+            Ok(s) => s,
+            Err(OpenError::Refused { status, body }) => return Err(refusal(status, &body)),
+            Err(OpenError::Lost(reason)) => return Err(TunnelError::Stream(reason)),
+        };
+        Ok(stream.relay(socket, Arc::default(), None).await)
     }
 
     /// The HTTP/2 connection of this tunnel, opened on first use and again after it ended;

@@ -19,6 +19,7 @@ use rampart_core::{
     authorize_target, parse_target_ip,
 };
 use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
+use rampart_tunnel::mux::{MuxServer, OpenRequest};
 use rampart_tunnel::stream::{ChunkBody, pump_body, run_stream};
 use rampart_tunnel::tokio_tungstenite::WebSocketStream;
 use rampart_tunnel::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -478,6 +479,107 @@ pub async fn open_stream(
     let mut response = Response::new(axum::body::Body::new(download));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     response
+}
+
+/// `GET /api/tunnels/mux` (HTTP/1.1 `Upgrade: rampart-tunnel.v3`): protocol v3, one TLS
+/// connection per tunnel whose every relayed TCP connection is a stream of Rampart's own
+/// framing (`rampart_tunnel::mux`). The upgrade needs a valid tunnel token and is refused,
+/// audited, like a connection; each stream is then admitted exactly as v1's and v2's are.
+pub async fn open_mux(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    mut req: Request,
+) -> Response {
+    let mut entry = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Refused);
+    entry.client_address = Some(client.to_string());
+    entry.user_agent = UserAgent::from_headers(req.headers());
+    entry.protocol = Some("tcptunnel".into());
+    let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if req.version() != http::Version::HTTP_11 || !upgrade.eq_ignore_ascii_case(rampart_proto::mux::UPGRADE) {
+        let err = ApiError::bad_request(
+            "NotUpgrade",
+            format!("this endpoint takes an HTTP/1.1 upgrade (Upgrade: {})", rampart_proto::mux::UPGRADE),
+        );
+        return refuse(&gw, entry, err).await.into_response();
+    }
+    match bearer_in(req.headers()).map(|t| gw.keys.verify_tunnel(t)) {
+        Some(Ok(claims)) => {
+            entry.user = Some(claims.name.clone());
+            entry.tunnel_id = Some(claims.jti.clone());
+        }
+        Some(Err(detail)) => {
+            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into())
+                .await
+                .into_response();
+        }
+        None => {
+            let detail = "no tunnel token (Authorization: Bearer …)".to_string();
+            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into())
+                .await
+                .into_response();
+        }
+    }
+    if gw.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return refuse(&gw, entry, shutting_down()).await.into_response();
+    }
+    let user_agent = req.headers().get(header::USER_AGENT).cloned();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(%client, error = %e, "tunnel upgrade failed");
+                return;
+            }
+        };
+        let keepalive = gw.config.keepalive;
+        let mut mux = MuxServer::start(TokioIo::new(upgraded), bytes::Bytes::new(), keepalive);
+        while let Some(open) = mux.next().await {
+            let gw = gw.clone();
+            let user_agent = user_agent.clone();
+            tokio::spawn(async move { serve_mux_stream(&gw, client, user_agent, open).await });
+        }
+        tracing::debug!(%client, reason = mux.lost_reason().unwrap_or_default(), "tunnel connection (v3) ended");
+    });
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static(rampart_proto::mux::UPGRADE));
+    response
+}
+
+/// One v3 stream: admitted (or refused with the same status and body as v1 and v2), relayed,
+/// and closed with its record.
+async fn serve_mux_stream(
+    gw: &Gateway,
+    client: std::net::SocketAddr,
+    user_agent: Option<HeaderValue>,
+    open: OpenRequest,
+) {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", open.token)) {
+        headers.insert(header::AUTHORIZATION, v);
+    }
+    if let Some(v) = user_agent {
+        headers.insert(header::USER_AGENT, v);
+    }
+    let admitted = match admit(gw, client, &headers, Ok(())).await {
+        Ok(a) => a,
+        Err(response) => {
+            let status = response.status().as_u16();
+            let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+            open.refuse(status, body).await;
+            return;
+        }
+    };
+    let (session, stop) = admitted.register(gw, client);
+    let Admitted { entry, target, started, .. } = admitted;
+    let report = match open.accept().await {
+        Ok(stream) => Ok(stream.relay(target, session.counters.clone(), Some(stop)).await),
+        Err(e) => Err(format!("the tunnel connection ended before the stream opened: {e}")),
+    };
+    record_close(gw, &session.id, entry, started, report).await;
 }
 
 /// Why a v2 stream ends when its connection goes: hyper closes a connection whose client

@@ -19,6 +19,9 @@ pub const CONNECT_PATH: &str = "/api/tunnels/connect";
 /// Path of protocol v2: every relayed TCP connection is one HTTP/2 stream (`POST`) of one TLS
 /// connection per tunnel, so a new connection costs no TCP, TLS or WebSocket handshake.
 pub const STREAM_PATH: &str = "/api/tunnels/streams";
+/// Path of protocol v3: one TLS connection per tunnel upgraded (HTTP/1.1 `Upgrade:`
+/// [`crate::mux::UPGRADE`]) to Rampart's own stream framing ([`crate::mux`]).
+pub const MUX_PATH: &str = "/api/tunnels/mux";
 /// Trailer of a v2 request or response body: how that side of the stream ended ([`StreamEnd`]).
 pub const END_TRAILER: &str = "rampart-tunnel-end";
 /// Trailer of a v2 body: why, for ends other than `completed`.

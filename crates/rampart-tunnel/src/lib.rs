@@ -37,6 +37,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use tokio_tungstenite;
 
+pub mod mux;
 pub mod stream;
 
 /// WebSocket settings for tunnel connections, the same at both ends.
@@ -166,6 +167,14 @@ pub trait LocalEnd {
     type Read: ChunkRead + 'static;
     type Write: AsyncWrite + Unpin + Send + 'static;
     fn split(self) -> (Self::Read, Self::Write);
+
+    /// The local end as a TCP socket, if it is one (protocol v3 relays sockets only).
+    fn into_tcp(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 impl LocalEnd for TcpStream {
@@ -175,6 +184,10 @@ impl LocalEnd for TcpStream {
         // Each message is written and flushed at once; Nagle would only add latency.
         self.set_nodelay(true).ok();
         self.into_split()
+    }
+
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Ok(self)
     }
 }
 

@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rampart_core::Refusal;
 use rampart_proto::ErrorBody;
-use rampart_proto::tunnel::{CONNECT_PATH, GRANT_PATH, STREAM_PATH};
+use rampart_proto::tunnel::{CONNECT_PATH, GRANT_PATH, MUX_PATH, STREAM_PATH};
 use rampart_store::StoreError;
 
 use crate::auth::AccessClaims;
@@ -90,6 +90,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", GRANT_PATH, "Ask for a tunnel grant"),
     ("get", CONNECT_PATH, "Open one tunnelled connection (WebSocket, protocol v1)"),
     ("post", STREAM_PATH, "Open one tunnelled connection (an HTTP/2 stream, protocol v2)"),
+    ("get", MUX_PATH, "Open a tunnel connection carrying many tunnelled connections (upgrade, protocol v3)"),
     ("get", AUDIT, "Audit records, newest first"),
     ("get", AUDIT_VERIFY, "Verify the audit log's hash chain"),
     ("get", OPENAPI, "This document"),
@@ -171,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route(GRANT_PATH, post(tunnel::grant))
         .route(CONNECT_PATH, get(tunnel::connect))
         .route(STREAM_PATH, post(tunnel::open_stream))
+        .route(MUX_PATH, get(tunnel::open_mux))
         .route(AUDIT, get(audit::list))
         .route(AUDIT_VERIFY, get(audit::verify))
         .route(OPENAPI, get(openapi::document))
