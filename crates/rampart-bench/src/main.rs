@@ -145,6 +145,11 @@ async fn run(args: Args) -> Result<()> {
         vec![started.gateway_pid(), started.tunnel_pid()],
     ));
     paths.push(Path::new(
+        "rampart tunnel v2 (HTTP/2 streams)",
+        started.tunnel_v2.port,
+        vec![started.gateway_pid(), started.tunnel_v2.process.child.id()],
+    ));
+    paths.push(Path::new(
         "rampart tunnel v1 (WebSocket each)",
         started.tunnel_v1.port,
         vec![started.gateway_pid(), started.tunnel_v1.process.child.id()],
@@ -340,6 +345,8 @@ pub(crate) struct Setup {
     pub(crate) tunnel: rampart_e2e::Tunnel,
     /// The same tunnel over protocol v1 (a TLS connection and WebSocket per connection).
     tunnel_v1: rampart_e2e::Tunnel,
+    /// The same tunnel over protocol v2 (one TLS connection, each connection an HTTP/2 stream).
+    tunnel_v2: rampart_e2e::Tunnel,
     sshd: Sshd,
     ssh: Vec<(Process, u16)>,
     stunnel: Option<(Process, Process, u16)>,
@@ -354,6 +361,10 @@ impl Setup {
         let port = target_port.to_string();
         let tunnel_v1 = gateway.tunnel_with_env(
             &[("RAMPART_TUNNEL_PROTOCOL", "v1")],
+            &["-n", "default", "-g", "default", "--target-ip-address", "127.0.0.1", "--resource-port", &port],
+        )?;
+        let tunnel_v2 = gateway.tunnel_with_env(
+            &[("RAMPART_TUNNEL_PROTOCOL", "v2")],
             &["-n", "default", "-g", "default", "--target-ip-address", "127.0.0.1", "--resource-port", &port],
         )?;
         let sshd = Sshd::start()?;
@@ -373,7 +384,8 @@ impl Setup {
             };
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], tunnel.port)), Duration::from_secs(5))?;
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], tunnel_v1.port)), Duration::from_secs(5))?;
-        Ok(Setup { gateway, tunnel, tunnel_v1, sshd, ssh, stunnel, _dir: dir })
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], tunnel_v2.port)), Duration::from_secs(5))?;
+        Ok(Setup { gateway, tunnel, tunnel_v1, tunnel_v2, sshd, ssh, stunnel, _dir: dir })
     }
 
     /// `rampart ssh … -- true` with the sshd's key, to the target by IP.

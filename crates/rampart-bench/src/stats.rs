@@ -136,15 +136,24 @@ pub fn report(
                 a.as_secs_f64() * 1e3
             );
         }
-        if let Some(v1) = find("rampart tunnel v1 (WebSocket each)") {
-            let ms = |s: Option<Summary>| s.map(|s| s.p50.as_secs_f64() * 1e3).unwrap_or(f64::NAN);
-            let _ = writeln!(
-                r,
-                "| protocol v1 (a TLS connection and WebSocket each), same run: throughput, RTT p50, new connection p50 | {:.2}× v2, {:.2}× v2, {:.2} ms | |",
-                throughput(v1) / throughput(rampart),
-                rtt(v1) / rtt(rampart),
-                ms(v1.first_byte)
-            );
+        let ms = |s: Option<Summary>| s.map(|s| s.p50.as_secs_f64() * 1e3).unwrap_or(f64::NAN);
+        for (name, label) in [
+            (
+                "rampart tunnel v2 (HTTP/2 streams)",
+                "protocol v2 (each connection an HTTP/2 stream of one TLS connection)",
+            ),
+            ("rampart tunnel v1 (WebSocket each)", "protocol v1 (a TLS connection and WebSocket each)"),
+        ] {
+            if let Some(other) = find(name) {
+                let _ = writeln!(
+                    r,
+                    "| {label}, same run: throughput, RTT p50, CPU per GiB, new connection p50 | {:.2}× v3, {:.2}× v3, {:.2}× v3, {:.2} ms | |",
+                    throughput(other) / throughput(rampart),
+                    rtt(other) / rtt(rampart),
+                    median(&other.cpu_per_gib) / median(&rampart.cpu_per_gib),
+                    ms(other.first_byte)
+                );
+            }
         }
         let _ = writeln!(
             r,

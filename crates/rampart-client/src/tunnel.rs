@@ -1,7 +1,8 @@
 //! The tunnel client. One grant opens any number of connections until it expires, and it is
 //! renewed shortly before then, so a new local connection costs no token round trip. With
-//! protocol v2 (the default) it costs no handshake either: each connection is a new stream of
-//! the tunnel's one HTTP/2 connection; v1 opens a TLS connection and WebSocket for each.
+//! protocol v3 (the default) or v2 it costs no handshake either: each connection is a new
+//! stream of the tunnel's one connection (v3: Rampart's own framing; v2: HTTP/2); v1 opens a
+//! TLS connection and WebSocket for each.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,8 +129,9 @@ impl Connector {
     }
 
     /// Opens a v3 tunnel connection: TLS, then an HTTP/1.1 upgrade to Rampart's stream
-    /// framing, authorized by `token`. A refusal comes back as [`TunnelError::Refused`].
-    async fn open_mux(&self, token: &str, keepalive: Duration) -> Result<MuxClient, TunnelError> {
+    /// framing, authorized by `token`. A refusal comes back as [`TunnelError::Refused`];
+    /// `None` when the answer is not the gateway's (a proxy, or a gateway without v3).
+    async fn open_mux(&self, token: &str, keepalive: Duration) -> Result<Option<MuxClient>, TunnelError> {
         use rampart_proto::mux::UPGRADE;
         let tls = self.connect_tls(&self.tls).await?;
         let (mut sender, connection) =
@@ -159,16 +161,19 @@ impl Connector {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
+            if serde_json::from_slice::<ErrorBody>(&body).is_err() {
+                return Ok(None);
+            }
             return Err(refusal(status, &body));
         }
         let upgraded = hyper::upgrade::on(response).await.map_err(broken)?;
         // The TLS stream itself when hyper hands it back, so no layer sits in between.
-        Ok(match upgraded.downcast::<hyper_util::rt::TokioIo<TlsStream<TcpStream>>>() {
+        Ok(Some(match upgraded.downcast::<hyper_util::rt::TokioIo<TlsStream<TcpStream>>>() {
             Ok(parts) => MuxClient::start(parts.io.into_inner(), parts.read_buf, keepalive),
             Err(upgraded) => {
                 MuxClient::start(hyper_util::rt::TokioIo::new(upgraded), bytes::Bytes::new(), keepalive)
             }
-        })
+        }))
     }
 
     /// Opens one tunnel WebSocket with `token`. A refusal comes back as
@@ -205,19 +210,21 @@ pub enum TunnelProtocol {
     Streams,
     /// v1: one TLS connection and WebSocket per TCP connection.
     WebSocket,
-    /// v3: one TLS connection per tunnel in Rampart's own stream framing. Local TCP
-    /// connections only; standard input and output (`ProxyCommand`) go over v1.
+    /// v3, the default: one TLS connection per tunnel in Rampart's own stream framing. It
+    /// carries local TCP connections; standard input and output (`ssh-proxy`) get an HTTP/2
+    /// connection of their own (v2). Falls back to v2 when the gateway (or a proxy in front of
+    /// it) does not take the upgrade.
     Mux,
 }
 
 impl TunnelProtocol {
-    /// `RAMPART_TUNNEL_PROTOCOL=v1` (or `websocket`) forces v1, `v3` (or `mux`) v3; anything
-    /// else, or nothing, v2.
+    /// `RAMPART_TUNNEL_PROTOCOL=v1` (or `websocket`) forces v1, `v2` (or `http2`) v2; anything
+    /// else, or nothing, v3.
     pub fn from_env() -> Self {
         match std::env::var("RAMPART_TUNNEL_PROTOCOL").as_deref() {
             Ok("v1" | "websocket") => TunnelProtocol::WebSocket,
-            Ok("v3" | "mux") => TunnelProtocol::Mux,
-            _ => TunnelProtocol::Streams,
+            Ok("v2" | "http2") => TunnelProtocol::Streams,
+            _ => TunnelProtocol::Mux,
         }
     }
 }
@@ -300,17 +307,21 @@ impl TunnelClient {
     /// tunnel until it ends.
     pub async fn relay<L: LocalEnd>(&self, local: L) -> Result<RelayReport, TunnelError> {
         let token = self.token().await?;
-        let local = match self.mux_client(&token).await? {
-            Some(mux) => match local.into_tcp() {
-                Ok(socket) => return self.relay_mux(&mux, &token, socket).await,
-                Err(local) => local,
+        match local.into_tcp() {
+            Ok(socket) => match self.mux_client(&token).await? {
+                Some(mux) => self.relay_mux(&mux, &token, socket).await,
+                None => self.relay_v2_or_v1(&token, socket).await,
             },
-            None => local,
-        };
+            Err(local) => self.relay_v2_or_v1(&token, local).await,
+        }
+    }
+
+    /// Relays over an HTTP/2 stream (v2) or, without HTTP/2, a WebSocket of its own (v1).
+    async fn relay_v2_or_v1<L: LocalEnd>(&self, token: &str, local: L) -> Result<RelayReport, TunnelError> {
         match self.stream_sender().await? {
-            Some(sender) => self.relay_stream(sender, &token, local).await,
+            Some(sender) => self.relay_stream(sender, token, local).await,
             None => {
-                let ws = self.connector.open(&token).await?;
+                let ws = Box::pin(self.connector.open(token)).await?;
                 Ok(relay(ws, local, RelayOptions { keepalive: Some(self.keepalive), ..Default::default() })
                     .await)
             }
@@ -327,9 +338,17 @@ impl TunnelClient {
         if let Some(mux) = current.as_ref().filter(|m| !m.is_closed()) {
             return Ok(Some(mux.clone()));
         }
-        let mux = self.connector.open_mux(token, self.keepalive).await?;
-        *current = Some(mux.clone());
-        Ok(Some(mux))
+        match Box::pin(self.connector.open_mux(token, self.keepalive)).await? {
+            Some(mux) => {
+                *current = Some(mux.clone());
+                Ok(Some(mux))
+            }
+            None => {
+                tracing::info!("the gateway did not take the v3 upgrade; relaying over HTTP/2 streams (v2)");
+                *carrier = Carrier::Streams(None);
+                Ok(None)
+            }
+        }
     }
 
     /// Protocol v3: one stream of the tunnel's connection, admitted by the gateway, then the
@@ -352,13 +371,17 @@ impl TunnelClient {
     /// `None` when connections go over v1 WebSockets.
     async fn stream_sender(&self) -> Result<Option<StreamSender>, TunnelError> {
         let mut carrier = self.carrier.lock().await;
-        let Carrier::Streams(current) = &mut *carrier else {
-            return Ok(None);
+        let current = match &mut *carrier {
+            Carrier::Streams(current) => current,
+            Carrier::WebSocket => return Ok(None),
+            // v3 carries sockets only; anything else (standard input and output, one per
+            // `ssh-proxy` process) gets an HTTP/2 connection of its own.
+            Carrier::Mux(_) => return Box::pin(self.connector.open_streams(self.keepalive)).await,
         };
         if let Some(sender) = current.as_ref().filter(|s| !s.is_closed()) {
             return Ok(Some(sender.clone()));
         }
-        match self.connector.open_streams(self.keepalive).await? {
+        match Box::pin(self.connector.open_streams(self.keepalive)).await? {
             Some(sender) => {
                 *current = Some(sender.clone());
                 Ok(Some(sender))

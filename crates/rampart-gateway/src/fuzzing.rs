@@ -26,10 +26,20 @@ pub fn identifiers(data: &[u8]) {
     let _ = parse_target_ip(text);
 }
 
-/// Tunnel control messages and every JSON body the API accepts.
+/// Tunnel control messages, v3 frames and every JSON body the API accepts.
 pub fn messages(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Control::decode(text);
+    }
+    // Protocol v3 frames: whatever decodes must encode to something that decodes again.
+    let mut wire = bytes::BytesMut::from(data);
+    while let Ok(Some(frame)) = rampart_proto::mux::decode(&mut wire) {
+        let mut again = bytes::BytesMut::new();
+        frame.encode(&mut again);
+        assert!(
+            matches!(rampart_proto::mux::decode(&mut again), Ok(Some(_))),
+            "an encoded frame must decode"
+        );
     }
     let _ = serde_json::from_slice::<TunnelRequest>(data);
     let _ = serde_json::from_slice::<BastionChange>(data);

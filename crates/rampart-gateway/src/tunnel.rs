@@ -19,7 +19,7 @@ use rampart_core::{
     authorize_target, parse_target_ip,
 };
 use rampart_proto::tunnel::{SUBPROTOCOL, TunnelGrant, TunnelRequest};
-use rampart_tunnel::mux::{MuxServer, OpenRequest};
+use rampart_tunnel::mux::{MuxServer, MuxStream, OpenRequest};
 use rampart_tunnel::stream::{ChunkBody, pump_body, run_stream};
 use rampart_tunnel::tokio_tungstenite::WebSocketStream;
 use rampart_tunnel::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -550,13 +550,41 @@ pub async fn open_mux(
 }
 
 /// One v3 stream: admitted (or refused with the same status and body as v1 and v2), relayed,
-/// and closed with its record.
+/// and closed with its record. Admission and the close record run boxed: their state is
+/// large and short-lived, while this task lives as long as the connection it relays (its
+/// size is memory per idle connection: 7.6 KiB with them inline, 1.2 KiB boxed).
 async fn serve_mux_stream(
     gw: &Gateway,
     client: std::net::SocketAddr,
     user_agent: Option<HeaderValue>,
     open: OpenRequest,
 ) {
+    let Some(admitted) = Box::pin(admit_mux_stream(gw, client, user_agent, open)).await else {
+        return;
+    };
+    let AdmittedStream { stream, target, session, stop, entry, started } = admitted;
+    let report = stream.relay(target, session.counters.clone(), Some(stop)).await;
+    Box::pin(record_close(gw, &session.id, *entry, started, Ok(report))).await;
+}
+
+/// A v3 stream admitted, listed among the live sessions, and told to the client.
+struct AdmittedStream {
+    stream: MuxStream,
+    target: TcpStream,
+    session: std::sync::Arc<crate::sessions::Session>,
+    stop: tokio::sync::watch::Receiver<Option<String>>,
+    entry: Box<AuditEntry>,
+    started: Instant,
+}
+
+/// Admits a v3 stream, lists it and tells the client; or refuses it with the status and body
+/// of v1's and v2's answer.
+async fn admit_mux_stream(
+    gw: &Gateway,
+    client: std::net::SocketAddr,
+    user_agent: Option<HeaderValue>,
+    open: OpenRequest,
+) -> Option<AdmittedStream> {
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", open.token)) {
         headers.insert(header::AUTHORIZATION, v);
@@ -570,16 +598,19 @@ async fn serve_mux_stream(
             let status = response.status().as_u16();
             let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
             open.refuse(status, body).await;
-            return;
+            return None;
         }
     };
     let (session, stop) = admitted.register(gw, client);
     let Admitted { entry, target, started, .. } = admitted;
-    let report = match open.accept().await {
-        Ok(stream) => Ok(stream.relay(target, session.counters.clone(), Some(stop)).await),
-        Err(e) => Err(format!("the tunnel connection ended before the stream opened: {e}")),
-    };
-    record_close(gw, &session.id, entry, started, report).await;
+    match open.accept().await {
+        Ok(stream) => Some(AdmittedStream { stream, target, session, stop, entry: Box::new(entry), started }),
+        Err(e) => {
+            let report = Err(format!("the tunnel connection ended before the stream opened: {e}"));
+            record_close(gw, &session.id, entry, started, report).await;
+            None
+        }
+    }
 }
 
 /// Why a v2 stream ends when its connection goes: hyper closes a connection whose client

@@ -88,6 +88,9 @@ struct Inbound {
     unacked: usize,
     /// Client side: the gateway's answer to the stream's `Open`.
     answer: Option<oneshot::Sender<Result<(), (u16, Bytes)>>>,
+    /// The stream has ended here: data still arriving for it is dropped, not queued (nobody
+    /// would write it, and the connection's queued total would never come down).
+    finished: bool,
 }
 
 impl StreamState {
@@ -301,7 +304,9 @@ impl Connection {
             }
             Frame::Window { stream, increment } => {
                 if let Some(state) = self.stream(stream) {
-                    state.inbound().credit += increment as usize;
+                    let mut inbound = state.inbound();
+                    inbound.credit = inbound.credit.saturating_add(increment as usize);
+                    drop(inbound);
                     state.wake.notify_one();
                 }
             }
@@ -315,6 +320,9 @@ impl Connection {
     /// before it, the rest queued for the stream's task.
     fn deliver(&self, state: &StreamState, mut data: Bytes) -> Result<(), String> {
         let mut inbound = state.inbound();
+        if inbound.finished {
+            return Ok(());
+        }
         if inbound.peer_end.is_some() {
             return Err(format!("data after the end of stream {}", state.id));
         }
@@ -736,6 +744,7 @@ impl MuxStream {
     fn finish(&self) {
         self.conn.remove(self.state.id);
         let mut inbound = self.state.inbound();
+        inbound.finished = true;
         let left = std::mem::take(&mut inbound.pending_bytes);
         inbound.pending.clear();
         inbound.socket = None;
@@ -923,6 +932,21 @@ mod tests {
             reports.recv().await.expect("report").end,
             RelayEnd::Stopped("disconnected by admin".into())
         );
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_breaks_the_protocol_loses_its_connection_with_the_reason() {
+        let (mut client_io, server_io) = pair().await;
+        let mut server = MuxServer::start(server_io, Bytes::new(), Duration::from_secs(30));
+        // A frame header announcing 4 GiB.
+        client_io.write_all(&[0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]).await.expect("write");
+        let next = tokio::time::timeout(Duration::from_secs(5), server.next()).await.expect("ends");
+        assert!(next.is_none());
+        let reason = server.lost_reason().unwrap_or_default();
+        assert!(reason.contains("broke the tunnel protocol") && reason.contains("larger than"), "{reason}");
+        let mut rest = Vec::new();
+        let eof = tokio::time::timeout(Duration::from_secs(5), client_io.read_to_end(&mut rest)).await;
+        assert!(eof.is_ok(), "the gateway kept the connection open");
     }
 
     #[tokio::test]

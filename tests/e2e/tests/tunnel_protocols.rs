@@ -1,8 +1,10 @@
-//! Both tunnel protocols, through the real `rampart tunnel`: v2 (the default: every
-//! connection an HTTP/2 stream of one TLS connection) and v1 (`RAMPART_TUNNEL_PROTOCOL=v1`: a
-//! TLS connection and WebSocket each). Many connections at once, TCP half-close in both
-//! orders, how many connections the tunnel holds to the gateway, and the fall back to v1
-//! through a proxy that does not speak HTTP/2.
+//! Every tunnel protocol, through the real `rampart tunnel`: v2 (the default: every
+//! connection an HTTP/2 stream of one TLS connection), v1 (`RAMPART_TUNNEL_PROTOCOL=v1`: a
+//! TLS connection and WebSocket each) and v3 (`RAMPART_TUNNEL_PROTOCOL=v3`: one TLS connection
+//! in Rampart's own stream framing). Many connections at once, TCP half-close in both orders,
+//! how many connections the tunnel holds to the gateway, refusals of one connection while
+//! others go on, a gateway restart under an open tunnel, and the fall back to v1 through a
+//! proxy that does not speak HTTP/2.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -74,11 +76,11 @@ fn serve(mut stream: TcpStream, late_bytes: &Mutex<Vec<usize>>) -> std::io::Resu
     Ok(())
 }
 
-fn open(session: &Session, target: &Target, v1: bool) -> Result<Tunnel> {
+/// A tunnel over `protocol` ("v1", "v2" or "v3").
+fn open(session: &Session, target: &Target, protocol: &str) -> Result<Tunnel> {
     let port = target.port.to_string();
-    let env: &[(&str, &str)] = if v1 { &[("RAMPART_TUNNEL_PROTOCOL", "v1")] } else { &[] };
     session.tunnel_with_env(
-        env,
+        &[("RAMPART_TUNNEL_PROTOCOL", protocol)],
         &["-n", "default", "-g", "default", "--target-ip-address", "127.0.0.1", "--resource-port", &port],
     )
 }
@@ -106,9 +108,8 @@ fn pattern(seed: usize, len: usize) -> Vec<u8> {
     (0..len).map(|i| ((i * 31 + seed * 7) % 251) as u8).collect()
 }
 
-fn check_protocol(gw: &Gateway, target: &Target, v1: bool) -> Result<()> {
-    let name = if v1 { "v1" } else { "v2" };
-    let tunnel = open(gw, target, v1)?;
+fn check_protocol(gw: &Gateway, target: &Target, name: &str) -> Result<()> {
+    let tunnel = open(gw, target, name)?;
 
     // 24 connections at once, each echoing its own 300 KiB and ending with a half-close: the
     // target's reply after the client's EOF must still arrive.
@@ -122,11 +123,11 @@ fn check_protocol(gw: &Gateway, target: &Target, v1: bool) -> Result<()> {
         held.push(c);
     }
     let to_gateway = connections_to(gw.addr.port())?;
-    if v1 {
+    if name == "v1" {
         ensure!(to_gateway >= 24, "v1 holds a connection per tunnelled connection, found {to_gateway}");
     } else {
         // One for the streams, at most one more: the grant's pooled HTTPS connection.
-        ensure!(to_gateway <= 2, "v2 should carry 24 connections over one, found {to_gateway}");
+        ensure!(to_gateway <= 2, "{name} should carry 24 connections over one, found {to_gateway}");
     }
     let workers: Vec<_> = held
         .into_iter()
@@ -192,25 +193,33 @@ fn check_protocol(gw: &Gateway, target: &Target, v1: bool) -> Result<()> {
 }
 
 #[test]
-fn both_protocols_carry_many_connections_and_half_close_in_both_orders() -> Result<()> {
+fn every_protocol_carries_many_connections_and_half_close_in_both_orders() -> Result<()> {
     let gw = Gateway::start(&[])?;
     gw.allow_loopback()?;
     let target = Target::start()?;
-    check_protocol(&gw, &target, false)?;
-    check_protocol(&gw, &target, true)?;
+    for protocol in ["v2", "v1", "v3"] {
+        check_protocol(&gw, &target, protocol)?;
+    }
     // Every connection was audited open and closed, with its bytes.
     let audit = gw.audit()?;
     let closes = audit.iter().filter(|r| r["event"] == "connection-close" && r["result"] == "closed").count();
-    ensure!(closes >= 50, "{closes} clean close records for 50 connections");
+    ensure!(closes >= 75, "{closes} clean close records for 75 connections");
     Ok(())
 }
 
 #[test]
-fn a_v2_stream_refused_by_a_changed_setting_names_the_reason_and_others_go_on() -> Result<()> {
+fn a_stream_refused_by_a_changed_setting_names_the_reason_and_others_go_on() -> Result<()> {
+    for protocol in ["v2", "v3"] {
+        stream_refused_while_others_go_on(protocol).with_context(|| protocol.to_string())?;
+    }
+    Ok(())
+}
+
+fn stream_refused_while_others_go_on(protocol: &str) -> Result<()> {
     let gw = Gateway::start(&[])?;
     gw.allow_loopback()?;
     let target = Target::start()?;
-    let tunnel = open(&gw, &target, false)?;
+    let tunnel = open(&gw, &target, protocol)?;
     let mut first = TcpStream::connect(("127.0.0.1", tunnel.port))?;
     first.set_read_timeout(Some(Duration::from_secs(10)))?;
     first.write_all(b"E")?;
@@ -262,7 +271,7 @@ fn a_tunnel_through_a_proxy_without_http2_falls_back_to_websockets() -> Result<(
     wait_for_port(std::net::SocketAddr::from(([127, 0, 0, 1], front)), Duration::from_secs(10))?;
 
     let via_proxy = gw.admin_via(&format!("https://127.0.0.1:{front}"))?;
-    let tunnel = open(&via_proxy, &target, false)?;
+    let tunnel = open(&via_proxy, &target, "v2")?;
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut c = TcpStream::connect(("127.0.0.1", tunnel.port))?;
@@ -315,16 +324,23 @@ fn echo_round(port: u16, seed: usize) -> Result<()> {
     Ok(())
 }
 
-/// The tunnel's one HTTP/2 connection dies with the gateway (kill -9); the tunnel stays
-/// open, and its next connection, once the gateway is back on the same address, opens a
-/// new HTTP/2 connection and works (the grant's token is still valid: the key persists).
+/// The tunnel's one connection (v2's HTTP/2, v3's) dies with the gateway (kill -9); the
+/// tunnel stays open, and its next connection, once the gateway is back on the same address,
+/// opens a new one and works (the grant's token is still valid: the key persists).
 #[test]
-fn a_v2_tunnel_carries_on_after_the_gateway_restarts() -> Result<()> {
+fn a_tunnel_carries_on_after_the_gateway_restarts() -> Result<()> {
+    for protocol in ["v2", "v3"] {
+        carries_on_after_restart(protocol).with_context(|| protocol.to_string())?;
+    }
+    Ok(())
+}
+
+fn carries_on_after_restart(protocol: &str) -> Result<()> {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut gw = Gateway::start(&[("RAMPART_LISTEN", &listen)])?;
     gw.allow_loopback()?;
     let target = Target::start()?;
-    let tunnel = open(&gw, &target, false)?;
+    let tunnel = open(&gw, &target, protocol)?;
     echo_round(tunnel.port, 1).context("before the restart")?;
     gw.process.child.kill()?;
     gw.process.child.wait()?;
