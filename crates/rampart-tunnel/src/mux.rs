@@ -551,6 +551,23 @@ impl MuxServer {
     }
 }
 
+/// Reads at most `want` bytes into `buf`. A read that returns less than asked for has
+/// drained the socket, so its readiness is cleared as tokio's own `poll_read` does (the
+/// stream's next wait then costs no `recv` that can only answer "would block": one system
+/// call less per message).
+fn read_chunk(socket: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+    let mut got = None;
+    let read = socket.try_io(tokio::io::Interest::READABLE, || {
+        let n = socket.try_read_buf(&mut buf.limit(want))?;
+        got = Some(n);
+        if n > 0 && n < want { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(n) }
+    });
+    match (read, got) {
+        (Err(e), Some(n)) if e.kind() == io::ErrorKind::WouldBlock => Ok(n),
+        (read, _) => read,
+    }
+}
+
 /// What a stream's task does next, after [`MuxStream::settle`].
 enum Settled {
     Wait {
@@ -641,7 +658,7 @@ impl MuxStream {
                     }
                     let want = credit.min(DATA_CHUNK);
                     let mut buf = data_buffer(want);
-                    match socket.try_read_buf(&mut (&mut buf).limit(want)) {
+                    match read_chunk(socket, &mut buf, want) {
                         Ok(0) => {
                             our_eof = true;
                             let end = Frame::End { stream: id, end: StreamEnd::Completed, reason: String::new() };
