@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use rampart_proto::tunnel::{CONNECT_PATH, MUX_PATH, STREAM_PATH, SUBPROTOCOL, TunnelGrant, TunnelRequest};
 use rampart_tunnel::Counters;
-use rampart_tunnel::mux::{MuxClient, OpenError};
+use rampart_tunnel::mux::MuxClient;
 use rampart_tunnel::stream::{ChunkBody, pump_body, run_stream};
 use rampart_tunnel::tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use rampart_tunnel::tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -359,12 +359,12 @@ impl TunnelClient {
         token: &str,
         socket: TcpStream,
     ) -> Result<RelayReport, TunnelError> {
-        let stream = match mux.open(token).await {
-            Ok(s) => s,
-            Err(OpenError::Refused { status, body }) => return Err(refusal(status, &body)),
-            Err(OpenError::Lost(reason)) => return Err(TunnelError::Stream(reason)),
-        };
-        Ok(stream.relay(socket, Arc::default(), None).await)
+        let stream = mux.open(token).await.map_err(TunnelError::Stream)?;
+        let report = stream.relay(socket, Arc::default(), None).await;
+        match report.end {
+            RelayEnd::Refused { status, body } => Err(refusal(status, &body)),
+            _ => Ok(report),
+        }
     }
 
     /// The HTTP/2 connection of this tunnel, opened on first use and again after it ended;

@@ -1,6 +1,9 @@
-//! The tunnel data path: relays one TCP connection over one tunnel WebSocket.
+//! The tunnel data path, the same code at both ends: [`mux`] (protocol v3, the default:
+//! every TCP connection a stream of one tunnel connection in Rampart's own framing),
+//! [`stream`] (v2: an HTTP/2 stream each) and, here, v1: one TCP connection over one tunnel
+//! WebSocket.
 //!
-//! Both ends of a tunnel run the same [`relay`]: the gateway between the WebSocket and the
+//! Both ends of a v1 tunnel run the same [`relay`]: the gateway between the WebSocket and the
 //! target's socket, the client between the WebSocket and the local application's socket.
 //! It is two pumps, one per direction (after wstunnel's `propagate_*`), linked by the end
 //! conditions below.
@@ -102,6 +105,9 @@ pub enum RelayEnd {
     TunnelError(String),
     /// Ended on purpose (disconnect, timeout, shutdown) with this reason.
     Stopped(String),
+    /// v3: the gateway refused the stream after its bytes had started (the HTTP status and
+    /// JSON error body v1 and v2 answer before any byte).
+    Refused { status: u16, body: Bytes },
 }
 
 impl RelayEnd {
@@ -265,8 +271,8 @@ where
         RelayEnd::SocketError(e) => Some((close_code::TARGET_ERROR, e.clone())),
         RelayEnd::TunnelError(e) => Some((close_code::PROTOCOL_ERROR, e.clone())),
         RelayEnd::Stopped(reason) => Some((close_code::ENDED_BY_GATEWAY, reason.clone())),
-        // tungstenite answers a received close frame by itself.
-        RelayEnd::PeerClosed { .. } => None,
+        // tungstenite answers a received close frame by itself; v1 has no refusals mid-way.
+        RelayEnd::PeerClosed { .. } | RelayEnd::Refused { .. } => None,
     };
     if let Some((code, reason)) = close {
         let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_reason(&reason).into() };

@@ -36,7 +36,7 @@ use rampart_proto::mux::{
 use rampart_proto::tunnel::{DATA_CHUNK, StreamEnd};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::{Counters, RelayEnd, RelayReport, now_ms, stopped};
 
@@ -86,8 +86,8 @@ struct Inbound {
     credit: usize,
     /// Bytes written to the socket and not yet returned to the peer as window.
     unacked: usize,
-    /// Client side: the gateway's answer to the stream's `Open`.
-    answer: Option<oneshot::Sender<Result<(), (u16, Bytes)>>>,
+    /// Client side: the gateway refused the stream (status and JSON error body).
+    refused: Option<(u16, Bytes)>,
     /// The stream has ended here: data still arriving for it is dropped, not queued (nobody
     /// would write it, and the connection's queued total would never come down).
     finished: bool,
@@ -146,8 +146,6 @@ impl Connection {
         tracing::debug!(%reason, "tunnel connection ended");
         let streams: Vec<_> = lock(&self.streams).drain().map(|(_, s)| s).collect();
         for stream in streams {
-            // An open still waiting for its answer hears of the loss by its sender's drop.
-            stream.inbound().answer = None;
             stream.wake.notify_one();
         }
         self.control_ready.notify_one();
@@ -283,17 +281,14 @@ impl Connection {
                 };
                 let _ = opens.send(OpenRequest { token, stream: Some(MuxStream::new(state, self)) });
             }
-            Frame::Opened { stream } => {
-                if let Some(tx) = self.stream(stream).and_then(|s| s.inbound().answer.take()) {
-                    let _ = tx.send(Ok(()));
-                }
-            }
+            // The client sends as soon as it has asked (its bytes wait at the gateway until
+            // the stream is admitted), so `Opened` only confirms.
+            Frame::Opened { .. } => {}
             Frame::Refused { stream, status, body } => {
                 if let Some(state) = self.stream(stream) {
                     self.remove(stream);
-                    if let Some(tx) = state.inbound().answer.take() {
-                        let _ = tx.send(Err((status, body)));
-                    }
+                    state.inbound().refused = Some((status, body));
+                    state.wake.notify_one();
                 }
             }
             Frame::End { stream, end, reason } => {
@@ -438,15 +433,6 @@ pub struct MuxClient {
     conn: Arc<Connection>,
 }
 
-/// Why a stream did not open.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpenError {
-    /// The gateway refused: the HTTP status and JSON error body v1 and v2 would have answered.
-    Refused { status: u16, body: Bytes },
-    /// The connection ended first.
-    Lost(String),
-}
-
 impl MuxClient {
     /// Runs the client side of an established v3 connection (after the upgrade);
     /// `already_read` is what arrived with the upgrade's answer.
@@ -464,24 +450,19 @@ impl MuxClient {
         self.conn.lost_reason().is_some()
     }
 
-    /// Opens a stream with `token` and waits for the gateway to admit or refuse it.
-    pub async fn open(&self, token: &str) -> Result<MuxStream, OpenError> {
+    /// Asks the gateway for a stream with `token`, without waiting for its answer: the
+    /// stream's bytes may follow at once and wait at the gateway until it is admitted (saving a
+    /// round trip per new connection); nothing reaches the target before admission. A refusal
+    /// ends the stream's relay with [`RelayEnd::Refused`]. Fails only if the connection has
+    /// ended.
+    pub async fn open(&self, token: &str) -> Result<MuxStream, String> {
         let id = self.conn.next_stream.fetch_add(1, Ordering::Relaxed);
         let state = StreamState::new(id);
-        let (tx, rx) = oneshot::channel();
-        state.inbound().answer = Some(tx);
         lock(&self.conn.streams).insert(id, state.clone());
-        // Removes the stream if this future is dropped or fails before the answer.
+        // Removes the stream if this future is dropped or fails.
         let stream = MuxStream::new(state, &self.conn);
-        let lost = |c: &Connection| c.lost_reason().unwrap_or_else(|| "the tunnel connection ended".into());
-        if let Err(reason) = self.conn.send(&Frame::Open { stream: id, token: token.to_string() }).await {
-            return Err(OpenError::Lost(reason));
-        }
-        match rx.await {
-            Ok(Ok(())) => Ok(stream),
-            Ok(Err((status, body))) => Err(OpenError::Refused { status, body }),
-            Err(_) => Err(OpenError::Lost(lost(&self.conn))),
-        }
+        self.conn.send(&Frame::Open { stream: id, token: token.to_string() }).await?;
+        Ok(stream)
     }
 }
 
@@ -695,6 +676,9 @@ impl MuxStream {
     /// end once everything before it is written. Never waits.
     fn settle(&self, socket: &TcpStream, our_eof: bool, peer_eof: &mut bool) -> Settled {
         let mut inbound = self.state.inbound();
+        if let Some((status, body)) = inbound.refused.take() {
+            return Settled::Finished(RelayEnd::Refused { status, body });
+        }
         let mut written = 0;
         let mut failed = None;
         while let Some(front) = inbound.pending.front_mut() {
@@ -832,7 +816,7 @@ mod tests {
 
     /// Opens a stream and relays a local socket over it; the test gets the app's end.
     async fn connect(client: &MuxClient) -> (TcpStream, tokio::task::JoinHandle<RelayReport>) {
-        let stream = client.open("good").await.expect("admitted");
+        let stream = client.open("good").await.expect("asked");
         let (app, ours) = pair().await;
         let relay = tokio::spawn(stream.relay(ours, Arc::default(), None));
         (app, relay)
@@ -892,8 +876,16 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_comes_back_with_its_status_and_body_and_the_connection_goes_on() {
         let (client, mut targets, _stop, _reports) = setup(Duration::from_secs(30)).await;
-        let Err(OpenError::Refused { status, body }) = client.open("bad").await else {
-            panic!("a bad token was admitted");
+        let refused = client.open("bad").await.expect("asked");
+        // The app's bytes go at once; they wait at the gateway, which throws them away.
+        let (mut app, ours) = pair().await;
+        app.write_all(b"sent before the answer").await.expect("write");
+        let end = tokio::time::timeout(Duration::from_secs(5), refused.relay(ours, Arc::default(), None))
+            .await
+            .expect("ends")
+            .end;
+        let RelayEnd::Refused { status, body } = end else {
+            panic!("a bad token was admitted: {end:?}");
         };
         assert_eq!(status, 403);
         assert!(String::from_utf8_lossy(&body).contains("Denied"));
@@ -972,19 +964,19 @@ mod tests {
         // unanswered and its streams end with the reason.
         let (client_io, mut silent_peer) = pair().await;
         let client = MuxClient::start(client_io, Bytes::new(), Duration::from_millis(100));
-        let opening = tokio::spawn({
-            let client = client.clone();
-            async move { client.open("good").await }
-        });
+        let stream = client.open("good").await.expect("asked");
+        let (_app, ours) = pair().await;
+        let relay = tokio::spawn(stream.relay(ours, Arc::default(), None));
         let mut sink = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(2), silent_peer.read_to_end(&mut sink)).await;
-        let Ok(Err(OpenError::Lost(reason))) =
-            tokio::time::timeout(Duration::from_secs(3), opening).await.expect("ends")
-        else {
-            panic!("the open did not end as lost");
+        let end =
+            tokio::time::timeout(Duration::from_secs(3), relay).await.expect("ends").expect("relay").end;
+        let RelayEnd::TunnelError(reason) = end else {
+            panic!("the stream did not end as lost: {end:?}");
         };
         assert!(reason.contains("keep-alive"), "{reason}");
         assert!(client.is_closed());
+        assert!(client.open("good").await.is_err(), "a stream opened on a lost connection");
 
         // A stream already running when its connection closes ends as a tunnel error.
         let (client, mut targets, _stop, _reports) = setup(Duration::from_secs(30)).await;
