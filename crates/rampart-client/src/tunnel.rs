@@ -27,6 +27,8 @@ use tokio_rustls::client::TlsStream;
 use crate::api::{ApiClient, ClientError, now};
 use crate::trust::{Trust, TrustError, client_config};
 
+/// How long opening the tunnel's connection (TCP, TLS, upgrade) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Renew the grant when it has less than this left.
 const RENEW_BEFORE_SECS: i64 = 60;
 
@@ -338,7 +340,15 @@ impl TunnelClient {
         if let Some(mux) = current.as_ref().filter(|m| !m.is_closed()) {
             return Ok(Some(mux.clone()));
         }
-        match Box::pin(self.connector.open_mux(token, self.keepalive)).await? {
+        // The lock is held meanwhile (every new local connection waits for this one), so a
+        // gateway that accepts and then says nothing must not hold it for ever.
+        let opening =
+            tokio::time::timeout(CONNECT_TIMEOUT, Box::pin(self.connector.open_mux(token, self.keepalive)));
+        let opened = opening.await.map_err(|_| TunnelError::Connect {
+            addr: self.connector.authority(),
+            error: format!("no answer to the tunnel upgrade within {} s", CONNECT_TIMEOUT.as_secs()),
+        })?;
+        match opened? {
             Some(mux) => {
                 *current = Some(mux.clone());
                 Ok(Some(mux))

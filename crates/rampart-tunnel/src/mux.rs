@@ -44,6 +44,15 @@ use crate::{Counters, RelayEnd, RelayReport, now_ms, stopped};
 pub const CONNECTION_BUFFER: usize = 16 * 1024 * 1024;
 /// Streams one connection may hold at once (the 10,000-connection benchmark uses one tunnel).
 pub const MAX_STREAMS: usize = 65_536;
+/// What one queued payload costs beyond its bytes (its slot and its allocation), counted
+/// toward [`CONNECTION_BUFFER`] so that many tiny frames cannot hold more than a few large ones.
+const ENTRY_COST: usize = 128;
+/// Payloads smaller than this are copied when queued: a slice of the reader's buffer would keep
+/// the whole buffer alive.
+const COPY_BELOW: usize = 64 * 1024;
+/// Frames the reader has queued for the control task (pongs, window updates, refusals); only a
+/// peer that does not read what it is sent fills this, and its connection ends.
+const MAX_CONTROL_QUEUE: usize = 1024 * 1024;
 
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -57,7 +66,9 @@ struct Connection {
     /// Why the connection ended, once it has.
     lost: watch::Sender<Option<String>>,
     last_heard_ms: AtomicU64,
-    /// Bytes queued for streams' sockets, all streams together.
+    /// The reader is waiting for queued bytes to drain, so it hears nothing: not silence.
+    paused: std::sync::atomic::AtomicBool,
+    /// Bytes queued for streams' sockets, all streams together (with [`ENTRY_COST`] each).
     buffered: AtomicUsize,
     drained: Notify,
     next_stream: AtomicU32,
@@ -121,6 +132,7 @@ impl Connection {
             control_ready: Notify::new(),
             lost: watch::channel(None).0,
             last_heard_ms: AtomicU64::new(now_ms()),
+            paused: std::sync::atomic::AtomicBool::new(false),
             buffered: AtomicUsize::new(0),
             drained: Notify::new(),
             next_stream: AtomicU32::new(first_stream),
@@ -157,13 +169,20 @@ impl Connection {
         if let Some(reason) = self.lost_reason() {
             return Err(reason);
         }
-        let mut writer = self.writer.lock().await;
-        let written = async {
-            writer.write_all(bytes).await?;
-            writer.flush().await
-        }
-        .await;
-        drop(writer);
+        // A peer that stops reading would hold this write (and the lock) for ever: the write
+        // gives way once the connection is lost (keep-alive, or any other failure). A frame cut
+        // off then does not matter; nothing more is written.
+        let mut lost = self.lost.subscribe();
+        let written = tokio::select! {
+            written = async {
+                let mut writer = self.writer.lock().await;
+                writer.write_all(bytes).await?;
+                writer.flush().await
+            } => written,
+            _ = lost.wait_for(Option::is_some) => {
+                return Err(self.lost_reason().unwrap_or_else(|| "the tunnel connection ended".into()));
+            }
+        };
         written.map_err(|e| {
             let reason = format!("writing to the tunnel connection failed: {e}");
             self.fail(reason.clone());
@@ -179,7 +198,15 @@ impl Connection {
 
     /// Queues a frame for the control task (the reader's way to send without waiting).
     fn queue(&self, frame: &Frame) {
-        frame.encode(&mut lock(&self.control));
+        let full = {
+            let mut control = lock(&self.control);
+            frame.encode(&mut control);
+            control.len() > MAX_CONTROL_QUEUE
+        };
+        if full {
+            self.fail("the peer does not read what it is sent (its control frames piled up)".into());
+            return;
+        }
         self.control_ready.notify_one();
     }
 
@@ -222,7 +249,11 @@ impl Connection {
                 if self.buffered.load(Ordering::Acquire) <= CONNECTION_BUFFER {
                     break;
                 }
+                self.paused.store(true, Ordering::Relaxed);
                 drained.await;
+            }
+            if self.paused.swap(false, Ordering::Relaxed) {
+                self.last_heard_ms.store(now_ms(), Ordering::Relaxed);
             }
             let need = match frame_len(&buf) {
                 Ok(n) => n.unwrap_or(HEADER_LEN),
@@ -314,6 +345,9 @@ impl Connection {
     /// Hands a data frame to its stream: straight into the socket when nothing is queued
     /// before it, the rest queued for the stream's task.
     fn deliver(&self, state: &StreamState, mut data: Bytes) -> Result<(), String> {
+        if data.is_empty() {
+            return Ok(());
+        }
         let mut inbound = state.inbound();
         if inbound.finished {
             return Ok(());
@@ -348,8 +382,9 @@ impl Connection {
         if inbound.pending_bytes + data.len() > STREAM_WINDOW as usize + MAX_PAYLOAD {
             return Err(format!("stream {} sent beyond its window", state.id));
         }
+        let data = if data.len() < COPY_BELOW { Bytes::copy_from_slice(&data) } else { data };
         inbound.pending_bytes += data.len();
-        self.buffered.fetch_add(data.len(), Ordering::AcqRel);
+        self.buffered.fetch_add(data.len() + ENTRY_COST, Ordering::AcqRel);
         inbound.pending.push_back(data);
         drop(inbound);
         state.wake.notify_one();
@@ -374,25 +409,12 @@ impl Connection {
 
     /// Writes the reader's queued frames and keeps the connection alive: a ping every
     /// `keepalive`, and the connection ends when the peer has been silent for two of them.
-    async fn control_loop(self: Arc<Self>, keepalive: Duration) {
+    async fn control_loop(self: Arc<Self>) {
         let mut lost = self.lost.subscribe();
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = lost.wait_for(Option::is_some) => break,
                 () = self.control_ready.notified() => {}
-                _ = tick.tick() => {
-                    let silent = now_ms().saturating_sub(self.last_heard_ms.load(Ordering::Relaxed));
-                    if silent > 2 * u64::try_from(keepalive.as_millis()).unwrap_or(u64::MAX) {
-                        self.fail(format!(
-                            "the peer answered no keep-alive ping for {} s",
-                            silent / 1000
-                        ));
-                        break;
-                    }
-                    self.queue(&Frame::Ping { value: now_ms() });
-                }
             }
             let frames = std::mem::take(&mut *lock(&self.control));
             if !frames.is_empty() && self.write(&frames).await.is_err() {
@@ -400,8 +422,31 @@ impl Connection {
             }
         }
         // Let the peer see the end instead of waiting for its own keep-alive to notice.
-        let mut writer = self.writer.lock().await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer.shutdown()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), async { self.writer.lock().await.shutdown().await })
+                .await;
+    }
+
+    /// A ping every `keepalive`; the connection ends when the peer has been silent for two of
+    /// them. A task of its own, so that a write stuck on a peer that stopped reading cannot
+    /// keep it from noticing.
+    async fn keepalive_loop(self: Arc<Self>, keepalive: Duration) {
+        let mut lost = self.lost.subscribe();
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let limit = 2 * u64::try_from(keepalive.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            tokio::select! {
+                _ = lost.wait_for(Option::is_some) => return,
+                _ = tick.tick() => {}
+            }
+            let silent = now_ms().saturating_sub(self.last_heard_ms.load(Ordering::Relaxed));
+            if silent > limit && !self.paused.load(Ordering::Relaxed) {
+                self.fail(format!("the peer answered no keep-alive ping for {} s", silent / 1000));
+                return;
+            }
+            self.queue(&Frame::Ping { value: now_ms() });
+        }
     }
 }
 
@@ -416,7 +461,8 @@ where
 {
     let (reader, writer) = tokio::io::split(io);
     let conn = Connection::new(Box::new(writer), first_stream);
-    tokio::spawn(conn.clone().control_loop(keepalive));
+    tokio::spawn(conn.clone().control_loop());
+    tokio::spawn(conn.clone().keepalive_loop(keepalive));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     buf.put_slice(&already_read);
     (conn, ReadTask { reader, buf })
@@ -679,12 +725,20 @@ impl MuxStream {
         if let Some((status, body)) = inbound.refused.take() {
             return Settled::Finished(RelayEnd::Refused { status, body });
         }
-        let mut written = 0;
+        // An end other than a half-close ends the stream at once, after a half-close too, and
+        // whatever is still queued for the socket is dropped.
+        if let Some((end, reason)) = inbound.peer_end.clone()
+            && end != StreamEnd::Completed
+        {
+            return Settled::Finished(RelayEnd::PeerClosed { code: Some(end.close_code()), reason });
+        }
+        let (mut written, mut popped) = (0, 0);
         let mut failed = None;
         while let Some(front) = inbound.pending.front_mut() {
             match socket.try_write(front) {
                 Ok(n) if n == front.len() => {
                     written += n;
+                    popped += 1;
                     inbound.pending.pop_front();
                 }
                 Ok(n) => {
@@ -700,7 +754,7 @@ impl MuxStream {
         }
         if written > 0 {
             inbound.pending_bytes -= written;
-            self.conn.buffered.fetch_sub(written, Ordering::AcqRel);
+            self.conn.buffered.fetch_sub(written + popped * ENTRY_COST, Ordering::AcqRel);
             self.conn.drained.notify_one();
             self.conn.delivered(self.state.id, &mut inbound, written);
         }
@@ -710,21 +764,16 @@ impl MuxStream {
         if let Some(e) = inbound.write_error.take() {
             return Settled::Failed(e);
         }
-        if inbound.pending.is_empty() && !*peer_eof {
-            match inbound.peer_end.clone() {
-                Some((StreamEnd::Completed, _)) => {
-                    *peer_eof = true;
-                    if let Err(e) = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write) {
-                        return Settled::Failed(e.to_string());
-                    }
-                    if our_eof {
-                        return Settled::Finished(RelayEnd::Completed);
-                    }
-                }
-                Some((end, reason)) => {
-                    return Settled::Finished(RelayEnd::PeerClosed { code: Some(end.close_code()), reason });
-                }
-                None => {}
+        if inbound.pending.is_empty()
+            && !*peer_eof
+            && matches!(inbound.peer_end, Some((StreamEnd::Completed, _)))
+        {
+            *peer_eof = true;
+            if let Err(e) = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write) {
+                return Settled::Failed(e.to_string());
+            }
+            if our_eof {
+                return Settled::Finished(RelayEnd::Completed);
             }
         }
         Settled::Wait { waiting_to_write: !inbound.pending.is_empty(), credit: inbound.credit }
@@ -746,7 +795,7 @@ impl MuxStream {
         self.conn.remove(self.state.id);
         let mut inbound = self.state.inbound();
         inbound.finished = true;
-        let left = std::mem::take(&mut inbound.pending_bytes);
+        let left = std::mem::take(&mut inbound.pending_bytes) + inbound.pending.len() * ENTRY_COST;
         inbound.pending.clear();
         inbound.socket = None;
         if left > 0 {
@@ -757,7 +806,14 @@ impl MuxStream {
 }
 
 impl Drop for MuxStream {
+    /// A stream dropped before its end (its relay future dropped) tells the peer, which would
+    /// otherwise wait on it for ever.
     fn drop(&mut self) {
+        let unfinished = !self.state.inbound().finished;
+        if unfinished && self.conn.lost_reason().is_none() {
+            let reason = "the stream was dropped before it ended".to_string();
+            self.conn.queue(&Frame::End { stream: self.state.id, end: StreamEnd::SocketError, reason });
+        }
         self.finish();
     }
 }
@@ -941,6 +997,33 @@ mod tests {
             reports.recv().await.expect("report").end,
             RelayEnd::Stopped("disconnected by admin".into())
         );
+    }
+
+    #[tokio::test]
+    async fn an_error_after_a_half_close_still_ends_the_stream() {
+        let (client, mut targets, _stop, mut reports) = setup(Duration::from_secs(30)).await;
+        let (mut app, relay) = connect(&client).await;
+        let mut target = targets.recv().await.expect("target");
+        target.shutdown().await.expect("the target half-closes");
+        let mut byte = [0u8; 1];
+        assert_eq!(app.read(&mut byte).await.expect("read"), 0, "the half-close did not arrive");
+        // Then the target goes away entirely; the app goes on sending, so the gateway's writes
+        // to the target fail and the client must hear of it although the peer had half-closed.
+        drop(target);
+        for _ in 0..100 {
+            if app.write_all(&[1u8; 4096]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let end = tokio::time::timeout(Duration::from_secs(5), relay)
+            .await
+            .expect("the stream hung after an error that followed a half-close")
+            .expect("relay")
+            .end;
+        assert!(matches!(end, RelayEnd::PeerClosed { .. } | RelayEnd::SocketError(_)), "{end:?}");
+        let gateway = reports.recv().await.expect("gateway report").end;
+        assert!(matches!(gateway, RelayEnd::SocketError(_)), "{gateway:?}");
     }
 
     #[tokio::test]
