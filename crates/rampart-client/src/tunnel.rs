@@ -156,13 +156,8 @@ impl Connector {
         let broken = |e: hyper::Error| TunnelError::Stream(rampart_tunnel::stream::error_chain(&e));
         let response = sender.send_request(request).await.map_err(broken)?;
         if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-            use http_body_util::BodyExt;
             let status = response.status().as_u16();
-            let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = error_body(response.into_body()).await;
             if serde_json::from_slice::<ErrorBody>(&body).is_err() {
                 return Ok(None);
             }
@@ -428,13 +423,7 @@ impl TunnelClient {
         let response = sender.send_request(request).await.map_err(broken)?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
-            // Error bodies are small JSON; a larger one is cut, not read to its end.
-            let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            return Err(refusal(status, &body));
+            return Err(refusal(status, &error_body(response.into_body()).await));
         }
         let download = pump_body(response.into_body(), &mut write, &counters);
         let end = run_stream(download, upload_end, None, &self.lost()).await;
@@ -489,6 +478,12 @@ impl TunnelClient {
             });
         }
     }
+}
+
+/// The body of an error answer: small JSON; a larger one is cut, not read to its end.
+async fn error_body(body: hyper::body::Incoming) -> bytes::Bytes {
+    use http_body_util::BodyExt;
+    http_body_util::Limited::new(body, 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default()
 }
 
 /// A refusal from its HTTP status and JSON error body.
