@@ -219,6 +219,14 @@ async fn refuse(gw: &Gateway, mut entry: AuditEntry, err: ApiError) -> ApiError 
     }
 }
 
+/// The tunnel token in `Authorization: Bearer …`, verified; otherwise why not.
+fn tunnel_claims(gw: &Gateway, headers: &HeaderMap) -> Result<TunnelClaims, String> {
+    match bearer_in(headers) {
+        Some(token) => gw.keys.verify_tunnel(token),
+        None => Err("no tunnel token (Authorization: Bearer …)".to_string()),
+    }
+}
+
 /// A tunnelled connection that passed every check: its target is dialed and its open record
 /// is durable. Nothing relays without one.
 struct Admitted {
@@ -243,15 +251,9 @@ async fn admit(
     entry.client_address = Some(client.to_string());
     entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
     entry.user_agent = UserAgent::from_headers(headers);
-    let claims = match bearer_in(headers).map(|t| gw.keys.verify_tunnel(t)) {
-        Some(Ok(c)) => c,
-        Some(Err(detail)) => {
-            return Err(refuse_policy(gw, entry, RefusalReason::Unauthenticated { detail }.into())
-                .await
-                .into_response());
-        }
-        None => {
-            let detail = "no tunnel token (Authorization: Bearer …)".to_string();
+    let claims = match tunnel_claims(gw, headers) {
+        Ok(c) => c,
+        Err(detail) => {
             return Err(refuse_policy(gw, entry, RefusalReason::Unauthenticated { detail }.into())
                 .await
                 .into_response());
@@ -502,18 +504,12 @@ pub async fn open_mux(
         );
         return refuse(&gw, entry, err).await.into_response();
     }
-    match bearer_in(req.headers()).map(|t| gw.keys.verify_tunnel(t)) {
-        Some(Ok(claims)) => {
+    match tunnel_claims(&gw, req.headers()) {
+        Ok(claims) => {
             entry.user = Some(claims.name.clone());
             entry.tunnel_id = Some(claims.jti.clone());
         }
-        Some(Err(detail)) => {
-            return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into())
-                .await
-                .into_response();
-        }
-        None => {
-            let detail = "no tunnel token (Authorization: Bearer …)".to_string();
+        Err(detail) => {
             return refuse_policy(&gw, entry, RefusalReason::Unauthenticated { detail }.into())
                 .await
                 .into_response();
@@ -552,7 +548,8 @@ pub async fn open_mux(
 /// One v3 stream: admitted (or refused with the same status and body as v1 and v2), relayed,
 /// and closed with its record. Admission and the close record run boxed: their state is
 /// large and short-lived, while this task lives as long as the connection it relays (its
-/// size is memory per idle connection: 7.6 KiB with them inline, 1.2 KiB boxed).
+/// size is memory per idle connection: the task measured 7.6 KiB with them inline; boxed,
+/// gateway memory per idle connection fell from 9.7 to 0.7 KiB on the manual setup).
 async fn serve_mux_stream(
     gw: &Gateway,
     client: std::net::SocketAddr,
