@@ -134,7 +134,7 @@ impl Connector {
     /// framing, authorized by `token`. A refusal comes back as [`TunnelError::Refused`];
     /// `None` when the answer is not the gateway's (a proxy, or a gateway without v3).
     async fn open_mux(&self, token: &str, keepalive: Duration) -> Result<Option<MuxClient>, TunnelError> {
-        use rampart_proto::mux::UPGRADE;
+        use rampart_proto::mux::{NOT_AN_UPGRADE, UPGRADE};
         let tls = self.connect_tls(&self.tls).await?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
@@ -158,10 +158,14 @@ impl Connector {
         if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
             let status = response.status().as_u16();
             let body = error_body(response.into_body()).await;
-            if serde_json::from_slice::<ErrorBody>(&body).is_err() {
-                return Ok(None);
+            // Not the gateway's answer (a proxy's page), or the gateway's "not an upgrade": a
+            // proxy that passes WebSocket upgrades only (as many load balancers do) drops the
+            // `Upgrade` header and forwards a plain request. Either way v3 cannot get through.
+            match serde_json::from_slice::<ErrorBody>(&body) {
+                Err(_) => return Ok(None),
+                Ok(e) if e.error.code == NOT_AN_UPGRADE => return Ok(None),
+                Ok(_) => return Err(refusal(status, &body)),
             }
-            return Err(refusal(status, &body));
         }
         let upgraded = hyper::upgrade::on(response).await.map_err(broken)?;
         // The TLS stream itself when hyper hands it back, so no layer sits in between.

@@ -499,7 +499,7 @@ pub async fn open_mux(
     let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if req.version() != http::Version::HTTP_11 || !upgrade.eq_ignore_ascii_case(rampart_proto::mux::UPGRADE) {
         let err = ApiError::bad_request(
-            "NotUpgrade",
+            rampart_proto::mux::NOT_AN_UPGRADE,
             format!("this endpoint takes an HTTP/1.1 upgrade (Upgrade: {})", rampart_proto::mux::UPGRADE),
         );
         return refuse(&gw, entry, err).await.into_response();

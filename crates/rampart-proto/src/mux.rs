@@ -14,6 +14,9 @@ use crate::tunnel::StreamEnd;
 
 /// `Upgrade:` token of the v3 connection (`GET` [`MUX_PATH`](crate::tunnel::MUX_PATH)).
 pub const UPGRADE: &str = "rampart-tunnel.v3";
+/// The gateway's error code for a request to the v3 endpoint that arrived without its upgrade
+/// (a proxy in between dropped the `Upgrade` header): the client falls back to v2.
+pub const NOT_AN_UPGRADE: &str = "NotUpgrade";
 /// Bytes before every payload.
 pub const HEADER_LEN: usize = 9;
 /// Largest payload a receiver accepts; senders send at most

@@ -1,10 +1,10 @@
-//! Every tunnel protocol, through the real `rampart tunnel`: v2 (the default: every
-//! connection an HTTP/2 stream of one TLS connection), v1 (`RAMPART_TUNNEL_PROTOCOL=v1`: a
-//! TLS connection and WebSocket each) and v3 (`RAMPART_TUNNEL_PROTOCOL=v3`: one TLS connection
-//! in Rampart's own stream framing). Many connections at once, TCP half-close in both orders,
+//! Every tunnel protocol, through the real `rampart tunnel`: v3 (the default: one TLS
+//! connection in Rampart's own stream framing), v2 (`RAMPART_TUNNEL_PROTOCOL=v2`: every
+//! connection an HTTP/2 stream of one TLS connection) and v1 (`RAMPART_TUNNEL_PROTOCOL=v1`: a
+//! TLS connection and WebSocket each). Many connections at once, TCP half-close in both orders,
 //! how many connections the tunnel holds to the gateway, refusals of one connection while
 //! others go on, a gateway restart under an open tunnel, and the fall back to v1 through a
-//! proxy that does not speak HTTP/2.
+//! proxy that does not speak HTTP/2 (stunnel) or passes only WebSocket upgrades (nginx).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -305,6 +305,90 @@ fn a_tunnel_through_a_proxy_without_http2_falls_back_to_websockets() -> Result<(
     let audit = gw.audit()?;
     let opened = audit.iter().filter(|r| r["event"] == "connection-open" && r["result"] == "allowed").count();
     ensure!(opened == 3, "{opened} connections opened through the proxy, expected 3");
+    Ok(())
+}
+
+/// A TLS-terminating HTTP/1.1 proxy that passes WebSocket upgrades only (nginx configured as
+/// many load balancers behave: `Upgrade: websocket` is forwarded, any other upgrade is dropped,
+/// so the gateway sees a plain request). The default tunnel (v3) finds its upgrade did not get
+/// through, falls back to v2, finds no HTTP/2 there and carries its connections over v1
+/// WebSockets: every connection works, none is refused.
+#[test]
+fn a_tunnel_through_a_proxy_that_passes_only_websocket_upgrades_falls_back_to_websockets() -> Result<()> {
+    let nginx = std::path::Path::new("/usr/sbin/nginx");
+    ensure!(nginx.exists(), "nginx is not installed (apt-get install nginx-light; scripts/test.sh does)");
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let target = Target::start()?;
+    let front = free_port();
+    let tls = gw.data_dir.join("tls");
+    let dir = tempfile::tempdir()?;
+    let d = dir.path().display();
+    let config = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           map $http_upgrade $ws_upgrade {{ ~*^websocket$ websocket; default \"\"; }}\n\
+           map $http_upgrade $ws_connection {{ ~*^websocket$ upgrade; default \"\"; }}\n\
+           server {{\n    listen 127.0.0.1:{front} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+             location / {{\n      proxy_pass https://{upstream};\n      proxy_http_version 1.1;\n\
+               proxy_set_header Host $http_host;\n      proxy_set_header Upgrade $ws_upgrade;\n\
+               proxy_set_header Connection $ws_connection;\n      proxy_buffering off;\n\
+               proxy_request_buffering off;\n      proxy_read_timeout 300s;\n    }}\n  }}\n}}\n",
+        cert = tls.join("cert.pem").display(),
+        key = tls.join("key.pem").display(),
+        upstream = gw.addr,
+    );
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, config)?;
+    let mut cmd = std::process::Command::new(nginx);
+    cmd.arg("-p").arg(dir.path()).arg("-e").arg(dir.path().join("error.log")).arg("-c").arg(&conf);
+    cmd.stderr(std::process::Stdio::null());
+    let _proxy = Process::spawn(cmd, "nginx proxy")?;
+    wait_for_port(std::net::SocketAddr::from(([127, 0, 0, 1], front)), Duration::from_secs(10))?;
+
+    let via_proxy = gw.admin_via(&format!("https://127.0.0.1:{front}"))?;
+    let port = target.port.to_string();
+    // The default protocol, as a user runs it.
+    let tunnel = via_proxy.tunnel_with(&[
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--target-ip-address",
+        "127.0.0.1",
+        "--resource-port",
+        &port,
+    ])?;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(("127.0.0.1", tunnel.port))?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))?;
+        c.write_all(b"E")?;
+        let mut echo = [0u8; 1];
+        c.read_exact(&mut echo).with_context(|| format!("first echo through nginx: {}", tunnel.stderr()))?;
+        held.push(c);
+    }
+    let through_proxy = connections_to(front)?;
+    ensure!(through_proxy >= 3, "3 tunnelled connections over {through_proxy} proxy connections: not v1");
+    for (round, mut c) in held.into_iter().enumerate() {
+        let data = pattern(round, 64 * 1024);
+        c.write_all(&data)?;
+        c.shutdown(Shutdown::Write)?;
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).context("through nginx")?;
+        let tail = format!("bye {}", data.len() + 1);
+        ensure!(got.len() == data.len() + tail.len(), "round {round}: {} bytes back", got.len());
+        ensure!(
+            got[..data.len()] == data[..] && got.ends_with(tail.as_bytes()),
+            "round {round}: bytes differ"
+        );
+    }
+    ensure!(!tunnel.stderr().contains("NotUpgrade"), "{}", tunnel.stderr());
+    let audit = gw.audit()?;
+    let opened = audit.iter().filter(|r| r["event"] == "connection-open" && r["result"] == "allowed").count();
+    ensure!(opened == 3, "{opened} connections opened through nginx, expected 3");
     Ok(())
 }
 
