@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod copy_tuning;
 mod output;
 mod profile;
 
@@ -18,6 +19,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    copy_tuning::tune();
     // `rampart ssh` takes az's flags and `rampart ssh config` is a command of its own; clap
     // cannot give one command both required flags and a subcommand, so route the two words.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
