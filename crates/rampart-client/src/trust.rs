@@ -55,15 +55,7 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], TrustError> {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    // AES-128-GCM first: the cheapest suite on CPUs with AES instructions, and tunnels move
-    // a lot of bytes.
-    provider.cipher_suites.sort_by_key(|s| match s.suite() {
-        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
-        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 1,
-        _ => 2,
-    });
-    Arc::new(provider)
+    Arc::new(rampart_tunnel::tls::provider())
 }
 
 /// Builds a rustls client configuration; `alpn` lists the protocols to offer.

@@ -104,7 +104,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
 }
 
 pub fn server_config(cert: &ServerCertificate) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rampart_tunnel::tls::provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

@@ -42,6 +42,7 @@ pub use tokio_tungstenite;
 
 pub mod mux;
 pub mod stream;
+pub mod tls;
 
 /// WebSocket settings for tunnel connections, the same at both ends.
 ///
