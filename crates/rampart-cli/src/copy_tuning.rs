@@ -5,9 +5,9 @@
 //! past the source modulo 4 KiB: 2.9 against 36-40 GB/s for 16 KiB copies, measured with a C
 //! loop on the benchmark machine. The data path makes such copies at random, allocation by
 //! allocation: rustls copies each record's plaintext behind a 5-byte header, out of buffers
-//! that have headers of their own, and back out on the far side. The copies were 29 % of the
+//! that have headers of their own, and back out on the far side. The copies were 31 % of the
 //! gateway's and tunnel client's CPU during a download; with glibc's vector loop instead, CPU
-//! per GiB fell by about a quarter (BENCHMARKS.md, session 7).
+//! per GiB fell by a third (BENCHMARKS.md, session 7).
 //!
 //! The tunable is read only when a process starts, so `rampart` re-executes itself once with it
 //! set (the same process ID, arguments and environment otherwise). A `GLIBC_TUNABLES` that

@@ -378,6 +378,13 @@ fn a_tunnel_through_a_proxy_that_passes_only_websocket_upgrades_falls_back_to_we
     let (_proxy, _dir, front) = nginx_in_front(&gw, true)?;
     let added = three_connections_through(&gw, front, None)?;
     ensure!(added >= 3, "3 tunnelled connections added {added} proxy connections: not v1");
+    // The upgrade that did not arrive is audited, once: the tunnel does not try v3 again.
+    let audit = gw.audit()?;
+    let not_upgrades = audit
+        .iter()
+        .filter(|r| r["event"] == "connection-open" && r["reasonCode"].as_str() == Some("NotUpgrade"))
+        .count();
+    ensure!(not_upgrades == 1, "{not_upgrades} NotUpgrade records, expected 1");
     Ok(())
 }
 
