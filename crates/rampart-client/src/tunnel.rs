@@ -148,7 +148,8 @@ impl Connector {
 
     /// Opens a v3 tunnel connection: TLS, then an HTTP/1.1 upgrade to Rampart's stream
     /// framing, authorized by `token`. A refusal comes back as [`TunnelError::Refused`];
-    /// `None` when the answer is not the gateway's (a proxy, or a gateway without v3).
+    /// `None` when the upgrade did not get through (a proxy's answer, a proxy that dropped the
+    /// `Upgrade` header, or a gateway without v3).
     async fn open_mux(&self, token: &str, keepalive: Duration) -> Result<Option<MuxClient>, TunnelError> {
         use rampart_proto::mux::{NOT_AN_UPGRADE, UPGRADE};
         let tls = self
