@@ -2,7 +2,7 @@
 //!
 //! glibc copies blocks from 2 KiB up with `rep movsb`. On AMD Zen (this project's benchmark
 //! hosts) that instruction runs about 13 times slower when the destination lies 1 to 31 bytes
-//! past the source modulo 4 KiB: 2.9 against 36-40 GB/s for 16 KiB copies, measured with a C
+//! past the source modulo 4 KiB: 2.7-2.9 against 28-42 GB/s for 16 KiB copies, measured with a C
 //! loop on the benchmark machine. The data path makes such copies at random, allocation by
 //! allocation: rustls copies each record's plaintext behind a 5-byte header, out of buffers
 //! that have headers of their own, and back out on the far side. The copies were 31 % of the

@@ -8,8 +8,8 @@ use rustls::crypto::CryptoProvider;
 /// instructions, and tunnels move a lot of bytes.
 ///
 /// On x86-64 CPUs with VAES and VPCLMULQDQ but no AVX-512 (AMD Zen 3, and Zen 4 and Intel in
-/// virtual machines that hide AVX-512, as on the benchmark host), the AES-GCM record
-/// encryption comes from *ring*: its VAES-AVX2 code processes two blocks per instruction,
+/// virtual machines that hide AVX-512, as on the benchmark host), the TLS 1.3 AES-GCM suites
+/// (what tunnels negotiate) come from *ring*: its VAES-AVX2 code processes two blocks per instruction,
 /// while aws-lc 0.47 has a VAES path only for AVX-512 and falls back to AES-NI
 /// (BENCHMARKS.md, session 7). Everything else stays aws-lc-rs.
 pub fn provider() -> CryptoProvider {
@@ -57,5 +57,22 @@ mod tests {
         let ours = names(&provider);
         assert_eq!(ours, names(&rustls::crypto::aws_lc_rs::default_provider()));
         assert!(ours.contains(&rustls::NamedGroup::X25519MLKEM768));
+    }
+
+    /// ring's AES-GCM exactly where the CPU has VAES without AVX-512, aws-lc's elsewhere.
+    #[test]
+    fn aes_gcm_comes_from_ring_exactly_on_vaes_without_avx512() {
+        use rustls::SupportedCipherSuite::Tls13;
+        let (Tls13(ring), Tls13(aws_lc)) = (
+            rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
+            rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256,
+        ) else {
+            panic!("TLS13_AES_128_GCM_SHA256 is a TLS 1.3 suite");
+        };
+        let Some(Tls13(ours)) = provider().cipher_suites.first().copied() else {
+            panic!("the first suite is not TLS 1.3");
+        };
+        let expected = if vaes_without_avx512() { ring } else { aws_lc };
+        assert!(std::ptr::eq(ours, expected), "AES-128-GCM from the wrong provider");
     }
 }
