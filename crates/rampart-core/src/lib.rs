@@ -8,6 +8,7 @@
 //! - [`audit`]: audit entries (what happened, to whom, result, reason).
 //! - [`rbac`]: scopes, roles, role assignments, and who may do what.
 //! - [`policy`]: whether a tunnel to a target may be opened, with the reason when not.
+//! - [`session`]: who asks ([`Identity`]), over what ([`Protocol`]), why a session ended.
 //!
 //! Everything the rules need from the outside world (the gateway's own endpoints, the
 //! current settings) is passed in as values, so every decision is a pure function.
@@ -18,6 +19,7 @@ pub mod inventory;
 pub mod policy;
 pub mod rbac;
 pub mod resource_id;
+pub mod session;
 pub mod tier;
 
 pub use audit::{AuditEntry, AuditEvent, AuditResult, ChainBreak, chain_hash, verify_chain};
@@ -29,4 +31,5 @@ pub use policy::{
 };
 pub use rbac::{ConnectTarget, Principal, RoleAssignment, RoleDefinition, Scope, authorize_connect};
 pub use resource_id::{ResourceId, ResourceIdError, ResourceKind};
+pub use session::{EndReason, Identity, IdentityKind, Protocol, UnknownProtocol};
 pub use tier::Tier;

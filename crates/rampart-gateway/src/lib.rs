@@ -7,18 +7,20 @@
 //! - [`auth`]: password hashing, signed access and tunnel tokens, refresh tokens, sign-in
 //!   rate limits.
 //! - [`api`]: the HTTP routes (axum) and their JSON errors.
-//! - [`tunnel`]: tunnel grants and the per-connection WebSocket relay.
+//! - [`admission`]: the one path by which every session reaches its target.
+//! - [`lifecycle`]: the one life every session runs: start, data, stop, end, observers.
+//! - [`tunnel`]: tunnel grants and the three carriers of tunnelled connections.
 //! - [`portal`]: the browser portal (pages, sign-in cookie, CSRF) and SSH in the browser.
-//! - [`sessions`]: live sessions, their limits, disconnects.
 //! - [`server`]: first-start bootstrap, the TLS accept loop, drain and shutdown.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod fuzzing;
 pub mod portal;
 pub mod server;
-pub mod sessions;
+pub mod lifecycle;
 pub mod tls;
 pub mod tunnel;
 

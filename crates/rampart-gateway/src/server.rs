@@ -44,16 +44,18 @@ pub struct Gateway {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keys: TokenKeys,
     pub(crate) config: GatewayConfig,
-    pub(crate) endpoints: GatewayEndpoints,
     pub(crate) limiter: LoginLimiter,
     pub(crate) ssh_ca: rampart_ssh::SshCa,
     /// Verified against when a user name does not exist, so timing reveals nothing.
     pub(crate) dummy_hash: String,
-    pub(crate) sessions: crate::sessions::Sessions,
+    /// The one session lifecycle: every live session, its observers, its records.
+    pub(crate) sessions: Arc<crate::lifecycle::Sessions>,
+    /// The one admission path of every session.
+    pub(crate) admission: crate::admission::AdmissionService,
     /// Browser SSH connections signed in and waiting for their terminal page.
     pub(crate) terminals: crate::portal::PendingTerminals,
     /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
-    pub(crate) draining: std::sync::atomic::AtomicBool,
+    pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
     /// Renders `/metrics`; `None` when metrics are off.
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -113,18 +115,30 @@ impl Gateway {
             generated_admin_password,
             admin_created,
         };
+        let endpoints = GatewayEndpoints { listen: vec![listen], local_ips };
+        let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let observers: Vec<Arc<dyn crate::lifecycle::SessionObserver>> =
+            vec![Arc::new(crate::lifecycle::MetricsObserver)];
+        let sessions = Arc::new(crate::lifecycle::Sessions::new(store.clone(), observers));
+        let admission = crate::admission::AdmissionService::new(
+            store.clone(),
+            sessions.clone(),
+            endpoints,
+            config.target_connect_timeout,
+            draining.clone(),
+        );
         let state = Arc::new(Gateway {
             store,
             keys,
-            endpoints: GatewayEndpoints { listen: vec![listen], local_ips },
             limiter: LoginLimiter::new(config.login_max_failures, config.login_window),
             ssh_ca,
             metrics: install_metrics(&config),
             config,
             dummy_hash,
-            sessions: Default::default(),
+            sessions,
+            admission,
             terminals: Default::default(),
-            draining: Default::default(),
+            draining,
         });
         Ok(StartedGateway { report, state, listener, acceptor })
     }
@@ -240,7 +254,7 @@ impl StartedGateway {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tick.tick().await;
-                    state.sessions.sweep(state.store.as_ref()).await;
+                    state.sessions.sweep().await;
                 }
             })
         };
@@ -324,7 +338,7 @@ impl StartedGateway {
         }
         // Sessions still running at the deadline are ended, with the reason, and given a
         // moment to write their close records.
-        self.state.sessions.stop_all("the gateway is shutting down");
+        self.state.sessions.stop_all(&rampart_core::EndReason::Drained);
         let waited = tokio::time::Instant::now();
         while self.state.sessions.count() > 0 && waited.elapsed() < Duration::from_secs(5) {
             tokio::time::sleep(Duration::from_millis(50)).await;

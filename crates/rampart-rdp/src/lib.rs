@@ -270,6 +270,11 @@ impl Frame {
     pub fn is_empty(&self) -> bool {
         self.payload.is_empty()
     }
+
+    /// Its bytes as the server sent them (for session observers).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.payload
+    }
 }
 
 impl RdpSession {

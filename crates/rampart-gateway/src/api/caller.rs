@@ -4,7 +4,6 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::Utc;
-use rampart_core::rbac::builtin_roles;
 use rampart_core::{
     AuditEntry, AuditEvent, AuditResult, Principal, Refusal, RoleAssignment, RoleDefinition, Scope,
 };
@@ -20,9 +19,7 @@ pub struct Caller {
 
 /// Built-in roles and the custom ones in the store.
 pub async fn all_roles(gw: &Gateway) -> Result<Vec<RoleDefinition>, ApiError> {
-    let mut roles = builtin_roles();
-    roles.extend(gw.store.custom_role_definitions().await?);
-    Ok(roles)
+    Ok(crate::admission::all_roles(gw.store.as_ref()).await?)
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -38,6 +35,11 @@ impl Caller {
     pub async fn load(gw: &Gateway, user: AuthUser) -> Result<Caller, ApiError> {
         let assignments = gw.store.role_assignments(Some(&user.claims.sub), None).await?;
         Ok(Caller { user, assignments, roles: all_roles(gw).await? })
+    }
+
+    /// Who this caller is, for the admission service.
+    pub fn identity(&self) -> rampart_core::Identity {
+        rampart_core::Identity::user(&self.user.claims.sub, &self.user.claims.name)
     }
 
     pub fn name(&self) -> &str {

@@ -290,6 +290,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::admission::Denial> for ApiError {
+    fn from(d: crate::admission::Denial) -> Self {
+        use crate::admission::DenialKind;
+        let status = match d.kind {
+            DenialKind::BadRequest => StatusCode::BAD_REQUEST,
+            DenialKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            DenialKind::Forbidden => StatusCode::FORBIDDEN,
+            DenialKind::NotFound => StatusCode::NOT_FOUND,
+            DenialKind::CarrierNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            DenialKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            DenialKind::TargetUnreachable => StatusCode::BAD_GATEWAY,
+            DenialKind::TargetTimeout => StatusCode::GATEWAY_TIMEOUT,
+            DenialKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, d.code, d.message)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -85,7 +85,7 @@ pub(crate) async fn disconnect_session(
             format!("no live session '{session}' on bastion '{}'", id.name),
         ));
     };
-    found.stop(&format!("disconnected by {}", caller.name()));
+    found.stop(rampart_core::EndReason::DisconnectedBy { by: caller.name().to_string() });
     let what = format!(
         "disconnected session {session} of {} to {}:{}",
         found.user, found.target_ip, found.target_port

@@ -20,7 +20,6 @@ use super::bastions::resolve_subscription;
 use super::caller::Caller;
 use super::{ApiError, AppState, JsonBody};
 use crate::server::Gateway;
-use crate::tunnel::resolve_machine;
 
 /// The login a user gets by default: their user name up to any `@`, as a Unix account name.
 pub fn default_login(username: &str) -> String {
@@ -39,7 +38,7 @@ pub async fn ca_public_key(State(gw): State<AppState>, _caller: Caller) -> Strin
 /// The registered machine named by resource ID, or the one holding this private IP.
 async fn target_machine(gw: &Gateway, sub: &str, req: &SshCertificateRequest) -> Result<Machine, ApiError> {
     match (&req.target_resource_id, &req.target_ip_address) {
-        (Some(id), None) => resolve_machine(gw, id).await,
+        (Some(id), None) => Ok(gw.admission.resolve_machine(id).await?),
         (None, Some(ip)) => {
             let ip = parse_target_ip(ip).map_err(|r| ApiError::refused(&Refusal::new(r)))?;
             let machines = gw.store.list_machines(sub, None).await?;

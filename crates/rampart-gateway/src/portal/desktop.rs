@@ -11,13 +11,14 @@ use askama::Template;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use rampart_core::AuditEntry;
+use rampart_core::{AuditEntry, EndReason, Protocol};
 use rampart_rdp::{Changes, InputEvent, RdpSession, Rect, scancode_for_code};
 use serde::Deserialize;
 
 use super::bridge::{self, Keepalive};
 use super::terminal::ended;
 use crate::api::AppState;
+use crate::lifecycle::Direction;
 
 /// At most this often a frame goes to the browser (about 30 per second).
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
@@ -115,23 +116,22 @@ pub(crate) async fn run_desktop(
     socket: WebSocket,
 ) {
     let (mut to_browser, mut from_browser) = socket.split();
-    let mut started = match bridge::start(&gw, entry, client, "rdp").await {
-        Ok(started) => started,
+    let mut live = match bridge::start(&gw, entry, client, Protocol::Rdp).await {
+        Ok(live) => live,
         Err(reason) => {
             let _ = to_browser.send(ended(&reason)).await;
             return;
         }
     };
-    let counters = started.session.counters.clone();
-    started.session.copy_paste.send_replace(session.clipboard());
-    let mut copy_paste = started.session.copy_paste.subscribe();
+    live.session.copy_paste.send_replace(session.clipboard());
+    let mut copy_paste = live.session.copy_paste.subscribe();
     // A change made between the sign-in and the registration above reached no live session:
     // read the setting once more, now that later changes are seen.
-    if let Ok(id) = started.session.bastion_id.parse::<rampart_core::ResourceId>()
+    if let Ok(id) = live.session.bastion_id.parse::<rampart_core::ResourceId>()
         && let Ok(Some(bastion)) = gw.store.bastion(&id).await
         && bastion.settings.disable_copy_paste
     {
-        started.session.copy_paste.send_replace(false);
+        live.session.copy_paste.send_replace(false);
     }
     let (width, height) = session.size();
     let ready =
@@ -142,11 +142,13 @@ pub(crate) async fn run_desktop(
     let mut frames = tokio::time::interval(FRAME_INTERVAL);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut keepalive = Keepalive::new(gw.config.keepalive);
-    let (reason, clean) = loop {
+    let gone = |detail: &str| EndReason::ClientClosed { detail: detail.to_string() };
+    let failed = |detail: String| EndReason::Failed { detail };
+    let end = loop {
         tokio::select! {
             frame = session.read_frame() => match frame {
                 Ok(frame) => {
-                    counters.add(&counters.socket_to_tunnel, frame.len() as u64);
+                    live.data(Direction::FromTarget, frame.as_bytes());
                     match session.process(frame).await {
                         Ok(changes) => {
                             for r in changes.rects {
@@ -155,27 +157,30 @@ pub(crate) async fn run_desktop(
                             if let Some(text) = changes.clipboard {
                                 let message = serde_json::json!({ "type": "clipboard", "text": text }).to_string();
                                 if to_browser.send(Message::Text(message.into())).await.is_err() {
-                                    break ("the browser went away".to_string(), true);
+                                    break gone("the browser went away");
                                 }
                             }
                         }
-                        Err(e) => break (e.to_string(), matches!(e, rampart_rdp::RdpError::Ended(_))),
+                        Err(e @ rampart_rdp::RdpError::Ended(_)) => {
+                            break EndReason::TargetClosed { detail: e.to_string() };
+                        }
+                        Err(e) => break failed(e.to_string()),
                     }
                 }
-                Err(e) => break (e.to_string(), true),
+                Err(e) => break EndReason::TargetClosed { detail: e.to_string() },
             },
             _ = frames.tick(), if dirty.is_some() => {
                 if let Some(message) = dirty.take().and_then(|r| frame_message(&session, r))
                     && to_browser.send(message).await.is_err()
                 {
-                    break ("the browser went away".to_string(), true);
+                    break gone("the browser went away");
                 }
             }
             message = from_browser.next() => {
                 keepalive.heard();
                 match message {
                     Some(Ok(Message::Text(text))) => {
-                        counters.add(&counters.tunnel_to_socket, text.len() as u64);
+                        live.data(Direction::ToTarget, text.as_bytes());
                         let result = match serde_json::from_str::<BrowserInput>(&text) {
                             Ok(BrowserInput::Release) => session.release_all().await.map(|()| Changes::default()),
                             Ok(BrowserInput::Clipboard { text }) => {
@@ -190,34 +195,34 @@ pub(crate) async fn run_desktop(
                                     dirty = Some(dirty.map_or(r, |d| d.union(r)));
                                 }
                             }
-                            Err(e) => break (e.to_string(), false),
+                            Err(e) => break failed(e.to_string()),
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None => break ("the browser closed the desktop".to_string(), true),
-                    Some(Err(e)) => break (format!("the browser connection failed: {e}"), false),
+                    Some(Ok(Message::Close(_))) | None => break gone("the browser closed the desktop"),
+                    Some(Err(e)) => break failed(format!("the browser connection failed: {e}")),
                     Some(Ok(_)) => {}
                 }
             }
             Ok(()) = copy_paste.changed() => {
                 let allowed = *copy_paste.borrow_and_update();
                 if let Err(e) = follow_copy_paste(&mut session, allowed, &mut to_browser).await {
-                    break (e, false);
+                    break failed(e);
                 }
             }
-            _ = started.stop.changed() => break (started.stop_reason(), true),
+            _ = live.stop.changed() => break live.stop_reason(),
             _ = keepalive.ping.tick() => {
                 if let Err(reason) = keepalive.check() {
-                    break (reason, false);
+                    break failed(reason);
                 }
                 if to_browser.send(Message::Ping(Default::default())).await.is_err() {
-                    break ("the browser went away".to_string(), false);
+                    break failed("the browser went away".to_string());
                 }
             }
         }
     };
-    let _ = to_browser.send(ended(&reason)).await;
+    let _ = to_browser.send(ended(&end.to_string())).await;
     let _ = to_browser.send(Message::Close(None)).await;
     // Dropping the session closes the RDP connection.
     drop(session);
-    started.finish(&gw, reason, clean).await;
+    live.finish(end).await;
 }

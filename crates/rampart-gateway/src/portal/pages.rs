@@ -20,7 +20,6 @@ use crate::api::sessions::{disconnect_session, live_sessions};
 use crate::api::{ApiError, AppState, ClientAddr, UserAgent};
 use crate::auth;
 use crate::server::Gateway;
-use crate::tunnel::resolve_bastion_id;
 
 #[derive(Template)]
 #[template(path = "signin.html")]
@@ -266,7 +265,7 @@ struct ConnectPage<'a> {
 /// The bastion a portal page is about, if the user may read it (else the refusal, audited).
 async fn readable_bastion(gw: &Gateway, user: &PortalUser, raw: Option<&str>) -> Result<Bastion, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::bad_request("InvalidResourceId", "no bastion was named"))?;
-    let id = resolve_bastion_id(gw, raw).await?;
+    let id = gw.admission.resolve_bastion(raw).await?;
     user.caller.require(gw, rampart_core::AuditEvent::Read, READ, &Scope::Resource(id.clone())).await?;
     gw.store.bastion(&id).await?.ok_or_else(|| {
         ApiError::refused(&rampart_core::Refusal::new(rampart_core::RefusalReason::BastionNotFound {
@@ -472,7 +471,7 @@ pub async fn change_bastion(
                 .unwrap_or_else(|e| error_page(&e, HOME));
         }
     };
-    let id = match resolve_bastion_id(&gw, &raw).await {
+    let id = match gw.admission.resolve_bastion(&raw).await.map_err(ApiError::from) {
         Ok(id) => id,
         Err(e) => return error_page(&e, HOME),
     };
@@ -504,7 +503,7 @@ pub async fn disconnect(
     if let Err(refused) = same_origin(&headers, &uri).and_then(|()| user.check_csrf(&form.csrf)) {
         return refused.into_response();
     }
-    let id = match resolve_bastion_id(&gw, &form.id).await {
+    let id = match gw.admission.resolve_bastion(&form.id).await.map_err(ApiError::from) {
         Ok(id) => id,
         Err(e) => return error_page(&e, HOME),
     };

@@ -19,17 +19,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::{SinkExt, StreamExt};
-use rampart_core::{AuditEntry, AuditEvent, AuditResult, ClientKind, Refusal, parse_target_ip};
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, ClientKind, EndReason, Protocol, Refusal, parse_target_ip};
 use rampart_ssh::terminal::{ShellEvent, SshTerminal, TerminalAuth, TerminalError};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 
 use super::bridge::{self, Keepalive};
+use crate::lifecycle::Direction;
 use super::{HOME, PortalUser, error_page, message, render, same_origin};
 use crate::api::{ApiError, AppState};
-use crate::auth::{self, TargetNaming};
+use crate::auth;
 use crate::server::Gateway;
-use crate::tunnel::{RequestedTarget, check_access, resolve_bastion_id, resolve_machine};
+use crate::admission::{Request, Target};
 
 /// How long a signed-in SSH connection waits for its terminal page to attach.
 const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -158,9 +159,6 @@ pub async fn connect(
             if let Err(e) = gw.store.append_audit(&entry).await {
                 return ApiError::internal(e).into_response();
             }
-            if err.status == StatusCode::FORBIDDEN {
-                metrics::counter!("rampart_refusals_total", "reason" => err.code.clone()).increment(1);
-            }
             error_page(&err, &back)
         }
     }
@@ -172,54 +170,65 @@ async fn sign_in_to_target(
     form: &ConnectForm,
     entry: &mut AuditEntry,
 ) -> Result<PendingTerminal, ApiError> {
-    if gw.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(crate::tunnel::shutting_down());
-    }
-    let bastion_id = resolve_bastion_id(gw, &form.bastion).await?;
-    entry.bastion_id = Some(bastion_id.to_string());
-    let (ip, naming, machine) = match form.target.as_str() {
+    let admission = &gw.admission;
+    admission.check_not_draining()?;
+    let bastion = admission.resolve_bastion(&form.bastion).await?;
+    entry.bastion_id = Some(bastion.to_string());
+    let target = match form.target.as_str() {
         "vm" => {
             let raw = form.vm.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
                 invalid("InvalidTarget", "choose a virtual machine, or IP address and type one")
             })?;
             entry.target_resource_id = Some(raw.chars().take(512).collect());
-            let m = resolve_machine(gw, raw).await?;
+            let m = admission.resolve_machine(raw).await?;
             entry.target_resource_id = Some(m.id.to_string());
-            (m.nic.private_ip, TargetNaming::Resource, Some(m))
+            Target::Machine(Box::new(m))
         }
         "ip" => {
             let raw = form.ip.as_deref().map(str::trim).unwrap_or_default();
             entry.target_ip = Some(raw.chars().take(64).collect());
-            let ip = parse_target_ip(raw).map_err(|r| ApiError::refused(&Refusal::new(r)))?;
-            (ip, TargetNaming::Ip, None)
+            Target::Ip(parse_target_ip(raw).map_err(|r| ApiError::refused(&Refusal::new(r)))?)
         }
         other => return Err(invalid("InvalidTarget", format!("unknown target kind '{other}'"))),
     };
-    entry.target_ip = Some(ip.to_string());
+    entry.target_ip = Some(target.ip().to_string());
+    let protocol = form.protocol.parse::<Protocol>().ok().filter(|p| *p != Protocol::TcpTunnel);
     let port = match form.port.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => u16::from_str(p)
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| invalid("InvalidPort", format!("port '{p}' is not a number from 1 to 65535")))?,
-        None => match (&machine, form.protocol.as_str()) {
-            (Some(m), "rdp") => m.port_rdp,
-            (Some(m), _) => m.port_ssh,
-            (None, "rdp") => 3389,
-            (None, _) => 22,
+        None => match (&target, protocol) {
+            (Target::Machine(m), Some(Protocol::Rdp)) => m.port_rdp,
+            (Target::Machine(m), _) => m.port_ssh,
+            (Target::Ip(_), p) => p.and_then(Protocol::default_port).unwrap_or(22),
         },
     };
     entry.target_port = Some(port);
-    let wanted = RequestedTarget { client: ClientKind::Browser, naming, machine: machine.as_ref(), ip, port };
-    let authorization = check_access(gw, &user.caller, &bastion_id, wanted).await?;
-    if !matches!(form.protocol.as_str(), "ssh" | "rdp") {
+    let request = Request {
+        identity: user.caller.identity(),
+        bastion: bastion.clone(),
+        target,
+        port,
+        protocol: protocol.unwrap_or(Protocol::Ssh),
+        client_kind: ClientKind::Browser,
+        client: user.caller.user.client,
+    };
+    let authorization = admission.authorize(&request).await?;
+    let Some(protocol) = protocol else {
         return Err(invalid("InvalidProtocol", format!("unknown protocol '{}' (SSH or RDP)", form.protocol)));
-    }
+    };
+    entry.protocol = Some(protocol.as_str().into());
+    let machine = match &request.target {
+        Target::Machine(m) => Some(m.as_ref()),
+        Target::Ip(_) => None,
+    };
     let username = form.username.trim();
     if username.is_empty() || username.len() > 64 || username.chars().any(|c| c.is_control()) {
         return Err(invalid("InvalidUsername", "give the user name to sign in as on the target"));
     }
-    let credentials = match (form.protocol.as_str(), form.auth.as_str()) {
-        ("rdp", _) => Credentials::Rdp(rampart_rdp::RdpCredentials {
+    let credentials = match (protocol, form.auth.as_str()) {
+        (Protocol::Rdp, _) => Credentials::Rdp(rampart_rdp::RdpCredentials {
             username: username.to_string(),
             password: form.password.clone().unwrap_or_default(),
             domain: form.domain.clone().map(|d| d.trim().to_string()).filter(|d| !d.is_empty()),
@@ -239,31 +248,15 @@ async fn sign_in_to_target(
         }
     };
     let addr = authorization.addr();
-    let stream = match tokio::time::timeout(gw.config.target_connect_timeout, TcpStream::connect(addr)).await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let stream = match admission.dial(&authorization).await {
+        Ok(s) => s,
+        Err(denial) => {
             entry.result = AuditResult::Failed;
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "TargetUnreachable",
-                format!("target {addr} is not reachable: {e}"),
-            ));
-        }
-        Err(_) => {
-            entry.result = AuditResult::Failed;
-            return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "TargetTimeout",
-                format!(
-                    "target {addr} did not answer within {} s",
-                    gw.config.target_connect_timeout.as_secs()
-                ),
-            ));
+            return Err(denial.into());
         }
     };
     // Pinned per target as the user named it: the machine's resource ID, or ip:port.
-    let named = machine.as_ref().map(|m| m.id.to_string()).unwrap_or_else(|| addr.to_string());
+    let named = machine.map(|m| m.id.to_string()).unwrap_or_else(|| addr.to_string());
     entry.result = AuditResult::Failed;
     let connection = match credentials {
         Credentials::Ssh(auth) => {
@@ -276,7 +269,7 @@ async fn sign_in_to_target(
             // Copy and paste as the bastion's setting is now (turning it off also reaches
             // live sessions: see desktop.rs).
             let clipboard =
-                gw.store.bastion(&bastion_id).await?.is_some_and(|b| !b.settings.disable_copy_paste);
+                gw.store.bastion(&bastion).await?.is_some_and(|b| !b.settings.disable_copy_paste);
             let session = tokio::time::timeout(
                 SSH_SIGN_IN_TIMEOUT,
                 rampart_rdp::RdpSession::connect(stream, addr, pinned.clone(), creds, size, clipboard),
@@ -311,7 +304,7 @@ async fn sign_in_to_target(
         }
     };
     entry.result = AuditResult::Allowed;
-    let shown = machine.as_ref().map(|m| m.id.name.clone()).unwrap_or_else(|| addr.to_string());
+    let shown = machine.map(|m| m.id.name.clone()).unwrap_or_else(|| addr.to_string());
     Ok(PendingTerminal {
         user_id: user.caller.user.claims.sub.clone(),
         title: format!("{username}@{shown}"),
@@ -458,7 +451,7 @@ pub async fn websocket(
                 run_terminal(gw, terminal, entry, client, socket, cols, rows).await
             }
             TargetConnection::Rdp(session) => {
-                entry.protocol = Some("rdp".into());
+                entry.protocol = Some(Protocol::Rdp.as_str().into());
                 super::desktop::run_desktop(gw, *session, entry, client, socket).await
             }
         }
@@ -499,8 +492,8 @@ async fn run_terminal(
             return;
         }
     };
-    let mut started = match bridge::start(&gw, entry, client, "ssh").await {
-        Ok(started) => started,
+    let mut live = match bridge::start(&gw, entry, client, Protocol::Ssh).await {
+        Ok(live) => live,
         Err(reason) => {
             let _ = to_browser.send(ended(&reason)).await;
             input.close().await;
@@ -508,29 +501,30 @@ async fn run_terminal(
         }
     };
     let _ = to_browser.send(Message::Text(r#"{"type":"ready"}"#.into())).await;
-    let counters = started.session.counters.clone();
     let mut keepalive = Keepalive::new(gw.config.keepalive);
-    let (reason, clean) = loop {
+    let gone = |detail: &str| EndReason::ClientClosed { detail: detail.to_string() };
+    let failed = |detail: String| EndReason::Failed { detail };
+    let end = loop {
         tokio::select! {
             event = output.next() => match event {
                 ShellEvent::Output(data) => {
-                    counters.add(&counters.socket_to_tunnel, data.len() as u64);
+                    live.data(Direction::FromTarget, &data);
                     if to_browser.send(Message::Binary(data)).await.is_err() {
-                        break ("the browser went away".to_string(), true);
+                        break gone("the browser went away");
                     }
                 }
                 ShellEvent::Ended { exit_status } => {
                     let status = exit_status.map(|s| format!(" with status {s}")).unwrap_or_default();
-                    break (format!("the shell on the target exited{status}"), true);
+                    break EndReason::TargetClosed { detail: format!("the shell on the target exited{status}") };
                 }
             },
             message = from_browser.next() => {
                 keepalive.heard();
                 match message {
                     Some(Ok(Message::Binary(data))) => {
-                        counters.add(&counters.tunnel_to_socket, data.len() as u64);
+                        live.data(Direction::ToTarget, &data);
                         if let Err(e) = input.send(data).await {
-                            break (e.to_string(), false);
+                            break failed(e.to_string());
                         }
                     }
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<Control>(&text) {
@@ -539,24 +533,24 @@ async fn run_terminal(
                         }
                         Err(_) => tracing::debug!("ignoring an unknown control message from the browser"),
                     },
-                    Some(Ok(Message::Close(_))) | None => break ("the browser closed the terminal".to_string(), true),
-                    Some(Err(e)) => break (format!("the browser connection failed: {e}"), false),
+                    Some(Ok(Message::Close(_))) | None => break gone("the browser closed the terminal"),
+                    Some(Err(e)) => break failed(format!("the browser connection failed: {e}")),
                     Some(Ok(_)) => {}
                 }
             }
-            _ = started.stop.changed() => break (started.stop_reason(), true),
+            _ = live.stop.changed() => break live.stop_reason(),
             _ = keepalive.ping.tick() => {
                 if let Err(reason) = keepalive.check() {
-                    break (reason, false);
+                    break failed(reason);
                 }
                 if to_browser.send(Message::Ping(Default::default())).await.is_err() {
-                    break ("the browser went away".to_string(), false);
+                    break failed("the browser went away".to_string());
                 }
             }
         }
     };
-    let _ = to_browser.send(ended(&reason)).await;
+    let _ = to_browser.send(ended(&end.to_string())).await;
     let _ = to_browser.send(Message::Close(None)).await;
     input.close().await;
-    started.finish(&gw, reason, clean).await;
+    live.finish(end).await;
 }

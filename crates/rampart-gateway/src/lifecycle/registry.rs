@@ -1,6 +1,6 @@
-//! Live sessions: every relayed connection is registered while it runs, with live byte
-//! counts, so operators can list and disconnect it; a sweeper ends sessions that outlive
-//! their bastion's idle timeout or maximum duration, reading the settings as they are now.
+//! The live sessions: listed while they run, with live byte counts, so operators can list
+//! and disconnect them; the sweeper ends those past their bastion's idle timeout or maximum
+//! duration, reading the settings as they are now.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rampart_core::ResourceId;
+use rampart_core::{EndReason, Protocol, ResourceId};
 use rampart_store::Store;
 use rampart_tunnel::{Counters, now_ms};
 use tokio::sync::watch;
+
+use super::observer::{Direction, SessionObserver};
 
 /// One live session.
 pub struct Session {
@@ -20,7 +22,7 @@ pub struct Session {
     pub user: String,
     pub client: String,
     pub bastion_id: String,
-    pub protocol: &'static str,
+    pub protocol: Protocol,
     pub target_ip: String,
     pub target_port: u16,
     pub target_resource_id: Option<String>,
@@ -31,19 +33,28 @@ pub struct Session {
     /// live sessions, and browser desktops follow it at once.
     pub copy_paste: watch::Sender<bool>,
     stop: watch::Sender<Option<String>>,
+    end: Mutex<Option<EndReason>>,
 }
 
 impl Session {
-    /// Ends the session with `reason` (the client is told); false if it was already ending.
-    pub fn stop(&self, reason: &str) -> bool {
-        self.stop.send_if_modified(|current| {
-            if current.is_some() {
-                false
-            } else {
-                *current = Some(reason.to_string());
-                true
+    /// Ends the session with `reason` (the client is told its text); false if it was already
+    /// ending.
+    pub fn stop(&self, reason: EndReason) -> bool {
+        let text = reason.to_string();
+        {
+            let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
+            if end.is_some() {
+                return false;
             }
-        })
+            *end = Some(reason);
+        }
+        self.stop.send_replace(Some(text));
+        true
+    }
+
+    /// Why it was stopped, if it was.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.end.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -53,20 +64,31 @@ pub struct NewSession {
     pub user: String,
     pub client: String,
     pub bastion_id: String,
-    pub protocol: &'static str,
+    pub protocol: Protocol,
     pub target_ip: String,
     pub target_port: u16,
     pub target_resource_id: Option<String>,
+    /// How long its admission took (request to dialled target), for the metrics.
+    pub admitted_in: Option<Duration>,
 }
 
-#[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<String, Arc<Session>>>,
+    store: Arc<dyn Store>,
+    observers: Vec<Arc<dyn SessionObserver>>,
 }
 
 impl Sessions {
-    /// Registers a session; the receiver ends its relay when the session is stopped.
-    pub fn register(&self, new: NewSession) -> (Arc<Session>, watch::Receiver<Option<String>>) {
+    pub fn new(store: Arc<dyn Store>, observers: Vec<Arc<dyn SessionObserver>>) -> Sessions {
+        Sessions { live: Mutex::default(), store, observers }
+    }
+
+    pub(super) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Lists a session; the receiver changes when it is stopped.
+    pub(super) fn register(&self, new: NewSession) -> (Arc<Session>, watch::Receiver<Option<String>>) {
         let (stop, stopped) = watch::channel(None);
         let session = Arc::new(Session {
             id: new.id,
@@ -82,20 +104,27 @@ impl Sessions {
             counters: Arc::new(Counters::default()),
             copy_paste: watch::Sender::new(true),
             stop,
+            end: Mutex::new(None),
         });
         self.lock().insert(session.id.clone(), session.clone());
-        metrics::gauge!("rampart_sessions_active", "protocol" => session.protocol).increment(1.0);
-        metrics::counter!("rampart_sessions_started_total", "protocol" => session.protocol).increment(1);
+        for o in &self.observers {
+            o.started(&session, new.admitted_in);
+        }
         (session, stopped)
     }
 
-    pub fn remove(&self, id: &str) {
-        if let Some(s) = self.lock().remove(id) {
-            metrics::gauge!("rampart_sessions_active", "protocol" => s.protocol).decrement(1.0);
-            let up = s.counters.tunnel_to_socket.load(Ordering::Relaxed);
-            let down = s.counters.socket_to_tunnel.load(Ordering::Relaxed);
-            metrics::counter!("rampart_bytes_relayed_total", "direction" => "to_target").increment(up);
-            metrics::counter!("rampart_bytes_relayed_total", "direction" => "from_target").increment(down);
+    pub(super) fn observe_data(&self, session: &Session, direction: Direction, bytes: &[u8]) {
+        for o in &self.observers {
+            o.data(session, direction, bytes);
+        }
+    }
+
+    /// Takes a finished session off the list and tells the observers.
+    pub(super) fn end(&self, session: &Session, end: &EndReason) {
+        if self.lock().remove(&session.id).is_some() {
+            for o in &self.observers {
+                o.ended(session, end);
+            }
         }
     }
 
@@ -119,15 +148,15 @@ impl Sessions {
         self.lock().len()
     }
 
-    pub fn stop_all(&self, reason: &str) {
+    pub fn stop_all(&self, reason: &EndReason) {
         for s in self.lock().values() {
-            s.stop(reason);
+            s.stop(reason.clone());
         }
     }
 
     /// Ends sessions past their bastion's idle timeout or maximum duration. Each bastion's
     /// settings are read once per sweep, so a changed limit applies to running sessions.
-    pub async fn sweep(&self, store: &dyn Store) {
+    pub async fn sweep(&self) {
         let sessions: Vec<Arc<Session>> = self.lock().values().cloned().collect();
         let mut by_bastion: HashMap<String, Vec<Arc<Session>>> = HashMap::new();
         for s in sessions {
@@ -135,18 +164,18 @@ impl Sessions {
         }
         for (bastion, sessions) in by_bastion {
             let Ok(id) = ResourceId::from_str(&bastion) else { continue };
-            let Ok(Some(b)) = store.bastion(&id).await else { continue };
+            let Ok(Some(b)) = self.store.bastion(&id).await else { continue };
             let now = now_ms();
             for s in sessions {
                 let idle_ms = now.saturating_sub(s.counters.last_activity_ms.load(Ordering::Relaxed));
                 if let Some(limit) = b.settings.idle_timeout_secs
                     && idle_ms >= limit.saturating_mul(1000)
                 {
-                    s.stop(&format!("idle timeout: no data for {limit} s (bastion setting)"));
+                    s.stop(EndReason::IdleTimeout { limit_secs: limit });
                 } else if let Some(limit) = b.settings.max_session_secs
                     && s.started.elapsed() >= Duration::from_secs(limit)
                 {
-                    s.stop(&format!("maximum session duration of {limit} s reached (bastion setting)"));
+                    s.stop(EndReason::MaxDuration { limit_secs: limit });
                 }
             }
         }

@@ -1,0 +1,252 @@
+//! The admission service: the one path by which any session (a tunnelled connection of any
+//! protocol version, a browser terminal, a browser desktop) gets to its target.
+//!
+//! Input: an [`Identity`], a bastion, a requested [`Target`] and port, a [`Protocol`], the
+//! client's address. [`AdmissionService::authorize`] decides (draining, the identity's role
+//! assignments, the bastion's current settings, the network policy) and yields the
+//! [`TargetAuthorization`] that `rampart-core` alone can build; [`AdmissionService::dial`]
+//! reaches the target with it; [`AdmissionService::admit`] does both and starts the session in
+//! the lifecycle ([`crate::lifecycle`]), so the result, an [`Admission`], holds the
+//! authorization, the dialled target and a session whose open record is durable. Every
+//! refusal is a [`Denial`] naming its reason, recorded by [`AdmissionService::refuse`].
+//!
+//! It knows no HTTP: the tunnel endpoints and the portal turn a [`Denial`] into their own
+//! answers.
+
+mod denial;
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rampart_core::rbac::builtin_roles;
+use rampart_core::{
+    AuditEntry, AuditResult, ClientKind, ConnectTarget, GatewayEndpoints, Identity, Machine, Principal,
+    Protocol, Refusal, RefusalReason, ResourceId, ResourceKind, RoleDefinition, TargetAuthorization,
+    TargetKind, TargetRequest, authorize_connect, authorize_target,
+};
+use rampart_store::Store;
+use tokio::net::TcpStream;
+
+pub use denial::{Denial, DenialKind};
+
+use crate::lifecycle::{LiveSession, NewSession, Sessions};
+
+/// What a session asks for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub identity: Identity,
+    pub bastion: ResourceId,
+    pub target: Target,
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Native client or browser: the bastion's settings treat them differently.
+    pub client_kind: ClientKind,
+    pub client: SocketAddr,
+}
+
+/// The target as the user named it.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// By IP address (the bastion's IP-based connection setting applies).
+    Ip(IpAddr),
+    /// A registered machine, by resource ID.
+    Machine(Box<Machine>),
+}
+
+impl Target {
+    pub fn ip(&self) -> IpAddr {
+        match self {
+            Target::Ip(ip) => *ip,
+            Target::Machine(m) => m.nic.private_ip,
+        }
+    }
+}
+
+impl Request {
+    /// Fills an audit entry's who/what/where from this request.
+    pub fn describe(&self, entry: &mut AuditEntry) {
+        entry.user = Some(self.identity.name.clone());
+        entry.client_address.get_or_insert_with(|| self.client.to_string());
+        entry.bastion_id = Some(self.bastion.to_string());
+        entry.target_ip = Some(self.target.ip().to_string());
+        entry.target_port = Some(self.port);
+        entry.protocol = Some(self.protocol.as_str().to_string());
+        if let Target::Machine(m) = &self.target {
+            entry.target_resource_id = Some(m.id.to_string());
+        }
+    }
+}
+
+/// An admitted session: authorized, its target dialled, its open record durable, listed.
+pub struct Admission {
+    pub authorization: TargetAuthorization,
+    pub target: TcpStream,
+    pub session: LiveSession,
+}
+
+pub struct AdmissionService {
+    store: Arc<dyn Store>,
+    sessions: Arc<Sessions>,
+    endpoints: GatewayEndpoints,
+    connect_timeout: Duration,
+    draining: Arc<AtomicBool>,
+}
+
+impl AdmissionService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sessions: Arc<Sessions>,
+        endpoints: GatewayEndpoints,
+        connect_timeout: Duration,
+        draining: Arc<AtomicBool>,
+    ) -> AdmissionService {
+        AdmissionService { store, sessions, endpoints, connect_timeout, draining }
+    }
+
+    /// Set when the gateway drains: nothing new is admitted.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Refused while draining, with the reason.
+    pub fn check_not_draining(&self) -> Result<(), Denial> {
+        if self.draining() { Err(Denial::shutting_down()) } else { Ok(()) }
+    }
+
+    /// Roles first (who may reach what), then the bastion's current settings and the network
+    /// policy (what this bastion may reach).
+    pub async fn authorize(&self, req: &Request) -> Result<TargetAuthorization, Denial> {
+        self.check_not_draining()?;
+        let Some(bastion) = self.store.bastion(&req.bastion).await? else {
+            return Err(Denial::refused(&Refusal::new(RefusalReason::BastionNotFound {
+                bastion: req.bastion.to_string(),
+            })));
+        };
+        let assignments = self.store.role_assignments(Some(&req.identity.id), None).await?;
+        let roles = all_roles(self.store.as_ref()).await?;
+        let principal = Principal { name: &req.identity.name, assignments: &assignments, roles: &roles };
+        let ip = req.target.ip();
+        let target = match &req.target {
+            Target::Machine(m) => ConnectTarget::Resource { machine: &m.id, nic: &m.nic.id },
+            Target::Ip(_) => ConnectTarget::Ip { ip, port: req.port },
+        };
+        authorize_connect(&principal, &req.bastion, target).map_err(|r| Denial::refused(&r))?;
+        let request = TargetRequest {
+            settings: &bastion.settings,
+            client: req.client_kind,
+            kind: match req.target {
+                Target::Ip(_) => TargetKind::IpAddress,
+                Target::Machine(_) => TargetKind::Resource,
+            },
+            ip,
+            port: req.port,
+        };
+        authorize_target(&request, &self.endpoints).map_err(|r| Denial::refused(&r))
+    }
+
+    /// Dials an authorized target within the connect timeout.
+    pub async fn dial(&self, authorization: &TargetAuthorization) -> Result<TcpStream, Denial> {
+        let addr = authorization.addr();
+        let target = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(Denial::unreachable(addr, &e)),
+            Err(_) => return Err(Denial::timeout(addr, self.connect_timeout)),
+        };
+        // Each message is written at once; Nagle would only add latency.
+        target.set_nodelay(true).ok();
+        Ok(target)
+    }
+
+    /// Authorizes, dials and starts the session (open record, then listed). `entry` carries
+    /// what the caller already knows (connection and tunnel IDs, user agent); a refusal is
+    /// recorded in it and returned.
+    pub async fn admit(&self, req: Request, mut entry: AuditEntry, since: Instant) -> Result<Admission, Denial> {
+        req.describe(&mut entry);
+        let authorization = match self.authorize(&req).await {
+            Ok(a) => a,
+            Err(denial) => return Err(self.refuse(entry, denial).await),
+        };
+        let target = match self.dial(&authorization).await {
+            Ok(t) => t,
+            Err(denial) => return Err(self.refuse(entry, denial).await),
+        };
+        let addr = authorization.addr();
+        let new = NewSession {
+            id: entry.connection_id.clone().unwrap_or_default(),
+            user: req.identity.name.clone(),
+            client: req.client.to_string(),
+            bastion_id: req.bastion.to_string(),
+            protocol: req.protocol,
+            target_ip: addr.ip().to_string(),
+            target_port: addr.port(),
+            target_resource_id: entry.target_resource_id.clone(),
+            admitted_in: Some(since.elapsed()),
+        };
+        let session = self.sessions.start(entry, new).await.map_err(Denial::from)?;
+        Ok(Admission { authorization, target, session })
+    }
+
+    /// Records a refusal (or failure) and returns it. If the audit record cannot be written,
+    /// the answer is an internal error: nothing proceeds unaudited.
+    pub async fn refuse(&self, mut entry: AuditEntry, denial: Denial) -> Denial {
+        entry.result = if denial.is_failure() { AuditResult::Failed } else { AuditResult::Refused };
+        entry.reason_code = Some(denial.code.clone());
+        entry.reason = Some(denial.message.clone());
+        match self.store.append_audit(&entry).await {
+            Ok(_) => denial,
+            Err(e) => Denial::internal(e),
+        }
+    }
+
+    /// Parses a bastion resource ID; its subscription may be given by name.
+    pub async fn resolve_bastion(&self, raw: &str) -> Result<ResourceId, Denial> {
+        let mut id = ResourceId::from_str(raw).map_err(|e| Denial::bad_request("InvalidResourceId", e))?;
+        if !id.is_bastion() {
+            return Err(Denial::bad_request(
+                "InvalidResourceId",
+                format!("'{raw}' is not a bastion (expected …/providers/Microsoft.Network/bastionHosts/NAME)"),
+            ));
+        }
+        id.subscription = self.resolve_subscription(&id.subscription).await?;
+        Ok(id)
+    }
+
+    /// Resolves a VM or scale-set instance ID to the registered machine.
+    pub async fn resolve_machine(&self, raw: &str) -> Result<Machine, Denial> {
+        let mut id = ResourceId::from_str(raw).map_err(|e| Denial::bad_request("InvalidResourceId", e))?;
+        if !matches!(id.kind(), ResourceKind::VirtualMachine | ResourceKind::ScaleSetInstance) {
+            return Err(Denial::bad_request(
+                "InvalidResourceId",
+                format!("'{raw}' is not a virtual machine or a scale-set instance"),
+            ));
+        }
+        id.subscription = self.resolve_subscription(&id.subscription).await?;
+        self.store
+            .machine(&id)
+            .await?
+            .ok_or_else(|| Denial::refused(&Refusal::new(RefusalReason::TargetNotFound { id: id.to_string() })))
+    }
+
+    async fn resolve_subscription(&self, id_or_name: &str) -> Result<String, Denial> {
+        self.store
+            .list_subscriptions()
+            .await?
+            .into_iter()
+            .find(|s| s.id.eq_ignore_ascii_case(id_or_name) || s.name.eq_ignore_ascii_case(id_or_name))
+            .map(|s| s.id)
+            .ok_or_else(|| Denial::subscription_not_found(id_or_name))
+    }
+}
+
+/// Built-in roles and the custom ones in the store.
+pub async fn all_roles(store: &dyn Store) -> Result<Vec<RoleDefinition>, rampart_store::StoreError> {
+    let mut roles = builtin_roles();
+    roles.extend(store.custom_role_definitions().await?);
+    Ok(roles)
+}
+
+#[cfg(test)]
+mod tests;
