@@ -163,7 +163,12 @@ impl AdmissionService {
     /// Authorizes, dials and starts the session (open record, then listed). `entry` carries
     /// what the caller already knows (connection and tunnel IDs, user agent); a refusal is
     /// recorded in it and returned.
-    pub async fn admit(&self, req: Request, mut entry: AuditEntry, since: Instant) -> Result<Admission, Denial> {
+    pub async fn admit(
+        &self,
+        req: Request,
+        mut entry: AuditEntry,
+        since: Instant,
+    ) -> Result<Admission, Denial> {
         req.describe(&mut entry);
         let authorization = match self.authorize(&req).await {
             Ok(a) => a,
@@ -207,7 +212,9 @@ impl AdmissionService {
         if !id.is_bastion() {
             return Err(Denial::bad_request(
                 "InvalidResourceId",
-                format!("'{raw}' is not a bastion (expected …/providers/Microsoft.Network/bastionHosts/NAME)"),
+                format!(
+                    "'{raw}' is not a bastion (expected …/providers/Microsoft.Network/bastionHosts/NAME)"
+                ),
             ));
         }
         id.subscription = self.resolve_subscription(&id.subscription).await?;
@@ -224,10 +231,9 @@ impl AdmissionService {
             ));
         }
         id.subscription = self.resolve_subscription(&id.subscription).await?;
-        self.store
-            .machine(&id)
-            .await?
-            .ok_or_else(|| Denial::refused(&Refusal::new(RefusalReason::TargetNotFound { id: id.to_string() })))
+        self.store.machine(&id).await?.ok_or_else(|| {
+            Denial::refused(&Refusal::new(RefusalReason::TargetNotFound { id: id.to_string() }))
+        })
     }
 
     async fn resolve_subscription(&self, id_or_name: &str) -> Result<String, Denial> {
@@ -247,6 +253,3 @@ pub async fn all_roles(store: &dyn Store) -> Result<Vec<RoleDefinition>, rampart
     roles.extend(store.custom_role_definitions().await?);
     Ok(roles)
 }
-
-#[cfg(test)]
-mod tests;

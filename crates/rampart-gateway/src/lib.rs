@@ -18,9 +18,9 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod fuzzing;
+pub mod lifecycle;
 pub mod portal;
 pub mod server;
-pub mod lifecycle;
 pub mod tls;
 pub mod tunnel;
 

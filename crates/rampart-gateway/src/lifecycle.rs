@@ -39,7 +39,11 @@ impl Sessions {
     /// Writes the open record (durable before any byte flows), then lists the session and
     /// tells the observers. `Err` when the audit log cannot be written: the session must not
     /// start.
-    pub async fn start(self: &Arc<Self>, mut entry: AuditEntry, new: NewSession) -> Result<LiveSession, StoreError> {
+    pub async fn start(
+        self: &Arc<Self>,
+        mut entry: AuditEntry,
+        new: NewSession,
+    ) -> Result<LiveSession, StoreError> {
         entry.event = AuditEvent::ConnectionOpen;
         entry.result = AuditResult::Allowed;
         entry.time = Utc::now();
@@ -89,7 +93,8 @@ impl LiveSession {
         close.reason = Some(end.to_string());
         close.bytes_to_target = Some(counters.tunnel_to_socket.load(Ordering::Relaxed));
         close.bytes_from_target = Some(counters.socket_to_tunnel.load(Ordering::Relaxed));
-        close.duration_ms = Some(u64::try_from(self.session.started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        close.duration_ms =
+            Some(u64::try_from(self.session.started.elapsed().as_millis()).unwrap_or(u64::MAX));
         if let Err(e) = self.sessions.store().append_audit(&close).await {
             tracing::error!(error = %e, session = %self.session.id, "cannot record the end of a session");
         }
@@ -108,6 +113,3 @@ fn relay_end(session: &Session, end: &rampart_tunnel::RelayEnd) -> EndReason {
         other => EndReason::Failed { detail: format!("{other:?}") },
     }
 }
-
-#[cfg(test)]
-mod tests;

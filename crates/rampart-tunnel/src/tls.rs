@@ -78,9 +78,11 @@ mod tests {
 
     use super::*;
 
-    const VAES_WITHOUT_AVX512: CpuFeatures = CpuFeatures { vaes: true, vpclmulqdq: true, avx2: true, avx512f: false };
+    const VAES_WITHOUT_AVX512: CpuFeatures =
+        CpuFeatures { vaes: true, vpclmulqdq: true, avx2: true, avx512f: false };
     const AVX512: CpuFeatures = CpuFeatures { vaes: true, vpclmulqdq: true, avx2: true, avx512f: true };
-    const AES_NI_ONLY: CpuFeatures = CpuFeatures { vaes: false, vpclmulqdq: false, avx2: true, avx512f: false };
+    const AES_NI_ONLY: CpuFeatures =
+        CpuFeatures { vaes: false, vpclmulqdq: false, avx2: true, avx512f: false };
 
     #[test]
     fn prefers_aes_128_gcm_and_keeps_aws_lc_key_exchange() {

@@ -76,7 +76,11 @@ impl Denial {
     }
 
     pub fn unreachable(addr: SocketAddr, e: &std::io::Error) -> Denial {
-        Denial::new(DenialKind::TargetUnreachable, "TargetUnreachable", format!("target {addr} is not reachable: {e}"))
+        Denial::new(
+            DenialKind::TargetUnreachable,
+            "TargetUnreachable",
+            format!("target {addr} is not reachable: {e}"),
+        )
     }
 
     pub fn timeout(addr: SocketAddr, after: Duration) -> Denial {
@@ -97,7 +101,11 @@ impl Denial {
 
     pub fn internal(what: impl std::fmt::Display) -> Denial {
         tracing::error!(error = %what, "internal error");
-        Denial::new(DenialKind::Internal, "InternalError", "the gateway failed to handle the request; see its log")
+        Denial::new(
+            DenialKind::Internal,
+            "InternalError",
+            "the gateway failed to handle the request; see its log",
+        )
     }
 
     /// A failure (the target or the gateway) rather than a refusal (the rules): audited as
@@ -110,7 +118,9 @@ impl Denial {
 impl From<StoreError> for Denial {
     fn from(e: StoreError) -> Denial {
         match e {
-            StoreError::NotFound(what) => Denial::new(DenialKind::NotFound, "NotFound", format!("{what} was not found")),
+            StoreError::NotFound(what) => {
+                Denial::new(DenialKind::NotFound, "NotFound", format!("{what} was not found"))
+            }
             other => Denial::internal(other),
         }
     }

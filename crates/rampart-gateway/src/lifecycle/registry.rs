@@ -90,6 +90,9 @@ impl Sessions {
     /// Lists a session; the receiver changes when it is stopped.
     pub(super) fn register(&self, new: NewSession) -> (Arc<Session>, watch::Receiver<Option<String>>) {
         let (stop, stopped) = watch::channel(None);
+        // A session starts active: idle time counts from its start, not from the epoch.
+        let counters = Counters::default();
+        counters.last_activity_ms.store(now_ms(), Ordering::Relaxed);
         let session = Arc::new(Session {
             id: new.id,
             user: new.user,
@@ -101,7 +104,7 @@ impl Sessions {
             target_resource_id: new.target_resource_id,
             started_at: Utc::now(),
             started: Instant::now(),
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(counters),
             copy_paste: watch::Sender::new(true),
             stop,
             end: Mutex::new(None),
@@ -157,6 +160,12 @@ impl Sessions {
     /// Ends sessions past their bastion's idle timeout or maximum duration. Each bastion's
     /// settings are read once per sweep, so a changed limit applies to running sessions.
     pub async fn sweep(&self) {
+        self.sweep_at(now_ms(), Instant::now()).await;
+    }
+
+    /// [`Sessions::sweep`] as if the clocks read `wall_ms` (milliseconds since the Unix epoch,
+    /// what activity is stamped with) and `now`: tests move time instead of waiting.
+    pub async fn sweep_at(&self, wall_ms: u64, now: Instant) {
         let sessions: Vec<Arc<Session>> = self.lock().values().cloned().collect();
         let mut by_bastion: HashMap<String, Vec<Arc<Session>>> = HashMap::new();
         for s in sessions {
@@ -165,15 +174,14 @@ impl Sessions {
         for (bastion, sessions) in by_bastion {
             let Ok(id) = ResourceId::from_str(&bastion) else { continue };
             let Ok(Some(b)) = self.store.bastion(&id).await else { continue };
-            let now = now_ms();
             for s in sessions {
-                let idle_ms = now.saturating_sub(s.counters.last_activity_ms.load(Ordering::Relaxed));
+                let idle_ms = wall_ms.saturating_sub(s.counters.last_activity_ms.load(Ordering::Relaxed));
                 if let Some(limit) = b.settings.idle_timeout_secs
                     && idle_ms >= limit.saturating_mul(1000)
                 {
                     s.stop(EndReason::IdleTimeout { limit_secs: limit });
                 } else if let Some(limit) = b.settings.max_session_secs
-                    && s.started.elapsed() >= Duration::from_secs(limit)
+                    && now.saturating_duration_since(s.started) >= Duration::from_secs(limit)
                 {
                     s.stop(EndReason::MaxDuration { limit_secs: limit });
                 }

@@ -19,18 +19,20 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::{SinkExt, StreamExt};
-use rampart_core::{AuditEntry, AuditEvent, AuditResult, ClientKind, EndReason, Protocol, Refusal, parse_target_ip};
+use rampart_core::{
+    AuditEntry, AuditEvent, AuditResult, ClientKind, EndReason, Protocol, Refusal, parse_target_ip,
+};
 use rampart_ssh::terminal::{ShellEvent, SshTerminal, TerminalAuth, TerminalError};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 
 use super::bridge::{self, Keepalive};
-use crate::lifecycle::Direction;
 use super::{HOME, PortalUser, error_page, message, render, same_origin};
+use crate::admission::{Request, Target};
 use crate::api::{ApiError, AppState};
 use crate::auth;
+use crate::lifecycle::Direction;
 use crate::server::Gateway;
-use crate::admission::{Request, Target};
 
 /// How long a signed-in SSH connection waits for its terminal page to attach.
 const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -268,8 +270,7 @@ async fn sign_in_to_target(
             let size = desktop_size(form);
             // Copy and paste as the bastion's setting is now (turning it off also reaches
             // live sessions: see desktop.rs).
-            let clipboard =
-                gw.store.bastion(&bastion).await?.is_some_and(|b| !b.settings.disable_copy_paste);
+            let clipboard = gw.store.bastion(&bastion).await?.is_some_and(|b| !b.settings.disable_copy_paste);
             let session = tokio::time::timeout(
                 SSH_SIGN_IN_TIMEOUT,
                 rampart_rdp::RdpSession::connect(stream, addr, pinned.clone(), creds, size, clipboard),

@@ -15,7 +15,11 @@ use crate::admission::{Admission, Denial};
 use crate::api::{AppState, ClientAddr, UserAgent};
 
 /// `GET /api/tunnels/connect` (WebSocket upgrade).
-pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr, mut req: Request) -> Response {
+pub async fn connect(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    mut req: Request,
+) -> Response {
     let (key, carrier) = match websocket_key(req.headers()) {
         Ok(key) => (key, Ok(())),
         Err(e) => (String::new(), Err(e)),
@@ -37,9 +41,12 @@ pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr,
         let Admission { target, session, .. } = admitted;
         let report = match on_upgrade.await {
             Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(websocket_config()))
-                        .await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(websocket_config()),
+                )
+                .await;
                 let options = RelayOptions {
                     keepalive: Some(keepalive),
                     counters: Some(session.session.counters.clone()),

@@ -20,7 +20,11 @@ const LOST: &str =
     "the client's connection closed under the stream (no answer to keep-alive pings, or reset)";
 
 /// `POST /api/tunnels/streams`.
-pub async fn open_stream(State(gw): State<AppState>, ClientAddr(client): ClientAddr, req: Request) -> Response {
+pub async fn open_stream(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let carrier = if parts.version == http::Version::HTTP_2 {
         Ok(())
