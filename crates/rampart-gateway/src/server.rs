@@ -80,14 +80,22 @@ pub struct StartedGateway {
     acceptor: TlsAcceptor,
 }
 
+/// Creates the data directory and opens the embedded store in it (`rampart.db`).
+pub async fn open_sqlite_store(config: &GatewayConfig) -> Result<Arc<dyn Store>, GatewayError> {
+    create_data_dir(config)?;
+    Ok(Arc::new(SqliteStore::open(&config.data_dir.join("rampart.db")).await?))
+}
+
+fn create_data_dir(config: &GatewayConfig) -> Result<(), GatewayError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| GatewayError::DataDir { path: config.data_dir.display().to_string(), source })
+}
+
 impl Gateway {
-    /// Opens the store, bootstraps an empty one, loads TLS and binds the listener.
-    pub async fn bind(config: GatewayConfig) -> Result<StartedGateway, GatewayError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| GatewayError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("rampart.db")).await?);
+    /// Bootstraps an empty `store` (any backend), loads keys and TLS from the data directory
+    /// and binds the listener.
+    pub async fn bind(config: GatewayConfig, store: Arc<dyn Store>) -> Result<StartedGateway, GatewayError> {
+        create_data_dir(&config)?;
         store.integrity_check().await?;
         let (admin_created, generated_admin_password) = bootstrap(&store, &config).await?;
         close_dangling_connections(&store).await?;

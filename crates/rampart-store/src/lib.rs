@@ -1,12 +1,31 @@
 //! Rampart's persistent store. Callers see only traits and domain types from `rampart-core`;
 //! SQL stays in this crate. [`SqliteStore`] is the embedded implementation; a PostgreSQL one
-//! can be added behind the same traits without touching callers.
+//! is a second implementation of the same traits, not a change to callers.
 //!
 //! The store is split by area ([`AccountStore`], [`InventoryStore`], [`AccessStore`],
 //! [`AuditStore`]); [`Store`] is all of them. `use rampart_store::prelude::*` brings the
 //! methods into scope.
+//!
+//! # What every backend guarantees
+//! The conformance suite (`tests/conformance`) checks each of these through the traits, and
+//! runs against every backend:
+//! - **Read-your-writes for the authorization inputs**: users, role assignments, custom
+//!   roles, bastions and machines read after a committed write see it, however they are
+//!   cached. A backend that caches reads invalidates through an [`Invalidation`], which a
+//!   backend shared by several processes feeds from the others' writes too.
+//! - **Audit appends are ordered and chained**: an append is durable when it returns, its id
+//!   is higher than every earlier append's, and the hash chain over all records in id order
+//!   is whole, also under concurrent appends (one chain head, whatever the writer count).
+//! - **Unique names**: user, subscription and bastion names, and resource IDs, are unique
+//!   without regard to case (ARM names are case-insensitive) and found in any case; a
+//!   duplicate is [`StoreError::Conflict`].
+//! - **One-time tokens**: a refresh token is consumed once, even by concurrent uses; the
+//!   first pinned host key wins, even between concurrent pins.
 
+mod invalidation;
 mod sqlite;
+
+pub use invalidation::{Invalidation, LocalInvalidation};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

