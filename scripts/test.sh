@@ -47,6 +47,8 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The architecture's rules (ARCHITECTURE.md): which crate may depend on which, file sizes.
+cargo xtask check-arch
 cargo build -p rampart-cli -p rampart-bench --locked
 # Every test gateway's log is kept here; no panic may appear in any of them.
 export RAMPART_E2E_LOG_DIR="$PWD/target/e2e-logs"

@@ -1,5 +1,7 @@
 //! Command-line grammar. Flags follow `az network bastion …` and `az account …`, so the
 //! reference documents' commands run after replacing `az` with `rampart`.
+//!
+//! Longer than 600 lines because the whole grammar is kept in one place, as `az --help` shows it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

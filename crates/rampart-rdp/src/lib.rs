@@ -3,6 +3,8 @@
 //! sequence (TLS, with NLA when the server asks for it), checks the server's certificate
 //! against the one pinned for that target, decodes the desktop into an RGBA image, and turns
 //! browser input into RDP fast-path input. It knows no HTTP, no store and no policy.
+//!
+//! Longer than 600 lines because the connection sequence and the session loop share IronRDP state that a split would pass around.
 
 mod clipboard;
 mod encode;

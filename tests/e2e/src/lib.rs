@@ -3,6 +3,8 @@
 //!
 //! The binary is `$RAMPART_BIN`, or `target/debug/rampart` next to this test's executable;
 //! the README's test command builds it first.
+//!
+//! Longer than 600 lines because it is the one harness every end-to-end test and the benchmarks share.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,6 +1,8 @@
 //! Who may reach what, decided by role assignments at scopes: a matrix of cases against a
 //! live gateway and a real sshd. Every refusal must name its reason and leave an audit
 //! record; every allowed connection must really reach sshd.
+//!
+//! Longer than 600 lines because the matrix reads best as one table of cases.
 
 use anyhow::{Context, Result, bail, ensure};
 use rampart_e2e::{Gateway, Session, Sshd};

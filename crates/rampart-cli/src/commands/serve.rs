@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use rampart_gateway::Gateway;
+use rampart_gateway::GatewayConfig;
 use rampart_gateway::config::{MetricsEndpoint, Secret};
-use rampart_gateway::{Gateway, GatewayConfig};
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
