@@ -322,6 +322,13 @@ pub struct ServeArgs {
     /// Log format on stderr: `text` or `json` [default: text].
     #[arg(long, env = "RAMPART_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Log filter, e.g. `debug` or `rampart_gateway=debug,info` [default: info].
+    #[arg(long, env = "RAMPART_LOG")]
+    pub log: Option<String>,
+    /// Print the settings in effect (flags > RAMPART_* > file > defaults) as a configuration
+    /// file, secrets left out, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,15 @@
-//! Gateway settings. The CLI fills them from flags, `RAMPART_*` variables and a TOML file.
+//! Gateway settings: one typed struct, [`GatewayConfig`], built from layers with one
+//! precedence: **flags, then `RAMPART_*` variables, then the TOML file, then defaults**. The
+//! CLI turns its flags (clap reads each flag's variable when the flag is absent) into one
+//! [`ConfigLayer`] and the file into another; [`GatewayConfig::from_layers`] applies them.
+//! Nothing else in the gateway reads the environment. [`GatewayConfig::to_toml`] prints the
+//! result as a file it would read, with secrets hidden (`rampart serve --print-config`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 /// A secret string whose `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -13,6 +20,9 @@ impl std::fmt::Debug for Secret {
         f.write_str("Secret(<redacted>)")
     }
 }
+
+/// What a printed configuration shows instead of a secret.
+pub const HIDDEN: &str = "<hidden>";
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -41,6 +51,8 @@ pub struct GatewayConfig {
     pub drain_timeout: Duration,
     /// Where `/metrics` (Prometheus) is served.
     pub metrics: MetricsEndpoint,
+    /// How the process logs (read by the binary, which installs the logger).
+    pub log: LogConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +64,16 @@ pub enum MetricsEndpoint {
     Off,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// A `tracing` filter (`info`, `rampart_gateway=debug,info`, …).
+    pub filter: String,
+}
+
 impl GatewayConfig {
+    /// The defaults, listening on `listen` with its data in `data_dir`.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         GatewayConfig {
             listen,
@@ -70,6 +91,237 @@ impl GatewayConfig {
             ssh_certificate_ttl: Duration::from_secs(5 * 60),
             drain_timeout: Duration::from_secs(30),
             metrics: MetricsEndpoint::Https,
+            log: LogConfig { json: false, filter: "info".into() },
         }
+    }
+}
+
+/// One layer of settings, every one optional: the flags (with their variables) or the file.
+/// Durations are whole seconds. Its TOML form is the configuration file's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub admin_password: Option<String>,
+    pub access_token_ttl: Option<u64>,
+    pub refresh_token_ttl: Option<u64>,
+    pub tunnel_token_ttl: Option<u64>,
+    pub login_max_failures: Option<u32>,
+    pub login_window: Option<u64>,
+    pub target_connect_timeout: Option<u64>,
+    pub keepalive: Option<u64>,
+    pub ssh_certificate_ttl: Option<u64>,
+    pub drain_timeout: Option<u64>,
+    /// `https`, `off`, or ADDR:PORT.
+    pub metrics: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// A `tracing` filter.
+    pub log: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not a valid configuration file: {1}")]
+    File(String, String),
+    #[error("tls_cert and tls_key go together: give both or neither")]
+    HalfTls,
+    #[error("metrics '{0}': expected https, off or ADDR:PORT")]
+    Metrics(String),
+    #[error("log format '{0}': expected text or json")]
+    LogFormat(String),
+    #[error("{0} must be at least 1 second")]
+    Zero(&'static str),
+}
+
+impl ConfigLayer {
+    /// Parses a configuration file's text; `name` is how errors call it.
+    pub fn from_toml(name: &str, text: &str) -> Result<ConfigLayer, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::File(name.to_string(), e.to_string()))
+    }
+
+    /// This layer over `below`: each setting from here when set, else from there.
+    pub fn over(self, below: ConfigLayer) -> ConfigLayer {
+        macro_rules! pick {
+            ($($field:ident),+) => { ConfigLayer { $($field: self.$field.or(below.$field)),+ } };
+        }
+        pick!(
+            listen,
+            data_dir,
+            tls_cert,
+            tls_key,
+            admin_password,
+            access_token_ttl,
+            refresh_token_ttl,
+            tunnel_token_ttl,
+            login_max_failures,
+            login_window,
+            target_connect_timeout,
+            keepalive,
+            ssh_certificate_ttl,
+            drain_timeout,
+            metrics,
+            log_format,
+            log
+        )
+    }
+}
+
+impl GatewayConfig {
+    /// The settings from `flags` (flags and their variables) over `file`, over the defaults.
+    pub fn from_layers(flags: ConfigLayer, file: ConfigLayer) -> Result<GatewayConfig, ConfigError> {
+        let l = flags.over(file);
+        let listen = l.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8443)));
+        let data_dir = l.data_dir.unwrap_or_else(|| PathBuf::from("rampart-data"));
+        let mut c = GatewayConfig::new(listen, data_dir);
+        if l.tls_cert.is_some() != l.tls_key.is_some() {
+            return Err(ConfigError::HalfTls);
+        }
+        c.tls_cert = l.tls_cert;
+        c.tls_key = l.tls_key;
+        c.admin_password = l.admin_password.filter(|p| !p.is_empty()).map(Secret);
+        let secs = |v: Option<u64>, default: Duration| v.map(Duration::from_secs).unwrap_or(default);
+        c.access_token_ttl = secs(l.access_token_ttl, c.access_token_ttl);
+        c.refresh_token_ttl = secs(l.refresh_token_ttl, c.refresh_token_ttl);
+        c.tunnel_token_ttl = secs(l.tunnel_token_ttl, c.tunnel_token_ttl);
+        c.login_window = secs(l.login_window, c.login_window);
+        c.target_connect_timeout = secs(l.target_connect_timeout, c.target_connect_timeout);
+        c.keepalive = secs(l.keepalive, c.keepalive);
+        c.ssh_certificate_ttl = secs(l.ssh_certificate_ttl, c.ssh_certificate_ttl);
+        c.drain_timeout = secs(l.drain_timeout, c.drain_timeout);
+        c.login_max_failures = l.login_max_failures.unwrap_or(c.login_max_failures);
+        c.metrics = match l.metrics.as_deref().map(str::trim) {
+            None | Some("https") | Some("on") => MetricsEndpoint::Https,
+            Some("off") => MetricsEndpoint::Off,
+            Some(addr) => {
+                MetricsEndpoint::Listen(addr.parse().map_err(|_| ConfigError::Metrics(addr.into()))?)
+            }
+        };
+        c.log.json = match l.log_format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => return Err(ConfigError::LogFormat(other.into())),
+        };
+        if let Some(filter) = l.log.filter(|f| !f.trim().is_empty()) {
+            c.log.filter = filter;
+        }
+        for (name, d) in [
+            ("keepalive", c.keepalive),
+            ("tunnel_token_ttl", c.tunnel_token_ttl),
+            ("access_token_ttl", c.access_token_ttl),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every setting as one complete layer, secrets left out.
+    pub fn to_layer(&self) -> ConfigLayer {
+        ConfigLayer {
+            listen: Some(self.listen),
+            data_dir: Some(self.data_dir.clone()),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            // Never printed, not even masked: a printed file used as is must not set a password.
+            admin_password: None,
+            access_token_ttl: Some(self.access_token_ttl.as_secs()),
+            refresh_token_ttl: Some(self.refresh_token_ttl.as_secs()),
+            tunnel_token_ttl: Some(self.tunnel_token_ttl.as_secs()),
+            login_max_failures: Some(self.login_max_failures),
+            login_window: Some(self.login_window.as_secs()),
+            target_connect_timeout: Some(self.target_connect_timeout.as_secs()),
+            keepalive: Some(self.keepalive.as_secs()),
+            ssh_certificate_ttl: Some(self.ssh_certificate_ttl.as_secs()),
+            drain_timeout: Some(self.drain_timeout.as_secs()),
+            metrics: Some(match &self.metrics {
+                MetricsEndpoint::Https => "https".into(),
+                MetricsEndpoint::Off => "off".into(),
+                MetricsEndpoint::Listen(a) => a.to_string(),
+            }),
+            log_format: Some(if self.log.json { "json" } else { "text" }.into()),
+            log: Some(self.log.filter.clone()),
+        }
+    }
+
+    /// The settings in effect as a TOML file, secrets left out (a comment says which are set).
+    pub fn to_toml(&self) -> String {
+        let mut text =
+            String::from("# rampart serve: the settings in effect (flags > RAMPART_* > file > defaults)\n");
+        if self.admin_password.is_some() {
+            text.push_str(&format!("# admin_password = {HIDDEN} (set; never printed)\n"));
+        }
+        match toml::to_string(&self.to_layer()) {
+            Ok(body) => text.push_str(&body),
+            Err(e) => text.push_str(&format!("# cannot print the configuration: {e}\n")),
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let file = ConfigLayer::from_toml(
+            "rampart.toml",
+            "listen = \"127.0.0.1:9443\"\nkeepalive = 5\ndrain_timeout = 7\nmetrics = \"off\"\n",
+        )
+        .expect("valid");
+        let flags = ConfigLayer { keepalive: Some(9), ..ConfigLayer::default() };
+        let c = GatewayConfig::from_layers(flags, file).expect("valid");
+        assert_eq!(c.keepalive, Duration::from_secs(9), "the flag wins");
+        assert_eq!(c.drain_timeout, Duration::from_secs(7), "the file wins over the default");
+        assert_eq!(c.listen.port(), 9443);
+        assert_eq!(c.metrics, MetricsEndpoint::Off);
+        assert_eq!(c.access_token_ttl, Duration::from_secs(900), "the default");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let err = ConfigLayer::from_toml("x.toml", "listn = \"a\"").expect_err("unknown key");
+        assert!(err.to_string().contains("listn"), "{err}");
+        let half = ConfigLayer { tls_cert: Some("c.pem".into()), ..ConfigLayer::default() };
+        assert_eq!(
+            GatewayConfig::from_layers(half, ConfigLayer::default()).err(),
+            Some(ConfigError::HalfTls)
+        );
+        let zero = ConfigLayer { keepalive: Some(0), ..ConfigLayer::default() };
+        assert_eq!(
+            GatewayConfig::from_layers(zero, ConfigLayer::default()).err(),
+            Some(ConfigError::Zero("keepalive"))
+        );
+        let metrics = ConfigLayer { metrics: Some("9100".into()), ..ConfigLayer::default() };
+        assert!(matches!(
+            GatewayConfig::from_layers(metrics, ConfigLayer::default()),
+            Err(ConfigError::Metrics(_))
+        ));
+    }
+
+    #[test]
+    fn the_printed_configuration_hides_secrets_and_reads_back_the_same() {
+        let flags = ConfigLayer {
+            admin_password: Some("s3cret-pass".into()),
+            keepalive: Some(12),
+            ..ConfigLayer::default()
+        };
+        let c = GatewayConfig::from_layers(flags, ConfigLayer::default()).expect("valid");
+        let printed = c.to_toml();
+        assert!(!printed.contains("s3cret-pass"), "{printed}");
+        assert!(printed.contains(HIDDEN), "{printed}");
+        let again = GatewayConfig::from_layers(
+            ConfigLayer::from_toml("printed", &printed).expect("reads back"),
+            ConfigLayer::default(),
+        )
+        .expect("valid");
+        assert_eq!(again.to_layer(), c.to_layer(), "every printed setting reads back the same");
+        assert!(again.admin_password.is_none(), "a printed file sets no password");
+        assert!(format!("{c:?}").contains("redacted") && !format!("{c:?}").contains("s3cret"));
     }
 }
