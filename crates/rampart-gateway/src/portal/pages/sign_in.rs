@@ -1,0 +1,118 @@
+//! Sign-in and sign-out.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use rampart_proto::api::LoginRequest;
+use serde::Deserialize;
+
+use super::super::{COOKIE, HOME, PortalUser, SIGNIN, render, same_origin};
+use crate::api::{ApiError, AppState, ClientAddr, UserAgent};
+use crate::auth;
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage<'a> {
+    signed_in: Option<&'a str>,
+    csrf: &'a str,
+    error: Option<String>,
+    next: String,
+    username: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only a path on this gateway: never an absolute URL (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/portal") && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => HOME.to_string(),
+    }
+}
+
+pub async fn sign_in_page(Query(q): Query<NextQuery>) -> Response {
+    render(&SignInPage {
+        signed_in: None,
+        csrf: "",
+        error: None,
+        next: safe_next(q.next.as_deref()),
+        username: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn sign_in(
+    State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    UserAgent(user_agent): UserAgent,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    if let Err(refused) = same_origin(&headers, &uri) {
+        return refused.into_response();
+    }
+    let next = safe_next(form.next.as_deref());
+    let login = LoginRequest { username: form.username.clone(), password: form.password };
+    let user = match crate::api::session::authenticate(&gw, &login, client, user_agent).await {
+        Ok(u) => u,
+        Err(e) if e.status.is_server_error() => return e.into_response(),
+        Err(e) => {
+            let page = SignInPage {
+                signed_in: None,
+                csrf: "",
+                error: Some(e.message),
+                next,
+                username: form.username,
+            };
+            return (e.status, render(&page)).into_response();
+        }
+    };
+    let secret = auth::random_secret(32);
+    let ttl = gw.config.refresh_token_ttl;
+    let expires = Utc::now().timestamp() + auth::ttl_secs(ttl);
+    if let Err(e) =
+        gw.store.insert_portal_session(&auth::refresh_token_hash(&secret), &user.id, expires).await
+    {
+        return ApiError::from(e).into_response();
+    }
+    let cookie =
+        format!("{COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}", ttl.as_secs());
+    let mut response = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn sign_out(State(gw): State<AppState>, user: PortalUser, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(refused) = user.check_csrf(&form.csrf) {
+        return refused.into_response();
+    }
+    if let Err(e) = gw.store.delete_portal_session(&user.session_hash).await {
+        return ApiError::from(e).into_response();
+    }
+    let mut response = Redirect::to(SIGNIN).into_response();
+    let clear = format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
