@@ -159,6 +159,12 @@ fn rdp_in_the_browser() -> Result<()> {
                     .all(|c| c["bytesFromTarget"].as_u64().unwrap_or(0) > 1000 && c["durationMs"].is_u64()),
                 "{closes:?}"
             );
+            // The session lifecycle's end reason: a desktop whose tab closed ended on the
+            // browser's side, and its close record says so by code.
+            ensure!(
+                closes.iter().any(|c| c["reasonCode"] == "ClientClosed" && c["result"] == "closed"),
+                "a closed tab's desktop ends as ClientClosed: {closes:?}"
+            );
             break;
         }
         if t.elapsed() > Duration::from_secs(10) {

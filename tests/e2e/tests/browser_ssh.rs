@@ -135,6 +135,13 @@ fn ssh_in_the_browser() -> Result<()> {
         closes.iter().any(|c| c["reason"].as_str().is_some_and(|r| r.contains("disconnected by admin"))),
         "{closes:?}"
     );
+    // The session lifecycle's end reason: a terminal an operator disconnected says so by code.
+    ensure!(
+        closes
+            .iter()
+            .any(|c| c["reasonCode"] == "Disconnected" && c["protocol"] == "ssh" && c["result"] == "closed"),
+        "the disconnected terminal's close record names its end reason: {closes:?}"
+    );
     ensure!(!gw.log().contains(&local.password), "the target password never reaches the log");
     Ok(())
 }

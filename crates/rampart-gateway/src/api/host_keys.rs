@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::SecondsFormat;
-use rampart_core::{AuditEvent, BastionSettings, ResourceId, Scope};
+use rampart_core::{AuditEvent, BastionSettings, Protocol, ResourceId, Scope};
 use rampart_proto::api;
 use serde::Deserialize;
 
@@ -68,8 +68,8 @@ pub async fn list(
             continue;
         }
         let (kind, named) = match target.strip_prefix(RDP_PREFIX) {
-            Some(named) => ("rdp", named.to_string()),
-            None => ("ssh", target.clone()),
+            Some(named) => (Protocol::Rdp, named.to_string()),
+            None => (Protocol::Ssh, target.clone()),
         };
         out.push(api::PinnedHostKey {
             target: named,
@@ -95,18 +95,20 @@ pub async fn forget(
     Query(q): Query<ForgetQuery>,
 ) -> Result<StatusCode, ApiError> {
     let settings = bastion_settings(&gw, &caller, AuditEvent::BastionChange, (&sub, &group, &name)).await?;
-    let kinds: &[&str] = match q.kind.as_deref() {
-        None => &["ssh", "rdp"],
-        Some("ssh") => &["ssh"],
-        Some("rdp") => &["rdp"],
-        Some(other) => {
+    let kinds: &[Protocol] = match q.kind.as_deref().map(str::parse::<Protocol>) {
+        None => &[Protocol::Ssh, Protocol::Rdp],
+        Some(Ok(Protocol::Ssh)) => &[Protocol::Ssh],
+        Some(Ok(Protocol::Rdp)) => &[Protocol::Rdp],
+        Some(_) => {
+            let other = q.kind.as_deref().unwrap_or_default();
             return Err(ApiError::bad_request("InvalidKind", format!("unknown kind '{other}' (ssh or rdp)")));
         }
     };
     let target = q.target.trim();
     let mut forgotten = Vec::new();
     for kind in kinds {
-        let stored = if *kind == "rdp" { format!("{RDP_PREFIX}{target}") } else { target.to_string() };
+        let stored =
+            if *kind == Protocol::Rdp { format!("{RDP_PREFIX}{target}") } else { target.to_string() };
         if !reachable(&gw, &settings, &stored).await {
             continue;
         }

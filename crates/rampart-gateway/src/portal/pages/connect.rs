@@ -5,7 +5,7 @@ use std::str::FromStr;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use rampart_core::{OsType, ResourceId, Tier};
+use rampart_core::{OsType, Protocol, ResourceId, Tier};
 use serde::Deserialize;
 
 use super::super::{HOME, PortalUser, error_page, render};
@@ -74,10 +74,11 @@ async fn connect_page_for(gw: &Gateway, user: &PortalUser, q: &ConnectQuery) -> 
     };
     let custom_ports = s.tier.includes_custom_ports();
     let (protocol, port) = match &chosen {
-        Some(m) if m.os_type == OsType::Windows => ("rdp", m.port_rdp),
-        Some(m) => ("ssh", m.port_ssh),
-        None => ("ssh", 22),
+        Some(m) if m.os_type == OsType::Windows => (Protocol::Rdp, m.port_rdp),
+        Some(m) => (Protocol::Ssh, m.port_ssh),
+        None => (Protocol::Ssh, 22),
     };
+    let protocol = protocol.as_str();
     let rows: Vec<MachineRow> =
         machines.iter().map(|m| machine_row(m, chosen.as_ref().is_some_and(|c| c.id == m.id))).collect();
     let page = ConnectPage {
