@@ -145,7 +145,7 @@ const CLI_MAY_NAME: &[&str] = &[
     "rampart_gateway::config",
     "rampart_gateway::Gateway",
     "rampart_gateway::GatewayConfig",
-    "rampart_gateway::open_sqlite_store",
+    "rampart_gateway::open_store",
 ];
 
 /// The source rules: files over 600 lines say why at their top, and the CLI names only the
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(check_file("crates/x/src/a.rs", &long).len(), 1);
         let explained = format!("//! Longer than 600 lines because it is one table.\n{long}");
         assert!(check_file("crates/x/src/a.rs", &explained).is_empty());
-        let ok = "use rampart_gateway::config::Secret;\nlet s = rampart_gateway::open_sqlite_store(&c);";
+        let ok = "use rampart_gateway::config::Secret;\nlet s = rampart_gateway::open_store(&c);";
         assert!(check_file("crates/rampart-cli/src/commands/serve.rs", ok).is_empty());
         let inner = "use rampart_gateway::lifecycle::Sessions;";
         assert_eq!(check_file("crates/rampart-cli/src/commands/serve.rs", inner).len(), 1);

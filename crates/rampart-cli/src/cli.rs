@@ -277,6 +277,10 @@ pub struct ServeArgs {
     /// Directory of the store, TLS certificate and keys [default: ./rampart-data].
     #[arg(long, env = "RAMPART_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store: `sqlite` (a file in the data directory) or a PostgreSQL URL,
+    /// postgres://USER[:PASSWORD]@HOST:PORT/DB, shared by several gateways [default: sqlite].
+    #[arg(long, env = "RAMPART_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// TOML file with any of these settings (flags and RAMPART_* variables win).
     #[arg(long, env = "RAMPART_CONFIG")]
     pub config: Option<PathBuf>,

@@ -188,7 +188,7 @@ impl AdmissionService {
             target_ip: addr.ip().to_string(),
             target_port: addr.port(),
             target_resource_id: entry.target_resource_id.clone(),
-            admitted_in: Some(since.elapsed()),
+            admission_began: Some(since),
         };
         let session = self.sessions.start(entry, new).await.map_err(Denial::from)?;
         Ok(Admission { authorization, target, session })

@@ -28,8 +28,11 @@ pub const HIDDEN: &str = "<hidden>";
 pub struct GatewayConfig {
     /// HTTPS listen address (API, portal and tunnels share it).
     pub listen: SocketAddr,
-    /// Where the store, TLS certificate and signing key live.
+    /// Where the store (when SQLite), TLS certificate and signing key live.
     pub data_dir: PathBuf,
+    /// Which database: the embedded SQLite file in `data_dir`, or a PostgreSQL shared by
+    /// several gateways.
+    pub store: StoreLocation,
     /// A real certificate and key (PEM); otherwise a self-signed one is generated.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -56,6 +59,34 @@ pub struct GatewayConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// `rampart.db` in the data directory (the default).
+    Sqlite,
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DB[?sslmode=…]`; may hold a password.
+    Postgres(Secret),
+}
+
+impl StoreLocation {
+    /// As a setting: `sqlite`, or the URL with any password replaced by [`HIDDEN`].
+    pub fn shown(&self) -> String {
+        match self {
+            StoreLocation::Sqlite => "sqlite".into(),
+            StoreLocation::Postgres(url) => hide_password(&url.0),
+        }
+    }
+}
+
+/// A URL with its password (between `user:` and `@`) hidden.
+fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{HIDDEN}@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetricsEndpoint {
     /// On the HTTPS port, at `/metrics`.
     Https,
@@ -78,6 +109,7 @@ impl GatewayConfig {
         GatewayConfig {
             listen,
             data_dir,
+            store: StoreLocation::Sqlite,
             tls_cert: None,
             tls_key: None,
             admin_password: None,
@@ -103,6 +135,8 @@ impl GatewayConfig {
 pub struct ConfigLayer {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `sqlite` or a `postgres://` URL.
+    pub store: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub admin_password: Option<String>,
@@ -133,6 +167,8 @@ pub enum ConfigError {
     Metrics(String),
     #[error("log format '{0}': expected text or json")]
     LogFormat(String),
+    #[error("store '{0}': expected sqlite or a postgres:// URL")]
+    Store(String),
     #[error("{0} must be at least 1 second")]
     Zero(&'static str),
 }
@@ -151,6 +187,7 @@ impl ConfigLayer {
         pick!(
             listen,
             data_dir,
+            store,
             tls_cert,
             tls_key,
             admin_password,
@@ -182,6 +219,13 @@ impl GatewayConfig {
         }
         c.tls_cert = l.tls_cert;
         c.tls_key = l.tls_key;
+        c.store = match l.store.as_deref().map(str::trim) {
+            None | Some("") | Some("sqlite") => StoreLocation::Sqlite,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                StoreLocation::Postgres(Secret(url.to_string()))
+            }
+            Some(other) => return Err(ConfigError::Store(hide_password(other))),
+        };
         c.admin_password = l.admin_password.filter(|p| !p.is_empty()).map(Secret);
         let secs = |v: Option<u64>, default: Duration| v.map(Duration::from_secs).unwrap_or(default);
         c.access_token_ttl = secs(l.access_token_ttl, c.access_token_ttl);
@@ -225,6 +269,7 @@ impl GatewayConfig {
         ConfigLayer {
             listen: Some(self.listen),
             data_dir: Some(self.data_dir.clone()),
+            store: Some(self.store.shown()),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             // Never printed, not even masked: a printed file used as is must not set a password.
@@ -323,5 +368,25 @@ mod tests {
         assert_eq!(again.to_layer(), c.to_layer(), "every printed setting reads back the same");
         assert!(again.admin_password.is_none(), "a printed file sets no password");
         assert!(format!("{c:?}").contains("redacted") && !format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_postgres_store_url_is_taken_and_its_password_never_printed() {
+        let flags = ConfigLayer {
+            store: Some("postgres://rampart:pw-123@db:5432/rampart".into()),
+            ..ConfigLayer::default()
+        };
+        let c = GatewayConfig::from_layers(flags, ConfigLayer::default()).expect("valid");
+        assert!(matches!(&c.store, StoreLocation::Postgres(url) if url.0.contains("pw-123")));
+        let printed = c.to_toml();
+        assert!(printed.contains("postgres://rampart:<hidden>@db:5432/rampart"), "{printed}");
+        assert!(!printed.contains("pw-123") && !format!("{c:?}").contains("pw-123"));
+        let bad = ConfigLayer { store: Some("mysql://u:secret@h/db".into()), ..ConfigLayer::default() };
+        let err = GatewayConfig::from_layers(bad, ConfigLayer::default()).expect_err("not a store");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert_eq!(
+            GatewayConfig::from_layers(ConfigLayer::default(), ConfigLayer::default()).map(|c| c.store).ok(),
+            Some(StoreLocation::Sqlite)
+        );
     }
 }

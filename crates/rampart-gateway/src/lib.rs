@@ -25,4 +25,4 @@ pub mod tls;
 pub mod tunnel;
 
 pub use config::GatewayConfig;
-pub use server::{Gateway, GatewayError, StartedGateway, open_sqlite_store};
+pub use server::{Gateway, GatewayError, StartedGateway, open_store};

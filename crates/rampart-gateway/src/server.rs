@@ -12,7 +12,7 @@ use hyper_util::server::conn::auto;
 use rampart_core::rbac::OWNER;
 use rampart_core::{BastionSettings, GatewayEndpoints, ResourceId, RoleAssignment, Scope};
 use rampart_store::prelude::*;
-use rampart_store::{SqliteStore, StoreError};
+use rampart_store::{PostgresStore, SqliteStore, StoreError};
 use rampart_tunnel::stream;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -20,7 +20,7 @@ use tower::ServiceExt;
 
 use crate::api::{self, ClientAddr};
 use crate::auth::{self, AuthError, LoginLimiter, TokenKeys};
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, StoreLocation};
 use crate::tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +80,14 @@ pub struct StartedGateway {
     acceptor: TlsAcceptor,
 }
 
-/// Creates the data directory and opens the embedded store in it (`rampart.db`).
-pub async fn open_sqlite_store(config: &GatewayConfig) -> Result<Arc<dyn Store>, GatewayError> {
+/// Opens the configured store: the embedded SQLite file in the data directory (created if
+/// missing), or PostgreSQL.
+pub async fn open_store(config: &GatewayConfig) -> Result<Arc<dyn Store>, GatewayError> {
     create_data_dir(config)?;
-    Ok(Arc::new(SqliteStore::open(&config.data_dir.join("rampart.db")).await?))
+    Ok(match &config.store {
+        StoreLocation::Sqlite => Arc::new(SqliteStore::open(&config.data_dir.join("rampart.db")).await?),
+        StoreLocation::Postgres(url) => Arc::new(PostgresStore::connect(&url.0).await?),
+    })
 }
 
 fn create_data_dir(config: &GatewayConfig) -> Result<(), GatewayError> {

@@ -1,6 +1,7 @@
 //! Rampart's persistent store. Callers see only traits and domain types from `rampart-core`;
-//! SQL stays in this crate. [`SqliteStore`] is the embedded implementation; a PostgreSQL one
-//! is a second implementation of the same traits, not a change to callers.
+//! SQL stays in this crate. [`SqliteStore`] is the embedded implementation (the default);
+//! [`PostgresStore`] is the one several gateway processes share. Both implement the same
+//! traits, and callers cannot tell them apart.
 //!
 //! The store is split by area ([`AccountStore`], [`InventoryStore`], [`AccessStore`],
 //! [`AuditStore`]); [`Store`] is all of them. `use rampart_store::prelude::*` brings the
@@ -22,10 +23,14 @@
 //! - **One-time tokens**: a refresh token is consumed once, even by concurrent uses; the
 //!   first pinned host key wins, even between concurrent pins.
 
+mod cache;
+mod codec;
 mod invalidation;
+mod postgres;
 mod sqlite;
 
 pub use invalidation::{Invalidation, LocalInvalidation};
+pub use postgres::PostgresStore;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -52,12 +57,33 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cannot be reached (stopped, restarting, network): a new request fails at
+    /// once with this, never hangs, and works again once the database is back.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The audit log could not take a record; nothing that needed it may proceed.
     #[error("cannot write the audit log: {0}")]
     AuditWrite(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            // The server shutting down under an open connection (57P01 admin_shutdown and
+            // its kin): unavailable too.
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| c.starts_with("57P")) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            other => StoreError::Database(other),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +219,8 @@ pub trait AuditStore: Send + Sync {
     async fn audit_chain(&self) -> StoreResult<Vec<AuditEntry>>;
     /// Connections with an allowed open record and no close record (left by a crash).
     async fn unclosed_connections(&self) -> StoreResult<Vec<AuditEntry>>;
-    /// SQLite's own consistency check; `Ok(())` when it reports nothing wrong.
+    /// The backend's own consistency check (SQLite's `integrity_check`; PostgreSQL answering);
+    /// `Ok(())` when it reports nothing wrong.
     async fn integrity_check(&self) -> StoreResult<()>;
 }
 

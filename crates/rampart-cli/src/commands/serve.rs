@@ -26,6 +26,7 @@ fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
     let flags = ConfigLayer {
         listen: args.listen,
         data_dir: args.data_dir,
+        store: args.store,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         admin_password: args.admin_password,
@@ -53,7 +54,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_logging(&config.log);
-    let store = rampart_gateway::open_sqlite_store(&config).await?;
+    let store = rampart_gateway::open_store(&config).await?;
     let started = Gateway::bind(config, store).await?;
     let r = &started.report;
     let mut out = std::io::stdout().lock();

@@ -121,6 +121,14 @@ impl From<StoreError> for Denial {
             StoreError::NotFound(what) => {
                 Denial::new(DenialKind::NotFound, "NotFound", format!("{what} was not found"))
             }
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "the store is unavailable");
+                Denial::new(
+                    DenialKind::Unavailable,
+                    "StoreUnavailable",
+                    "the gateway's database is unavailable; try again in a few seconds",
+                )
+            }
             other => Denial::internal(other),
         }
     }

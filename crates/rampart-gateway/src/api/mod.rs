@@ -317,6 +317,16 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 ApiError::new(StatusCode::CONFLICT, "Conflict", format!("{what} already exists"))
             }
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "the store is unavailable");
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "StoreUnavailable",
+                    "the gateway's database is unavailable; try again in a few seconds",
+                );
+                e.retry_after = Some(5);
+                e
+            }
             other => ApiError::internal(other),
         }
     }

@@ -23,6 +23,7 @@ pub enum Direction {
 /// browser desktop's frames and input. Tunnelled bytes are relayed by `rampart-tunnel`
 /// without a copy through the gateway; observers see their byte counts at the end.
 pub trait SessionObserver: Send + Sync {
+    /// `admitted_in`: from the request to the durable open record, when it was admitted now.
     fn started(&self, _session: &Session, _admitted_in: Option<Duration>) {}
     fn data(&self, _session: &Session, _direction: Direction, _bytes: &[u8]) {}
     fn ended(&self, _session: &Session, _end: &EndReason) {}

@@ -68,8 +68,9 @@ pub struct NewSession {
     pub target_ip: String,
     pub target_port: u16,
     pub target_resource_id: Option<String>,
-    /// How long its admission took (request to dialled target), for the metrics.
-    pub admitted_in: Option<Duration>,
+    /// When its admission began (the request), for the metrics: admission time runs from
+    /// there to the durable open record.
+    pub admission_began: Option<Instant>,
 }
 
 pub struct Sessions {
@@ -110,8 +111,9 @@ impl Sessions {
             end: Mutex::new(None),
         });
         self.lock().insert(session.id.clone(), session.clone());
+        let admitted_in = new.admission_began.map(|t| t.elapsed());
         for o in &self.observers {
-            o.started(&session, new.admitted_in);
+            o.started(&session, admitted_in);
         }
         (session, stopped)
     }

@@ -26,7 +26,7 @@ pub(crate) async fn start(
         target_ip: entry.target_ip.clone().unwrap_or_default(),
         target_port: entry.target_port.unwrap_or_default(),
         target_resource_id: entry.target_resource_id.clone(),
-        admitted_in: None,
+        admission_began: None,
     };
     gw.sessions.start(entry, new).await.map_err(|e| {
         tracing::error!(error = %e, %protocol, "cannot record a browser session; not starting it");

@@ -34,7 +34,7 @@ impl TestGateway {
         config.admin_password = Some(Secret(PASSWORD.into()));
         config.metrics = MetricsEndpoint::Off;
         configure(&mut config);
-        let store = rampart_gateway::open_sqlite_store(&config).await.expect("store opens");
+        let store = rampart_gateway::open_store(&config).await.expect("store opens");
         let started = Gateway::bind(config, store).await.expect("gateway starts");
         let server = format!("https://{}", started.local_addr());
         let fingerprint = started.report.fingerprint.clone();

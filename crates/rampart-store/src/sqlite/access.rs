@@ -2,40 +2,13 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ipnet::IpNet;
-use rampart_core::rbac::Condition;
 use rampart_core::{RoleAssignment, RoleDefinition};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, conflict, json_list, parse_json_list, ts};
+use super::{SqliteStore, conflict, ts};
+use crate::codec::{condition_from_json, condition_json, json_list, parse_json_list};
 use crate::{AccessStore, StoreError, StoreResult};
-
-fn condition_json(c: &Condition) -> String {
-    serde_json::json!({
-        "networks": c.networks.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-        "ports": c.ports,
-    })
-    .to_string()
-}
-
-fn condition_from_json(text: &str) -> StoreResult<Condition> {
-    let corrupt = |e: String| StoreError::Corrupt(format!("role assignment condition: {e}"));
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-    let networks = v["networks"]
-        .as_array()
-        .map(|a| {
-            a.iter().filter_map(|n| n.as_str()).map(|n| n.parse::<IpNet>()).collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()
-        .map_err(|e| corrupt(e.to_string()))?
-        .unwrap_or_default();
-    let ports = v["ports"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|p| p.as_u64()).filter_map(|p| u16::try_from(p).ok()).collect())
-        .unwrap_or_default();
-    Ok(Condition { networks, ports })
-}
 
 fn assignment_from_row(row: &SqliteRow) -> StoreResult<RoleAssignment> {
     let scope: String = row.try_get("scope")?;

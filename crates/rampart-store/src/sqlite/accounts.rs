@@ -9,7 +9,8 @@ use rampart_core::{Bastion, BastionSettings, ResourceId, Tier};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, conflict, json_list, parse_json_list, parse_ts, ts};
+use super::{SqliteStore, conflict, parse_ts, ts};
+use crate::codec::{json_list, parse_json_list};
 use crate::{AccountStore, StoreError, StoreResult, Subscription, User};
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<User> {

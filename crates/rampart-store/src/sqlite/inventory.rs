@@ -9,6 +9,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, conflict, parse_ts, ts};
+use crate::codec::{machine_id, machine_key, parse_ip};
 use crate::{InventoryStore, StoreError, StoreResult};
 
 /// Machines joined with their network interface's private IP, then `$rest`.
@@ -23,18 +24,6 @@ macro_rules! machine_select {
             $rest
         )
     };
-}
-
-fn machine_id(sub: &str, rg: &str, scale_set: &str, name: &str) -> ResourceId {
-    if scale_set.is_empty() {
-        ResourceId::vm(sub, rg, name)
-    } else {
-        ResourceId::scale_set_instance(sub, rg, scale_set, name)
-    }
-}
-
-fn parse_ip(text: &str) -> StoreResult<std::net::IpAddr> {
-    text.parse().map_err(|_| StoreError::Corrupt(format!("private IP '{text}'")))
 }
 
 fn machine_from_row(row: &SqliteRow) -> StoreResult<Machine> {
@@ -56,15 +45,6 @@ fn machine_from_row(row: &SqliteRow) -> StoreResult<Machine> {
         port_ssh: port("port_ssh")?,
         port_rdp: port("port_rdp")?,
     })
-}
-
-/// (scale set, name) of a VM or scale-set instance ID.
-fn machine_key(id: &ResourceId) -> StoreResult<(String, String)> {
-    match (id.kind(), &id.child) {
-        (ResourceKind::VirtualMachine, _) => Ok((String::new(), id.name.clone())),
-        (ResourceKind::ScaleSetInstance, Some((_, instance))) => Ok((id.name.clone(), instance.clone())),
-        _ => Err(StoreError::NotFound(format!("machine {id}"))),
-    }
 }
 
 #[async_trait]

@@ -4,7 +4,6 @@
 mod access;
 mod accounts;
 mod audit;
-mod cache;
 mod inventory;
 
 use std::path::Path;
@@ -29,7 +28,7 @@ pub struct SqliteStore {
     /// the store is closed.
     audit_writer: std::sync::Mutex<Option<audit::AuditWriter>>,
     /// Reads every new connection makes, kept between writes (`cache`).
-    cache: cache::ReadCache,
+    cache: crate::cache::ReadCache,
 }
 
 impl SqliteStore {
@@ -59,7 +58,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             audit_writer: std::sync::Mutex::new(Some(audit_writer)),
-            cache: cache::ReadCache::new(invalidation),
+            cache: crate::cache::ReadCache::new(invalidation),
         })
     }
 }
@@ -100,14 +99,6 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming `what`.
 pub(crate) fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| if is_unique_violation(&e) { StoreError::Conflict(what()) } else { e.into() }
-}
-
-pub(crate) fn json_list(items: impl IntoIterator<Item = String>) -> String {
-    serde_json::Value::from(items.into_iter().collect::<Vec<_>>()).to_string()
-}
-
-pub(crate) fn parse_json_list(text: &str, what: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 #[cfg(test)]

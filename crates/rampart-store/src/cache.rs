@@ -1,7 +1,7 @@
 //! Reads the gateway makes for every new connection (the user, their role assignments, the
 //! custom roles, the bastion, the machine), kept in memory between writes.
 //!
-//! Every write method of [`SqliteStore`](super::SqliteStore) that changes one of these tables
+//! Every write method of a store (SQLite's, PostgreSQL's) that changes one of these tables
 //! clears the whole cache once its write has committed, so a removed role assignment or a
 //! changed setting applies to the very next connection, as before. A read that raced with a
 //! write does not fill the cache: each fill carries the generation it started under, and a
@@ -20,7 +20,7 @@ use crate::invalidation::Invalidation;
 const MAX_ENTRIES: usize = 4096;
 
 #[derive(Debug, Default)]
-pub(super) struct Cached {
+pub(crate) struct Cached {
     /// The invalidation generation these entries were read under.
     generation: u64,
     pub users: HashMap<String, Option<User>>,
@@ -31,7 +31,7 @@ pub(super) struct Cached {
 }
 
 #[derive(Debug)]
-pub(super) struct ReadCache {
+pub(crate) struct ReadCache {
     state: Mutex<Cached>,
     invalidation: Arc<dyn Invalidation>,
 }
@@ -85,7 +85,7 @@ impl ReadCache {
 /// Held by a write method from its first line to its end: clears the cache when taken and
 /// again when dropped, whatever path the method returns by, so nothing read before the write
 /// committed outlives it.
-pub(super) struct WriteGuard<'a>(&'a ReadCache);
+pub(crate) struct WriteGuard<'a>(&'a ReadCache);
 
 impl ReadCache {
     pub fn write_guard(&self) -> WriteGuard<'_> {

@@ -1,0 +1,220 @@
+//! The audit log: append-only and hash-chained (`rampart_core::audit::chain_hash`).
+
+use async_trait::async_trait;
+use rampart_core::audit::GENESIS_HASH;
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, chain_hash};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+use tokio::sync::{mpsc, oneshot};
+
+use super::PostgresStore;
+use crate::{AuditFilter, AuditStore, StoreError, StoreResult};
+
+/// The advisory lock that makes one appender at a time extend the chain, across processes.
+const CHAIN_LOCK: i64 = 0x7261_6d70_6172_7401;
+/// Most records one transaction takes.
+const MAX_BATCH: usize = 256;
+
+fn opt_u64(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+fn opt_i64(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn audit_from_row(row: &PgRow) -> StoreResult<AuditEntry> {
+    let event: String = row.try_get("event")?;
+    let result: String = row.try_get("result")?;
+    let port: Option<i32> = row.try_get("target_port")?;
+    Ok(AuditEntry {
+        id: Some(row.try_get("id")?),
+        time: row.try_get("time")?,
+        event: AuditEvent::parse(&event)
+            .ok_or_else(|| StoreError::Corrupt(format!("audit event '{event}'")))?,
+        user: row.try_get("user")?,
+        client_address: row.try_get("client_address")?,
+        bastion_id: row.try_get("bastion_id")?,
+        target_ip: row.try_get("target_ip")?,
+        target_port: port.and_then(|p| u16::try_from(p).ok()),
+        tunnel_id: row.try_get("tunnel_id")?,
+        connection_id: row.try_get("connection_id")?,
+        result: AuditResult::parse(&result)
+            .ok_or_else(|| StoreError::Corrupt(format!("audit result '{result}'")))?,
+        reason_code: row.try_get("reason_code")?,
+        reason: row.try_get("reason")?,
+        bytes_to_target: opt_u64(row.try_get("bytes_to_target")?),
+        bytes_from_target: opt_u64(row.try_get("bytes_from_target")?),
+        duration_ms: opt_u64(row.try_get("duration_ms")?),
+        user_agent: row.try_get("user_agent")?,
+        protocol: row.try_get("protocol")?,
+        target_resource_id: row.try_get("target_resource_id")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+/// An append waiting for the writer: the entry and where its id (or error) goes.
+pub(super) struct AuditJob {
+    entry: AuditEntry,
+    done: oneshot::Sender<StoreResult<i64>>,
+}
+
+#[derive(Debug)]
+pub(super) struct AuditWriter {
+    pub(super) jobs: mpsc::UnboundedSender<AuditJob>,
+    pub(super) task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for AuditJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditJob")
+    }
+}
+
+pub(super) fn start_audit_writer(pool: PgPool) -> AuditWriter {
+    let (jobs, queue) = mpsc::unbounded_channel();
+    let task = tokio::spawn(audit_writer(pool, queue));
+    AuditWriter { jobs, task }
+}
+
+/// The writer (group commit): every append waiting when it is free goes into one
+/// transaction. It ends when every sender is gone (the store closed), after writing what was
+/// queued.
+async fn audit_writer(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<AuditJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match write_batch(&pool, &batch).await {
+            Ok(ids) => {
+                for (job, id) in batch.into_iter().zip(ids) {
+                    let _ = job.done.send(Ok(id));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "cannot append to the audit log");
+                let text = e.to_string();
+                for job in batch {
+                    let _ = job.done.send(Err(StoreError::AuditWrite(text.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Writes `batch` after the chain's head in one transaction, under the chain's advisory lock
+/// (held until commit), so appenders in other processes wait their turn instead of forking
+/// the chain. The head is read under the lock every time: another process may have appended.
+async fn write_batch(pool: &PgPool, batch: &[AuditJob]) -> Result<Vec<i64>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
+    let head = sqlx::query("SELECT id, hash FROM audit_records ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (mut last_id, mut prev): (i64, String) = match head {
+        Some(r) => (r.try_get("id")?, r.try_get("hash")?),
+        None => (0, GENESIS_HASH.to_string()),
+    };
+    let mut ids = Vec::with_capacity(batch.len());
+    for AuditJob { entry: e, .. } in batch {
+        let id = last_id + 1;
+        let hash = chain_hash(&prev, id, e);
+        sqlx::query(
+            "INSERT INTO audit_records (id, time, event, \"user\", client_address, bastion_id, target_ip,
+               target_port, tunnel_id, connection_id, result, reason_code, reason,
+               bytes_to_target, bytes_from_target, duration_ms, user_agent, protocol,
+               target_resource_id, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+        )
+        .bind(id)
+        .bind(e.time)
+        .bind(e.event.as_str())
+        .bind(&e.user)
+        .bind(&e.client_address)
+        .bind(&e.bastion_id)
+        .bind(&e.target_ip)
+        .bind(e.target_port.map(i32::from))
+        .bind(&e.tunnel_id)
+        .bind(&e.connection_id)
+        .bind(e.result.as_str())
+        .bind(&e.reason_code)
+        .bind(&e.reason)
+        .bind(opt_i64(e.bytes_to_target))
+        .bind(opt_i64(e.bytes_from_target))
+        .bind(opt_i64(e.duration_ms))
+        .bind(&e.user_agent)
+        .bind(&e.protocol)
+        .bind(&e.target_resource_id)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        ids.push(id);
+        (last_id, prev) = (id, hash);
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn append_audit(&self, e: &AuditEntry) -> StoreResult<i64> {
+        let (done, result) = oneshot::channel();
+        let job = AuditJob { entry: e.clone(), done };
+        let sent = match self.audit_writer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(writer) => writer.jobs.send(job).is_ok(),
+            None => return Err(StoreError::AuditWrite("the store is closed".into())),
+        };
+        if !sent {
+            return Err(StoreError::AuditWrite("the audit writer has stopped".into()));
+        }
+        result.await.unwrap_or_else(|_| Err(StoreError::AuditWrite("the audit writer has stopped".into())))
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_records
+             WHERE ($1::timestamptz IS NULL OR time >= $1) AND ($2::text IS NULL OR \"user\" = $2)
+               AND ($3::text IS NULL OR result = $3)
+               AND ($4::text IS NULL OR target_ip = $4 OR target_resource_id = $4)
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(f.since)
+        .bind(&f.user)
+        .bind(&f.result)
+        .bind(&f.target)
+        .bind(i64::from(f.limit.unwrap_or(1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_chain(&self) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query("SELECT * FROM audit_records ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn unclosed_connections(&self) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_records o
+             WHERE o.event = 'connection-open' AND o.result = 'allowed' AND o.connection_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM audit_records c
+                               WHERE c.connection_id = o.connection_id AND c.event = 'connection-close')
+             ORDER BY o.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn integrity_check(&self) -> StoreResult<()> {
+        // PostgreSQL checks its own pages; what the gateway can check is that it answers.
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
