@@ -21,15 +21,20 @@
 //!   without regard to case (ARM names are case-insensitive) and found in any case; a
 //!   duplicate is [`StoreError::Conflict`].
 //! - **One-time tokens**: a refresh token is consumed once, even by concurrent uses; the
-//!   first pinned host key wins, even between concurrent pins.
+//!   first pinned host key wins, even between concurrent pins; so does the first shared
+//!   secret stored under a name.
+//! - **Nodes**: a heartbeat replaces the node's live sessions; a lost node's sessions are
+//!   handed to exactly one reaper; a published event reaches every subscriber.
 
 mod cache;
 mod codec;
 mod invalidation;
+mod nodes;
 mod postgres;
 mod sqlite;
 
 pub use invalidation::{Invalidation, LocalInvalidation};
+pub use nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, StoreEvent};
 pub use postgres::PostgresStore;
 
 use async_trait::async_trait;
@@ -42,7 +47,7 @@ use rampart_core::{
 pub use sqlite::SqliteStore;
 
 pub mod prelude {
-    pub use crate::{AccessStore, AccountStore, AuditStore, InventoryStore, Store};
+    pub use crate::{AccessStore, AccountStore, AuditStore, InventoryStore, NodeStore, Store};
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -226,7 +231,7 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything the gateway stores.
 #[async_trait]
-pub trait Store: AccountStore + InventoryStore + AccessStore + AuditStore + 'static {
+pub trait Store: AccountStore + InventoryStore + AccessStore + AuditStore + NodeStore + 'static {
     /// Flushes and closes the store; called once at shutdown.
     async fn close(&self);
 }

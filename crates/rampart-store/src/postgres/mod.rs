@@ -10,6 +10,7 @@ mod access;
 mod accounts;
 mod audit;
 mod inventory;
+mod nodes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub struct PostgresStore {
     /// Appends go to the audit writer task (`audit::audit_writer`); `None` once closed.
     audit_writer: std::sync::Mutex<Option<audit::AuditWriter>>,
     cache: ReadCache,
+    /// Every node's events (`nodes::listen`), for this process's subscribers.
+    events: tokio::sync::broadcast::Sender<crate::StoreEvent>,
+    /// The notifier and the listener.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl PostgresStore {
@@ -36,7 +41,8 @@ impl PostgresStore {
         Self::connect_with(url, Arc::new(LocalInvalidation::default())).await
     }
 
-    /// [`PostgresStore::connect`] with the read cache invalidated by `invalidation`.
+    /// [`PostgresStore::connect`] with the read cache invalidated by `invalidation`, which this
+    /// store also moves on when any node writes (through `NOTIFY`).
     pub async fn connect_with(url: &str, invalidation: Arc<dyn Invalidation>) -> StoreResult<Self> {
         let options: PgConnectOptions =
             url.parse().map_err(|e: sqlx::Error| StoreError::Unavailable(format!("store URL: {e}")))?;
@@ -49,10 +55,13 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}")))?;
         MIGRATOR.run(&pool).await?;
         let audit_writer = audit::start_audit_writer(pool.clone());
+        let (invalidation, events, tasks) = nodes::start_events(pool.clone(), invalidation).await;
         Ok(PostgresStore {
             pool,
             audit_writer: std::sync::Mutex::new(Some(audit_writer)),
             cache: ReadCache::new(invalidation),
+            events,
+            tasks,
         })
     }
 }
@@ -67,6 +76,9 @@ impl Store for PostgresStore {
             if task.await.is_err() {
                 tracing::error!("the audit writer ended abnormally");
             }
+        }
+        for task in &self.tasks {
+            task.abort();
         }
         self.pool.close().await;
     }

@@ -5,6 +5,7 @@ mod access;
 mod accounts;
 mod audit;
 mod inventory;
+mod nodes;
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub struct SqliteStore {
     audit_writer: std::sync::Mutex<Option<audit::AuditWriter>>,
     /// Reads every new connection makes, kept between writes (`cache`).
     cache: crate::cache::ReadCache,
+    /// Events for this process's subscribers (one node: nothing crosses processes).
+    events: tokio::sync::broadcast::Sender<crate::StoreEvent>,
 }
 
 impl SqliteStore {
@@ -59,6 +62,7 @@ impl SqliteStore {
             pool,
             audit_writer: std::sync::Mutex::new(Some(audit_writer)),
             cache: crate::cache::ReadCache::new(invalidation),
+            events: tokio::sync::broadcast::channel(1024).0,
         })
     }
 }

@@ -270,6 +270,115 @@ pub async fn deleting_a_user_removes_what_was_theirs(store: Arc<dyn Store>) -> C
     Ok(())
 }
 
+fn live(id: &str, node: &str, bastion: &str) -> rampart_store::LiveSessionRecord {
+    rampart_store::LiveSessionRecord {
+        id: id.into(),
+        node: node.into(),
+        user: "alice".into(),
+        client: "203.0.113.7:50000".into(),
+        bastion_id: bastion.into(),
+        protocol: "tcptunnel".into(),
+        target_ip: "10.0.0.4".into(),
+        target_port: 22,
+        target_resource_id: None,
+        started_at: Utc::now(),
+        bytes_to_target: 10,
+        bytes_from_target: 20,
+    }
+}
+
+/// The first secret stored under a name is every node's, also between nodes racing.
+pub async fn the_first_shared_secret_wins(store: Arc<dyn Store>) -> Checked {
+    let (a, b) =
+        tokio::join!(store.shared_secret("token-key", "aaa"), store.shared_secret("token-key", "bbb"));
+    let (a, b) = (a?, b?);
+    ensure!(a == b && (a == "aaa" || a == "bbb"), "both see one secret: {a} / {b}");
+    ensure!(store.shared_secret("token-key", "ccc").await? == a, "a later candidate does not replace it");
+    ensure!(store.shared_secret("other", "ddd").await? == "ddd", "names are separate");
+    Ok(())
+}
+
+/// Heartbeats report each node's live sessions; a heartbeat replaces what the node reported
+/// before; every node's sessions are listed, by bastion in any case.
+pub async fn heartbeats_report_each_nodes_sessions(store: Arc<dyn Store>) -> Checked {
+    let b1 = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/bastionHosts/b1";
+    store.register_node("node-1", "10.0.0.1:443").await?;
+    store.register_node("node-2", "10.0.0.2:443").await?;
+    store
+        .heartbeat(
+            "node-1",
+            rampart_store::NodeState::Active,
+            &[live("s1", "node-1", b1), live("s2", "node-1", "other")],
+        )
+        .await?;
+    store.heartbeat("node-2", rampart_store::NodeState::Draining, &[live("s3", "node-2", b1)]).await?;
+    let nodes = store.list_nodes().await?;
+    ensure!(nodes.len() == 2, "two nodes: {nodes:?}");
+    ensure!(
+        nodes[0].name == "node-1" && nodes[0].sessions == 2 && nodes[0].address == "10.0.0.1:443",
+        "{nodes:?}"
+    );
+    ensure!(nodes[1].state == rampart_store::NodeState::Draining && nodes[1].sessions == 1, "{nodes:?}");
+    let on_b1 = store.live_sessions(Some(&b1.to_uppercase())).await?;
+    ensure!(
+        on_b1.len() == 2 && on_b1.iter().any(|s| s.node == "node-2"),
+        "every node's sessions on b1: {on_b1:?}"
+    );
+    ensure!(on_b1.iter().all(|s| s.bytes_from_target == 20 && s.target_port == 22), "{on_b1:?}");
+    store.heartbeat("node-1", rampart_store::NodeState::Active, &[live("s2", "node-1", "other")]).await?;
+    let all = store.live_sessions(None).await?;
+    ensure!(
+        all.len() == 2 && !all.iter().any(|s| s.id == "s1"),
+        "an ended session is gone at the next heartbeat: {all:?}"
+    );
+    Ok(())
+}
+
+/// A node without a heartbeat is lost once, and its sessions go to exactly one reaper; the
+/// reaper never reaps itself.
+pub async fn a_lost_nodes_sessions_are_reaped_once(store: Arc<dyn Store>) -> Checked {
+    store.register_node("gone", "10.0.0.9:443").await?;
+    store.register_node("alive", "10.0.0.1:443").await?;
+    store
+        .heartbeat(
+            "gone",
+            rampart_store::NodeState::Active,
+            &[live("s1", "gone", "b"), live("s2", "gone", "b")],
+        )
+        .await?;
+    let later = Utc::now() + chrono::Duration::seconds(60);
+    let (a, b) = tokio::join!(store.reap_lost_nodes(later, "alive"), store.reap_lost_nodes(later, "alive"));
+    let (a, b) = (a?, b?);
+    ensure!(a.len() + b.len() == 2, "each lost session once: {a:?} / {b:?}");
+    let nodes = store.list_nodes().await?;
+    let state = |n: &str| nodes.iter().find(|x| x.name == n).map(|x| x.state);
+    ensure!(state("gone") == Some(rampart_store::NodeState::Lost), "{nodes:?}");
+    ensure!(state("alive") == Some(rampart_store::NodeState::Active), "the reaper is not reaped: {nodes:?}");
+    ensure!(store.live_sessions(None).await?.is_empty(), "the lost node's sessions are gone");
+    ensure!(store.reap_lost_nodes(later, "alive").await?.is_empty(), "nothing twice");
+    Ok(())
+}
+
+/// A published event reaches a subscriber.
+pub async fn published_events_reach_subscribers(store: Arc<dyn Store>) -> Checked {
+    let mut events = store.subscribe();
+    let event = rampart_store::StoreEvent::StopSession {
+        id: "s1".into(),
+        reason: "revoked".into(),
+        by: "admin".into(),
+    };
+    store.publish(&event).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(e)) if e == event => return Ok(()),
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(e)) => return Err(fail(format!("the events ended: {e}"))),
+            Err(_) => return Err(fail("the event did not arrive within 5 s")),
+        }
+    }
+}
+
 /// Every check, by name, for `conformance_tests!`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -284,6 +393,10 @@ macro_rules! conformance_tests {
             portal_sessions_end,
             first_pinned_host_key_wins,
             deleting_a_user_removes_what_was_theirs,
+            the_first_shared_secret_wins,
+            heartbeats_report_each_nodes_sessions,
+            a_lost_nodes_sessions_are_reaped_once,
+            published_events_reach_subscribers,
         );
     };
     ($backend:expr; $($check:ident),+ $(,)?) => {
