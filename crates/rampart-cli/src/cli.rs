@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Sign in to a gateway.
     Login(LoginArgs),
     /// Sign out: revoke the refresh token and forget the session.
@@ -57,6 +57,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The gateway nodes that share this gateway's store.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Registered virtual machines (Rampart does not create them; it is told where they are).
     #[command(subcommand)]
     Vm(VmCommand),
@@ -281,6 +284,9 @@ pub struct ServeArgs {
     /// postgres://USER[:PASSWORD]@HOST:PORT/DB, shared by several gateways [default: sqlite].
     #[arg(long, env = "RAMPART_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    /// This gateway's name among the nodes that share its store [default: the host name].
+    #[arg(long, env = "RAMPART_NODE_NAME")]
+    pub node_name: Option<String>,
     /// TOML file with any of these settings (flags and RAMPART_* variables win).
     #[arg(long, env = "RAMPART_CONFIG")]
     pub config: Option<PathBuf>,
@@ -698,4 +704,13 @@ pub enum AuditCommand {
     },
     /// Check the audit log's hash chain; names the first record that was altered.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Every node: address, state (active, draining, stopped, lost), last heartbeat, sessions.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
 }

@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     /// Which database: the embedded SQLite file in `data_dir`, or a PostgreSQL shared by
     /// several gateways.
     pub store: StoreLocation,
+    /// This gateway's name among the nodes sharing its store (default: the host name).
+    pub node_name: String,
     /// A real certificate and key (PEM); otherwise a self-signed one is generated.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -76,6 +78,20 @@ impl StoreLocation {
     }
 }
 
+/// The host name, or `rampart` when it cannot be read.
+fn default_node_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| valid_node_name(h))
+        .unwrap_or_else(|| "rampart".into())
+}
+
+fn valid_node_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// A URL with its password (between `user:` and `@`) hidden.
 fn hide_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
@@ -110,6 +126,7 @@ impl GatewayConfig {
             listen,
             data_dir,
             store: StoreLocation::Sqlite,
+            node_name: default_node_name(),
             tls_cert: None,
             tls_key: None,
             admin_password: None,
@@ -137,6 +154,7 @@ pub struct ConfigLayer {
     pub data_dir: Option<PathBuf>,
     /// `sqlite` or a `postgres://` URL.
     pub store: Option<String>,
+    pub node_name: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub admin_password: Option<String>,
@@ -167,6 +185,8 @@ pub enum ConfigError {
     Metrics(String),
     #[error("log format '{0}': expected text or json")]
     LogFormat(String),
+    #[error("node name '{0}': 1 to 63 letters, digits, '.', '_' or '-'")]
+    NodeName(String),
     #[error("store '{0}': expected sqlite or a postgres:// URL")]
     Store(String),
     #[error("{0} must be at least 1 second")]
@@ -188,6 +208,7 @@ impl ConfigLayer {
             listen,
             data_dir,
             store,
+            node_name,
             tls_cert,
             tls_key,
             admin_password,
@@ -226,6 +247,12 @@ impl GatewayConfig {
             }
             Some(other) => return Err(ConfigError::Store(hide_password(other))),
         };
+        if let Some(name) = l.node_name {
+            if !valid_node_name(&name) {
+                return Err(ConfigError::NodeName(name.chars().take(80).collect()));
+            }
+            c.node_name = name;
+        }
         c.admin_password = l.admin_password.filter(|p| !p.is_empty()).map(Secret);
         let secs = |v: Option<u64>, default: Duration| v.map(Duration::from_secs).unwrap_or(default);
         c.access_token_ttl = secs(l.access_token_ttl, c.access_token_ttl);
@@ -270,6 +297,7 @@ impl GatewayConfig {
             listen: Some(self.listen),
             data_dir: Some(self.data_dir.clone()),
             store: Some(self.store.shown()),
+            node_name: Some(self.node_name.clone()),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             // Never printed, not even masked: a printed file used as is must not set a password.

@@ -11,6 +11,7 @@
 //! - [`lifecycle`]: the one life every session runs: start, data, stop, end, observers.
 //! - [`tunnel`]: tunnel grants and the three carriers of tunnelled connections.
 //! - [`portal`]: the browser portal (pages, sign-in cookie, CSRF) and SSH in the browser.
+//! - [`node`]: this gateway among the nodes sharing its store: heartbeats, lost nodes.
 //! - [`server`]: first-start bootstrap, the TLS accept loop, drain and shutdown.
 
 pub mod admission;
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod fuzzing;
 pub mod lifecycle;
+pub mod node;
 pub mod portal;
 pub mod server;
 pub mod tls;

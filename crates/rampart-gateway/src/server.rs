@@ -42,6 +42,8 @@ pub enum GatewayError {
 /// Shared state of a running gateway.
 pub struct Gateway {
     pub(crate) store: Arc<dyn Store>,
+    /// This node's name among those sharing the store.
+    pub(crate) node: String,
     pub(crate) keys: TokenKeys,
     pub(crate) config: GatewayConfig,
     pub(crate) limiter: LoginLimiter,
@@ -102,9 +104,24 @@ impl Gateway {
         create_data_dir(&config)?;
         store.integrity_check().await?;
         let (admin_created, generated_admin_password) = bootstrap(&store, &config).await?;
-        close_dangling_connections(&store).await?;
-        let keys = TokenKeys::load_or_create(&config.data_dir.join("keys").join("token-signing.key"))?;
-        let ssh_ca = rampart_ssh::SshCa::load_or_create(&config.data_dir.join("keys").join("ssh-ca"))?;
+        let (keys, ssh_ca) = match &config.store {
+            // One node: its keys are files in its data directory (mode 0600), and every
+            // connection left open is its own.
+            StoreLocation::Sqlite => {
+                close_dangling_connections(&store).await?;
+                (
+                    TokenKeys::load_or_create(&config.data_dir.join("keys").join("token-signing.key"))?,
+                    rampart_ssh::SshCa::load_or_create(&config.data_dir.join("keys").join("ssh-ca"))?,
+                )
+            }
+            // Several nodes: every node signs with the same keys, kept in the store (the first
+            // node to start makes them).
+            StoreLocation::Postgres(_) => {
+                let token = store.shared_secret("token-signing-key", &auth::random_secret(32)).await?;
+                let ca = store.shared_secret("ssh-ca-key", &rampart_ssh::SshCa::generate_openssh()?).await?;
+                (TokenKeys::from_secret(token.as_bytes()), rampart_ssh::SshCa::from_openssh(&ca)?)
+            }
+        };
         let cert =
             tls::load_or_generate(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
         let acceptor = TlsAcceptor::from(tls::server_config(&cert)?);
@@ -113,6 +130,7 @@ impl Gateway {
             .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
         let listen =
             listener.local_addr().map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
+        crate::node::register(&store, &config.node_name, &listen.to_string()).await?;
         let local_ips: Vec<IpAddr> =
             if_addrs::get_if_addrs().map(|ifs| ifs.iter().map(|i| i.ip()).collect()).unwrap_or_default();
         let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password(&auth::random_secret(16)))
@@ -141,6 +159,7 @@ impl Gateway {
         );
         let state = Arc::new(Gateway {
             store,
+            node: config.node_name.clone(),
             keys,
             limiter: LoginLimiter::new(config.login_max_failures, config.login_window),
             ssh_ca,
@@ -270,6 +289,8 @@ impl StartedGateway {
                 }
             })
         };
+        let heartbeat = tokio::spawn(crate::node::heartbeat(self.state.clone()));
+        let events = tokio::spawn(crate::node::follow_events(self.state.clone()));
         if let crate::config::MetricsEndpoint::Listen(addr) = self.state.config.metrics {
             match TcpListener::bind(addr).await {
                 Ok(listener) => {
@@ -356,6 +377,9 @@ impl StartedGateway {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         sweeper.abort();
+        heartbeat.abort();
+        events.abort();
+        crate::node::stopped(&self.state).await;
         tracing::info!("stopped");
         self.state.store.close().await;
     }

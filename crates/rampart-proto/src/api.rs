@@ -124,6 +124,24 @@ pub struct Session {
     pub duration_seconds: u64,
     pub bytes_to_target: u64,
     pub bytes_from_target: u64,
+    /// The gateway node that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+}
+
+/// A gateway node, as `rampart node list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub name: String,
+    pub address: String,
+    /// `active`, `draining`, `stopped` or `lost`.
+    pub state: String,
+    pub started_at: String,
+    pub last_heartbeat: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_seconds: u64,
+    pub sessions: u32,
 }
 
 /// Body of create (all optional: defaults apply) and update (only what is given changes).

@@ -18,6 +18,8 @@ pub enum SshCaError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("the SSH CA key {path} is not an OpenSSH private key: {source}")]
     BadKey { path: PathBuf, source: ssh_key::Error },
+    #[error("the shared SSH CA key in the store is not an OpenSSH private key: {0}")]
+    BadSharedKey(ssh_key::Error),
     #[error("the public key is not in OpenSSH form (e.g. ssh-ed25519 AAAA…): {0}")]
     BadPublicKey(ssh_key::Error),
     #[error("signing the certificate failed: {0}")]
@@ -46,6 +48,18 @@ pub struct SshCa {
 }
 
 impl SshCa {
+    /// A new random CA key as OpenSSH private-key text, for nodes that share their CA through
+    /// a store (the store keeps the first one any node offered).
+    pub fn generate_openssh() -> Result<String, SshCaError> {
+        let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(SshCaError::Sign)?;
+        Ok(key.to_openssh(LineEnding::LF).map_err(SshCaError::Sign)?.to_string())
+    }
+
+    /// The CA from OpenSSH private-key text (a shared one).
+    pub fn from_openssh(text: &str) -> Result<SshCa, SshCaError> {
+        Ok(SshCa { key: PrivateKey::from_openssh(text).map_err(SshCaError::BadSharedKey)? })
+    }
+
     /// Loads the CA key from `path`, creating it if missing.
     pub fn load_or_create(path: &Path) -> Result<SshCa, SshCaError> {
         let io = |source| SshCaError::Io { path: path.to_path_buf(), source };

@@ -5,6 +5,7 @@ mod account;
 mod audit;
 mod bastion;
 mod inventory;
+mod node;
 mod rdp;
 mod serve;
 mod ssh;
@@ -18,7 +19,7 @@ use crate::cli::{Cli, Command, NetworkCommand};
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Login(args) => account::login(args).await,
         Command::Logout => account::logout().await,
         Command::Account(cmd) => account::run(cmd).await,
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(cmd) => audit::run(cmd).await,
+        Command::Node(cmd) => node::run(cmd).await,
         Command::Network(NetworkCommand::Nic(cmd)) => inventory::nic(cmd).await,
         Command::Vm(cmd) => inventory::vm(cmd).await,
         Command::Vmss(cmd) => inventory::vmss(cmd).await,

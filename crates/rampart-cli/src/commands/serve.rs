@@ -27,6 +27,7 @@ fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
         listen: args.listen,
         data_dir: args.data_dir,
         store: args.store,
+        node_name: args.node_name,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         admin_password: args.admin_password,

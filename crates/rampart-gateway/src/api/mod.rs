@@ -7,6 +7,7 @@ pub(crate) mod bastions;
 pub(crate) mod caller;
 mod host_keys;
 pub(crate) mod inventory;
+mod nodes;
 mod openapi;
 pub(crate) mod session;
 pub(crate) mod sessions;
@@ -98,7 +99,8 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", SSH_CERTIFICATES, "Sign a short-lived SSH user certificate (identity sign-in)"),
     ("get", READYZ, "Ready for new work (503 while draining)"),
     ("get", METRICS, "Prometheus metrics"),
-    ("get", SESSIONS, "Live sessions on a bastion"),
+    ("get", SESSIONS, "Live sessions on a bastion, on every node"),
+    ("get", NODES, "The gateway nodes sharing this store, as their heartbeats show them"),
     ("delete", SESSION, "Disconnect a session"),
     ("get", HOST_KEYS, "Host keys and RDP certificates pinned for targets the bastion reaches"),
     ("delete", HOST_KEYS, "Forget a pinned host key or certificate (?target=…&kind=ssh|rdp)"),
@@ -126,6 +128,7 @@ const OPENAPI: &str = "/api/openapi.json";
 const SSH_CA: &str = "/api/ssh/ca";
 const SSH_CERTIFICATES: &str = "/api/ssh/certificates";
 const READYZ: &str = "/readyz";
+const NODES: &str = "/api/nodes";
 const METRICS: &str = "/metrics";
 const SESSION: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}";
@@ -181,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route(READYZ, get(readyz))
         .route(METRICS, get(metrics))
         .route(SESSIONS, get(sessions::list))
+        .route(NODES, get(nodes::list))
         .route(SESSION, axum::routing::delete(sessions::disconnect))
         .route(HOST_KEYS, get(host_keys::list).delete(host_keys::forget))
         .fallback(not_found)

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use chrono::SecondsFormat;
 use rampart_core::{AuditEvent, ResourceId, Scope};
 use rampart_proto::api;
+use rampart_store::{LiveSessionRecord, StoreEvent};
 
 use super::bastions::resolve_subscription;
 use super::caller::Caller;
@@ -31,14 +32,15 @@ pub async fn list(
     Ok(Json(live_sessions(&gw, &caller, &id).await?))
 }
 
-/// The live sessions on a bastion, for a caller allowed to see them.
+/// The live sessions on a bastion, on every node, for a caller allowed to see them: this
+/// node's as they are now, the others' as of their last heartbeat (at most a second old).
 pub(crate) async fn live_sessions(
     gw: &Gateway,
     caller: &Caller,
     id: &ResourceId,
 ) -> Result<Vec<api::Session>, ApiError> {
     caller.require(gw, AuditEvent::Read, LIST, &Scope::Resource(id.clone())).await?;
-    Ok(gw
+    let mut list: Vec<api::Session> = gw
         .sessions
         .on_bastion(&id.to_string())
         .iter()
@@ -54,8 +56,34 @@ pub(crate) async fn live_sessions(
             duration_seconds: s.started.elapsed().as_secs(),
             bytes_to_target: s.counters.tunnel_to_socket.load(Ordering::Relaxed),
             bytes_from_target: s.counters.socket_to_tunnel.load(Ordering::Relaxed),
+            node_name: Some(gw.node.clone()),
         })
-        .collect())
+        .collect();
+    let now = chrono::Utc::now();
+    for s in other_nodes_sessions(gw, id).await? {
+        list.push(api::Session {
+            duration_seconds: u64::try_from(now.signed_duration_since(s.started_at).num_seconds())
+                .unwrap_or(0),
+            start_time: s.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            session_id: s.id,
+            user_name: s.user,
+            client_address: s.client,
+            protocol: s.protocol,
+            target_ip_address: s.target_ip,
+            target_port: s.target_port,
+            target_resource_id: s.target_resource_id,
+            bytes_to_target: s.bytes_to_target,
+            bytes_from_target: s.bytes_from_target,
+            node_name: Some(s.node),
+        });
+    }
+    Ok(list)
+}
+
+/// Sessions other nodes hold on a bastion, as of their last heartbeat.
+async fn other_nodes_sessions(gw: &Gateway, id: &ResourceId) -> Result<Vec<LiveSessionRecord>, ApiError> {
+    let all = gw.store.live_sessions(Some(&id.to_string())).await?;
+    Ok(all.into_iter().filter(|s| !s.node.eq_ignore_ascii_case(&gw.node)).collect())
 }
 
 /// Ends the session at once; its relay tells the client who ended it.
@@ -69,7 +97,7 @@ pub async fn disconnect(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Ends a live session on a bastion and records who did it.
+/// Ends a live session on a bastion, on whichever node holds it, and records who did it.
 pub(crate) async fn disconnect_session(
     gw: &Gateway,
     caller: &Caller,
@@ -77,19 +105,33 @@ pub(crate) async fn disconnect_session(
     session: &str,
 ) -> Result<(), ApiError> {
     caller.require(gw, AuditEvent::SessionDisconnect, DISCONNECT, &Scope::Resource(id.clone())).await?;
-    let found = gw.sessions.get(session).filter(|s| s.bastion_id.eq_ignore_ascii_case(&id.to_string()));
-    let Some(found) = found else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "SessionNotFound",
-            format!("no live session '{session}' on bastion '{}'", id.name),
-        ));
+    let here = gw.sessions.get(session).filter(|s| s.bastion_id.eq_ignore_ascii_case(&id.to_string()));
+    let (user, target_ip, target_port, node) = match here {
+        Some(found) => {
+            found.stop(rampart_core::EndReason::DisconnectedBy { by: caller.name().to_string() });
+            (found.user.clone(), found.target_ip.clone(), found.target_port, gw.node.clone())
+        }
+        None => {
+            let Some(found) = other_nodes_sessions(gw, id).await?.into_iter().find(|s| s.id == session)
+            else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "SessionNotFound",
+                    format!("no live session '{session}' on bastion '{}'", id.name),
+                ));
+            };
+            // Its node stops it when the event arrives (LISTEN/NOTIFY: milliseconds).
+            let stop = StoreEvent::StopSession {
+                id: found.id.clone(),
+                reason: "disconnected".into(),
+                by: caller.name().to_string(),
+            };
+            gw.store.publish(&stop).await?;
+            (found.user, found.target_ip, found.target_port, found.node)
+        }
     };
-    found.stop(rampart_core::EndReason::DisconnectedBy { by: caller.name().to_string() });
-    let what = format!(
-        "disconnected session {session} of {} to {}:{}",
-        found.user, found.target_ip, found.target_port
-    );
+    let what =
+        format!("disconnected session {session} of {user} to {target_ip}:{target_port} on node {node}");
     caller.record(gw, AuditEvent::SessionDisconnect, &id.to_string(), what).await?;
     Ok(())
 }

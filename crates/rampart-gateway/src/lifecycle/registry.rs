@@ -141,6 +141,11 @@ impl Sessions {
         self.lock().get(id).cloned()
     }
 
+    /// Every live session of this node.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.lock().values().cloned().collect()
+    }
+
     /// Live sessions on one bastion (case-insensitive ID), oldest first.
     pub fn on_bastion(&self, bastion_id: &str) -> Vec<Arc<Session>> {
         let mut list: Vec<Arc<Session>> =

@@ -17,6 +17,7 @@ pub const PASSWORD: &str = "harness-admin-password";
 
 pub struct TestGateway {
     _dir: tempfile::TempDir,
+    pub config: GatewayConfig,
     pub server: String,
     pub fingerprint: String,
     pub admin: ApiClient,
@@ -34,6 +35,7 @@ impl TestGateway {
         config.admin_password = Some(Secret(PASSWORD.into()));
         config.metrics = MetricsEndpoint::Off;
         configure(&mut config);
+        let kept = config.clone();
         let store = rampart_gateway::open_store(&config).await.expect("store opens");
         let started = Gateway::bind(config, store).await.expect("gateway starts");
         let server = format!("https://{}", started.local_addr());
@@ -53,6 +55,7 @@ impl TestGateway {
         admin.update_bastion(&subscription, "default", "default", &change).await.expect("bastion settings");
         TestGateway {
             _dir: dir,
+            config: kept,
             server,
             fingerprint,
             admin,

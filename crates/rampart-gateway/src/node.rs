@@ -1,0 +1,136 @@
+//! This gateway as one node of several sharing a store: it registers itself, heartbeats with
+//! its live sessions (their byte counts batched into the heartbeat), ends the sessions of nodes
+//! that stopped heartbeating ("node lost", close records written for them), and stops its own
+//! sessions when any node asks (a disconnect made through another node).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, EndReason};
+use rampart_store::{LiveSessionRecord, NodeState, Store, StoreError, StoreEvent};
+
+use crate::lifecycle::Session;
+use crate::server::Gateway;
+
+/// How often a node heartbeats.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A node silent this long is lost: its sessions are ended by another node.
+pub const LOST_AFTER: Duration = Duration::from_secs(5);
+
+/// What the store shows of a live session of this node.
+pub fn record_of(node: &str, s: &Session) -> LiveSessionRecord {
+    LiveSessionRecord {
+        id: s.id.clone(),
+        node: node.to_string(),
+        user: s.user.clone(),
+        client: s.client.clone(),
+        bastion_id: s.bastion_id.clone(),
+        protocol: s.protocol.as_str().to_string(),
+        target_ip: s.target_ip.clone(),
+        target_port: s.target_port,
+        target_resource_id: s.target_resource_id.clone(),
+        started_at: s.started_at,
+        bytes_to_target: s.counters.tunnel_to_socket.load(Ordering::Relaxed),
+        bytes_from_target: s.counters.socket_to_tunnel.load(Ordering::Relaxed),
+    }
+}
+
+/// Registers this node; sessions a previous run of it left in the store (it was killed) are
+/// closed in the audit log as ended by the restart.
+pub async fn register(store: &Arc<dyn Store>, node: &str, address: &str) -> Result<(), StoreError> {
+    let left: Vec<LiveSessionRecord> =
+        store.live_sessions(None).await?.into_iter().filter(|s| s.node.eq_ignore_ascii_case(node)).collect();
+    store.register_node(node, address).await?;
+    store.heartbeat(node, NodeState::Active, &[]).await?;
+    close_records(store.as_ref(), &left, "ended by gateway restart", None).await;
+    Ok(())
+}
+
+/// Close records for sessions whose node can no longer write them.
+async fn close_records(store: &dyn Store, sessions: &[LiveSessionRecord], reason: &str, code: Option<&str>) {
+    for s in sessions {
+        let mut close = AuditEntry::new(Utc::now(), AuditEvent::ConnectionClose, AuditResult::Closed);
+        close.connection_id = Some(s.id.clone());
+        close.user = Some(s.user.clone());
+        close.client_address = Some(s.client.clone());
+        close.bastion_id = Some(s.bastion_id.clone());
+        close.target_ip = Some(s.target_ip.clone());
+        close.target_port = Some(s.target_port);
+        close.target_resource_id = s.target_resource_id.clone();
+        close.protocol = Some(s.protocol.clone());
+        close.bytes_to_target = Some(s.bytes_to_target);
+        close.bytes_from_target = Some(s.bytes_from_target);
+        let lasted = Utc::now().signed_duration_since(s.started_at).num_milliseconds();
+        close.duration_ms = u64::try_from(lasted).ok();
+        close.reason = Some(reason.to_string());
+        close.reason_code = code.map(str::to_string);
+        if code.is_some() {
+            close.result = AuditResult::Failed;
+        }
+        if let Err(e) = store.append_audit(&close).await {
+            tracing::error!(error = %e, session = %s.id, "cannot record the end of a lost session");
+        }
+    }
+}
+
+/// One heartbeat: this node's state and live sessions; then the sessions of nodes gone silent
+/// are ended, each by exactly one node.
+pub async fn beat(gw: &Gateway) -> Result<(), StoreError> {
+    let state = if gw.draining.load(Ordering::SeqCst) { NodeState::Draining } else { NodeState::Active };
+    let sessions: Vec<LiveSessionRecord> = gw.sessions.all().iter().map(|s| record_of(&gw.node, s)).collect();
+    gw.store.heartbeat(&gw.node, state, &sessions).await?;
+    let silent_since = Utc::now() - chrono::Duration::from_std(LOST_AFTER).unwrap_or_default();
+    let lost = gw.store.reap_lost_nodes(silent_since, &gw.node).await?;
+    for s in &lost {
+        let reason = EndReason::NodeLost { node: s.node.clone() };
+        tracing::warn!(session = %s.id, node = %s.node, "ending a session of a lost node");
+        close_records(gw.store.as_ref(), std::slice::from_ref(s), &reason.to_string(), Some(reason.code()))
+            .await;
+    }
+    Ok(())
+}
+
+/// Heartbeats until the gateway stops.
+pub async fn heartbeat(gw: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = beat(&gw).await {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+/// Stops this node's sessions that any node asks to stop.
+pub async fn follow_events(gw: Arc<Gateway>) {
+    let mut events = gw.store.subscribe();
+    loop {
+        match events.recv().await {
+            Ok(StoreEvent::StopSession { id, reason, by }) => {
+                if let Some(session) = gw.sessions.get(&id) {
+                    let end = if reason == "revoked" {
+                        EndReason::Revoked { detail: format!("by {by}") }
+                    } else {
+                        EndReason::DisconnectedBy { by }
+                    };
+                    session.stop(end);
+                }
+            }
+            Ok(StoreEvent::CacheInvalidated) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "missed events from other nodes");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The last heartbeat: stopped, no sessions.
+pub async fn stopped(gw: &Gateway) {
+    if let Err(e) = gw.store.heartbeat(&gw.node, NodeState::Stopped, &[]).await {
+        tracing::warn!(error = %e, "cannot tell the other nodes this one stopped");
+    }
+}

@@ -1,0 +1,138 @@
+//! Several gateway nodes on one PostgreSQL (in this process, each with its own data directory
+//! and certificate): a token from one works on another, every node's sessions are listed and
+//! disconnected from any node, a setting changed through one applies on another within a
+//! second, and a node gone silent has its sessions ended as "node lost".
+
+mod harness;
+
+#[path = "../../rampart-store/tests/support/postgres.rs"]
+mod pg;
+
+use std::time::{Duration, Instant};
+
+use harness::echo_target;
+use harness::gateway::{TestGateway, closed, connect_through, echo};
+use rampart_client::api::ApiClient;
+use rampart_client::trust::Trust;
+use rampart_client::tunnel::TunnelProtocol;
+use rampart_gateway::config::{Secret, StoreLocation};
+use rampart_proto::api::{BastionChange, Node, Session};
+use rampart_store::prelude::*;
+
+async fn node(url: &str, name: &str) -> TestGateway {
+    let (url, name) = (url.to_string(), name.to_string());
+    TestGateway::start(move |c| {
+        c.store = StoreLocation::Postgres(Secret(url));
+        c.node_name = name;
+    })
+    .await
+}
+
+async fn sessions_seen_by(gw: &TestGateway) -> Vec<Session> {
+    gw.sessions().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_tokens_sessions_settings_and_end_a_lost_nodes_sessions() {
+    let cluster =
+        tokio::task::spawn_blocking(pg::PgCluster::start).await.expect("ran").expect("postgres starts");
+    let url = cluster.create_database("nodes").expect("database");
+    let one = node(&url, "node-1").await;
+    let two = node(&url, "node-2").await;
+
+    // A token node 1 issued is valid on node 2 (the signing key is shared).
+    let via_two = ApiClient::new(&two.server, Trust::Fingerprint(two.fingerprint.clone()))
+        .expect("client")
+        .with_session(one.admin.session());
+    let nodes: Vec<Node> = via_two
+        .request::<(), _>(http::Method::GET, "/api/nodes", None)
+        .await
+        .expect("node list")
+        .unwrap_or_default();
+    let names: Vec<(&str, &str)> = nodes.iter().map(|n| (n.name.as_str(), n.state.as_str())).collect();
+    assert_eq!(names, [("node-1", "active"), ("node-2", "active")]);
+
+    // A session held by node 1 is listed by node 2 (with its node) within a heartbeat.
+    let target = echo_target().await;
+    let tunnel = one.tunnel(target, TunnelProtocol::Mux).await;
+    let (mut user, _relay) = connect_through(&tunnel).await;
+    echo(&mut user, b"through node one").await;
+    let t = Instant::now();
+    let seen = loop {
+        if let Some(s) =
+            sessions_seen_by(&two).await.into_iter().find(|s| s.node_name.as_deref() == Some("node-1"))
+        {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(3), "node 2 does not list node 1's session");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(seen.target_port, target.port());
+    // Disconnected through node 2, it ends on node 1 within a second.
+    let t = Instant::now();
+    two.disconnect(&seen.session_id).await;
+    closed(&mut user).await;
+    assert!(t.elapsed() < Duration::from_secs(1), "ended after {:?}", t.elapsed());
+    let close = one.close_record(&seen.session_id).await;
+    assert_eq!(close.reason.as_deref(), Some("disconnected by admin"), "{close:?}");
+
+    // A setting changed through node 1 refuses the next connection through node 2 at once.
+    let through_two = two.tunnel(target, TunnelProtocol::Mux).await;
+    let (mut ok, _r) = connect_through(&through_two).await;
+    echo(&mut ok, b"allowed").await;
+    let change = BastionChange { enable_ip_connect: Some(false), ..BastionChange::default() };
+    one.admin
+        .update_bastion(&one.subscription, "default", "default", &change)
+        .await
+        .expect("setting changed");
+    let t = Instant::now();
+    let (mut refused, _r) = connect_through(&through_two).await;
+    closed(&mut refused).await;
+    assert!(t.elapsed() < Duration::from_secs(1));
+    let refusals = two.audit().await;
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.event == "connection-open" && r.reason_code.as_deref() == Some("IpConnectDisabled")),
+        "node 2 refused with the setting node 1 changed"
+    );
+
+    // A node that stops heartbeating (here one that never runs) is lost: a live node ends its
+    // sessions as "node lost" within the bound, once.
+    let store = rampart_store::PostgresStore::connect(&url).await.expect("store");
+    store.register_node("ghost", "127.0.0.1:9").await.expect("ghost registers");
+    let ghost_session = rampart_store::LiveSessionRecord {
+        id: "ghost-session".into(),
+        node: "ghost".into(),
+        user: "admin".into(),
+        client: "127.0.0.1:1".into(),
+        bastion_id: two.bastion_id(),
+        protocol: "tcptunnel".into(),
+        target_ip: target.ip().to_string(),
+        target_port: target.port(),
+        target_resource_id: None,
+        started_at: chrono::Utc::now(),
+        bytes_to_target: 5,
+        bytes_from_target: 7,
+    };
+    store
+        .heartbeat("ghost", rampart_store::NodeState::Active, std::slice::from_ref(&ghost_session))
+        .await
+        .expect("beat");
+    let t = Instant::now();
+    let close = two.close_record("ghost-session").await;
+    assert!(t.elapsed() < rampart_gateway::node::LOST_AFTER + Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(close.reason_code.as_deref(), Some("NodeLost"), "{close:?}");
+    assert_eq!(close.result, "failed");
+    let nodes: Vec<Node> = via_two
+        .request::<(), _>(http::Method::GET, "/api/nodes", None)
+        .await
+        .expect("node list")
+        .unwrap_or_default();
+    assert!(nodes.iter().any(|n| n.name == "ghost" && n.state == "lost"), "{nodes:?}");
+    let closes =
+        two.audit().await.into_iter().filter(|r| r.connection_id.as_deref() == Some("ghost-session")).count();
+    assert_eq!(closes, 1, "one close record for the lost session, whichever node wrote it");
+    store.close().await;
+    drop(cluster);
+}
