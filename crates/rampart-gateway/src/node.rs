@@ -75,12 +75,15 @@ async fn close_records(store: &dyn Store, sessions: &[LiveSessionRecord], reason
     }
 }
 
-/// One heartbeat: this node's state and live sessions; then the sessions of nodes gone silent
-/// are ended, each by exactly one node.
-pub async fn beat(gw: &Gateway) -> Result<(), StoreError> {
+/// One heartbeat: this node's state and live sessions; then, if `may_reap`, the sessions of
+/// nodes gone silent are ended, each by exactly one node.
+pub async fn beat(gw: &Gateway, may_reap: bool) -> Result<(), StoreError> {
     let state = if gw.draining.load(Ordering::SeqCst) { NodeState::Draining } else { NodeState::Active };
     let sessions: Vec<LiveSessionRecord> = gw.sessions.all().iter().map(|s| record_of(&gw.node, s)).collect();
     gw.store.heartbeat(&gw.node, state, &sessions).await?;
+    if !may_reap {
+        return Ok(());
+    }
     let silent_since = Utc::now() - chrono::Duration::from_std(LOST_AFTER).unwrap_or_default();
     let lost = gw.store.reap_lost_nodes(silent_since, &gw.node).await?;
     for s in &lost {
@@ -92,14 +95,24 @@ pub async fn beat(gw: &Gateway) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Heartbeats until the gateway stops.
+/// Heartbeats until the gateway stops. A node reaps others only once its own heartbeats have
+/// gone through for [`LOST_AFTER`]: after the database was away, every node's last heartbeat
+/// is old, and none may take the others for lost before they had their chance to beat.
 pub async fn heartbeat(gw: Arc<Gateway>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut beating_since: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
-        if let Err(e) = beat(&gw).await {
-            tracing::warn!(error = %e, "heartbeat failed");
+        let may_reap = beating_since.is_some_and(|t| t.elapsed() >= LOST_AFTER);
+        match beat(&gw, may_reap).await {
+            Ok(()) => {
+                beating_since.get_or_insert_with(std::time::Instant::now);
+            }
+            Err(e) => {
+                beating_since = None;
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
         }
     }
 }

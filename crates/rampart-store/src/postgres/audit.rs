@@ -98,9 +98,16 @@ async fn audit_writer(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<AuditJob>)
             }
             Err(e) => {
                 tracing::error!(error = %e, records = batch.len(), "cannot append to the audit log");
-                let text = e.to_string();
+                // The database away is "unavailable" (try again shortly), anything else a
+                // failed write.
+                let unavailable = matches!(StoreError::from(e), StoreError::Unavailable(_));
                 for job in batch {
-                    let _ = job.done.send(Err(StoreError::AuditWrite(text.clone())));
+                    let answer = if unavailable {
+                        StoreError::Unavailable("the audit log's database is unavailable".into())
+                    } else {
+                        StoreError::AuditWrite("cannot append to the audit log".into())
+                    };
+                    let _ = job.done.send(Err(answer));
                 }
             }
         }

@@ -1,7 +1,8 @@
-//! A PostgreSQL cluster of the test's own: `initdb` in a temporary directory, `postgres` on a
-//! free loopback port (as the `postgres` user when the test runs as root, since `initdb`
-//! refuses root), stopped and removed when the test process ends, even if it is killed: a
-//! watchdog shell waits for the test's process to go.
+//! A PostgreSQL cluster of the test's own: `initdb` in a temporary directory, the server on a
+//! free loopback port by `pg_ctl` (as the `postgres` user when the test runs as root, since
+//! `initdb` refuses root), stopped and removed when the test process ends, even if it is
+//! killed: a watchdog shell waits for the test's process to go. `stop` and `start_server`
+//! make an outage.
 
 #![allow(dead_code)]
 
@@ -87,21 +88,15 @@ impl PgCluster {
             "initdb",
         )?;
         let port = free_port()?;
-        // The watchdog: postgres runs until this test process is gone, then is stopped and
-        // its directory removed.
+        let cluster = PgCluster { port, dir: dir.clone(), bin: bin.clone() };
+        cluster.start_server()?;
+        // The watchdog: once this test process is gone, the server is stopped and its
+        // directory removed (a stop and start in between, as a test of an outage, is fine).
         let script = format!(
-            "{postgres} -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c fsync=off \
-               -c max_connections=200 >'{dir}/postgres.log' 2>&1 & pg=$!; \
-             while kill -0 {test} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
-             kill -INT $pg 2>/dev/null; wait $pg; rm -rf '{dir}'",
-            postgres = if is_root() {
-                format!(
-                    "setpriv --reuid=postgres --regid=postgres --init-groups {}",
-                    bin.join("postgres").display()
-                )
-            } else {
-                bin.join("postgres").display().to_string()
-            },
+            "while kill -0 {test} 2>/dev/null; do sleep 0.5; done; \
+             {owner}{pg_ctl} -D '{data}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
+            owner = if is_root() { "setpriv --reuid=postgres --regid=postgres --init-groups " } else { "" },
+            pg_ctl = bin.join("pg_ctl").display(),
             data = data.display(),
             dir = dir.display(),
             test = std::process::id(),
@@ -113,10 +108,34 @@ impl PgCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start postgres: {e}"))?;
-        let cluster = PgCluster { port, dir, bin };
+            .map_err(|e| format!("cannot start the watchdog: {e}"))?;
         cluster.wait_ready(Duration::from_secs(30))?;
         Ok(cluster)
+    }
+
+    /// Starts (again) the server, in the background.
+    pub fn start_server(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let out = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("postgres.log"))
+            .args(["-o", &options, "start", "-w", "-t", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("pg_ctl start: {e}"))?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
+            return Err(format!("pg_ctl start failed: {}{log}", String::from_utf8_lossy(&out.stderr)));
+        }
+        self.wait_ready(Duration::from_secs(30))
     }
 
     fn wait_ready(&self, limit: Duration) -> Result<(), String> {
