@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
-# PostgreSQL, sshpass, stunnel4, FreeRDP, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip,
+# PostgreSQL, HAProxy, sshpass, stunnel4, FreeRDP, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip,
 # Chromium and Node.js from Debian; xterm.js and
 # playwright-core from npm, never a downloaded browser), then checks formatting and lints, builds
 # the `rampart` binary the end-to-end tests drive, and runs all unit and end-to-end tests.
@@ -34,6 +34,10 @@ command -v xclip >/dev/null 2>&1 || missing+=(xclip)
 # PostgreSQL's server binaries: the PostgreSQL store's tests start their own cluster (initdb
 # in a temporary directory, a free loopback port), whatever service the machine runs.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# Several nodes behind a real layer-4 balancer speaking the PROXY protocol.
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then

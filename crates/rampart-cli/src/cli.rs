@@ -329,6 +329,13 @@ pub struct ServeArgs {
     /// plain-HTTP listener of its own [default: https].
     #[arg(long, env = "RAMPART_METRICS")]
     pub metrics: Option<String>,
+    /// Take the PROXY protocol (v1 or v2) from the balancers in --trusted-proxies, so the
+    /// audit keeps each user's own address; a header from anyone else is refused.
+    #[arg(long, env = "RAMPART_PROXY_PROTOCOL", num_args = 0..=1, default_missing_value = "true")]
+    pub proxy_protocol: Option<bool>,
+    /// The balancers whose PROXY headers are believed: comma-separated addresses or networks.
+    #[arg(long, env = "RAMPART_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// Log format on stderr: `text` or `json` [default: text].
     #[arg(long, env = "RAMPART_LOG_FORMAT")]
     pub log_format: Option<String>,

@@ -56,6 +56,9 @@ pub struct GatewayConfig {
     pub drain_timeout: Duration,
     /// Where `/metrics` (Prometheus) is served.
     pub metrics: MetricsEndpoint,
+    /// The PROXY protocol from trusted balancers (the user's address behind a layer-4
+    /// balancer).
+    pub proxy: crate::proxy_protocol::ProxyPolicy,
     /// How the process logs (read by the binary, which installs the logger).
     pub log: LogConfig,
 }
@@ -140,6 +143,7 @@ impl GatewayConfig {
             ssh_certificate_ttl: Duration::from_secs(5 * 60),
             drain_timeout: Duration::from_secs(30),
             metrics: MetricsEndpoint::Https,
+            proxy: crate::proxy_protocol::ProxyPolicy::default(),
             log: LogConfig { json: false, filter: "info".into() },
         }
     }
@@ -169,6 +173,9 @@ pub struct ConfigLayer {
     pub drain_timeout: Option<u64>,
     /// `https`, `off`, or ADDR:PORT.
     pub metrics: Option<String>,
+    pub proxy_protocol: Option<bool>,
+    /// Comma-separated networks whose PROXY headers are believed.
+    pub trusted_proxies: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
     /// A `tracing` filter.
@@ -183,6 +190,10 @@ pub enum ConfigError {
     HalfTls,
     #[error("metrics '{0}': expected https, off or ADDR:PORT")]
     Metrics(String),
+    #[error("trusted proxies: '{0}' is not a network (e.g. 10.0.0.0/24 or 10.0.0.5/32)")]
+    TrustedProxy(String),
+    #[error("--proxy-protocol needs --trusted-proxies: the balancers whose headers to believe")]
+    NoTrustedProxies,
     #[error("log format '{0}': expected text or json")]
     LogFormat(String),
     #[error("node name '{0}': 1 to 63 letters, digits, '.', '_' or '-'")]
@@ -222,6 +233,8 @@ impl ConfigLayer {
             ssh_certificate_ttl,
             drain_timeout,
             metrics,
+            proxy_protocol,
+            trusted_proxies,
             log_format,
             log
         )
@@ -271,6 +284,24 @@ impl GatewayConfig {
                 MetricsEndpoint::Listen(addr.parse().map_err(|_| ConfigError::Metrics(addr.into()))?)
             }
         };
+        c.proxy.enabled = l.proxy_protocol.unwrap_or(false);
+        for item in l
+            .trusted_proxies
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        {
+            let net = item
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::TrustedProxy(item.chars().take(64).collect()))?;
+            c.proxy.trusted.push(net);
+        }
+        if c.proxy.enabled && c.proxy.trusted.is_empty() {
+            return Err(ConfigError::NoTrustedProxies);
+        }
         c.log.json = match l.log_format.as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -316,6 +347,10 @@ impl GatewayConfig {
                 MetricsEndpoint::Off => "off".into(),
                 MetricsEndpoint::Listen(a) => a.to_string(),
             }),
+            proxy_protocol: Some(self.proxy.enabled),
+            trusted_proxies: Some(
+                self.proxy.trusted.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
+            ),
             log_format: Some(if self.log.json { "json" } else { "text" }.into()),
             log: Some(self.log.filter.clone()),
         }

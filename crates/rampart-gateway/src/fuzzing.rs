@@ -59,3 +59,12 @@ pub fn tokens(data: &[u8]) {
     let _ = keys.verify_access(text);
     let _ = keys.verify_tunnel(text);
 }
+
+/// PROXY protocol headers (what a balancer, or anyone, sends before TLS): a v2 length is
+/// bounded, and whatever parses names an address or none, never a panic.
+pub fn proxy_header(data: &[u8]) {
+    if let Ok(total) = crate::proxy_protocol::header_len(data) {
+        assert!(total >= 16, "a v2 header is at least its fixed part");
+    }
+    let _ = crate::proxy_protocol::parse(data);
+}

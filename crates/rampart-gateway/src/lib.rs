@@ -22,6 +22,7 @@ pub mod fuzzing;
 pub mod lifecycle;
 pub mod node;
 pub mod portal;
+pub mod proxy_protocol;
 pub mod server;
 pub mod tls;
 pub mod tunnel;

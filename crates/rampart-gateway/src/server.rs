@@ -195,6 +195,27 @@ async fn close_dangling_connections(store: &Arc<dyn Store>) -> Result<(), Gatewa
     Ok(())
 }
 
+/// Records a connection refused before TLS (a PROXY header from someone untrusted, or none
+/// from a trusted balancer); a connection that only went away is logged.
+async fn refuse_connection(gw: &Gateway, peer: SocketAddr, e: &crate::proxy_protocol::ProxyHeaderError) {
+    if matches!(e, crate::proxy_protocol::ProxyHeaderError::Unread { .. }) {
+        tracing::debug!(%peer, error = %e, "connection closed before its PROXY header");
+        return;
+    }
+    tracing::warn!(%peer, error = %e, "connection refused");
+    let mut entry = rampart_core::AuditEntry::new(
+        chrono::Utc::now(),
+        rampart_core::AuditEvent::ConnectionOpen,
+        rampart_core::AuditResult::Refused,
+    );
+    entry.client_address = Some(peer.to_string());
+    entry.reason_code = Some(e.code().to_string());
+    entry.reason = Some(e.to_string());
+    if let Err(err) = gw.store.append_audit(&entry).await {
+        tracing::error!(error = %err, "cannot record a refused connection");
+    }
+}
+
 /// Installs the Prometheus recorder (once per process) unless metrics are off.
 fn install_metrics(config: &GatewayConfig) -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     if config.metrics == crate::config::MetricsEndpoint::Off {
@@ -334,7 +355,17 @@ impl StartedGateway {
             let acceptor = self.acceptor.clone();
             let app = app.clone();
             let keepalive = self.state.config.keepalive;
+            let state = self.state.clone();
             tokio::spawn(async move {
+                let mut tcp = tcp;
+                let peer =
+                    match crate::proxy_protocol::client_address(&mut tcp, peer, &state.config.proxy).await {
+                        Ok(client) => client,
+                        Err(e) => {
+                            refuse_connection(&state, peer, &e).await;
+                            return;
+                        }
+                    };
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {

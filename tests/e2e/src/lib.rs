@@ -250,6 +250,23 @@ impl Gateway {
         Ok(session)
     }
 
+    /// A user made by [`Gateway::new_user`], signed in through another address of this gateway
+    /// (a balancer in front of it presenting the same certificate), in a profile of its own.
+    pub fn user_via(&self, upn: &str, url: &str) -> Result<Session> {
+        let dir = tempfile::tempdir()?;
+        let session = Session {
+            url: url.to_string(),
+            fingerprint: self.fingerprint.clone(),
+            config_dir: dir.path().to_path_buf(),
+            _dir: Some(dir),
+        };
+        let out = session.login_with(upn, &format!("{upn}-Passw0rd-long"))?;
+        if !out.status.success() {
+            bail!("{upn} cannot sign in through {url}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(session)
+    }
+
     /// Creates a user (as admin) and returns their signed-in session.
     pub fn new_user(&self, upn: &str) -> Result<Session> {
         let password = format!("{upn}-Passw0rd-long");

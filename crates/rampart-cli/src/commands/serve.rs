@@ -41,6 +41,8 @@ fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
         ssh_certificate_ttl: args.ssh_certificate_ttl,
         drain_timeout: args.drain_timeout,
         metrics: args.metrics,
+        proxy_protocol: args.proxy_protocol,
+        trusted_proxies: args.trusted_proxies,
         log_format: args.log_format,
         log: args.log,
     };
