@@ -720,4 +720,10 @@ pub enum NodeCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Drain a node: it refuses new work, reports not ready to balancers, and stops once its
+    /// last session ends (or at its drain deadline).
+    Drain {
+        /// The node's name (`rampart node list`).
+        name: String,
+    },
 }

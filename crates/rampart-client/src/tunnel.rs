@@ -392,7 +392,24 @@ impl TunnelClient {
         let stream = mux.open(token).await.map_err(TunnelError::Stream)?;
         let report = stream.relay(socket, Arc::default(), None).await;
         match report.end {
-            RelayEnd::Refused { status, body } => Err(refusal(status, &body)),
+            RelayEnd::Refused { status, body } => {
+                let refused = refusal(status, &body);
+                // A draining node takes no new streams: the next connection opens a new
+                // tunnel connection, which a balancer sends to another node. Streams running
+                // on this one go on.
+                if matches!(&refused, TunnelError::Refused { code, .. } if code == "ShuttingDown") {
+                    let mut carrier = self.carrier.lock().await;
+                    if let Carrier::Mux(current) = &mut *carrier
+                        && current.as_ref().is_some_and(|c| c.same_connection(mux))
+                    {
+                        tracing::info!(
+                            "the gateway node is draining; the next connection opens a new tunnel connection"
+                        );
+                        *current = None;
+                    }
+                }
+                Err(refused)
+            }
             _ => Ok(report),
         }
     }

@@ -132,6 +132,12 @@ pub async fn follow_events(gw: Arc<Gateway>) {
                     session.stop(end);
                 }
             }
+            Ok(StoreEvent::DrainNode { name, by }) => {
+                if name.eq_ignore_ascii_case(&gw.node) {
+                    tracing::warn!(%by, "this node was asked to drain");
+                    gw.drain_requested.notify_one();
+                }
+            }
             Ok(StoreEvent::CacheInvalidated) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "missed events from other nodes");

@@ -58,6 +58,8 @@ pub struct Gateway {
     pub(crate) terminals: crate::portal::PendingTerminals,
     /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
     pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
+    /// `rampart node drain` for this node (through any node): drains as SIGTERM does.
+    pub(crate) drain_requested: tokio::sync::Notify,
     /// Renders `/metrics`; `None` when metrics are off.
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -170,6 +172,7 @@ impl Gateway {
             admission,
             terminals: Default::default(),
             draining,
+            drain_requested: tokio::sync::Notify::new(),
         });
         Ok(StartedGateway { report, state, listener, acceptor })
     }
@@ -337,6 +340,14 @@ impl StartedGateway {
                     }
                 },
                 () = &mut shutdown, if drain_deadline.is_none() => {
+                    self.state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let timeout = self.state.config.drain_timeout;
+                    tracing::info!(sessions = self.state.sessions.count(), ?timeout, "draining");
+                    drain_deadline = Some(tokio::time::Instant::now() + timeout);
+                    continue;
+                }
+                () = self.state.drain_requested.notified(), if drain_deadline.is_none() => {
+                    tracing::info!("drain requested through the API");
                     self.state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
                     let timeout = self.state.config.drain_timeout;
                     tracing::info!(sessions = self.state.sessions.count(), ?timeout, "draining");

@@ -76,6 +76,8 @@ pub enum StoreEvent {
     CacheInvalidated,
     /// Stop this session wherever it runs, with this reason (a disconnect, a revocation).
     StopSession { id: String, reason: String, by: String },
+    /// The named node drains: it refuses new work and stops once its sessions end.
+    DrainNode { name: String, by: String },
 }
 
 #[async_trait]

@@ -494,6 +494,11 @@ impl MuxClient {
         self.conn.lost_reason().is_some()
     }
 
+    /// Whether `other` is a handle on this same connection.
+    pub fn same_connection(&self, other: &MuxClient) -> bool {
+        Arc::ptr_eq(&self.conn, &other.conn)
+    }
+
     /// Asks the gateway for a stream with `token`, without waiting for its answer: the
     /// stream's bytes may follow at once and wait at the gateway until it is admitted (saving a
     /// round trip per new connection); nothing reaches the target before admission. A refusal

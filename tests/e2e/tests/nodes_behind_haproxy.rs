@@ -53,11 +53,12 @@ fn haproxy(dir: &Path, port: u16, nodes: &[u16]) -> Result<Process> {
     let mut config = format!(
         "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 1h\n  timeout server 1h\n\
          frontend lb\n  bind 127.0.0.1:{port}\n  default_backend nodes\n\
-         backend nodes\n  balance roundrobin\n"
+         backend nodes\n  balance roundrobin\n  option httpchk GET /readyz\n  http-check expect status 200\n"
     );
+    // Health checks ask /readyz (503 while a node drains), over TLS, with a PROXY header too.
     for (i, p) in nodes.iter().enumerate() {
         config.push_str(&format!(
-            "  server n{i} 127.0.0.1:{p} send-proxy-v2 source 127.0.0.9 check check-send-proxy inter 300 fall 2 rise 1\n"
+            "  server n{i} 127.0.0.1:{p} send-proxy-v2 source 127.0.0.9 check check-ssl verify none check-send-proxy inter 300 fall 2 rise 1\n"
         ));
     }
     let path = dir.join("haproxy.cfg");
@@ -186,32 +187,49 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
     let audit = all[1].audit()?;
     ensure!(audit.iter().any(|r| r["reasonCode"] == "UntrustedProxyHeader"), "the refusal is audited");
 
-    // kill -9 of the node holding the admin's live session.
+    let names: Vec<String> = (1..=3).map(|i| format!("node-{i}")).collect();
+    let mut names = names;
+
+    // Drain the node holding a live session: it goes on; new connections go elsewhere; the
+    // node exits when the session ends.
     let admin = all[0].admin_via(&lb)?;
     let tunnel = admin.tunnel("127.0.0.1", sshd.port)?;
     let mut held =
         sshd.client("ssh", tunnel.port).arg(format!("{}@127.0.0.1", sshd.user)).arg("sleep 60").spawn()?;
-    // Listed by a node that does not hold it: the holder's heartbeat has reported it.
-    let (session, victim) = within(Duration::from_secs(3), "the admin's session is reported", || {
-        for (i, node) in all.iter().enumerate() {
-            let name = format!("node-{}", i + 1);
-            let found = sessions(node)?
-                .into_iter()
-                .find(|s| s["userName"] == "admin" && s["nodeName"].as_str().is_some_and(|n| n != name));
-            if let Some(s) = found {
-                let holder = s["nodeName"].as_str().unwrap_or_default().to_string();
-                let victim = ["node-1", "node-2", "node-3"].iter().position(|n| *n == holder);
-                return Ok(victim.map(|v| (s, v)));
-            }
-        }
-        Ok(None)
+    let (_, drained) = reported(&all, &names, "admin")?;
+    let other = (drained + 1) % all.len();
+    all[other].ok(&["node", "drain", &names[drained]])?;
+    within(Duration::from_secs(3), "the drained node reports draining", || {
+        Ok(nodes(&all[other])?
+            .into_iter()
+            .find(|n| n["name"] == names[drained].as_str() && n["state"] == "draining"))
     })?;
-    let holder = format!("node-{}", victim + 1);
-    let index = 0;
+    std::thread::sleep(Duration::from_secs(1));
+    ensure!(held.try_wait()?.is_none(), "the drained node's live session goes on");
+    let t = Instant::now();
+    within(Duration::from_secs(8), "a new connection through the same tunnel", || {
+        Ok(sshd.ssh(tunnel.port, "echo while-draining").ok().filter(|o| o.trim() == "while-draining"))
+    })?;
+    println!("a new connection worked {:?} after the drain began", t.elapsed());
+    let _ = held.kill();
+    let _ = held.wait();
+    within(Duration::from_secs(10), "the drained node exits once its session ended", || {
+        Ok(all[drained].process.child.try_wait()?.map(|_| ()))
+    })?;
+    all.remove(drained);
+    names.remove(drained);
+    drop(tunnel);
+
+    // kill -9 of the node holding the admin's live session.
+    let tunnel = admin.tunnel("127.0.0.1", sshd.port)?;
+    let mut held =
+        sshd.client("ssh", tunnel.port).arg(format!("{}@127.0.0.1", sshd.user)).arg("sleep 60").spawn()?;
+    let (session, victim) = reported(&all, &names, "admin")?;
+    let holder = names[victim].clone();
     let pid = all[victim].process.child.id().to_string();
     ensure!(Command::new("kill").args(["-9", &pid]).status()?.success());
     let killed = Instant::now();
-    let survivor = if victim == index { (victim + 1) % 3 } else { index };
+    let survivor = (victim + 1) % all.len();
     let lost = within(Duration::from_secs(10), "the killed node is seen lost", || {
         Ok(nodes(&all[survivor])?.into_iter().find(|n| n["name"] == holder.as_str() && n["state"] == "lost"))
     })?;
@@ -234,4 +252,23 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
     ensure!(all[survivor].ok(&["audit", "verify"])?.contains("intact"));
     all.remove(victim);
     Ok(())
+}
+
+/// A live session of `user` as a node that does not hold it lists it (so its holder's
+/// heartbeat has reported it), and the index of its holder.
+fn reported(all: &[Gateway], names: &[String], user: &str) -> Result<(serde_json::Value, usize)> {
+    within(Duration::from_secs(3), "the session is reported by its node", || {
+        for (i, node) in all.iter().enumerate() {
+            let found = sessions(node)?.into_iter().find(|s| {
+                s["userName"] == user && s["nodeName"].as_str().is_some_and(|n| n != names[i].as_str())
+            });
+            if let Some(s) = found {
+                let holder = s["nodeName"].as_str().unwrap_or_default();
+                if let Some(h) = names.iter().position(|n| n == holder) {
+                    return Ok(Some((s, h)));
+                }
+            }
+        }
+        Ok(None)
+    })
 }

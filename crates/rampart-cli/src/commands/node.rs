@@ -1,4 +1,4 @@
-//! `rampart node list`.
+//! `rampart node list|drain`.
 
 use std::process::ExitCode;
 
@@ -26,6 +26,11 @@ pub async fn run(cmd: NodeCommand) -> Result<ExitCode> {
             let nodes: Vec<Node> =
                 client.request::<(), _>(Method::GET, "/api/nodes", None).await?.unwrap_or_default();
             print(&nodes, output, NODE_COLUMNS)?;
+        }
+        NodeCommand::Drain { name } => {
+            let path = format!("/api/nodes/{}/drain", rampart_client::api::urlencode(&name));
+            client.request::<(), serde_json::Value>(Method::POST, &path, None).await?;
+            println!("node '{name}' is draining: it takes no new work and stops once its sessions end");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -101,6 +101,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", METRICS, "Prometheus metrics"),
     ("get", SESSIONS, "Live sessions on a bastion, on every node"),
     ("get", NODES, "The gateway nodes sharing this store, as their heartbeats show them"),
+    ("post", NODE_DRAIN, "Drain a node: it refuses new work and stops once its sessions end"),
     ("delete", SESSION, "Disconnect a session"),
     ("get", HOST_KEYS, "Host keys and RDP certificates pinned for targets the bastion reaches"),
     ("delete", HOST_KEYS, "Forget a pinned host key or certificate (?target=…&kind=ssh|rdp)"),
@@ -129,6 +130,7 @@ const SSH_CA: &str = "/api/ssh/ca";
 const SSH_CERTIFICATES: &str = "/api/ssh/certificates";
 const READYZ: &str = "/readyz";
 const NODES: &str = "/api/nodes";
+const NODE_DRAIN: &str = "/api/nodes/{name}/drain";
 const METRICS: &str = "/metrics";
 const SESSION: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}";
@@ -185,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route(METRICS, get(metrics))
         .route(SESSIONS, get(sessions::list))
         .route(NODES, get(nodes::list))
+        .route(NODE_DRAIN, post(nodes::drain))
         .route(SESSION, axum::routing::delete(sessions::disconnect))
         .route(HOST_KEYS, get(host_keys::list).delete(host_keys::forget))
         .fallback(not_found)

@@ -1,7 +1,8 @@
 //! `rampart node list`: the gateway nodes sharing this store, as their heartbeats show them.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use chrono::SecondsFormat;
 use rampart_core::AuditEvent;
 use rampart_proto::api;
@@ -9,11 +10,13 @@ use rampart_proto::api;
 use super::caller::Caller;
 use super::{ApiError, AppState};
 
-/// Who may see the nodes: anyone who may read bastions somewhere.
-const READ: &str = "Microsoft.Network/bastionHosts/read";
+/// Who may drain a node: anyone who may change bastions somewhere; who may see them:
+/// anyone who may read bastions somewhere.
+const WRITE: &str = "Microsoft.Network/bastionHosts/write";
+const READ_NODES: &str = "Microsoft.Network/bastionHosts/read";
 
 pub async fn list(State(gw): State<AppState>, caller: Caller) -> Result<Json<Vec<api::Node>>, ApiError> {
-    caller.require_anywhere(&gw, AuditEvent::Read, READ).await?;
+    caller.require_anywhere(&gw, AuditEvent::Read, READ_NODES).await?;
     let now = chrono::Utc::now();
     let nodes = gw.store.list_nodes().await?;
     Ok(Json(
@@ -33,4 +36,36 @@ pub async fn list(State(gw): State<AppState>, caller: Caller) -> Result<Json<Vec
             })
             .collect(),
     ))
+}
+
+/// `rampart node drain NAME`: the node refuses new work, reports not ready, and stops once its
+/// last session ends (or at its drain deadline). Whoever may change bastions may drain.
+pub async fn drain(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_anywhere(&gw, AuditEvent::BastionChange, WRITE).await?;
+    let nodes = gw.store.list_nodes().await?;
+    let Some(node) = nodes.iter().find(|n| n.name.eq_ignore_ascii_case(&name)) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NodeNotFound",
+            format!("no node '{name}'; `rampart node list` shows them"),
+        ));
+    };
+    if !matches!(node.state, rampart_store::NodeState::Active | rampart_store::NodeState::Draining) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NodeNotRunning",
+            format!("node '{}' is {}, not running", node.name, node.state.as_str()),
+        ));
+    }
+    let event =
+        rampart_store::StoreEvent::DrainNode { name: node.name.clone(), by: caller.name().to_string() };
+    gw.store.publish(&event).await?;
+    caller
+        .record(&gw, AuditEvent::BastionChange, &format!("node/{}", node.name), "drain requested".into())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
