@@ -68,3 +68,5 @@ fi
 echo "gateway logs checked for panics: $(ls "$RAMPART_E2E_LOG_DIR" | wc -l) logs, none panicked"
 # The benchmark harness in smoke mode: correctness of every path, no timing claims.
 ./target/debug/rampart-bench --smoke --idle 200
+# The stores row in smoke mode: the tunnel through a gateway on SQLite and one on PostgreSQL.
+./target/debug/rampart-bench --stores --smoke

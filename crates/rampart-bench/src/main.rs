@@ -9,6 +9,7 @@ mod desktop;
 mod peers;
 mod soak;
 mod stats;
+mod stores;
 mod target;
 mod terminal;
 
@@ -53,6 +54,9 @@ struct Args {
     /// Only the browser desktop (RDP) measurement, printed as one line.
     #[arg(long)]
     desktop_only: bool,
+    /// Only the stores row: the tunnel through a gateway on SQLite and one on PostgreSQL.
+    #[arg(long)]
+    stores: bool,
 }
 
 /// Latency and new-connection samples are taken in this many rounds over the paths.
@@ -100,6 +104,9 @@ async fn run(args: Args) -> Result<()> {
     if let Some(seconds) = args.soak {
         return soak::run(Duration::from_secs(seconds.clamp(1, 3600)), args.soak_connections.clamp(1, 5000))
             .await;
+    }
+    if args.stores {
+        return stores::run(args.smoke).await;
     }
     if args.desktop_only {
         let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;

@@ -146,6 +146,7 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
     ensure!(sshd.ssh(tunnel.port, "echo through-the-balancer")?.trim() == "through-the-balancer");
 
     // A long ssh session, listed on node 3 with bob's own address (not the balancer's).
+    quiet(&all, "bob")?;
     let mut long =
         sshd.client("ssh", tunnel.port).arg(format!("{}@127.0.0.1", sshd.user)).arg("sleep 60").spawn()?;
     let listed = within(Duration::from_secs(3), "node 3 lists bob's session", || {
@@ -194,6 +195,7 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
     // node exits when the session ends.
     let admin = all[0].admin_via(&lb)?;
     let tunnel = admin.tunnel("127.0.0.1", sshd.port)?;
+    quiet(&all, "admin")?;
     let mut held =
         sshd.client("ssh", tunnel.port).arg(format!("{}@127.0.0.1", sshd.user)).arg("sleep 60").spawn()?;
     let (_, drained) = reported(&all, &names, "admin")?;
@@ -222,6 +224,7 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
 
     // kill -9 of the node holding the admin's live session.
     let tunnel = admin.tunnel("127.0.0.1", sshd.port)?;
+    quiet(&all, "admin")?;
     let mut held =
         sshd.client("ssh", tunnel.port).arg(format!("{}@127.0.0.1", sshd.user)).arg("sleep 60").spawn()?;
     let (session, victim) = reported(&all, &names, "admin")?;
@@ -252,6 +255,19 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
     ensure!(all[survivor].ok(&["audit", "verify"])?.contains("intact"));
     all.remove(victim);
     Ok(())
+}
+
+/// Waits until no node lists a session of `user` (ended ones leave the list with their node's
+/// next heartbeat), so the next one found is the next one started.
+fn quiet(all: &[Gateway], user: &str) -> Result<()> {
+    within(Duration::from_secs(5), "earlier sessions leave the list", || {
+        for node in all {
+            if sessions(node)?.iter().any(|s| s["userName"] == user) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
 }
 
 /// A live session of `user` as a node that does not hold it lists it (so its holder's

@@ -15,6 +15,7 @@ pub struct PgCluster {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    durable: bool,
 }
 
 /// The newest installed PostgreSQL's binaries (Debian: /usr/lib/postgresql/N/bin).
@@ -55,7 +56,17 @@ fn free_port() -> Result<u16, String> {
 }
 
 impl PgCluster {
+    /// A cluster for tests: `fsync` off (nothing here survives the test anyway).
     pub fn start() -> Result<PgCluster, String> {
+        Self::start_with(false)
+    }
+
+    /// A cluster that syncs its writes as a production one does (for benchmarks).
+    pub fn start_durable() -> Result<PgCluster, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<PgCluster, String> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new().prefix("rampart-pg-").tempdir().map_err(|e| e.to_string())?.keep();
         let run = |c: &mut Command, what: &str| -> Result<(), String> {
@@ -88,7 +99,7 @@ impl PgCluster {
             "initdb",
         )?;
         let port = free_port()?;
-        let cluster = PgCluster { port, dir: dir.clone(), bin: bin.clone() };
+        let cluster = PgCluster { port, dir: dir.clone(), bin: bin.clone(), durable };
         cluster.start_server()?;
         // The watchdog: once this test process is gone, the server is stopped and its
         // directory removed (a stop and start in between, as a test of an outage, is fine).
@@ -116,9 +127,10 @@ impl PgCluster {
     /// Starts (again) the server, in the background.
     pub fn start_server(&self) -> Result<(), String> {
         let options = format!(
-            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=200",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.durable { "on" } else { "off" }
         );
         let out = as_owner(&self.bin.join("pg_ctl"))
             .arg("-D")
