@@ -59,8 +59,7 @@ pub async fn run(smoke: bool) -> Result<()> {
     let target_port = listener.local_addr()?.port();
     tokio::spawn(target::serve(listener, pattern.clone()));
 
-    let cluster =
-        tokio::task::spawn_blocking(|| pg::PgCluster::start_durable()).await?.map_err(|e| anyhow!(e))?;
+    let cluster = tokio::task::spawn_blocking(pg::PgCluster::start_durable).await?.map_err(|e| anyhow!(e))?;
     let url = cluster.create_database("bench").map_err(|e| anyhow!(e))?;
     let (sqlite, postgres) = tokio::task::block_in_place(|| {
         let sqlite = Gateway::start(&[("RAMPART_LOG", "error")])?;
