@@ -98,11 +98,33 @@ fn valid_node_name(name: &str) -> bool {
 /// A URL with its password (between `user:` and `@`) hidden.
 fn hide_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:{HIDDEN}@{host}"),
-        None => url.to_string(),
-    }
+    // The host follows the last '@' (a password may hold '@'), and the path and query follow
+    // the host; a password may also come as `?password=…`.
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{HIDDEN}@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}={HIDDEN}"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +229,13 @@ pub enum ConfigError {
 impl ConfigLayer {
     /// Parses a configuration file's text; `name` is how errors call it.
     pub fn from_toml(name: &str, text: &str) -> Result<ConfigLayer, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::File(name.to_string(), e.to_string()))
+        // toml's own text quotes the offending line, which may hold a password: only its
+        // message and where.
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            ConfigError::File(name.to_string(), format!("{}{at}", e.message()))
+        })
     }
 
     /// This layer over `below`: each setting from here when set, else from there.
@@ -431,6 +459,22 @@ mod tests {
         assert_eq!(again.to_layer(), c.to_layer(), "every printed setting reads back the same");
         assert!(again.admin_password.is_none(), "a printed file sets no password");
         assert!(format!("{c:?}").contains("redacted") && !format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn passwords_in_store_urls_and_bad_files_are_never_shown() {
+        assert_eq!(hide_password("postgres://u:p@ss@host:5432/db"), "postgres://u:<hidden>@host:5432/db");
+        assert_eq!(
+            hide_password("postgres://u@host/db?sslmode=require&password=s3cret"),
+            "postgres://u@host/db?sslmode=require&password=<hidden>"
+        );
+        assert_eq!(hide_password("postgres://u@host/db"), "postgres://u@host/db");
+        let err = ConfigLayer::from_toml("x.toml", "admin_pasword = \"hunter2-secret\"\n")
+            .expect_err("unknown key");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err =
+            ConfigLayer::from_toml("x.toml", "store = \"postgres://u:hunter2@h/db\n").expect_err("syntax");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

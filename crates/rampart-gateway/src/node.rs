@@ -37,14 +37,21 @@ pub fn record_of(node: &str, s: &Session) -> LiveSessionRecord {
     }
 }
 
-/// Registers this node; sessions a previous run of it left in the store (it was killed) are
-/// closed in the audit log as ended by the restart.
-pub async fn register(store: &Arc<dyn Store>, node: &str, address: &str) -> Result<(), StoreError> {
-    let left: Vec<LiveSessionRecord> =
-        store.live_sessions(None).await?.into_iter().filter(|s| s.node.eq_ignore_ascii_case(node)).collect();
+/// Registers this node (a fresh heartbeat first, so no reaper takes it for lost meanwhile);
+/// sessions a previous run of it left in the store (it was killed) are taken, and closed in the
+/// audit log as ended by the restart when `close_leftovers` (not with SQLite, whose start
+/// closes every connection left open already).
+pub async fn register(
+    store: &Arc<dyn Store>,
+    node: &str,
+    address: &str,
+    close_leftovers: bool,
+) -> Result<(), StoreError> {
     store.register_node(node, address).await?;
-    store.heartbeat(node, NodeState::Active, &[]).await?;
-    close_records(store.as_ref(), &left, "ended by gateway restart", None).await;
+    let left = store.take_sessions(node).await?;
+    if close_leftovers {
+        close_records(store.as_ref(), &left, "ended by gateway restart", None).await;
+    }
     Ok(())
 }
 
@@ -84,8 +91,7 @@ pub async fn beat(gw: &Gateway, may_reap: bool) -> Result<(), StoreError> {
     if !may_reap {
         return Ok(());
     }
-    let silent_since = Utc::now() - chrono::Duration::from_std(LOST_AFTER).unwrap_or_default();
-    let lost = gw.store.reap_lost_nodes(silent_since, &gw.node).await?;
+    let lost = gw.store.reap_lost_nodes(LOST_AFTER, &gw.node).await?;
     for s in &lost {
         let reason = EndReason::NodeLost { node: s.node.clone() };
         tracing::warn!(session = %s.id, node = %s.node, "ending a session of a lost node");

@@ -132,7 +132,8 @@ impl Gateway {
             .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
         let listen =
             listener.local_addr().map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
-        crate::node::register(&store, &config.node_name, &listen.to_string()).await?;
+        let close_leftovers = !matches!(config.store, StoreLocation::Sqlite);
+        crate::node::register(&store, &config.node_name, &listen.to_string(), close_leftovers).await?;
         let local_ips: Vec<IpAddr> =
             if_addrs::get_if_addrs().map(|ifs| ifs.iter().map(|i| i.ip()).collect()).unwrap_or_default();
         let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password(&auth::random_secret(16)))

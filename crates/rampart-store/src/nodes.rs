@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
 use serde::{Deserialize, Serialize};
 
 use crate::StoreResult;
@@ -97,14 +98,18 @@ pub trait NodeStore: Send + Sync {
         sessions: &[LiveSessionRecord],
     ) -> StoreResult<()>;
     async fn list_nodes(&self) -> StoreResult<Vec<NodeRecord>>;
-    /// Marks every active or draining node whose last heartbeat is before `before` (other
-    /// than `except`) as lost, and removes and returns their sessions: each lost node's
-    /// sessions are returned exactly once, to one caller.
+    /// Marks every active or draining node silent for longer than `silent_for` (other than
+    /// `except`) as lost, and removes and returns their sessions: each lost node's sessions are
+    /// returned exactly once, to one caller. Time is the store's own clock where it has one
+    /// (heartbeats are stamped by it too), so nodes' clocks may differ.
     async fn reap_lost_nodes(
         &self,
-        before: DateTime<Utc>,
+        silent_for: std::time::Duration,
         except: &str,
     ) -> StoreResult<Vec<LiveSessionRecord>>;
+    /// Removes and returns the sessions `node` reported (a restarted node's leftovers), each
+    /// to one caller, whoever else reaps at the same time.
+    async fn take_sessions(&self, node: &str) -> StoreResult<Vec<LiveSessionRecord>>;
     /// Live sessions of every node, on one bastion (case-insensitive) or all.
     async fn live_sessions(&self, bastion_id: Option<&str>) -> StoreResult<Vec<LiveSessionRecord>>;
 

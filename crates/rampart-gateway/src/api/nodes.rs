@@ -10,7 +10,7 @@ use rampart_proto::api;
 use super::caller::Caller;
 use super::{ApiError, AppState};
 
-/// Who may drain a node: anyone who may change bastions somewhere; who may see them:
+/// Who may drain a node: who may change bastions in every subscription; who may see them:
 /// anyone who may read bastions somewhere.
 const WRITE: &str = "Microsoft.Network/bastionHosts/write";
 const READ_NODES: &str = "Microsoft.Network/bastionHosts/read";
@@ -39,13 +39,18 @@ pub async fn list(State(gw): State<AppState>, caller: Caller) -> Result<Json<Vec
 }
 
 /// `rampart node drain NAME`: the node refuses new work, reports not ready, and stops once its
-/// last session ends (or at its drain deadline). Whoever may change bastions may drain.
+/// last session ends (or at its drain deadline). A node serves every subscription, so only
+/// someone who may change bastions in every subscription may drain one.
 pub async fn drain(
     State(gw): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_anywhere(&gw, AuditEvent::BastionChange, WRITE).await?;
+    for sub in gw.store.list_subscriptions().await? {
+        caller
+            .require(&gw, AuditEvent::BastionChange, WRITE, &rampart_core::Scope::Subscription(sub.id))
+            .await?;
+    }
     let nodes = gw.store.list_nodes().await?;
     let Some(node) = nodes.iter().find(|n| n.name.eq_ignore_ascii_case(&name)) else {
         return Err(ApiError::new(

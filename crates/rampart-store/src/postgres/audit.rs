@@ -96,21 +96,68 @@ async fn audit_writer(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<AuditJob>)
                     let _ = job.done.send(Ok(id));
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, records = batch.len(), "cannot append to the audit log");
-                // The database away is "unavailable" (try again shortly), anything else a
-                // failed write.
-                let unavailable = matches!(StoreError::from(e), StoreError::Unavailable(_));
+            // One record may be what failed: the others are written one by one.
+            Err(e) if batch.len() > 1 && !is_unavailable(&e) => {
+                tracing::warn!(error = %e, records = batch.len(), "an audit batch failed; writing its records one by one");
                 for job in batch {
-                    let answer = if unavailable {
-                        StoreError::Unavailable("the audit log's database is unavailable".into())
-                    } else {
-                        StoreError::AuditWrite("cannot append to the audit log".into())
-                    };
-                    let _ = job.done.send(Err(answer));
+                    let answer = write_batch(&pool, std::slice::from_ref(&job))
+                        .await
+                        .map(|ids| ids.first().copied().unwrap_or_default())
+                        .map_err(|e| failure(&e));
+                    let _ = job.done.send(answer);
+                }
+            }
+            Err(e) => {
+                let answer = failure(&e);
+                for job in batch {
+                    let _ = job.done.send(Err(match &answer {
+                        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+                        _ => StoreError::AuditWrite("cannot append to the audit log".into()),
+                    }));
                 }
             }
         }
+    }
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+    ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P")))
+}
+
+/// What the callers of a failed append are told: the database away is "unavailable" (try
+/// again shortly), anything else a failed write; logged once here.
+fn failure(e: &sqlx::Error) -> StoreError {
+    tracing::error!(error = %e, "cannot append to the audit log");
+    if is_unavailable(e) {
+        StoreError::Unavailable("the audit log's database is unavailable".into())
+    } else {
+        StoreError::AuditWrite("cannot append to the audit log".into())
+    }
+}
+
+/// `e` with every NUL character replaced: PostgreSQL's text cannot hold one (SQLite's can), and
+/// one record a client filled must not fail the records appended with it. Replaced before the
+/// hash is taken, so the chain verifies.
+fn storable(e: &AuditEntry) -> AuditEntry {
+    let clean = |v: &Option<String>| {
+        v.as_ref().map(|s| if s.contains('\0') { s.replace('\0', "\u{FFFD}") } else { s.clone() })
+    };
+    AuditEntry {
+        user: clean(&e.user),
+        client_address: clean(&e.client_address),
+        bastion_id: clean(&e.bastion_id),
+        target_ip: clean(&e.target_ip),
+        tunnel_id: clean(&e.tunnel_id),
+        connection_id: clean(&e.connection_id),
+        reason_code: clean(&e.reason_code),
+        reason: clean(&e.reason),
+        user_agent: clean(&e.user_agent),
+        protocol: clean(&e.protocol),
+        target_resource_id: clean(&e.target_resource_id),
+        ..e.clone()
     }
 }
 
@@ -128,7 +175,8 @@ async fn write_batch(pool: &PgPool, batch: &[AuditJob]) -> Result<Vec<i64>, sqlx
         None => (0, GENESIS_HASH.to_string()),
     };
     let mut ids = Vec::with_capacity(batch.len());
-    for AuditJob { entry: e, .. } in batch {
+    for AuditJob { entry, .. } in batch {
+        let e = &storable(entry);
         let id = last_id + 1;
         let hash = chain_hash(&prev, id, e);
         sqlx::query(

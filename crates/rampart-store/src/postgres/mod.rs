@@ -84,6 +84,15 @@ impl Store for PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    /// A store dropped without `close` (a failed start) stops its background tasks too.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }

@@ -135,12 +135,10 @@ async fn listen(
                     }
                     Err(e) => tracing::warn!(error = %e, "an event from another node is not understood"),
                 },
-                // The connection was lost; `try_recv` reconnects on the next call.
-                Ok(None) => {
-                    local.invalidate();
-                    let _ = events.send(StoreEvent::CacheInvalidated);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                // The connection was lost: listen again on a new one, and drop the cache only
+                // once listening (a read in between would refill it with what a missed
+                // notification would have dropped).
+                Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(error = %e, "lost the event listener; reconnecting");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -168,12 +166,11 @@ impl NodeStore for PostgresStore {
 
     async fn register_node(&self, name: &str, address: &str) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO nodes (name, address, state, started_at, last_heartbeat, sessions) VALUES ($1, $2, 'active', $3, $3, 0)
-             ON CONFLICT (name) DO UPDATE SET address = $2, state = 'active', started_at = $3, last_heartbeat = $3, sessions = 0",
+            "INSERT INTO nodes (name, address, state, started_at, last_heartbeat, sessions) VALUES ($1, $2, 'active', now(), now(), 0)
+             ON CONFLICT (name) DO UPDATE SET address = $2, state = 'active', started_at = now(), last_heartbeat = now(), sessions = 0",
         )
         .bind(name)
         .bind(address)
-        .bind(Utc::now())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -186,10 +183,10 @@ impl NodeStore for PostgresStore {
         sessions: &[LiveSessionRecord],
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE nodes SET state = $2, last_heartbeat = $3, sessions = $4 WHERE name = $1")
+        // The database's clock, as the reaper's: nodes' own clocks may differ.
+        sqlx::query("UPDATE nodes SET state = $2, last_heartbeat = now(), sessions = $3 WHERE name = $1")
             .bind(name)
             .bind(state.as_str())
-            .bind(Utc::now())
             .bind(i32::try_from(sessions.len()).unwrap_or(i32::MAX))
             .execute(&mut *tx)
             .await?;
@@ -248,16 +245,17 @@ impl NodeStore for PostgresStore {
 
     async fn reap_lost_nodes(
         &self,
-        before: DateTime<Utc>,
+        silent_for: Duration,
         except: &str,
     ) -> StoreResult<Vec<LiveSessionRecord>> {
         let mut tx = self.pool.begin().await?;
         // Row locks: of two nodes reaping at once, the second finds the node already lost.
         let lost: Vec<String> = sqlx::query_scalar(
             "UPDATE nodes SET state = 'lost', sessions = 0
-             WHERE state IN ('active', 'draining') AND last_heartbeat < $1 AND name <> $2 RETURNING name",
+             WHERE state IN ('active', 'draining') AND last_heartbeat < now() - make_interval(secs => $1)
+               AND name <> $2 RETURNING name",
         )
-        .bind(before)
+        .bind(silent_for.as_secs_f64())
         .bind(except)
         .fetch_all(&mut *tx)
         .await?;
@@ -266,6 +264,14 @@ impl NodeStore for PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn take_sessions(&self, node: &str) -> StoreResult<Vec<LiveSessionRecord>> {
+        let rows = sqlx::query("DELETE FROM live_sessions WHERE node = $1 RETURNING *")
+            .bind(node)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(session_from_row).collect()
     }
 

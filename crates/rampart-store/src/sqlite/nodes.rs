@@ -1,7 +1,7 @@
 //! Shared secrets, nodes, their live sessions, and events (in-process: SQLite has one node).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -126,9 +126,10 @@ impl NodeStore for SqliteStore {
 
     async fn reap_lost_nodes(
         &self,
-        before: DateTime<Utc>,
+        silent_for: std::time::Duration,
         except: &str,
     ) -> StoreResult<Vec<LiveSessionRecord>> {
+        let before = Utc::now() - chrono::Duration::from_std(silent_for).unwrap_or_default();
         let mut tx = self.pool.begin().await?;
         let lost: Vec<String> = sqlx::query_scalar(
             "UPDATE nodes SET state = 'lost', sessions = 0
@@ -150,6 +151,14 @@ impl NodeStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(sessions)
+    }
+
+    async fn take_sessions(&self, node: &str) -> StoreResult<Vec<LiveSessionRecord>> {
+        let rows = sqlx::query("DELETE FROM live_sessions WHERE node = ?1 RETURNING *")
+            .bind(node)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(session_from_row).collect()
     }
 
     async fn live_sessions(&self, bastion_id: Option<&str>) -> StoreResult<Vec<LiveSessionRecord>> {
