@@ -18,11 +18,16 @@ use crate::invalidation::Invalidation;
 
 /// Entries per kind; past this the kind is emptied (the cache is a convenience, not an index).
 const MAX_ENTRIES: usize = 4096;
+/// The most a cached read is served for: a backstop should an invalidation from another node
+/// ever be lost (a notification sent while a listener reconnected), not the mechanism.
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 pub(crate) struct Cached {
     /// The invalidation generation these entries were read under.
     generation: u64,
+    /// When the first of them was read.
+    filled_at: Option<std::time::Instant>,
     pub users: HashMap<String, Option<User>>,
     pub assignments: HashMap<String, Vec<RoleAssignment>>,
     pub custom_roles: Option<Vec<RoleDefinition>>,
@@ -46,7 +51,7 @@ impl ReadCache {
     pub fn get<T>(&self, pick: impl FnOnce(&Cached) -> Option<T>) -> Option<T> {
         let current = self.invalidation.generation();
         let mut s = self.state.lock().ok()?;
-        if s.generation != current {
+        if s.generation != current || s.filled_at.is_some_and(|t| t.elapsed() > MAX_AGE) {
             *s = Cached { generation: current, ..Cached::default() };
             return None;
         }
@@ -72,6 +77,7 @@ impl ReadCache {
             {
                 *s = Cached { generation, ..Cached::default() };
             }
+            s.filled_at.get_or_insert_with(std::time::Instant::now);
             put(&mut s);
         }
     }
