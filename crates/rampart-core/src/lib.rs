@@ -8,6 +8,8 @@
 //! - [`audit`]: audit entries (what happened, to whom, result, reason).
 //! - [`rbac`]: scopes, roles, role assignments, and who may do what.
 //! - [`policy`]: whether a tunnel to a target may be opened, with the reason when not.
+//! - [`request`]: what a session asks for ([`SessionRequest`]), decided on at its start and
+//!   again while it runs.
 //! - [`session`]: who asks ([`Identity`]), over what ([`Protocol`]), why a session ended.
 //!
 //! Everything the rules need from the outside world (the gateway's own endpoints, the
@@ -18,11 +20,14 @@ pub mod bastion;
 pub mod inventory;
 pub mod policy;
 pub mod rbac;
+pub mod request;
 pub mod resource_id;
 pub mod session;
 pub mod tier;
 
-pub use audit::{AuditEntry, AuditEvent, AuditResult, ChainBreak, chain_hash, verify_chain};
+pub use audit::{
+    AuditEntry, AuditEvent, AuditResult, ChainBreak, ChainHead, chain_hash, verify_chain, verify_chains,
+};
 pub use bastion::{Bastion, BastionSettings, SettingsError};
 pub use inventory::{Machine, NetworkInterface, OsType};
 pub use policy::{
@@ -30,6 +35,7 @@ pub use policy::{
     authorize_target, parse_target_ip,
 };
 pub use rbac::{ConnectTarget, Principal, RoleAssignment, RoleDefinition, Scope, authorize_connect};
+pub use request::{RequestedTarget, SessionRequest};
 pub use resource_id::{ResourceId, ResourceIdError, ResourceKind};
 pub use session::{EndReason, Identity, IdentityKind, Protocol, UnknownProtocol};
 pub use tier::Tier;

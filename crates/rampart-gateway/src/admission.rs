@@ -15,7 +15,7 @@
 
 mod denial;
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,62 +23,20 @@ use std::time::{Duration, Instant};
 
 use rampart_core::rbac::builtin_roles;
 use rampart_core::{
-    AuditEntry, AuditResult, ClientKind, ConnectTarget, GatewayEndpoints, Identity, Machine, Principal,
-    Protocol, Refusal, RefusalReason, ResourceId, ResourceKind, RoleDefinition, TargetAuthorization,
-    TargetKind, TargetRequest, authorize_connect, authorize_target,
+    AuditEntry, AuditResult, ConnectTarget, EndReason, GatewayEndpoints, Machine, Principal, Refusal,
+    RefusalReason, ResourceId, ResourceKind, RoleDefinition, TargetAuthorization, TargetKind, TargetRequest,
+    authorize_connect, authorize_target,
 };
 use rampart_store::Store;
 use tokio::net::TcpStream;
 
 pub use denial::{Denial, DenialKind};
+/// The target as the user named it ([`rampart_core::RequestedTarget`]).
+pub use rampart_core::RequestedTarget as Target;
+/// What a session asks for ([`rampart_core::SessionRequest`]).
+pub use rampart_core::SessionRequest as Request;
 
 use crate::lifecycle::{LiveSession, NewSession, Sessions};
-
-/// What a session asks for.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub identity: Identity,
-    pub bastion: ResourceId,
-    pub target: Target,
-    pub port: u16,
-    pub protocol: Protocol,
-    /// Native client or browser: the bastion's settings treat them differently.
-    pub client_kind: ClientKind,
-    pub client: SocketAddr,
-}
-
-/// The target as the user named it.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// By IP address (the bastion's IP-based connection setting applies).
-    Ip(IpAddr),
-    /// A registered machine, by resource ID.
-    Machine(Box<Machine>),
-}
-
-impl Target {
-    pub fn ip(&self) -> IpAddr {
-        match self {
-            Target::Ip(ip) => *ip,
-            Target::Machine(m) => m.nic.private_ip,
-        }
-    }
-}
-
-impl Request {
-    /// Fills an audit entry's who/what/where from this request.
-    pub fn describe(&self, entry: &mut AuditEntry) {
-        entry.user = Some(self.identity.name.clone());
-        entry.client_address.get_or_insert_with(|| self.client.to_string());
-        entry.bastion_id = Some(self.bastion.to_string());
-        entry.target_ip = Some(self.target.ip().to_string());
-        entry.target_port = Some(self.port);
-        entry.protocol = Some(self.protocol.as_str().to_string());
-        if let Target::Machine(m) = &self.target {
-            entry.target_resource_id = Some(m.id.to_string());
-        }
-    }
-}
 
 /// An admitted session: authorized, its target dialled, its open record durable, listed.
 pub struct Admission {
@@ -120,6 +78,11 @@ impl AdmissionService {
     /// policy (what this bastion may reach).
     pub async fn authorize(&self, req: &Request) -> Result<TargetAuthorization, Denial> {
         self.check_not_draining()?;
+        self.decide(req).await
+    }
+
+    /// The decision itself, as the store is now (draining aside).
+    async fn decide(&self, req: &Request) -> Result<TargetAuthorization, Denial> {
         let Some(bastion) = self.store.bastion(&req.bastion).await? else {
             return Err(Denial::refused(&Refusal::new(RefusalReason::BastionNotFound {
                 bastion: req.bastion.to_string(),
@@ -145,6 +108,65 @@ impl AdmissionService {
             port: req.port,
         };
         authorize_target(&request, &self.endpoints).map_err(|r| Denial::refused(&r))
+    }
+
+    /// Decides again on every live session's request, as the store is now, and stops those no
+    /// longer allowed with `AccessRevoked` naming why (a role assignment removed, a bastion
+    /// setting changed, the bastion, machine or user deleted); returns how many it stopped.
+    /// A store that cannot be read stops nothing: live sessions never depend on the database.
+    pub async fn reauthorize_live(&self) -> usize {
+        let mut users: HashMap<String, bool> = HashMap::new();
+        let mut stopped = 0;
+        for session in self.sessions.all() {
+            if session.end_reason().is_some() {
+                continue;
+            }
+            match self.still_allowed(&session.request, &mut users).await {
+                Ok(()) => {}
+                Err(denial) if ends_sessions(&denial) => {
+                    tracing::warn!(session = %session.id, user = %session.user, reason = %denial.message,
+                        "a live session is no longer allowed; ending it");
+                    if session.stop(EndReason::Revoked { detail: denial.message }) {
+                        stopped += 1;
+                    }
+                }
+                Err(denial) => {
+                    tracing::debug!(session = %session.id, reason = %denial.message,
+                        "cannot decide again on a live session now; it goes on");
+                }
+            }
+        }
+        stopped
+    }
+
+    /// The user still exists, the machine is still registered, and [`Self::decide`] allows it.
+    async fn still_allowed(&self, req: &Request, users: &mut HashMap<String, bool>) -> Result<(), Denial> {
+        let exists = match users.get(&req.identity.id) {
+            Some(known) => *known,
+            None => {
+                let known = self.store.user_by_id(&req.identity.id).await?.is_some();
+                users.insert(req.identity.id.clone(), known);
+                known
+            }
+        };
+        if !exists {
+            return Err(Denial::unauthenticated(format!(
+                "the user '{}' no longer exists",
+                req.identity.name
+            )));
+        }
+        let now = match &req.target {
+            Target::Machine(m) => {
+                let Some(machine) = self.store.machine(&m.id).await? else {
+                    return Err(Denial::refused(&Refusal::new(RefusalReason::TargetNotFound {
+                        id: m.id.to_string(),
+                    })));
+                };
+                Request { target: Target::Machine(Box::new(machine)), ..req.clone() }
+            }
+            Target::Ip(_) => req.clone(),
+        };
+        self.decide(&now).await.map(|_| ())
     }
 
     /// Dials an authorized target within the connect timeout.
@@ -189,6 +211,7 @@ impl AdmissionService {
             target_port: addr.port(),
             target_resource_id: entry.target_resource_id.clone(),
             admission_began: Some(since),
+            request: req,
         };
         let session = self.sessions.start(entry, new).await.map_err(Denial::from)?;
         Ok(Admission { authorization, target, session })
@@ -245,6 +268,12 @@ impl AdmissionService {
             .map(|s| s.id)
             .ok_or_else(|| Denial::subscription_not_found(id_or_name))
     }
+}
+
+/// Whether a denial on a live session's request means its access is gone (rather than that
+/// the decision could not be made now).
+fn ends_sessions(denial: &Denial) -> bool {
+    matches!(denial.kind, DenialKind::Forbidden | DenialKind::NotFound | DenialKind::Unauthenticated)
 }
 
 /// Built-in roles and the custom ones in the store.

@@ -96,7 +96,9 @@ impl LiveSession {
         close.duration_ms =
             Some(u64::try_from(self.session.started.elapsed().as_millis()).unwrap_or(u64::MAX));
         if let Err(e) = self.sessions.store().append_audit(&close).await {
-            tracing::error!(error = %e, session = %self.session.id, "cannot record the end of a session");
+            // Kept and written once the store answers again (`write_unwritten_closes`).
+            tracing::error!(error = %e, session = %self.session.id, "cannot record the end of a session yet; will retry");
+            self.sessions.keep_unwritten(close);
         }
         self.sessions.end(&self.session, &end);
     }

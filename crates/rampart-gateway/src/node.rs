@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rampart_core::{AuditEntry, AuditEvent, AuditResult, EndReason};
 use rampart_store::{LiveSessionRecord, NodeState, Store, StoreError, StoreEvent};
+use tokio::sync::Notify;
 
 use crate::lifecycle::Session;
 use crate::server::Gateway;
@@ -37,19 +38,38 @@ pub fn record_of(node: &str, s: &Session) -> LiveSessionRecord {
     }
 }
 
-/// Registers this node (a fresh heartbeat first, so no reaper takes it for lost meanwhile);
-/// sessions a previous run of it left in the store (it was killed) are taken, and closed in the
-/// audit log as ended by the restart when `close_leftovers` (not with SQLite, whose start
+/// Registers this node as held by `instance` (a fresh heartbeat first, so no reaper takes it
+/// for lost meanwhile); sessions a previous run of it left in the store (it was killed) are
+/// taken, and closed in the audit log as ended by the restart when `shared` (SQLite's start
 /// closes every connection left open already).
+///
+/// On a shared store a name is held by one running process: while another process holding it
+/// heartbeats (a restart's previous run, killed a moment ago, or a second node given the same
+/// name) this waits up to [`LOST_AFTER`] and a heartbeat for it to go silent, then fails naming
+/// the other.
 pub async fn register(
     store: &Arc<dyn Store>,
     node: &str,
+    instance: &str,
     address: &str,
-    close_leftovers: bool,
+    shared: bool,
 ) -> Result<(), StoreError> {
-    store.register_node(node, address).await?;
+    let alive_within = if shared { LOST_AFTER } else { Duration::ZERO };
+    let began = std::time::Instant::now();
+    loop {
+        match store.register_node(node, address, instance, alive_within).await {
+            Ok(()) => break,
+            Err(StoreError::Conflict(why)) if began.elapsed() < LOST_AFTER + HEARTBEAT => {
+                if began.elapsed() < HEARTBEAT / 2 {
+                    tracing::warn!(%why, "waiting for the node's name to be free (a previous run seen silent)");
+                }
+                tokio::time::sleep(HEARTBEAT / 2).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let left = store.take_sessions(node).await?;
-    if close_leftovers {
+    if shared {
         close_records(store.as_ref(), &left, "ended by gateway restart", None).await;
     }
     Ok(())
@@ -87,7 +107,9 @@ async fn close_records(store: &dyn Store, sessions: &[LiveSessionRecord], reason
 pub async fn beat(gw: &Gateway, may_reap: bool) -> Result<(), StoreError> {
     let state = if gw.draining.load(Ordering::SeqCst) { NodeState::Draining } else { NodeState::Active };
     let sessions: Vec<LiveSessionRecord> = gw.sessions.all().iter().map(|s| record_of(&gw.node, s)).collect();
-    gw.store.heartbeat(&gw.node, state, &sessions).await?;
+    gw.store.heartbeat(&gw.node, &gw.instance, state, &sessions).await?;
+    // The store answers again: close records kept while it was away go in now.
+    gw.sessions.write_unwritten_closes().await;
     if !may_reap {
         return Ok(());
     }
@@ -115,6 +137,13 @@ pub async fn heartbeat(gw: Arc<Gateway>) {
             Ok(()) => {
                 beating_since.get_or_insert_with(std::time::Instant::now);
             }
+            // Another process holds this node's name now (this one was silent and taken for
+            // lost): two processes must not report as one node, so this one drains and stops.
+            Err(StoreError::Conflict(why)) => {
+                tracing::error!(%why, "this node's name was taken; draining");
+                gw.drain_requested.notify_one();
+                return;
+            }
             Err(e) => {
                 beating_since = None;
                 tracing::warn!(error = %e, "heartbeat failed");
@@ -123,8 +152,16 @@ pub async fn heartbeat(gw: Arc<Gateway>) {
     }
 }
 
-/// Stops this node's sessions that any node asks to stop.
+/// Follows every node's events: stops this node's sessions that any node asks to stop,
+/// drains when asked, and after every change to authorization inputs (a role assignment, a
+/// bastion setting, a machine, a user; made through any node) decides again on this node's
+/// live sessions, ending those no longer allowed.
 pub async fn follow_events(gw: Arc<Gateway>) {
+    let changed = Notify::new();
+    tokio::join!(receive_events(&gw, &changed), reauthorize_on_change(&gw, &changed));
+}
+
+async fn receive_events(gw: &Gateway, changed: &Notify) {
     let mut events = gw.store.subscribe();
     loop {
         match events.recv().await {
@@ -144,18 +181,34 @@ pub async fn follow_events(gw: Arc<Gateway>) {
                     gw.drain_requested.notify_one();
                 }
             }
-            Ok(StoreEvent::CacheInvalidated) => {}
+            Ok(StoreEvent::CacheInvalidated) => changed.notify_one(),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                // What was missed may have been a change.
                 tracing::warn!(missed, "missed events from other nodes");
+                changed.notify_one();
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }
 
+/// One pass per burst of changes: changes that arrive during a pass cause one more.
+async fn reauthorize_on_change(gw: &Gateway, changed: &Notify) {
+    loop {
+        changed.notified().await;
+        if gw.sessions.count() == 0 {
+            continue;
+        }
+        let stopped = gw.admission.reauthorize_live().await;
+        if stopped > 0 {
+            tracing::info!(stopped, "ended live sessions whose access was revoked");
+        }
+    }
+}
+
 /// The last heartbeat: stopped, no sessions.
 pub async fn stopped(gw: &Gateway) {
-    if let Err(e) = gw.store.heartbeat(&gw.node, NodeState::Stopped, &[]).await {
+    if let Err(e) = gw.store.heartbeat(&gw.node, &gw.instance, NodeState::Stopped, &[]).await {
         tracing::warn!(error = %e, "cannot tell the other nodes this one stopped");
     }
 }

@@ -44,6 +44,8 @@ pub struct Gateway {
     pub(crate) store: Arc<dyn Store>,
     /// This node's name among those sharing the store.
     pub(crate) node: String,
+    /// This process's hold on the node name (random per start).
+    pub(crate) instance: String,
     pub(crate) keys: TokenKeys,
     pub(crate) config: GatewayConfig,
     pub(crate) limiter: LoginLimiter,
@@ -104,6 +106,11 @@ impl Gateway {
     /// and binds the listener.
     pub async fn bind(config: GatewayConfig, store: Arc<dyn Store>) -> Result<StartedGateway, GatewayError> {
         create_data_dir(&config)?;
+        // Nodes sharing a store each append to a chain of their own (one node keeps the one
+        // unnamed chain it always had).
+        if matches!(config.store, StoreLocation::Postgres(_)) {
+            store.set_audit_chain(&config.node_name);
+        }
         store.integrity_check().await?;
         let (admin_created, generated_admin_password) = bootstrap(&store, &config).await?;
         let (keys, ssh_ca) = match &config.store {
@@ -132,8 +139,10 @@ impl Gateway {
             .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
         let listen =
             listener.local_addr().map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
-        let close_leftovers = !matches!(config.store, StoreLocation::Sqlite);
-        crate::node::register(&store, &config.node_name, &listen.to_string(), close_leftovers).await?;
+        let shared = !matches!(config.store, StoreLocation::Sqlite);
+        // This process's hold on the node name (a second process given it is refused).
+        let instance = uuid::Uuid::new_v4().to_string();
+        crate::node::register(&store, &config.node_name, &instance, &listen.to_string(), shared).await?;
         let local_ips: Vec<IpAddr> =
             if_addrs::get_if_addrs().map(|ifs| ifs.iter().map(|i| i.ip()).collect()).unwrap_or_default();
         let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password(&auth::random_secret(16)))
@@ -163,6 +172,7 @@ impl Gateway {
         let state = Arc::new(Gateway {
             store,
             node: config.node_name.clone(),
+            instance,
             keys,
             limiter: LoginLimiter::new(config.login_max_failures, config.login_window),
             ssh_ca,
@@ -244,10 +254,19 @@ async fn bootstrap(
     store: &Arc<dyn Store>,
     config: &GatewayConfig,
 ) -> Result<(bool, Option<String>), GatewayError> {
+    // Nodes starting together on an empty shared store race here: a name another node took
+    // a moment earlier (a conflict) means that node is bootstrapping, and this one goes on.
     if store.list_subscriptions().await?.is_empty() {
-        let sub = store.create_subscription(&uuid::Uuid::new_v4().to_string(), "default").await?;
-        let id = ResourceId::bastion(&sub.id, "default", "default");
-        store.create_bastion(&id, &BastionSettings::new_default()).await?;
+        match store.create_subscription(&uuid::Uuid::new_v4().to_string(), "default").await {
+            Ok(sub) => {
+                let id = ResourceId::bastion(&sub.id, "default", "default");
+                store.create_bastion(&id, &BastionSettings::new_default()).await?;
+            }
+            Err(StoreError::Conflict(_)) => {
+                tracing::info!("another node is creating the default subscription")
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     if store.user_count().await? > 0 {
         // A store from before role assignments existed: its admin becomes Owner as on a
@@ -269,7 +288,14 @@ async fn bootstrap(
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| AuthError::Hash(e.to_string()))??;
-    let admin = store.create_user("admin", Some("Bootstrap administrator"), &hash).await?;
+    let admin = match store.create_user("admin", Some("Bootstrap administrator"), &hash).await {
+        Ok(admin) => admin,
+        Err(StoreError::Conflict(_)) => {
+            tracing::info!("another node created the bootstrap admin");
+            return Ok((false, None));
+        }
+        Err(e) => return Err(e.into()),
+    };
     make_owner_everywhere(store, &admin).await?;
     Ok((true, generated))
 }
@@ -422,6 +448,9 @@ impl StartedGateway {
         sweeper.abort();
         heartbeat.abort();
         events.abort();
+        if self.state.sessions.write_unwritten_closes().await > 0 {
+            tracing::error!("some close records could not be written: the store is away");
+        }
         crate::node::stopped(&self.state).await;
         tracing::info!("stopped");
         self.state.store.close().await;

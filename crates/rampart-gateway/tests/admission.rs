@@ -165,3 +165,67 @@ async fn a_registered_machine_is_resolved_by_resource_id() {
     assert_eq!(unknown.err().map(|d| d.code), Some("SubscriptionNotFound".to_string()));
     let _ = Target::Ip(std::net::Ipv4Addr::LOCALHOST.into());
 }
+
+/// Deciding again on live sessions: a removed role assignment ends that user's session, a
+/// changed bastion setting ends the sessions it no longer allows, a deleted user's session
+/// ends; sessions still allowed go on; each ends with `AccessRevoked` naming why.
+#[tokio::test]
+async fn live_sessions_whose_access_is_gone_are_stopped_with_the_reason() {
+    let scene = Scene::new().await;
+    let target = echo_target().await;
+    let carol = scene.store.create_user("carol", None, "not-a-hash").await.expect("carol");
+    let owner = |id: &str, user: &rampart_store::User| rampart_core::RoleAssignment {
+        id: id.into(),
+        principal_id: user.id.clone(),
+        principal_name: user.username.clone(),
+        role: rampart_core::rbac::OWNER.into(),
+        scope: rampart_core::Scope::Subscription(scene.bastion.subscription.clone()),
+        condition: None,
+    };
+    scene.store.create_role_assignment(&owner("c1", &carol)).await.expect("carol is Owner");
+    let carol = rampart_core::Identity::user(carol.id, carol.username);
+    let admit = |who: &rampart_core::Identity| {
+        scene.admission.admit(scene.request(who, target), entry(), Instant::now())
+    };
+    let alice = admit(&scene.alice).await.expect("alice admitted");
+    let carols = admit(&carol).await.expect("carol admitted");
+    assert_eq!(scene.admission.reauthorize_live().await, 0, "nothing changed: nothing ends");
+
+    // Carol's role assignment goes: her session ends, alice's goes on.
+    scene.store.delete_role_assignment("c1").await.expect("removed");
+    assert_eq!(scene.admission.reauthorize_live().await, 1);
+    let revoked = carols.session.session.end_reason().expect("carol's session was stopped");
+    assert_eq!(revoked.code(), "AccessRevoked");
+    assert!(revoked.to_string().contains("role"), "{revoked}");
+    assert!(carols.session.stop.borrow().is_some(), "its relay is told to stop");
+    assert!(alice.session.session.end_reason().is_none(), "alice still allowed");
+    carols.session.finish(revoked).await;
+    let close = scene.audit().await.pop().expect("close record");
+    assert_eq!(close.reason_code.as_deref(), Some("AccessRevoked"), "{close:?}");
+
+    // The bastion stops reaching loopback: alice's session ends, naming the setting.
+    scene.set(|s| s.reachable_networks = vec!["10.0.0.0/8".parse().expect("net")]).await;
+    assert_eq!(scene.admission.reauthorize_live().await, 1);
+    let revoked = alice.session.session.end_reason().expect("alice's session was stopped");
+    assert!(revoked.to_string().contains("reachable networks"), "{revoked}");
+
+    // A deleted user's session ends too.
+    scene.set(|s| s.reachable_networks = vec!["127.0.0.0/8".parse().expect("net")]).await;
+    let again = admit(&scene.alice).await.expect("alice admitted again");
+    scene.store.delete_user("alice").await.expect("deleted");
+    assert_eq!(scene.admission.reauthorize_live().await, 1);
+    let revoked = again.session.session.end_reason().expect("stopped");
+    assert!(revoked.to_string().contains("no longer exists"), "{revoked}");
+}
+
+/// A store that cannot be read ends nothing: live sessions never depend on the database.
+#[tokio::test]
+async fn an_unreadable_store_ends_no_live_session() {
+    let scene = Scene::new().await;
+    let target = echo_target().await;
+    let alice = scene.admission.admit(scene.request(&scene.alice, target), entry(), Instant::now()).await;
+    let alice = alice.expect("admitted");
+    scene.store.close().await;
+    assert_eq!(scene.admission.reauthorize_live().await, 0);
+    assert!(alice.session.session.end_reason().is_none());
+}

@@ -132,3 +132,28 @@ async fn a_drain_refuses_new_connections_and_ends_live_ones_as_drained() {
         "no refusal recorded during the drain"
     );
 }
+
+/// A bastion setting changed through the API ends the live tunnel connection it no longer
+/// allows, within a second, with `AccessRevoked` in its close record; the tunnel's next
+/// connection is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_setting_ends_the_live_sessions_it_no_longer_allows() {
+    let gw = TestGateway::start(|_| {}).await;
+    let target = echo_target().await;
+    let tunnel = gw.tunnel(target, TunnelProtocol::Mux).await;
+    let (mut user, _relay) = connect_through(&tunnel).await;
+    echo(&mut user, b"before").await;
+    let live = only_session(&gw).await;
+    let change = rampart_proto::api::BastionChange {
+        reachable_networks: Some(vec!["10.0.0.0/8".into()]),
+        ..Default::default()
+    };
+    let began = std::time::Instant::now();
+    gw.admin.update_bastion(&gw.subscription, "default", "default", &change).await.expect("changed");
+    closed(&mut user).await;
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(1), "ended {took:?} after the change");
+    let close = gw.close_record(&live.session_id).await;
+    assert_eq!(close.reason_code.as_deref(), Some("AccessRevoked"), "{close:?}");
+    assert!(close.reason.as_deref().unwrap_or_default().contains("reachable networks"), "{close:?}");
+}

@@ -96,11 +96,24 @@ async fn nodes_share_tokens_sessions_settings_and_end_a_lost_nodes_sessions() {
             .any(|r| r.event == "connection-open" && r.reason_code.as_deref() == Some("IpConnectDisabled")),
         "node 2 refused with the setting node 1 changed"
     );
+    // And the session node 2 was carrying, which the setting no longer allows, ended there.
+    closed(&mut ok).await;
+    assert!(t.elapsed() < Duration::from_secs(1), "ended after {:?}", t.elapsed());
+    let ended = two
+        .audit()
+        .await
+        .into_iter()
+        .find(|r| r.event == "connection-close" && r.reason_code.as_deref() == Some("AccessRevoked"));
+    let ended = ended.expect("a close record naming the revocation");
+    assert!(ended.reason.as_deref().unwrap_or_default().contains("--enable-ip-connect"), "{ended:?}");
 
     // A node that stops heartbeating (here one that never runs) is lost: a live node ends its
     // sessions as "node lost" within the bound, once.
     let store = rampart_store::PostgresStore::connect(&url).await.expect("store");
-    store.register_node("ghost", "127.0.0.1:9").await.expect("ghost registers");
+    store
+        .register_node("ghost", "127.0.0.1:9", "ghost-1", Duration::from_secs(5))
+        .await
+        .expect("ghost registers");
     let ghost_session = rampart_store::LiveSessionRecord {
         id: "ghost-session".into(),
         node: "ghost".into(),
@@ -116,7 +129,7 @@ async fn nodes_share_tokens_sessions_settings_and_end_a_lost_nodes_sessions() {
         bytes_from_target: 7,
     };
     store
-        .heartbeat("ghost", rampart_store::NodeState::Active, std::slice::from_ref(&ghost_session))
+        .heartbeat("ghost", "ghost-1", rampart_store::NodeState::Active, std::slice::from_ref(&ghost_session))
         .await
         .expect("beat");
     let t = Instant::now();
@@ -133,6 +146,35 @@ async fn nodes_share_tokens_sessions_settings_and_end_a_lost_nodes_sessions() {
     let closes =
         two.audit().await.into_iter().filter(|r| r.connection_id.as_deref() == Some("ghost-session")).count();
     assert_eq!(closes, 1, "one close record for the lost session, whichever node wrote it");
+
+    // Each node appended to its own audit chain; every chain verifies.
+    let verified: rampart_proto::api::AuditVerification = via_two
+        .request::<(), _>(http::Method::GET, "/api/audit/verify", None)
+        .await
+        .expect("verified")
+        .expect("an answer");
+    let chains: Vec<Option<&str>> = verified.chains.iter().map(|c| c.node.as_deref()).collect();
+    assert_eq!(chains, [Some("node-1"), Some("node-2")], "{verified:?}");
+    assert_eq!(verified.chains.iter().map(|c| c.records).sum::<u64>(), verified.verified_records);
+    store.close().await;
+    drop(cluster);
+}
+
+/// Three nodes started at the same moment on an empty database: every one starts (none fails
+/// on what another created a moment before), and the store holds one bootstrap admin and one
+/// default subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_together_on_an_empty_database_all_start() {
+    let cluster =
+        tokio::task::spawn_blocking(pg::PgCluster::start).await.expect("ran").expect("postgres starts");
+    let url = cluster.create_database("together").expect("database");
+    let (a, b, c) = tokio::join!(node(&url, "a"), node(&url, "b"), node(&url, "c"));
+    for gw in [&a, &b, &c] {
+        let subscriptions = gw.admin.subscriptions().await.expect("subscriptions");
+        assert_eq!(subscriptions.len(), 1, "{subscriptions:?}");
+    }
+    let store = rampart_store::PostgresStore::connect(&url).await.expect("store");
+    assert_eq!(store.user_count().await.expect("users"), 1);
     store.close().await;
     drop(cluster);
 }

@@ -60,10 +60,26 @@ async fn a_database_outage_stops_no_live_session_and_new_ones_recover_within_5_s
             moved
         })
     };
+    // A second session, to end while the database is away.
+    let before: Vec<String> = gw.sessions().await.into_iter().map(|s| s.session_id).collect();
+    let (mut ending, ending_relay) = open(&tunnel).await;
+    echo(&mut ending, b"to end in the outage").await;
+    let mut ending_id = None;
+    for _ in 0..100 {
+        ending_id = gw.sessions().await.into_iter().map(|s| s.session_id).find(|id| !before.contains(id));
+        if ending_id.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ending_id = ending_id.expect("the second session is listed");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stopper = cluster.clone();
     tokio::task::spawn_blocking(move || stopper.stop()).await.expect("ran").expect("postgres stops");
     let down = Instant::now();
+
+    drop(ending);
+    let _ = ending_relay.await;
 
     // A new connection now is refused, saying why, within seconds.
     let (_user, relay) = open(&tunnel).await;
@@ -106,6 +122,11 @@ async fn a_database_outage_stops_no_live_session_and_new_ones_recover_within_5_s
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("a new connection worked {:?} after the database returned", up.elapsed());
+
+    // The session that ended in the outage has its close record, written once the database
+    // answered again.
+    let close = gw.close_record(&ending_id).await;
+    assert_eq!(close.reason_code.as_deref(), Some("ClientClosed"), "{close:?}");
 
     done.store(true, Ordering::SeqCst);
     let moved = traffic.await.expect("the live session carried traffic throughout");

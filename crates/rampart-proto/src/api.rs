@@ -200,6 +200,22 @@ pub struct AuditRecord {
 #[serde(rename_all = "camelCase")]
 pub struct AuditVerification {
     pub verified_records: u64,
+    /// The newest record's hash.
+    pub last_hash: Option<String>,
+    /// Every chain: one per node on a shared store, one unnamed on a single node.
+    #[serde(default)]
+    pub chains: Vec<AuditChain>,
+}
+
+/// One verified audit chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditChain {
+    /// The node whose chain it is; absent for a single node's unnamed chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub records: u64,
+    /// Its last record's hash: keep it elsewhere; a later verify must reach it.
     pub last_hash: Option<String>,
 }
 

@@ -27,3 +27,33 @@ impl Invalidation for LocalInvalidation {
         self.0.fetch_add(1, Ordering::AcqRel);
     }
 }
+
+/// An invalidation that also tells this process's subscribers ([`crate::StoreEvent::CacheInvalidated`]),
+/// so what depends on authorization inputs (live sessions) is decided again after a write.
+/// (On PostgreSQL every node's listener does this for every node's writes.)
+#[derive(Debug)]
+pub struct AnnouncedInvalidation {
+    inner: std::sync::Arc<dyn Invalidation>,
+    events: tokio::sync::broadcast::Sender<crate::StoreEvent>,
+}
+
+impl AnnouncedInvalidation {
+    pub fn new(
+        inner: std::sync::Arc<dyn Invalidation>,
+        events: tokio::sync::broadcast::Sender<crate::StoreEvent>,
+    ) -> AnnouncedInvalidation {
+        AnnouncedInvalidation { inner, events }
+    }
+}
+
+impl Invalidation for AnnouncedInvalidation {
+    fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
+
+    fn invalidate(&self) {
+        self.inner.invalidate();
+        // No subscriber is no error: nothing depends on it yet.
+        let _ = self.events.send(crate::StoreEvent::CacheInvalidated);
+    }
+}

@@ -220,8 +220,12 @@ pub trait AuditStore: Send + Sync {
     /// Appends an entry to the chain durably (committed before this returns); returns its id.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64>;
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
-    /// Every entry, oldest first (for verification).
+    /// Every entry, chain by chain, each in its order (for verification).
     async fn audit_chain(&self) -> StoreResult<Vec<AuditEntry>>;
+    /// Appends from this process go to the chain named `node` from now on (each node of a
+    /// shared store has its own, so nodes never wait on each other to append); until then,
+    /// and for an empty name, to the unnamed chain (one node's).
+    fn set_audit_chain(&self, node: &str);
     /// Connections with an allowed open record and no close record (left by a crash).
     async fn unclosed_connections(&self) -> StoreResult<Vec<AuditEntry>>;
     /// The backend's own consistency check (SQLite's `integrity_check`; PostgreSQL answering);

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use serde::{Deserialize, Serialize};
 
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 
 /// A node's state as the others see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,19 +81,47 @@ pub enum StoreEvent {
     DrainNode { name: String, by: String },
 }
 
+/// Another running process holds the node name.
+pub(crate) fn name_taken(name: &str, address: &str, seconds_ago: f64) -> StoreError {
+    StoreError::Conflict(format!(
+        "a node named '{name}' is running at {address} (last heartbeat {seconds_ago:.1} s ago); \
+         give each node its own name (--node-name)"
+    ))
+}
+
+/// Another process took this node's name while it was silent.
+pub(crate) fn name_lost(name: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "another process registered as node '{name}' while this one was silent (taken for lost); \
+         this node's reports stop"
+    ))
+}
+
 #[async_trait]
 pub trait NodeStore: Send + Sync {
     /// The secret every node shares under `name`: the stored one, or `candidate` if none was
     /// stored yet (the first writer wins, also between nodes starting together).
     async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
 
-    /// Registers a node (again): its address, state active, heartbeat now.
-    async fn register_node(&self, name: &str, address: &str) -> StoreResult<()>;
-    /// A heartbeat: state, session count, and the node's live sessions as they are now
-    /// (replacing what it reported before).
+    /// Registers a node (again) as held by `instance` (this process): its address, state
+    /// active, heartbeat now. `Conflict`, naming the other, when another instance holds the
+    /// name and heartbeated within `alive_within` (two processes given one name; a restarted
+    /// node's previous run is held until it has been silent that long).
+    async fn register_node(
+        &self,
+        name: &str,
+        address: &str,
+        instance: &str,
+        alive_within: std::time::Duration,
+    ) -> StoreResult<()>;
+    /// A heartbeat of the node as held by `instance`: state, session count, and the node's live
+    /// sessions as they are now (replacing what it reported before). `Conflict` when another
+    /// instance has taken the name since (this one was silent and taken for lost): nothing is
+    /// written.
     async fn heartbeat(
         &self,
         name: &str,
+        instance: &str,
         state: NodeState,
         sessions: &[LiveSessionRecord],
     ) -> StoreResult<()>;

@@ -39,9 +39,20 @@ pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("empty answer"))?;
             println!("audit log intact: {} records verified", v.verified_records);
-            if let Some(hash) = v.last_hash {
-                // Only an anchor kept elsewhere reveals records cut from the end of the log.
-                println!("last record hash: {hash} (keep it elsewhere; a later verify must reach it)");
+            let named: Vec<_> = v.chains.iter().filter(|c| c.node.is_some()).collect();
+            if named.is_empty() {
+                if let Some(hash) = v.last_hash {
+                    // Only an anchor kept elsewhere reveals records cut from the end of the log.
+                    println!("last record hash: {hash} (keep it elsewhere; a later verify must reach it)");
+                }
+            } else {
+                // One chain per node: each one's last hash is the anchor to keep.
+                for c in &v.chains {
+                    let name = c.node.as_deref().unwrap_or("(before nodes)");
+                    let hash = c.last_hash.as_deref().unwrap_or("-");
+                    println!("chain {name}: {} records, last hash {hash}", c.records);
+                }
+                println!("(keep each last hash elsewhere; a later verify must reach them)");
             }
         }
     }

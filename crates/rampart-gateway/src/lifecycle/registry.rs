@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rampart_core::{EndReason, Protocol, ResourceId};
+use rampart_core::{AuditEntry, EndReason, Protocol, ResourceId, SessionRequest};
 use rampart_store::Store;
 use rampart_tunnel::{Counters, now_ms};
 use tokio::sync::watch;
@@ -32,6 +32,9 @@ pub struct Session {
     /// The bastion's copy-and-paste setting as it is now: a settings change updates it in
     /// live sessions, and browser desktops follow it at once.
     pub copy_paste: watch::Sender<bool>,
+    /// What it asked for: the admission service decides on it again when authorization
+    /// inputs change, and stops the session if it is no longer allowed.
+    pub request: SessionRequest,
     stop: watch::Sender<Option<String>>,
     end: Mutex<Option<EndReason>>,
 }
@@ -71,17 +74,21 @@ pub struct NewSession {
     /// When its admission began (the request), for the metrics: admission time runs from
     /// there to the durable open record.
     pub admission_began: Option<Instant>,
+    /// What it asked for: decided on again while it runs.
+    pub request: SessionRequest,
 }
 
 pub struct Sessions {
     live: Mutex<HashMap<String, Arc<Session>>>,
+    /// Close records the store could not take when their sessions ended (it was away).
+    unwritten: Mutex<Vec<AuditEntry>>,
     store: Arc<dyn Store>,
     observers: Vec<Arc<dyn SessionObserver>>,
 }
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, observers: Vec<Arc<dyn SessionObserver>>) -> Sessions {
-        Sessions { live: Mutex::default(), store, observers }
+        Sessions { live: Mutex::default(), unwritten: Mutex::default(), store, observers }
     }
 
     pub(super) fn store(&self) -> &dyn Store {
@@ -107,6 +114,7 @@ impl Sessions {
             started: Instant::now(),
             counters: Arc::new(counters),
             copy_paste: watch::Sender::new(true),
+            request: new.request,
             stop,
             end: Mutex::new(None),
         });
@@ -116,6 +124,34 @@ impl Sessions {
             o.started(&session, admitted_in);
         }
         (session, stopped)
+    }
+
+    pub(super) fn keep_unwritten(&self, close: AuditEntry) {
+        self.unwritten.lock().unwrap_or_else(|p| p.into_inner()).push(close);
+    }
+
+    /// Writes the close records kept while the store was away, oldest first; stops at the
+    /// first that still fails (kept for the next try). Returns how many remain.
+    pub async fn write_unwritten_closes(&self) -> usize {
+        let pending: Vec<AuditEntry> =
+            std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut rest = pending.into_iter();
+        while let Some(close) = rest.next() {
+            if let Err(e) = self.store.append_audit(&close).await {
+                tracing::debug!(error = %e, "close records still cannot be written");
+                let mut kept = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
+                let newer = std::mem::take(&mut *kept);
+                kept.push(close);
+                kept.extend(rest);
+                kept.extend(newer);
+                return kept.len();
+            }
+            tracing::info!(
+                session = close.connection_id.as_deref().unwrap_or_default(),
+                "wrote a close record kept while the store was away"
+            );
+        }
+        self.unwritten.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub(super) fn observe_data(&self, session: &Session, direction: Direction, bytes: &[u8]) {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use rampart_core::{AuditEntry, Protocol};
+use rampart_core::{AuditEntry, SessionRequest};
 
 use crate::lifecycle::{LiveSession, NewSession};
 use crate::server::Gateway;
@@ -14,19 +14,20 @@ use crate::server::Gateway;
 pub(crate) async fn start(
     gw: &Gateway,
     entry: AuditEntry,
-    client: String,
-    protocol: Protocol,
+    request: SessionRequest,
 ) -> Result<LiveSession, String> {
+    let protocol = request.protocol;
     let new = NewSession {
         id: entry.connection_id.clone().unwrap_or_default(),
         user: entry.user.clone().unwrap_or_default(),
-        client,
+        client: request.client.to_string(),
         bastion_id: entry.bastion_id.clone().unwrap_or_default(),
         protocol,
         target_ip: entry.target_ip.clone().unwrap_or_default(),
         target_port: entry.target_port.unwrap_or_default(),
         target_resource_id: entry.target_resource_id.clone(),
         admission_began: None,
+        request,
     };
     gw.sessions.start(entry, new).await.map_err(|e| {
         tracing::error!(error = %e, %protocol, "cannot record a browser session; not starting it");

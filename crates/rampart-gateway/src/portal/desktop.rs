@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use rampart_core::{AuditEntry, EndReason, Protocol};
+use rampart_core::{AuditEntry, EndReason};
 use rampart_rdp::{Changes, InputEvent, RdpSession, Rect, scancode_for_code};
 use serde::Deserialize;
 
@@ -112,11 +112,11 @@ pub(crate) async fn run_desktop(
     gw: AppState,
     mut session: RdpSession,
     entry: AuditEntry,
-    client: String,
+    request: crate::admission::Request,
     socket: WebSocket,
 ) {
     let (mut to_browser, mut from_browser) = socket.split();
-    let mut live = match bridge::start(&gw, entry, client, Protocol::Rdp).await {
+    let mut live = match bridge::start(&gw, entry, request).await {
         Ok(live) => live,
         Err(reason) => {
             let _ = to_browser.send(ended(&reason)).await;

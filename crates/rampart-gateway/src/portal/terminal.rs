@@ -54,6 +54,8 @@ pub(crate) struct PendingTerminal {
     connection: TargetConnection,
     /// The open record to write when the shell starts.
     entry: AuditEntry,
+    /// What was authorized: decided on again while the session runs.
+    request: Request,
     created: Instant,
 }
 
@@ -311,6 +313,7 @@ async fn sign_in_to_target(
         title: format!("{username}@{shown}"),
         connection,
         entry: entry.clone(),
+        request,
         created: Instant::now(),
     })
 }
@@ -444,16 +447,18 @@ pub async fn websocket(
     };
     let cols = size.cols.unwrap_or(80).clamp(10, 1000);
     let rows = size.rows.unwrap_or(24).clamp(2, 500);
-    let client = user.caller.user.client.to_string();
+    let client = user.caller.user.client;
     upgrade.on_upgrade(move |socket| async move {
-        let PendingTerminal { connection, mut entry, .. } = pending;
+        let PendingTerminal { connection, mut entry, mut request, .. } = pending;
+        // The session is where the page attached from.
+        request.client = client;
         match connection {
             TargetConnection::Ssh(terminal) => {
-                run_terminal(gw, terminal, entry, client, socket, cols, rows).await
+                run_terminal(gw, terminal, entry, request, socket, cols, rows).await
             }
             TargetConnection::Rdp(session) => {
                 entry.protocol = Some(Protocol::Rdp.as_str().into());
-                super::desktop::run_desktop(gw, *session, entry, client, socket).await
+                super::desktop::run_desktop(gw, *session, entry, request, socket).await
             }
         }
     })
@@ -474,7 +479,7 @@ async fn run_terminal(
     gw: AppState,
     terminal: SshTerminal,
     mut entry: AuditEntry,
-    client: String,
+    request: Request,
     socket: WebSocket,
     cols: u16,
     rows: u16,
@@ -493,7 +498,7 @@ async fn run_terminal(
             return;
         }
     };
-    let mut live = match bridge::start(&gw, entry, client, Protocol::Ssh).await {
+    let mut live = match bridge::start(&gw, entry, request).await {
         Ok(live) => live,
         Err(reason) => {
             let _ = to_browser.send(ended(&reason)).await;

@@ -1,5 +1,7 @@
 //! The audit log: append-only and hash-chained (`rampart_core::audit::chain_hash`).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use rampart_core::audit::GENESIS_HASH;
 use rampart_core::{AuditEntry, AuditEvent, AuditResult, chain_hash};
@@ -10,10 +12,16 @@ use tokio::sync::{mpsc, oneshot};
 use super::PostgresStore;
 use crate::{AuditFilter, AuditStore, StoreError, StoreResult};
 
-/// The advisory lock that makes one appender at a time extend the chain, across processes.
-const CHAIN_LOCK: i64 = 0x7261_6d70_6172_7401;
+/// The advisory locks (this number and the chain name's hash) that make one appender at a
+/// time extend a chain: each node appends to its own, so nodes never wait on each other; two
+/// processes given one name wait their turn instead of forking it.
+const CHAIN_LOCKS: i32 = 0x7261_6d70;
 /// Most records one transaction takes.
 const MAX_BATCH: usize = 256;
+/// How long a batch waits for a connection: the pool's own acquire timeout, and much less
+/// right after the database was found away.
+const ACQUIRE: Duration = Duration::from_secs(5);
+const AWAY_ACQUIRE: Duration = Duration::from_millis(250);
 
 fn opt_u64(v: Option<i64>) -> Option<u64> {
     v.and_then(|v| u64::try_from(v).ok())
@@ -49,6 +57,8 @@ fn audit_from_row(row: &PgRow) -> StoreResult<AuditEntry> {
         user_agent: row.try_get("user_agent")?,
         protocol: row.try_get("protocol")?,
         target_resource_id: row.try_get("target_resource_id")?,
+        chain: Some(row.try_get::<String, _>("chain")?).filter(|c| !c.is_empty()),
+        seq: Some(row.try_get("seq")?),
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     })
@@ -82,7 +92,11 @@ pub(super) fn start_audit_writer(pool: PgPool) -> AuditWriter {
 /// transaction. It ends when every sender is gone (the store closed), after writing what was
 /// queued.
 async fn audit_writer(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<AuditJob>) {
+    // While the database is away, each batch would wait the pool's whole acquire timeout
+    // behind the one before: after one such failure, the next batches wait briefly.
+    let mut away = false;
     while let Some(first) = jobs.recv().await {
+        let acquire = if away { AWAY_ACQUIRE } else { ACQUIRE };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -90,7 +104,9 @@ async fn audit_writer(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<AuditJob>)
                 Err(_) => break,
             }
         }
-        match write_batch(&pool, &batch).await {
+        let written = write_batch(&pool, &batch, acquire).await;
+        away = matches!(&written, Err(e) if is_unavailable(e));
+        match written {
             Ok(ids) => {
                 for (job, id) in batch.into_iter().zip(ids) {
                     let _ = job.done.send(Ok(id));
@@ -100,7 +116,7 @@ async fn audit_writer(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<AuditJob>)
             Err(e) if batch.len() > 1 && !is_unavailable(&e) => {
                 tracing::warn!(error = %e, records = batch.len(), "an audit batch failed; writing its records one by one");
                 for job in batch {
-                    let answer = write_batch(&pool, std::slice::from_ref(&job))
+                    let answer = write_batch(&pool, std::slice::from_ref(&job), acquire)
                         .await
                         .map(|ids| ids.first().copied().unwrap_or_default())
                         .map_err(|e| failure(&e));
@@ -157,70 +173,110 @@ fn storable(e: &AuditEntry) -> AuditEntry {
         user_agent: clean(&e.user_agent),
         protocol: clean(&e.protocol),
         target_resource_id: clean(&e.target_resource_id),
+        chain: clean(&e.chain),
         ..e.clone()
     }
 }
 
-/// Writes `batch` after the chain's head in one transaction, under the chain's advisory lock
-/// (held until commit), so appenders in other processes wait their turn instead of forking
-/// the chain. The head is read under the lock every time: another process may have appended.
-async fn write_batch(pool: &PgPool, batch: &[AuditJob]) -> Result<Vec<i64>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
-    let head = sqlx::query("SELECT id, hash FROM audit_records ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (mut last_id, mut prev): (i64, String) = match head {
-        Some(r) => (r.try_get("id")?, r.try_get("hash")?),
-        None => (0, GENESIS_HASH.to_string()),
-    };
-    let mut ids = Vec::with_capacity(batch.len());
-    for AuditJob { entry, .. } in batch {
-        let e = &storable(entry);
-        let id = last_id + 1;
-        let hash = chain_hash(&prev, id, e);
-        sqlx::query(
-            "INSERT INTO audit_records (id, time, event, \"user\", client_address, bastion_id, target_ip,
-               target_port, tunnel_id, connection_id, result, reason_code, reason,
-               bytes_to_target, bytes_from_target, duration_ms, user_agent, protocol,
-               target_resource_id, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-        )
-        .bind(id)
-        .bind(e.time)
-        .bind(e.event.as_str())
-        .bind(&e.user)
-        .bind(&e.client_address)
-        .bind(&e.bastion_id)
-        .bind(&e.target_ip)
-        .bind(e.target_port.map(i32::from))
-        .bind(&e.tunnel_id)
-        .bind(&e.connection_id)
-        .bind(e.result.as_str())
-        .bind(&e.reason_code)
-        .bind(&e.reason)
-        .bind(opt_i64(e.bytes_to_target))
-        .bind(opt_i64(e.bytes_from_target))
-        .bind(opt_i64(e.duration_ms))
-        .bind(&e.user_agent)
-        .bind(&e.protocol)
-        .bind(&e.target_resource_id)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        ids.push(id);
-        (last_id, prev) = (id, hash);
+/// The chain an entry goes to ('' is the unnamed one).
+fn chain_of(e: &AuditEntry) -> &str {
+    e.chain.as_deref().unwrap_or_default()
+}
+
+/// Writes `batch` in one transaction, each record after its chain's head, under that chain's
+/// advisory lock (held until commit; chains locked in name order, so two writers never wait
+/// on each other in a cycle). The head is read under the lock every time: another process
+/// may have appended. Ids come from a sequence: they order records, the chains link them.
+async fn write_batch(pool: &PgPool, batch: &[AuditJob], acquire: Duration) -> Result<Vec<i64>, sqlx::Error> {
+    // Only the wait for a connection is cut short: nothing has been sent yet, so a batch
+    // given up here is certainly not written.
+    let mut tx =
+        tokio::time::timeout(acquire, pool.begin()).await.map_err(|_| sqlx::Error::PoolTimedOut)??;
+    let mut chains: Vec<&str> = batch.iter().map(|j| chain_of(&j.entry)).collect();
+    chains.sort_unstable();
+    chains.dedup();
+    let mut ids = vec![0i64; batch.len()];
+    for chain in chains {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(CHAIN_LOCKS)
+            .bind(chain)
+            .execute(&mut *tx)
+            .await?;
+        let head =
+            sqlx::query("SELECT seq, hash FROM audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(chain)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (mut seq, mut prev): (i64, String) = match head {
+            Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+            None => (0, GENESIS_HASH.to_string()),
+        };
+        for (i, AuditJob { entry, .. }) in batch.iter().enumerate() {
+            if chain_of(entry) != chain {
+                continue;
+            }
+            let e = &storable(entry);
+            seq += 1;
+            let hash = chain_hash(&prev, seq, e);
+            ids[i] = insert(&mut tx, e, chain, seq, &prev, &hash).await?;
+            prev = hash;
+        }
     }
     tx.commit().await?;
     Ok(ids)
+}
+
+async fn insert(
+    tx: &mut sqlx::PgConnection,
+    e: &AuditEntry,
+    chain: &str,
+    seq: i64,
+    prev: &str,
+    hash: &str,
+) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO audit_records (id, time, event, \"user\", client_address, bastion_id, target_ip,
+           target_port, tunnel_id, connection_id, result, reason_code, reason,
+           bytes_to_target, bytes_from_target, duration_ms, user_agent, protocol,
+           target_resource_id, chain, seq, prev_hash, hash)
+         VALUES (nextval('audit_records_id_seq'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+           $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+         RETURNING id",
+    )
+    .bind(e.time)
+    .bind(e.event.as_str())
+    .bind(&e.user)
+    .bind(&e.client_address)
+    .bind(&e.bastion_id)
+    .bind(&e.target_ip)
+    .bind(e.target_port.map(i32::from))
+    .bind(&e.tunnel_id)
+    .bind(&e.connection_id)
+    .bind(e.result.as_str())
+    .bind(&e.reason_code)
+    .bind(&e.reason)
+    .bind(opt_i64(e.bytes_to_target))
+    .bind(opt_i64(e.bytes_from_target))
+    .bind(opt_i64(e.duration_ms))
+    .bind(&e.user_agent)
+    .bind(&e.protocol)
+    .bind(&e.target_resource_id)
+    .bind(chain)
+    .bind(seq)
+    .bind(prev)
+    .bind(hash)
+    .fetch_one(&mut *tx)
+    .await?;
+    row.try_get("id")
 }
 
 #[async_trait]
 impl AuditStore for PostgresStore {
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<i64> {
         let (done, result) = oneshot::channel();
-        let job = AuditJob { entry: e.clone(), done };
+        let mut entry = e.clone();
+        entry.chain = self.audit_chain_name.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let job = AuditJob { entry, done };
         let sent = match self.audit_writer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             Some(writer) => writer.jobs.send(job).is_ok(),
             None => return Err(StoreError::AuditWrite("the store is closed".into())),
@@ -250,7 +306,8 @@ impl AuditStore for PostgresStore {
     }
 
     async fn audit_chain(&self) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT * FROM audit_records ORDER BY id").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT * FROM audit_records ORDER BY chain, seq").fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
     }
 
@@ -265,6 +322,11 @@ impl AuditStore for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    fn set_audit_chain(&self, node: &str) {
+        *self.audit_chain_name.write().unwrap_or_else(|p| p.into_inner()) =
+            Some(node.to_string()).filter(|n| !n.is_empty());
     }
 
     async fn integrity_check(&self) -> StoreResult<()> {

@@ -28,6 +28,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Appends go to the audit writer task (`audit::audit_writer`); `None` once closed.
     audit_writer: std::sync::Mutex<Option<audit::AuditWriter>>,
+    /// The chain this process appends to (`AuditStore::set_audit_chain`).
+    audit_chain_name: std::sync::RwLock<Option<String>>,
     cache: ReadCache,
     /// Every node's events (`nodes::listen`), for this process's subscribers.
     events: tokio::sync::broadcast::Sender<crate::StoreEvent>,
@@ -59,6 +61,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             audit_writer: std::sync::Mutex::new(Some(audit_writer)),
+            audit_chain_name: std::sync::RwLock::new(None),
             cache: ReadCache::new(invalidation),
             events,
             tasks,

@@ -164,32 +164,62 @@ impl NodeStore for PostgresStore {
             .await?)
     }
 
-    async fn register_node(&self, name: &str, address: &str) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO nodes (name, address, state, started_at, last_heartbeat, sessions) VALUES ($1, $2, 'active', now(), now(), 0)
-             ON CONFLICT (name) DO UPDATE SET address = $2, state = 'active', started_at = now(), last_heartbeat = now(), sessions = 0",
+    async fn register_node(
+        &self,
+        name: &str,
+        address: &str,
+        instance: &str,
+        alive_within: Duration,
+    ) -> StoreResult<()> {
+        // The database's clock, as the heartbeats'.
+        let taken = sqlx::query(
+            "INSERT INTO nodes (name, address, state, started_at, last_heartbeat, sessions, instance)
+             VALUES ($1, $2, 'active', now(), now(), 0, $3)
+             ON CONFLICT (name) DO UPDATE SET address = $2, state = 'active', started_at = now(),
+               last_heartbeat = now(), sessions = 0, instance = $3
+             WHERE nodes.instance = $3 OR nodes.state NOT IN ('active', 'draining')
+               OR nodes.last_heartbeat < now() - make_interval(secs => $4)
+             RETURNING name",
         )
         .bind(name)
         .bind(address)
-        .execute(&self.pool)
+        .bind(instance)
+        .bind(alive_within.as_secs_f64())
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        if taken.is_some() {
+            return Ok(());
+        }
+        let row = sqlx::query(
+            "SELECT address, EXTRACT(EPOCH FROM now() - last_heartbeat)::float8 AS ago FROM nodes WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?;
+        Err(crate::nodes::name_taken(name, &row.try_get::<String, _>("address")?, row.try_get("ago")?))
     }
 
     async fn heartbeat(
         &self,
         name: &str,
+        instance: &str,
         state: NodeState,
         sessions: &[LiveSessionRecord],
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         // The database's clock, as the reaper's: nodes' own clocks may differ.
-        sqlx::query("UPDATE nodes SET state = $2, last_heartbeat = now(), sessions = $3 WHERE name = $1")
-            .bind(name)
-            .bind(state.as_str())
-            .bind(i32::try_from(sessions.len()).unwrap_or(i32::MAX))
-            .execute(&mut *tx)
-            .await?;
+        let beat = sqlx::query(
+            "UPDATE nodes SET state = $2, last_heartbeat = now(), sessions = $3 WHERE name = $1 AND instance = $4",
+        )
+        .bind(name)
+        .bind(state.as_str())
+        .bind(i32::try_from(sessions.len()).unwrap_or(i32::MAX))
+        .bind(instance)
+        .execute(&mut *tx)
+        .await?;
+        if beat.rows_affected() == 0 {
+            return Err(crate::nodes::name_lost(name));
+        }
         sqlx::query("DELETE FROM live_sessions WHERE node = $1").bind(name).execute(&mut *tx).await?;
         if !sessions.is_empty() {
             // One statement for all of them: a heartbeat costs the same few round trips

@@ -6,6 +6,7 @@ use rampart_core::{AuditEntry, AuditEvent, AuditResult, chain_hash};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEntry> {
         user_agent: row.try_get("user_agent")?,
         protocol: row.try_get("protocol")?,
         target_resource_id: row.try_get("target_resource_id")?,
+        chain: Some(row.try_get::<String, _>("chain")?).filter(|c| !c.is_empty()),
+        seq: row.try_get("seq")?,
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     })
@@ -63,7 +66,8 @@ pub(super) async fn seal_unchained_audit(pool: &sqlx::SqlitePool) -> StoreResult
     for row in &rows {
         let entry = audit_from_row(row)?;
         let id = entry.id.unwrap_or_default();
-        let hash = chain_hash(&prev, id, &entry);
+        // Records from before the chain are in the unnamed one, numbered by their ids.
+        let hash = chain_hash(&prev, entry.seq.unwrap_or(id), &entry);
         sqlx::query("UPDATE audit_records SET prev_hash = ?2, hash = ?3 WHERE id = ?1")
             .bind(id)
             .bind(&prev)
@@ -81,7 +85,9 @@ pub(super) async fn seal_unchained_audit(pool: &sqlx::SqlitePool) -> StoreResult
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<i64> {
         let (done, result) = tokio::sync::oneshot::channel();
-        let job = AuditJob { entry: e.clone(), done };
+        let mut entry = e.clone();
+        entry.chain = self.audit_chain_name.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let job = AuditJob { entry, done };
         let sent = match self.audit_writer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             Some(writer) => writer.jobs.send(job).is_ok(),
             None => return Err(StoreError::AuditWrite("the store is closed".into())),
@@ -133,8 +139,14 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit_chain(&self) -> StoreResult<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT * FROM audit_records ORDER BY id").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT * FROM audit_records ORDER BY chain, seq").fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    fn set_audit_chain(&self, node: &str) {
+        *self.audit_chain_name.write().unwrap_or_else(|p| p.into_inner()) =
+            Some(node.to_string()).filter(|n| !n.is_empty());
     }
 }
 
@@ -181,7 +193,7 @@ fn audit_error(e: rusqlite::Error) -> StoreError {
 /// record costs one INSERT. A caller that gives up waiting cannot leave a batch half written.
 /// It ends when every sender is gone (the store closed), after writing what was queued.
 fn audit_writer(mut conn: rusqlite::Connection, jobs: std::sync::mpsc::Receiver<AuditJob>) {
-    let mut head: Option<(i64, String)> = None;
+    let mut heads = Heads::default();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -190,16 +202,16 @@ fn audit_writer(mut conn: rusqlite::Connection, jobs: std::sync::mpsc::Receiver<
                 Err(_) => break,
             }
         }
-        match write_batch(&mut conn, &mut head, &batch) {
+        match write_batch(&mut conn, &mut heads, &batch) {
             Ok(ids) => {
                 for (job, id) in batch.into_iter().zip(ids) {
                     let _ = job.done.send(Ok(id));
                 }
             }
             Err(e) => {
-                // Read the head again next time: the failed batch may have been half applied
+                // Read the heads again next time: the failed batch may have been half applied
                 // by someone else's write, or not at all.
-                head = None;
+                heads = Heads::default();
                 tracing::error!(error = %e, records = batch.len(), "cannot append to the audit log");
                 let text = e.to_string();
                 for job in batch {
@@ -210,19 +222,29 @@ fn audit_writer(mut conn: rusqlite::Connection, jobs: std::sync::mpsc::Receiver<
     }
 }
 
-/// Writes `batch` after the chain's head in one transaction, durable (synchronous=FULL)
-/// when it returns; rolled back if any INSERT fails. Ids are primary keys, so a record
-/// appended behind the writer's back makes the batch fail, not fork the chain.
+/// What the writer knows of the log: the last id, and each chain's last number and hash
+/// (read once, kept while its own writes are the only ones).
+#[derive(Default)]
+struct Heads {
+    last_id: Option<i64>,
+    chains: HashMap<String, (i64, String)>,
+}
+
+/// Writes `batch`, each record after its chain's head, in one transaction, durable
+/// (synchronous=FULL) when it returns; rolled back if any INSERT fails. Ids are primary keys
+/// and (chain, number) is unique, so a record appended behind the writer's back makes the
+/// batch fail, not fork a chain.
 fn write_batch(
     conn: &mut rusqlite::Connection,
-    head: &mut Option<(i64, String)>,
+    heads: &mut Heads,
     batch: &[AuditJob],
 ) -> rusqlite::Result<Vec<i64>> {
     // IMMEDIATE: the write lock is taken (or waited for) up front.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let (mut last_id, mut prev) = match head.take() {
-        Some(known) => known,
-        None => chain_head(&tx)?,
+    let mut known = std::mem::take(heads);
+    let mut last_id = match known.last_id {
+        Some(id) => id,
+        None => tx.query_row("SELECT COALESCE(MAX(id), 0) FROM audit_records", [], |r| r.get(0))?,
     };
     let mut ids = Vec::with_capacity(batch.len());
     {
@@ -230,12 +252,18 @@ fn write_batch(
             "INSERT INTO audit_records (id, time, event, user, client_address, bastion_id, target_ip,
                target_port, tunnel_id, connection_id, result, reason_code, reason,
                bytes_to_target, bytes_from_target, duration_ms, user_agent, protocol,
-               target_resource_id, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+               target_resource_id, prev_hash, hash, chain, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+               ?21, ?22, ?23)",
         )?;
         for AuditJob { entry: e, .. } in batch {
-            let id = last_id + 1;
-            let hash = chain_hash(&prev, id, e);
+            let chain = e.chain.clone().unwrap_or_default();
+            let (seq, prev) = match known.chains.remove(&chain) {
+                Some(head) => head,
+                None => chain_head(&tx, &chain)?,
+            };
+            let (id, seq) = (last_id + 1, seq + 1);
+            let hash = chain_hash(&prev, seq, e);
             insert.execute(rusqlite::params![
                 id,
                 ts(e.time),
@@ -258,30 +286,36 @@ fn write_batch(
                 e.target_resource_id,
                 prev,
                 hash,
+                chain,
+                seq,
             ])?;
             ids.push(id);
-            (last_id, prev) = (id, hash);
+            last_id = id;
+            known.chains.insert(chain, (seq, hash));
         }
     }
     tx.commit()?;
-    *head = Some((last_id, prev));
+    known.last_id = Some(last_id);
+    *heads = known;
     Ok(ids)
 }
 
-/// The id and hash of the chain's last sealed entry.
-const CHAIN_HEAD: &str = "SELECT id, hash FROM audit_records WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1";
+/// The number and hash of a chain's last sealed entry.
+const CHAIN_HEAD: &str =
+    "SELECT seq, hash FROM audit_records WHERE chain = ?1 AND hash IS NOT NULL ORDER BY seq DESC LIMIT 1";
 
-fn chain_head(conn: &rusqlite::Connection) -> rusqlite::Result<(i64, String)> {
+fn chain_head(conn: &rusqlite::Connection, chain: &str) -> rusqlite::Result<(i64, String)> {
     use rusqlite::OptionalExtension;
-    let row = conn.query_row(CHAIN_HEAD, [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    let row = conn.query_row(CHAIN_HEAD, [chain], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
     Ok(row.unwrap_or_else(|| (0, GENESIS_HASH.to_string())))
 }
 
-/// The same through sqlx, for sealing old records at open, before the writer starts.
+/// The unnamed chain's head through sqlx, for sealing old records at open, before the writer
+/// starts.
 async fn chain_head_sqlx(conn: &mut sqlx::SqliteConnection) -> StoreResult<(i64, String)> {
-    let row = sqlx::query(CHAIN_HEAD).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query(CHAIN_HEAD).bind("").fetch_optional(&mut *conn).await?;
     Ok(match row {
-        Some(r) => (r.try_get("id")?, r.try_get("hash")?),
+        Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
         None => (0, GENESIS_HASH.to_string()),
     })
 }

@@ -30,6 +30,8 @@ pub struct SqliteStore {
     audit_writer: std::sync::Mutex<Option<audit::AuditWriter>>,
     /// Reads every new connection makes, kept between writes (`cache`).
     cache: crate::cache::ReadCache,
+    /// The chain this process appends to (`AuditStore::set_audit_chain`).
+    audit_chain_name: std::sync::RwLock<Option<String>>,
     /// Events for this process's subscribers (one node: nothing crosses processes).
     events: tokio::sync::broadcast::Sender<crate::StoreEvent>,
 }
@@ -58,11 +60,17 @@ impl SqliteStore {
         // Records from before the hash chain are sealed before the writer takes over.
         seal_unchained_audit(&pool).await?;
         let audit_writer = audit::start_audit_writer(path)?;
+        let events = tokio::sync::broadcast::channel(1024).0;
+        let invalidation = std::sync::Arc::new(crate::invalidation::AnnouncedInvalidation::new(
+            invalidation,
+            events.clone(),
+        ));
         Ok(SqliteStore {
             pool,
             audit_writer: std::sync::Mutex::new(Some(audit_writer)),
+            audit_chain_name: std::sync::RwLock::new(None),
             cache: crate::cache::ReadCache::new(invalidation),
-            events: tokio::sync::broadcast::channel(1024).0,
+            events,
         })
     }
 }

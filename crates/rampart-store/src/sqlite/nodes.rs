@@ -50,34 +50,63 @@ impl NodeStore for SqliteStore {
             .await?)
     }
 
-    async fn register_node(&self, name: &str, address: &str) -> StoreResult<()> {
-        let now = ts(Utc::now());
-        sqlx::query(
-            "INSERT INTO nodes (name, address, state, started_at, last_heartbeat, sessions) VALUES (?1, ?2, 'active', ?3, ?3, 0)
-             ON CONFLICT (name) DO UPDATE SET address = ?2, state = 'active', started_at = ?3, last_heartbeat = ?3, sessions = 0",
+    async fn register_node(
+        &self,
+        name: &str,
+        address: &str,
+        instance: &str,
+        alive_within: std::time::Duration,
+    ) -> StoreResult<()> {
+        let now = Utc::now();
+        let alive_since = now - chrono::Duration::from_std(alive_within).unwrap_or(chrono::Duration::MAX);
+        let taken = sqlx::query(
+            "INSERT INTO nodes (name, address, state, started_at, last_heartbeat, sessions, instance)
+             VALUES (?1, ?2, 'active', ?3, ?3, 0, ?4)
+             ON CONFLICT (name) DO UPDATE SET address = ?2, state = 'active', started_at = ?3,
+               last_heartbeat = ?3, sessions = 0, instance = ?4
+             WHERE nodes.instance = ?4 OR nodes.state NOT IN ('active', 'draining') OR nodes.last_heartbeat < ?5
+             RETURNING name",
         )
         .bind(name)
         .bind(address)
-        .bind(&now)
-        .execute(&self.pool)
+        .bind(ts(now))
+        .bind(instance)
+        .bind(ts(alive_since))
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        if taken.is_some() {
+            return Ok(());
+        }
+        let row = sqlx::query("SELECT address, last_heartbeat FROM nodes WHERE name = ?1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        let (other, beat): (String, String) = (row.try_get("address")?, row.try_get("last_heartbeat")?);
+        let ago = now.signed_duration_since(parse_ts(&beat)?).num_milliseconds() as f64 / 1000.0;
+        Err(crate::nodes::name_taken(name, &other, ago))
     }
 
     async fn heartbeat(
         &self,
         name: &str,
+        instance: &str,
         state: NodeState,
         sessions: &[LiveSessionRecord],
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE nodes SET state = ?2, last_heartbeat = ?3, sessions = ?4 WHERE name = ?1")
-            .bind(name)
-            .bind(state.as_str())
-            .bind(ts(Utc::now()))
-            .bind(i64::try_from(sessions.len()).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+        let beat = sqlx::query(
+            "UPDATE nodes SET state = ?2, last_heartbeat = ?3, sessions = ?4 WHERE name = ?1 AND instance = ?5",
+        )
+        .bind(name)
+        .bind(state.as_str())
+        .bind(ts(Utc::now()))
+        .bind(i64::try_from(sessions.len()).unwrap_or(i64::MAX))
+        .bind(instance)
+        .execute(&mut *tx)
+        .await?;
+        if beat.rows_affected() == 0 {
+            return Err(crate::nodes::name_lost(name));
+        }
         sqlx::query("DELETE FROM live_sessions WHERE node = ?1").bind(name).execute(&mut *tx).await?;
         for s in sessions {
             sqlx::query(
