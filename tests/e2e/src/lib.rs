@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 mod rdp;
-pub use rdp::{XrdpServer, shadow_server, xvfb, xvfb_sized};
+pub use rdp::{XrdpServer, shadow_server, shadow_server_at, xvfb, xvfb_sized};
 
 /// The `rampart` binary under test: `$RAMPART_BIN`, or `rampart` beside the running
 /// executable (a benchmark in `target/release/`) or one level up (a test in `target/debug/deps/`).

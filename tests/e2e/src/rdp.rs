@@ -48,16 +48,28 @@ pub fn xvfb_sized(n: u32, width: u32, height: u32) -> Result<Process> {
 /// FreeRDP's shadow server on display `:n`, TLS, on a free loopback port; `auth` makes it
 /// check passwords (PAM). It now and then fails to come up under load, so it gets a second try.
 pub fn shadow_server(n: u32, auth: bool) -> Result<(Process, u16)> {
+    shadow_server_at(n, [127, 0, 0, 1].into(), None, auth)
+}
+
+/// [`shadow_server`] bound to `ip`, on `port` (a free one if `None`).
+pub fn shadow_server_at(
+    n: u32,
+    ip: std::net::IpAddr,
+    port: Option<u16>,
+    auth: bool,
+) -> Result<(Process, u16)> {
     let log = std::env::temp_dir().join(format!("rampart-shadow-{n}.log"));
     for attempt in 0..2 {
-        let port = free_port();
+        let port = port.unwrap_or_else(free_port);
         let mut cmd = Command::new("freerdp-shadow-cli");
         cmd.env("DISPLAY", format!(":{n}"))
-            .args(["/bind-address:127.0.0.1", &format!("/port:{port}"), if auth { "+auth" } else { "-auth" }])
+            .arg(format!("/bind-address:{ip}"))
+            .arg(format!("/port:{port}"))
+            .arg(if auth { "+auth" } else { "-auth" })
             .arg("/sec:tls")
             .stderr(Stdio::from(std::fs::File::create(&log)?));
         let process = Process::spawn(cmd, "freerdp-shadow-cli")?;
-        match wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(15)) {
+        match wait_for_port((ip, port).into(), Duration::from_secs(15)) {
             Ok(()) => return Ok((process, port)),
             Err(e) if attempt == 1 => {
                 let said = std::fs::read_to_string(&log).unwrap_or_default();

@@ -241,23 +241,11 @@ fn every_seed_command_runs_with_rampart() -> Result<()> {
     }
 
     // An RDP server on the VM's address, port 3389, and a display for the client.
+    // Both displays ready before the server and the client use them (on a loaded machine
+    // Xvfb can take longer than any fixed pause).
     let base = 300 + (std::process::id() % 200) * 2;
-    let x = |d: u32| -> Result<Process> {
-        let mut cmd = Command::new("Xvfb");
-        cmd.arg(format!(":{d}"))
-            .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-            .stderr(Stdio::null());
-        Process::spawn(cmd, "Xvfb")
-    };
-    let (_x1, _x2) = (x(base)?, x(base + 1)?);
-    std::thread::sleep(Duration::from_millis(500));
-    let mut shadow = Command::new("freerdp-shadow-cli");
-    shadow
-        .env("DISPLAY", format!(":{base}"))
-        .args([&format!("/bind-address:{vm_ip}"), "/port:3389", "-auth", "/sec:tls"])
-        .stderr(Stdio::null());
-    let _shadow = Process::spawn(shadow, "freerdp-shadow-cli")?;
-    wait_for_port((vm_ip, 3389).into(), Duration::from_secs(15))?;
+    let (_x1, _x2) = (rampart_e2e::xvfb(base)?, rampart_e2e::xvfb(base + 1)?);
+    let _shadow = rampart_e2e::shadow_server_at(base, vm_ip.into(), Some(3389), false)?;
     let rdp_env = [
         ("DISPLAY", format!(":{}", base + 1)),
         ("RAMPART_RDP_CLIENT", "xfreerdp /cert:ignore /sec:tls /u:x /p:y +auth-only".to_string()),
