@@ -18,7 +18,7 @@ mod denial;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rampart_core::rbac::builtin_roles;
@@ -51,6 +51,10 @@ pub struct AdmissionService {
     endpoints: GatewayEndpoints,
     connect_timeout: Duration,
     draining: Arc<AtomicBool>,
+    /// Moves on with every change to authorization inputs this node learns of (before the
+    /// live sessions are decided on again): a session admitted while one happened is decided
+    /// on again once it is listed, so none slips between a decision and the pass.
+    changes: AtomicU64,
 }
 
 impl AdmissionService {
@@ -61,7 +65,7 @@ impl AdmissionService {
         connect_timeout: Duration,
         draining: Arc<AtomicBool>,
     ) -> AdmissionService {
-        AdmissionService { store, sessions, endpoints, connect_timeout, draining }
+        AdmissionService { store, sessions, endpoints, connect_timeout, draining, changes: AtomicU64::new(0) }
     }
 
     /// Set when the gateway drains: nothing new is admitted.
@@ -108,6 +112,31 @@ impl AdmissionService {
             port: req.port,
         };
         authorize_target(&request, &self.endpoints).map_err(|r| Denial::refused(&r))
+    }
+
+    /// Tells the service that authorization inputs changed (before the pass over the live
+    /// sessions that follows).
+    pub fn note_change(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A mark to hand to [`Self::recheck_if_changed`] once the session decided on now is listed.
+    pub fn change_mark(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    /// If anything changed since `mark` (taken before the session's decision), decides again on
+    /// this one, now listed, session: a change whose pass ran before it was listed would miss it.
+    pub async fn recheck_if_changed(&self, mark: u64, session: &crate::lifecycle::Session) {
+        if self.change_mark() == mark {
+            return;
+        }
+        if let Err(denial) = self.still_allowed(&session.request, &mut HashMap::new()).await
+            && ends_sessions(&denial)
+        {
+            tracing::warn!(session = %session.id, reason = %denial.message, "access changed while the session started; ending it");
+            session.stop(EndReason::Revoked { detail: denial.message });
+        }
     }
 
     /// Decides again on every live session's request, as the store is now, and stops those no
@@ -162,6 +191,12 @@ impl AdmissionService {
                         id: m.id.to_string(),
                     })));
                 };
+                // The live connection goes to the address it was admitted to.
+                if machine.nic.private_ip != m.nic.private_ip {
+                    return Err(Denial::refused(&Refusal::new(RefusalReason::TargetNotFound {
+                        id: format!("{} at {} (its address changed)", m.id, m.nic.private_ip),
+                    })));
+                }
                 Request { target: Target::Machine(Box::new(machine)), ..req.clone() }
             }
             Target::Ip(_) => req.clone(),
@@ -192,6 +227,7 @@ impl AdmissionService {
         since: Instant,
     ) -> Result<Admission, Denial> {
         req.describe(&mut entry);
+        let mark = self.change_mark();
         let authorization = match self.authorize(&req).await {
             Ok(a) => a,
             Err(denial) => return Err(self.refuse(entry, denial).await),
@@ -214,6 +250,7 @@ impl AdmissionService {
             request: req,
         };
         let session = self.sessions.start(entry, new).await.map_err(Denial::from)?;
+        self.recheck_if_changed(mark, &session.session).await;
         Ok(Admission { authorization, target, session })
     }
 

@@ -140,7 +140,9 @@ pub async fn heartbeat(gw: Arc<Gateway>) {
             // Another process holds this node's name now (this one was silent and taken for
             // lost): two processes must not report as one node, so this one drains and stops.
             Err(StoreError::Conflict(why)) => {
-                tracing::error!(%why, "this node's name was taken; draining");
+                tracing::error!(%why, "this node's name was taken; ending its sessions and draining");
+                // The process that took the name closed them in the audit log already.
+                gw.sessions.stop_all(&EndReason::NodeLost { node: gw.node.clone() });
                 gw.drain_requested.notify_one();
                 return;
             }
@@ -181,10 +183,14 @@ async fn receive_events(gw: &Gateway, changed: &Notify) {
                     gw.drain_requested.notify_one();
                 }
             }
-            Ok(StoreEvent::CacheInvalidated) => changed.notify_one(),
+            Ok(StoreEvent::CacheInvalidated) => {
+                gw.admission.note_change();
+                changed.notify_one();
+            }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                 // What was missed may have been a change.
                 tracing::warn!(missed, "missed events from other nodes");
+                gw.admission.note_change();
                 changed.notify_one();
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -192,10 +198,21 @@ async fn receive_events(gw: &Gateway, changed: &Notify) {
     }
 }
 
-/// One pass per burst of changes: changes that arrive during a pass cause one more.
+/// How often live sessions are decided on again without a change notice: a backstop should a
+/// notice be lost (as the read cache's own age limit is for new connections).
+pub const REAUTHORIZE_EVERY: Duration = Duration::from_secs(30);
+
+/// One pass per burst of changes (changes that arrive during a pass cause one more), and one
+/// every [`REAUTHORIZE_EVERY`].
 async fn reauthorize_on_change(gw: &Gateway, changed: &Notify) {
+    let mut backstop = tokio::time::interval(REAUTHORIZE_EVERY);
+    backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    backstop.reset();
     loop {
-        changed.notified().await;
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = backstop.tick() => {}
+        }
         if gw.sessions.count() == 0 {
             continue;
         }

@@ -306,7 +306,7 @@ async fn make_owner_everywhere(
     user: &rampart_store::User,
 ) -> Result<(), GatewayError> {
     for sub in store.list_subscriptions().await? {
-        store
+        let made = store
             .create_role_assignment(&RoleAssignment {
                 id: uuid::Uuid::new_v4().to_string(),
                 principal_id: user.id.clone(),
@@ -315,7 +315,12 @@ async fn make_owner_everywhere(
                 scope: Scope::Subscription(sub.id),
                 condition: None,
             })
-            .await?;
+            .await;
+        match made {
+            // Another node starting at the same moment made the same assignment.
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }

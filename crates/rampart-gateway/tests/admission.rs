@@ -229,3 +229,21 @@ async fn an_unreadable_store_ends_no_live_session() {
     assert_eq!(scene.admission.reauthorize_live().await, 0);
     assert!(alice.session.session.end_reason().is_none());
 }
+
+/// A session decided on before a change it was not yet listed for is decided on again once
+/// listed, if (and only if) a change was noted in between.
+#[tokio::test]
+async fn a_session_started_across_a_change_is_decided_on_again() {
+    let scene = Scene::new().await;
+    let target = echo_target().await;
+    let alice = scene.admission.admit(scene.request(&scene.alice, target), entry(), Instant::now()).await;
+    let alice = alice.expect("admitted");
+    let mark = scene.admission.change_mark();
+    scene.store.delete_role_assignment("a1").await.expect("removed");
+    scene.admission.recheck_if_changed(mark, &alice.session.session).await;
+    assert!(alice.session.session.end_reason().is_none(), "no change noted: nothing decided again");
+    scene.admission.note_change();
+    scene.admission.recheck_if_changed(mark, &alice.session.session).await;
+    let revoked = alice.session.session.end_reason().expect("stopped once the change was noted");
+    assert_eq!(revoked.code(), "AccessRevoked");
+}

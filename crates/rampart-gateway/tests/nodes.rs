@@ -99,11 +99,19 @@ async fn nodes_share_tokens_sessions_settings_and_end_a_lost_nodes_sessions() {
     // And the session node 2 was carrying, which the setting no longer allows, ended there.
     closed(&mut ok).await;
     assert!(t.elapsed() < Duration::from_secs(1), "ended after {:?}", t.elapsed());
-    let ended = two
-        .audit()
-        .await
-        .into_iter()
-        .find(|r| r.event == "connection-close" && r.reason_code.as_deref() == Some("AccessRevoked"));
+    // (The close record is written as the relay ends: wait for it.)
+    let mut ended = None;
+    for _ in 0..100 {
+        ended = two
+            .audit()
+            .await
+            .into_iter()
+            .find(|r| r.event == "connection-close" && r.reason_code.as_deref() == Some("AccessRevoked"));
+        if ended.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let ended = ended.expect("a close record naming the revocation");
     assert!(ended.reason.as_deref().unwrap_or_default().contains("--enable-ip-connect"), "{ended:?}");
 

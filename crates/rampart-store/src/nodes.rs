@@ -106,7 +106,8 @@ pub trait NodeStore: Send + Sync {
     /// Registers a node (again) as held by `instance` (this process): its address, state
     /// active, heartbeat now. `Conflict`, naming the other, when another instance holds the
     /// name and heartbeated within `alive_within` (two processes given one name; a restarted
-    /// node's previous run is held until it has been silent that long).
+    /// node's previous run is held until it has been silent that long). A zero `alive_within`
+    /// takes the name whatever the other's heartbeat (one node).
     async fn register_node(
         &self,
         name: &str,

@@ -130,28 +130,27 @@ impl Sessions {
         self.unwritten.lock().unwrap_or_else(|p| p.into_inner()).push(close);
     }
 
-    /// Writes the close records kept while the store was away, oldest first; stops at the
-    /// first that still fails (kept for the next try). Returns how many remain.
+    /// Writes the close records kept while the store was away, all at once (the audit writer
+    /// takes them in one transaction); those that still fail are kept for the next try.
+    /// Returns how many remain.
     pub async fn write_unwritten_closes(&self) -> usize {
         let pending: Vec<AuditEntry> =
             std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut rest = pending.into_iter();
-        while let Some(close) = rest.next() {
-            if let Err(e) = self.store.append_audit(&close).await {
-                tracing::debug!(error = %e, "close records still cannot be written");
-                let mut kept = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
-                let newer = std::mem::take(&mut *kept);
-                kept.push(close);
-                kept.extend(rest);
-                kept.extend(newer);
-                return kept.len();
-            }
-            tracing::info!(
-                session = close.connection_id.as_deref().unwrap_or_default(),
-                "wrote a close record kept while the store was away"
-            );
+        if pending.is_empty() {
+            return 0;
         }
-        self.unwritten.lock().unwrap_or_else(|p| p.into_inner()).len()
+        let written =
+            futures_util::future::join_all(pending.iter().map(|c| self.store.append_audit(c))).await;
+        let failed: Vec<AuditEntry> = pending
+            .into_iter()
+            .zip(written)
+            .filter_map(|(close, result)| result.is_err().then_some(close))
+            .collect();
+        let mut kept = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = std::mem::take(&mut *kept);
+        *kept = failed;
+        kept.extend(newer);
+        kept.len()
     }
 
     pub(super) fn observe_data(&self, session: &Session, direction: Direction, bytes: &[u8]) {

@@ -9,12 +9,13 @@ use crate::lifecycle::{LiveSession, NewSession};
 use crate::server::Gateway;
 
 /// Starts a browser session in the lifecycle: the open record (durable before any byte
-/// flows), then the live-session entry. `Err` names why for the browser when the audit log
+/// flows), then the live-session entry. `mark` is the admission service's change mark when
+/// the request was authorized. `Err` names why for the browser when the audit log
 /// cannot be written: the session must not start.
 pub(crate) async fn start(
     gw: &Gateway,
     entry: AuditEntry,
-    request: SessionRequest,
+    (request, mark): (SessionRequest, u64),
 ) -> Result<LiveSession, String> {
     let protocol = request.protocol;
     let new = NewSession {
@@ -29,10 +30,14 @@ pub(crate) async fn start(
         admission_began: None,
         request,
     };
-    gw.sessions.start(entry, new).await.map_err(|e| {
+    let live = gw.sessions.start(entry, new).await.map_err(|e| {
         tracing::error!(error = %e, %protocol, "cannot record a browser session; not starting it");
         "the gateway cannot write its audit log".to_string()
-    })
+    })?;
+    // Authorized when the form was sent (the sign-in to the target and the page's WebSocket
+    // came in between): decided on again if anything changed since.
+    gw.admission.recheck_if_changed(mark, &live.session).await;
+    Ok(live)
 }
 
 /// The browser side's keep-alive: a ping every interval, and the browser counted gone after

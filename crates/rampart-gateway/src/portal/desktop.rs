@@ -112,7 +112,7 @@ pub(crate) async fn run_desktop(
     gw: AppState,
     mut session: RdpSession,
     entry: AuditEntry,
-    request: crate::admission::Request,
+    request: (crate::admission::Request, u64),
     socket: WebSocket,
 ) {
     let (mut to_browser, mut from_browser) = socket.split();

@@ -56,6 +56,8 @@ pub(crate) struct PendingTerminal {
     entry: AuditEntry,
     /// What was authorized: decided on again while the session runs.
     request: Request,
+    /// The admission service's change mark when it was authorized.
+    mark: u64,
     created: Instant,
 }
 
@@ -218,6 +220,7 @@ async fn sign_in_to_target(
         client_kind: ClientKind::Browser,
         client: user.caller.user.client,
     };
+    let mark = admission.change_mark();
     let authorization = admission.authorize(&request).await?;
     let Some(protocol) = protocol else {
         return Err(invalid("InvalidProtocol", format!("unknown protocol '{}' (SSH or RDP)", form.protocol)));
@@ -314,6 +317,7 @@ async fn sign_in_to_target(
         connection,
         entry: entry.clone(),
         request,
+        mark,
         created: Instant::now(),
     })
 }
@@ -449,16 +453,16 @@ pub async fn websocket(
     let rows = size.rows.unwrap_or(24).clamp(2, 500);
     let client = user.caller.user.client;
     upgrade.on_upgrade(move |socket| async move {
-        let PendingTerminal { connection, mut entry, mut request, .. } = pending;
+        let PendingTerminal { connection, mut entry, mut request, mark, .. } = pending;
         // The session is where the page attached from.
         request.client = client;
         match connection {
             TargetConnection::Ssh(terminal) => {
-                run_terminal(gw, terminal, entry, request, socket, cols, rows).await
+                run_terminal(gw, terminal, entry, (request, mark), socket, cols, rows).await
             }
             TargetConnection::Rdp(session) => {
                 entry.protocol = Some(Protocol::Rdp.as_str().into());
-                super::desktop::run_desktop(gw, *session, entry, request, socket).await
+                super::desktop::run_desktop(gw, *session, entry, (request, mark), socket).await
             }
         }
     })
@@ -479,7 +483,7 @@ async fn run_terminal(
     gw: AppState,
     terminal: SshTerminal,
     mut entry: AuditEntry,
-    request: Request,
+    request: (Request, u64),
     socket: WebSocket,
     cols: u16,
     rows: u16,

@@ -58,7 +58,13 @@ impl NodeStore for SqliteStore {
         alive_within: std::time::Duration,
     ) -> StoreResult<()> {
         let now = Utc::now();
-        let alive_since = now - chrono::Duration::from_std(alive_within).unwrap_or(chrono::Duration::MAX);
+        // Zero: the name is taken whatever the clock says (one node; a clock set back since its
+        // last run must not lock it out).
+        let alive_since = if alive_within.is_zero() {
+            now + chrono::Duration::days(365 * 100)
+        } else {
+            now - chrono::Duration::from_std(alive_within).unwrap_or(chrono::Duration::days(365))
+        };
         let taken = sqlx::query(
             "INSERT INTO nodes (name, address, state, started_at, last_heartbeat, sessions, instance)
              VALUES (?1, ?2, 'active', ?3, ?3, 0, ?4)

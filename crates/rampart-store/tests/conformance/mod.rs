@@ -421,6 +421,8 @@ pub async fn a_running_nodes_name_is_not_taken(store: Arc<dyn Store>) -> Checked
     // A stopped node's name is free at once.
     store.heartbeat("gw", "second", rampart_store::NodeState::Stopped, &[]).await?;
     store.register_node("gw", "10.0.0.3:443", "third", alive).await?;
+    // Zero: taken whatever the other's heartbeat (one node, whose clock may have been set back).
+    store.register_node("gw", "10.0.0.4:443", "fourth", std::time::Duration::ZERO).await?;
     Ok(())
 }
 
