@@ -71,8 +71,36 @@ pub async fn register(
     let left = store.take_sessions(node).await?;
     if shared {
         close_records(store.as_ref(), &left, "ended by gateway restart", None).await;
+        close_unreported(store.as_ref(), node, "ended by gateway restart", None).await;
     }
     Ok(())
+}
+
+/// Close records for connections opened in `node`'s audit chain and never closed: sessions it
+/// had not reported yet when it was lost (started within its last heartbeat), or that its
+/// previous run left. Written after the reported ones', which carry their byte counts.
+async fn close_unreported(store: &dyn Store, node: &str, reason: &str, code: Option<&str>) {
+    let open = match store.unclosed_connections_of(node).await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::error!(error = %e, %node, "cannot look for connections left open by a node");
+            return;
+        }
+    };
+    for o in &open {
+        let mut close = o.clone();
+        (close.id, close.seq, close.prev_hash, close.hash) = (None, None, None, None);
+        close.time = Utc::now();
+        close.event = AuditEvent::ConnectionClose;
+        close.result = if code.is_some() { AuditResult::Failed } else { AuditResult::Closed };
+        close.reason = Some(reason.to_string());
+        close.reason_code = code.map(str::to_string);
+        close.duration_ms = u64::try_from(close.time.signed_duration_since(o.time).num_milliseconds()).ok();
+        tracing::warn!(session = o.connection_id.as_deref().unwrap_or_default(), %node, "closing a connection a node left open");
+        if let Err(e) = store.append_audit(&close).await {
+            tracing::error!(error = %e, "cannot record the end of a connection a node left open");
+        }
+    }
 }
 
 /// Close records for sessions whose node can no longer write them.
@@ -114,11 +142,15 @@ pub async fn beat(gw: &Gateway, may_reap: bool) -> Result<(), StoreError> {
         return Ok(());
     }
     let lost = gw.store.reap_lost_nodes(LOST_AFTER, &gw.node).await?;
-    for s in &lost {
+    for s in &lost.sessions {
         let reason = EndReason::NodeLost { node: s.node.clone() };
         tracing::warn!(session = %s.id, node = %s.node, "ending a session of a lost node");
         close_records(gw.store.as_ref(), std::slice::from_ref(s), &reason.to_string(), Some(reason.code()))
             .await;
+    }
+    for node in &lost.nodes {
+        let reason = EndReason::NodeLost { node: node.clone() };
+        close_unreported(gw.store.as_ref(), node, &reason.to_string(), Some(reason.code())).await;
     }
     Ok(())
 }

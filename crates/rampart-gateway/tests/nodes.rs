@@ -140,6 +140,16 @@ async fn nodes_share_tokens_sessions_settings_and_end_a_lost_nodes_sessions() {
         .heartbeat("ghost", "ghost-1", rampart_store::NodeState::Active, std::slice::from_ref(&ghost_session))
         .await
         .expect("beat");
+    // A connection the ghost opened but had not reported yet: its open record is in the
+    // ghost's audit chain, and it is closed too.
+    store.set_audit_chain("ghost");
+    let mut unreported = rampart_core::AuditEntry::new(
+        chrono::Utc::now(),
+        rampart_core::AuditEvent::ConnectionOpen,
+        rampart_core::AuditResult::Allowed,
+    );
+    unreported.connection_id = Some("ghost-unreported".into());
+    store.append_audit(&unreported).await.expect("open record");
     let t = Instant::now();
     let close = two.close_record("ghost-session").await;
     assert!(t.elapsed() < rampart_gateway::node::LOST_AFTER + Duration::from_secs(3), "{:?}", t.elapsed());
@@ -154,6 +164,8 @@ async fn nodes_share_tokens_sessions_settings_and_end_a_lost_nodes_sessions() {
     let closes =
         two.audit().await.into_iter().filter(|r| r.connection_id.as_deref() == Some("ghost-session")).count();
     assert_eq!(closes, 1, "one close record for the lost session, whichever node wrote it");
+    let close = two.close_record("ghost-unreported").await;
+    assert_eq!(close.reason_code.as_deref(), Some("NodeLost"), "{close:?}");
 
     // Each node appended to its own audit chain; every chain verifies.
     let verified: rampart_proto::api::AuditVerification = via_two
@@ -162,7 +174,7 @@ async fn nodes_share_tokens_sessions_settings_and_end_a_lost_nodes_sessions() {
         .expect("verified")
         .expect("an answer");
     let chains: Vec<Option<&str>> = verified.chains.iter().map(|c| c.node.as_deref()).collect();
-    assert_eq!(chains, [Some("node-1"), Some("node-2")], "{verified:?}");
+    assert_eq!(chains, [Some("ghost"), Some("node-1"), Some("node-2")], "{verified:?}");
     assert_eq!(verified.chains.iter().map(|c| c.records).sum::<u64>(), verified.verified_records);
     store.close().await;
     drop(cluster);

@@ -34,7 +34,7 @@ mod postgres;
 mod sqlite;
 
 pub use invalidation::{Invalidation, LocalInvalidation};
-pub use nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, StoreEvent};
+pub use nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, Reaped, StoreEvent};
 pub use postgres::PostgresStore;
 
 use async_trait::async_trait;
@@ -228,6 +228,9 @@ pub trait AuditStore: Send + Sync {
     fn set_audit_chain(&self, node: &str);
     /// Connections with an allowed open record and no close record (left by a crash).
     async fn unclosed_connections(&self) -> StoreResult<Vec<AuditEntry>>;
+    /// The same, of the connections whose open record is in `node`'s chain (opened by that
+    /// node): what a lost node, or a node's previous run, left open.
+    async fn unclosed_connections_of(&self, node: &str) -> StoreResult<Vec<AuditEntry>>;
     /// The backend's own consistency check (SQLite's `integrity_check`; PostgreSQL answering);
     /// `Ok(())` when it reports nothing wrong.
     async fn integrity_check(&self) -> StoreResult<()>;

@@ -69,6 +69,13 @@ pub struct LiveSessionRecord {
     pub bytes_from_target: u64,
 }
 
+/// What one reaper took: the nodes it found lost, and the sessions they had reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reaped {
+    pub nodes: Vec<String>,
+    pub sessions: Vec<LiveSessionRecord>,
+}
+
 /// Pushed to every node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -128,14 +135,10 @@ pub trait NodeStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn list_nodes(&self) -> StoreResult<Vec<NodeRecord>>;
     /// Marks every active or draining node silent for longer than `silent_for` (other than
-    /// `except`) as lost, and removes and returns their sessions: each lost node's sessions are
-    /// returned exactly once, to one caller. Time is the store's own clock where it has one
-    /// (heartbeats are stamped by it too), so nodes' clocks may differ.
-    async fn reap_lost_nodes(
-        &self,
-        silent_for: std::time::Duration,
-        except: &str,
-    ) -> StoreResult<Vec<LiveSessionRecord>>;
+    /// `except`) as lost, and removes and returns those nodes and their sessions: each lost
+    /// node, and its sessions, go to exactly one caller. Time is the store's own clock where
+    /// it has one (heartbeats are stamped by it too), so nodes' clocks may differ.
+    async fn reap_lost_nodes(&self, silent_for: std::time::Duration, except: &str) -> StoreResult<Reaped>;
     /// Removes and returns the sessions `node` reported (a restarted node's leftovers), each
     /// to one caller, whoever else reaps at the same time.
     async fn take_sessions(&self, node: &str) -> StoreResult<Vec<LiveSessionRecord>>;

@@ -324,6 +324,21 @@ impl AuditStore for PostgresStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn unclosed_connections_of(&self, node: &str) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_records o
+             WHERE o.chain = $1 AND o.event = 'connection-open' AND o.result = 'allowed'
+               AND o.connection_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM audit_records c
+                               WHERE c.connection_id = o.connection_id AND c.event = 'connection-close')
+             ORDER BY o.id",
+        )
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
     fn set_audit_chain(&self, node: &str) {
         *self.audit_chain_name.write().unwrap_or_else(|p| p.into_inner()) =
             Some(node.to_string()).filter(|n| !n.is_empty());

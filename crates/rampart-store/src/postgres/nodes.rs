@@ -10,7 +10,7 @@ use sqlx::postgres::{PgListener, PgPool, PgRow};
 use tokio::sync::{broadcast, mpsc};
 
 use super::PostgresStore;
-use crate::nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, StoreEvent};
+use crate::nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, Reaped, StoreEvent};
 use crate::{Invalidation, StoreError, StoreResult};
 
 /// The channel every node listens on.
@@ -274,11 +274,7 @@ impl NodeStore for PostgresStore {
             .collect()
     }
 
-    async fn reap_lost_nodes(
-        &self,
-        silent_for: Duration,
-        except: &str,
-    ) -> StoreResult<Vec<LiveSessionRecord>> {
+    async fn reap_lost_nodes(&self, silent_for: Duration, except: &str) -> StoreResult<Reaped> {
         let mut tx = self.pool.begin().await?;
         // Row locks: of two nodes reaping at once, the second finds the node already lost.
         let lost: Vec<String> = sqlx::query_scalar(
@@ -295,7 +291,8 @@ impl NodeStore for PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        rows.iter().map(session_from_row).collect()
+        let sessions = rows.iter().map(session_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Reaped { nodes: lost, sessions })
     }
 
     async fn take_sessions(&self, node: &str) -> StoreResult<Vec<LiveSessionRecord>> {

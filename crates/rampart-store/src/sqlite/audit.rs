@@ -129,6 +129,21 @@ impl AuditStore for SqliteStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn unclosed_connections_of(&self, node: &str) -> StoreResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_records o
+             WHERE o.chain = ?1 AND o.event = 'connection-open' AND o.result = 'allowed'
+               AND o.connection_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM audit_records c
+                               WHERE c.connection_id = o.connection_id AND c.event = 'connection-close')
+             ORDER BY o.id",
+        )
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
     async fn integrity_check(&self) -> StoreResult<()> {
         let answers: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await?;
         if answers.len() == 1 && answers[0] == "ok" {

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, parse_ts, ts};
-use crate::nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, StoreEvent};
+use crate::nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, Reaped, StoreEvent};
 use crate::{StoreError, StoreResult};
 
 fn u64_of(v: i64) -> u64 {
@@ -159,11 +159,7 @@ impl NodeStore for SqliteStore {
             .collect()
     }
 
-    async fn reap_lost_nodes(
-        &self,
-        silent_for: std::time::Duration,
-        except: &str,
-    ) -> StoreResult<Vec<LiveSessionRecord>> {
+    async fn reap_lost_nodes(&self, silent_for: std::time::Duration, except: &str) -> StoreResult<Reaped> {
         let before = Utc::now() - chrono::Duration::from_std(silent_for).unwrap_or_default();
         let mut tx = self.pool.begin().await?;
         let lost: Vec<String> = sqlx::query_scalar(
@@ -185,7 +181,7 @@ impl NodeStore for SqliteStore {
             }
         }
         tx.commit().await?;
-        Ok(sessions)
+        Ok(Reaped { nodes: lost, sessions })
     }
 
     async fn take_sessions(&self, node: &str) -> StoreResult<Vec<LiveSessionRecord>> {

@@ -378,18 +378,31 @@ pub async fn a_lost_nodes_sessions_are_reaped_once(store: Arc<dyn Store>) -> Che
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let quiet = std::time::Duration::from_millis(10);
     ensure!(
-        store.reap_lost_nodes(std::time::Duration::from_secs(60), "alive").await?.is_empty(),
+        store.reap_lost_nodes(std::time::Duration::from_secs(60), "alive").await?
+            == rampart_store::Reaped::default(),
         "not silent long enough yet"
     );
     let (a, b) = tokio::join!(store.reap_lost_nodes(quiet, "alive"), store.reap_lost_nodes(quiet, "alive"));
     let (a, b) = (a?, b?);
-    ensure!(a.len() + b.len() == 2, "each lost session once: {a:?} / {b:?}");
+    ensure!(a.sessions.len() + b.sessions.len() == 2, "each lost session once: {a:?} / {b:?}");
+    ensure!(
+        [&a, &b].iter().filter(|r| r.nodes == ["gone"]).count() == 1
+            && [&a, &b].iter().filter(|r| r.nodes.is_empty()).count() == 1,
+        "the lost node to one reaper, with its sessions: {a:?} / {b:?}"
+    );
+    ensure!(
+        [&a, &b].iter().all(|r| r.nodes.is_empty() == r.sessions.is_empty()),
+        "sessions go with their node: {a:?} / {b:?}"
+    );
     let nodes = store.list_nodes().await?;
     let state = |n: &str| nodes.iter().find(|x| x.name == n).map(|x| x.state);
     ensure!(state("gone") == Some(rampart_store::NodeState::Lost), "{nodes:?}");
     ensure!(state("alive") == Some(rampart_store::NodeState::Active), "the reaper is not reaped: {nodes:?}");
     ensure!(store.live_sessions(None).await?.is_empty(), "the lost node's sessions are gone");
-    ensure!(store.reap_lost_nodes(quiet, "alive").await?.is_empty(), "nothing twice");
+    ensure!(
+        store.reap_lost_nodes(quiet, "alive").await? == rampart_store::Reaped::default(),
+        "nothing twice"
+    );
     Ok(())
 }
 
@@ -511,6 +524,39 @@ pub async fn writes_to_authorization_inputs_are_announced(store: Arc<dyn Store>)
     }
 }
 
+/// Connections left open are found by the chain their open record is in (the node that
+/// opened them), closed ones and other nodes' are not.
+pub async fn unclosed_connections_are_found_by_node(store: Arc<dyn Store>) -> Checked {
+    let open = |id: &str| {
+        let mut e = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Allowed);
+        e.connection_id = Some(id.into());
+        e
+    };
+    store.set_audit_chain("gw-1");
+    store.append_audit(&open("c1")).await?;
+    store.append_audit(&open("c2")).await?;
+    store.set_audit_chain("gw-2");
+    store.append_audit(&open("c3")).await?;
+    // gw-2 closes gw-1's c2 (as a reaper would): closed wherever its close record is.
+    let mut close = open("c2");
+    close.event = AuditEvent::ConnectionClose;
+    close.result = AuditResult::Closed;
+    store.append_audit(&close).await?;
+    let of = |node: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .unclosed_connections_of(node)
+                .await
+                .map(|v| v.into_iter().filter_map(|e| e.connection_id).collect::<Vec<String>>())
+        }
+    };
+    ensure!(of("gw-1").await? == ["c1"], "gw-1's open one");
+    ensure!(of("gw-2").await? == ["c3"], "gw-2's open one");
+    ensure!(of("gw-3").await?.is_empty(), "none of a node that opened none");
+    Ok(())
+}
+
 /// Every check, by name, for `conformance_tests!`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -532,6 +578,7 @@ macro_rules! conformance_tests {
             published_events_reach_subscribers,
             each_node_appends_to_its_own_chain,
             a_running_nodes_name_is_not_taken,
+            unclosed_connections_are_found_by_node,
             writes_to_authorization_inputs_are_announced,
         );
     };
