@@ -177,6 +177,46 @@ pub enum NicCommand {
 pub enum AdCommand {
     #[command(subcommand)]
     User(UserCommand),
+    /// Service principals: identities for automation.
+    #[command(subcommand)]
+    Sp(SpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpCommand {
+    /// Create a service principal with a role at one or more scopes; prints its appId,
+    /// password and tenant once (as az does).
+    CreateForRbac {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, num_args = 1.., required = true)]
+        scopes: Vec<String>,
+    },
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Delete a service principal (and its role assignments).
+    Delete {
+        /// Application ID.
+        #[arg(long)]
+        id: String,
+    },
+    /// The service principal's credentials.
+    #[command(subcommand)]
+    Credential(SpCredentialCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpCredentialCommand {
+    /// A new secret (printed once); the old one stops working.
+    Reset {
+        /// Application ID.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,11 +393,22 @@ pub struct LoginArgs {
     /// The gateway, e.g. https://bastion.example.com or https://127.0.0.1:8443.
     #[arg(long, env = "RAMPART_SERVER")]
     pub server: Option<String>,
+    /// The user name, or a service principal's application ID.
     #[arg(long, short = 'u')]
     pub username: Option<String>,
+    /// The password or a service principal's secret (prefer --password-stdin: a command
+    /// line is visible to other users of the machine).
+    #[arg(long, short = 'p', conflicts_with = "password_stdin")]
+    pub password: Option<String>,
     /// Read the password from standard input (for scripts).
     #[arg(long)]
     pub password_stdin: bool,
+    /// Sign in as a service principal (-u APPID, -p SECRET or --password-stdin, --tenant).
+    #[arg(long, requires = "tenant")]
+    pub service_principal: bool,
+    /// The tenant a service principal was created in (printed by `ad sp create-for-rbac`).
+    #[arg(long)]
+    pub tenant: Option<String>,
     /// Trust the gateway's certificate by this SHA-256 fingerprint (printed by `rampart serve`).
     #[arg(long, conflicts_with = "ca_file")]
     pub fingerprint: Option<String>,

@@ -259,13 +259,32 @@ impl ApiClient {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, ClientError> {
+        self.sign_in(&LoginRequest {
+            username: username.to_string(),
+            password: password.to_string(),
+            tenant: None,
+        })
+        .await
+    }
+
+    /// Signs in as a service principal: its application ID, secret and the gateway's tenant.
+    pub async fn login_service_principal(
+        &self,
+        app_id: &str,
+        secret: &str,
+        tenant: Option<&str>,
+    ) -> Result<Session, ClientError> {
+        self.sign_in(&LoginRequest {
+            username: app_id.to_string(),
+            password: secret.to_string(),
+            tenant: tenant.map(str::to_string),
+        })
+        .await
+    }
+
+    async fn sign_in(&self, request: &LoginRequest) -> Result<Session, ClientError> {
         let tokens: TokenResponse = self
-            .send(
-                Method::POST,
-                "/api/auth/login",
-                Some(&LoginRequest { username: username.to_string(), password: password.to_string() }),
-                None,
-            )
+            .send(Method::POST, "/api/auth/login", Some(request), None)
             .await?
             .ok_or_else(|| ClientError::Http("empty login answer".into()))?;
         let session = Session::from_tokens(tokens);

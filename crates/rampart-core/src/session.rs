@@ -63,12 +63,28 @@ impl FromStr for Protocol {
     }
 }
 
-/// What kind of principal an identity is. Only local users exist today; federated users and
-/// service principals join here, and every check that takes an [`Identity`] sees them.
+/// What kind of principal an identity is: a user (local today; federated users join here) or
+/// a service principal (automation's identity, az's `ad sp`). Every check that takes an
+/// [`Identity`] sees them alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum IdentityKind {
     User,
+    ServicePrincipal,
+}
+
+impl IdentityKind {
+    /// The stored and wire name (`user`, `servicePrincipal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::User => "user",
+            IdentityKind::ServicePrincipal => "servicePrincipal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<IdentityKind> {
+        [IdentityKind::User, IdentityKind::ServicePrincipal].into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 /// Who is asking: the principal as the store knows it (its id, which role assignments name,

@@ -24,6 +24,10 @@ impl ErrorBody {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// A service principal's sign-in names the tenant (the gateway's directory ID, as
+    /// `ad sp create-for-rbac` printed it); a different one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -304,6 +308,43 @@ pub struct PasswordChange {
     pub password: String,
 }
 
+/// `ad sp create-for-rbac`: a service principal with a role at each scope.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePrincipalCreate {
+    pub display_name: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+}
+
+/// A service principal's credentials, shown once (az's `create-for-rbac` output).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipalCredentials {
+    pub app_id: String,
+    pub display_name: String,
+    pub password: String,
+    pub tenant: String,
+}
+
+impl std::fmt::Debug for ServicePrincipalCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServicePrincipalCredentials")
+            .field("app_id", &self.app_id)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A service principal as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipalView {
+    pub app_id: String,
+    pub display_name: Option<String>,
+    pub created_at: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
@@ -394,7 +435,8 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let login = LoginRequest { username: "admin".into(), password: "hunter2-secret".into() };
+        let login =
+            LoginRequest { username: "admin".into(), password: "hunter2-secret".into(), tenant: None };
         assert!(!format!("{login:?}").contains("hunter2-secret"));
         let tokens = TokenResponse {
             access_token: "access-secret".into(),

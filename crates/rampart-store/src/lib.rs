@@ -99,6 +99,8 @@ pub struct User {
     /// argon2id PHC string; never the password.
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
+    /// A user, or a service principal (whose user name is its application ID).
+    pub kind: rampart_core::IdentityKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +130,14 @@ pub trait AccountStore: Send + Sync {
         username: &str,
         display_name: Option<&str>,
         password_hash: &str,
+    ) -> StoreResult<User>;
+    /// A service principal: its application ID is its user name, its secret hashed like a
+    /// password.
+    async fn create_service_principal(
+        &self,
+        app_id: &str,
+        display_name: &str,
+        secret_hash: &str,
     ) -> StoreResult<User>;
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;

@@ -267,6 +267,17 @@ impl Gateway {
         Ok(session)
     }
 
+    /// A client profile of its own, signed in as nobody yet (for `rampart login` variants).
+    pub fn signed_out(&self) -> Result<Session> {
+        let dir = tempfile::tempdir()?;
+        Ok(Session {
+            url: self.url.clone(),
+            fingerprint: self.fingerprint.clone(),
+            config_dir: dir.path().to_path_buf(),
+            _dir: Some(dir),
+        })
+    }
+
     /// Creates a user (as admin) and returns their signed-in session.
     pub fn new_user(&self, upn: &str) -> Result<Session> {
         let password = format!("{upn}-Passw0rd-long");

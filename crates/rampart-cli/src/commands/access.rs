@@ -1,4 +1,4 @@
-//! `rampart ad user …` and `rampart role definition|assignment …`.
+//! `rampart ad user …`, `rampart ad sp …` and `rampart role definition|assignment …`.
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -7,10 +7,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use rampart_client::api::{Method, urlencode};
 use rampart_proto::api::{
     AssignmentCondition, PasswordChange, RoleAssignmentCreate, RoleAssignmentView, RoleDefinitionView,
-    UserCreate, UserView,
+    ServicePrincipalCreate, ServicePrincipalCredentials, ServicePrincipalView, UserCreate, UserView,
 };
 
-use crate::cli::{AdCommand, RoleAssignmentCommand, RoleCommand, RoleDefinitionCommand, UserCommand};
+use crate::cli::{
+    AdCommand, RoleAssignmentCommand, RoleCommand, RoleDefinitionCommand, SpCommand, SpCredentialCommand,
+    UserCommand,
+};
 use crate::output::print;
 use crate::profile::Profile;
 
@@ -36,7 +39,10 @@ fn read_password() -> Result<String> {
 }
 
 pub async fn ad(cmd: AdCommand) -> Result<ExitCode> {
-    let AdCommand::User(cmd) = cmd;
+    let cmd = match cmd {
+        AdCommand::User(cmd) => cmd,
+        AdCommand::Sp(cmd) => return sp(cmd).await,
+    };
     let profile = Profile::require()?;
     let client = profile.client()?;
     let none: Option<&()> = None;
@@ -70,6 +76,44 @@ pub async fn ad(cmd: AdCommand) -> Result<ExitCode> {
             let path = format!("/api/users/{}/password", urlencode(&id));
             client.request::<_, serde_json::Value>(Method::PUT, &path, Some(&body)).await?;
             eprintln!("password of '{id}' changed; their sessions were revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const SP_COLUMNS: &[(&str, &str)] =
+    &[("AppId", "appId"), ("DisplayName", "displayName"), ("CreatedAt", "createdAt")];
+
+/// `rampart ad sp …`: credentials are printed once, as az prints them.
+async fn sp(cmd: SpCommand) -> Result<ExitCode> {
+    let profile = Profile::require()?;
+    let client = profile.client()?;
+    let none: Option<&()> = None;
+    match cmd {
+        SpCommand::CreateForRbac { name, role, scopes } => {
+            let body = ServicePrincipalCreate { display_name: name, role, scopes };
+            let created: Option<ServicePrincipalCredentials> =
+                client.request(Method::POST, "/api/servicePrincipals", Some(&body)).await?;
+            let created = created.ok_or_else(|| anyhow!("empty answer"))?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            eprintln!("the password is shown this once: keep it in a secret store");
+        }
+        SpCommand::List { output } => {
+            let list: Option<Vec<ServicePrincipalView>> =
+                client.request(Method::GET, "/api/servicePrincipals", none).await?;
+            print(&list.unwrap_or_default(), output, SP_COLUMNS)?;
+        }
+        SpCommand::Delete { id } => {
+            let path = format!("/api/servicePrincipals/{}", urlencode(&id));
+            client.request::<_, serde_json::Value>(Method::DELETE, &path, none).await?;
+            eprintln!("deleted service principal '{id}'");
+        }
+        SpCommand::Credential(SpCredentialCommand::Reset { id }) => {
+            let path = format!("/api/servicePrincipals/{}/credentials/reset", urlencode(&id));
+            let reset: Option<ServicePrincipalCredentials> =
+                client.request(Method::POST, &path, none).await?;
+            let reset = reset.ok_or_else(|| anyhow!("empty answer"))?;
+            println!("{}", serde_json::to_string_pretty(&reset)?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -43,7 +43,9 @@ pub async fn login(args: LoginArgs) -> Result<ExitCode> {
         None if std::io::stdin().is_terminal() => prompt("Username: ")?,
         None => bail!("no terminal to ask for the user name: pass --username"),
     };
-    let password = if args.password_stdin {
+    let password = if let Some(p) = args.password {
+        p
+    } else if args.password_stdin {
         let mut line = String::new();
         std::io::stdin()
             .lock()
@@ -56,7 +58,12 @@ pub async fn login(args: LoginArgs) -> Result<ExitCode> {
         bail!("no terminal to ask for the password: pass --password-stdin");
     };
     let client = ApiClient::new(&server, trust.clone())?;
-    let session = client.login(&username, &password).await.map_err(|e| {
+    let signed_in = if args.service_principal {
+        client.login_service_principal(&username, &password, args.tenant.as_deref()).await
+    } else {
+        client.login(&username, &password).await
+    };
+    let session = signed_in.map_err(|e| {
         let text = e.to_string();
         if matches!(trust, Trust::SystemRoots) && (text.contains("certificate") || text.contains("UnknownIssuer")) {
             anyhow!("{text}\nthe gateway's certificate is not trusted: pass --fingerprint SHA256:… (printed by `rampart serve`) or --ca-file PEM")

@@ -21,11 +21,11 @@ use super::caller::{Caller, all_roles};
 use super::{ApiError, AppState, JsonBody};
 use crate::auth;
 
-const USERS_READ: &str = "Microsoft.Authorization/users/read";
-const USERS_WRITE: &str = "Microsoft.Authorization/users/write";
+pub(super) const USERS_READ: &str = "Microsoft.Authorization/users/read";
+pub(super) const USERS_WRITE: &str = "Microsoft.Authorization/users/write";
 const ROLES_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
 const ASSIGNMENTS_READ: &str = "Microsoft.Authorization/roleAssignments/read";
-const ASSIGNMENTS_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
+pub(super) const ASSIGNMENTS_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
 const ASSIGNMENTS_DELETE: &str = "Microsoft.Authorization/roleAssignments/delete";
 
 fn user_view(u: &User) -> UserView {
@@ -44,7 +44,7 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn hash(password: String) -> Result<String, ApiError> {
+pub(super) async fn hash(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(ApiError::internal)?
@@ -68,7 +68,9 @@ pub async fn create_user(
 
 pub async fn list_users(State(gw): State<AppState>, caller: Caller) -> Result<Json<Vec<UserView>>, ApiError> {
     caller.require_anywhere(&gw, AuditEvent::Read, USERS_READ).await?;
-    Ok(Json(gw.store.list_users().await?.iter().map(user_view).collect()))
+    // Service principals are listed by `ad sp list`.
+    let users = gw.store.list_users().await?;
+    Ok(Json(users.iter().filter(|u| u.kind == rampart_core::IdentityKind::User).map(user_view).collect()))
 }
 
 async fn find_user(gw: &AppState, upn: &str) -> Result<User, ApiError> {
@@ -183,8 +185,19 @@ fn assignment_view(a: &RoleAssignment) -> RoleAssignmentView {
     }
 }
 
+/// A built-in or custom role by name (case-insensitive).
+pub(super) async fn find_role(gw: &AppState, name: &str) -> Result<RoleDefinition, ApiError> {
+    all_roles(gw).await?.into_iter().find(|r| r.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "RoleNotFound",
+            format!("role '{name}' does not exist; `rampart role definition list` shows them"),
+        )
+    })
+}
+
 /// Parses a scope whose subscription may be given by name, and resolves it to the ID.
-async fn resolve_scope(gw: &AppState, text: &str) -> Result<Scope, ApiError> {
+pub(super) async fn resolve_scope(gw: &AppState, text: &str) -> Result<Scope, ApiError> {
     let scope = Scope::from_str(text).map_err(|e| ApiError::bad_request("InvalidScope", e.to_string()))?;
     let sub = resolve_subscription(gw, scope.subscription()).await?.id;
     Ok(match scope {
@@ -205,16 +218,7 @@ pub async fn create_assignment(
     let scope = resolve_scope(&gw, &body.scope).await?;
     caller.require(&gw, AuditEvent::RoleChange, ASSIGNMENTS_WRITE, &scope).await?;
     let user = find_user(&gw, &body.assignee).await?;
-    let role =
-        all_roles(&gw).await?.into_iter().find(|r| r.name.eq_ignore_ascii_case(&body.role)).ok_or_else(
-            || {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "RoleNotFound",
-                    format!("role '{}' does not exist; `rampart role definition list` shows them", body.role),
-                )
-            },
-        )?;
+    let role = find_role(&gw, &body.role).await?;
     let condition = body
         .condition
         .map(|c| {

@@ -9,6 +9,7 @@ mod host_keys;
 pub(crate) mod inventory;
 mod nodes;
 mod openapi;
+mod principals;
 pub(crate) mod session;
 pub(crate) mod sessions;
 mod ssh;
@@ -83,6 +84,10 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", USER, "Show a user"),
     ("delete", USER, "Delete a user"),
     ("put", USER_PASSWORD, "Set a user's password"),
+    ("get", SERVICE_PRINCIPALS, "List service principals"),
+    ("post", SERVICE_PRINCIPALS, "Create a service principal with a role at scopes (ad sp create-for-rbac)"),
+    ("delete", SERVICE_PRINCIPAL, "Delete a service principal"),
+    ("post", SERVICE_PRINCIPAL_RESET, "Reset a service principal's secret"),
     ("get", ROLE_DEFINITIONS, "Built-in and custom roles"),
     ("post", ROLE_DEFINITIONS, "Create a custom role"),
     ("get", ROLE_ASSIGNMENTS, "Role assignments the caller may read"),
@@ -120,6 +125,9 @@ const VM_IMPORT: &str = "/api/subscriptions/{subscription}/virtualMachines/impor
 const NICS: &str = "/api/subscriptions/{subscription}/networkInterfaces";
 const USERS: &str = "/api/users";
 const USER_PASSWORD: &str = "/api/users/{upn}/password";
+const SERVICE_PRINCIPALS: &str = "/api/servicePrincipals";
+const SERVICE_PRINCIPAL: &str = "/api/servicePrincipals/{app_id}";
+const SERVICE_PRINCIPAL_RESET: &str = "/api/servicePrincipals/{app_id}/credentials/reset";
 const ROLE_DEFINITIONS: &str = "/api/roleDefinitions";
 const ROLE_ASSIGNMENTS: &str = "/api/roleAssignments";
 const ROLE_ASSIGNMENT: &str = "/api/roleAssignments/{id}";
@@ -171,6 +179,9 @@ pub fn router(state: AppState) -> Router {
         .route(USERS, get(access::list_users).post(access::create_user))
         .route(USER, get(access::show_user).delete(access::delete_user))
         .route(USER_PASSWORD, axum::routing::put(access::set_password))
+        .route(SERVICE_PRINCIPALS, get(principals::list).post(principals::create))
+        .route(SERVICE_PRINCIPAL, axum::routing::delete(principals::delete))
+        .route(SERVICE_PRINCIPAL_RESET, post(principals::reset_credential))
         .route(ROLE_DEFINITIONS, get(access::list_roles).post(access::create_role))
         .route(ROLE_ASSIGNMENTS, get(access::list_assignments).post(access::create_assignment))
         .route(ROLE_ASSIGNMENT, axum::routing::delete(access::delete_assignment))

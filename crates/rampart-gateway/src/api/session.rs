@@ -80,6 +80,29 @@ pub(crate) async fn authenticate(
             return Err(ApiError::unauthenticated("wrong user name or password"));
         }
     };
+    // A service principal's sign-in names the tenant it was created in.
+    if let Some(asked) = &body.tenant {
+        let tenant = super::principals::tenant(gw).await?;
+        if !asked.trim().eq_ignore_ascii_case(&tenant) {
+            audit_sign_in(
+                gw,
+                &body.username,
+                client,
+                user_agent.clone(),
+                AuditResult::Refused,
+                Some("TenantMismatch"),
+            )
+            .await?;
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "TenantMismatch",
+                format!(
+                    "tenant '{}' is not this gateway's ({tenant})",
+                    asked.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    }
     gw.limiter.clear(&body.username, client.ip());
     audit_sign_in(gw, &user.username, client, user_agent.clone(), AuditResult::Allowed, None).await?;
     Ok(user)

@@ -13,6 +13,11 @@ use super::{SqliteStore, conflict, parse_ts, ts};
 use crate::codec::{json_list, parse_json_list};
 use crate::{AccountStore, StoreError, StoreResult, Subscription, User};
 
+fn principal_kind(kind: String) -> StoreResult<rampart_core::IdentityKind> {
+    rampart_core::IdentityKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("principal kind '{kind}'")))
+}
+
 fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
     Ok(User {
         id: row.try_get("id")?,
@@ -20,6 +25,7 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
         display_name: row.try_get("display_name")?,
         password_hash: row.try_get("password_hash")?,
         created_at: parse_ts(row.try_get("created_at")?)?,
+        kind: principal_kind(row.try_get("kind")?)?,
     })
 }
 
@@ -76,26 +82,22 @@ impl AccountStore for SqliteStore {
         display_name: Option<&str>,
         password_hash: &str,
     ) -> StoreResult<User> {
-        let _written = self.cache.write_guard();
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            username: username.to_string(),
-            display_name: display_name.map(str::to_string),
-            password_hash: password_hash.to_string(),
-            created_at: Utc::now(),
-        };
-        sqlx::query(
-            "INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        self.insert_principal(username, display_name, password_hash, rampart_core::IdentityKind::User).await
+    }
+
+    async fn create_service_principal(
+        &self,
+        app_id: &str,
+        display_name: &str,
+        secret_hash: &str,
+    ) -> StoreResult<User> {
+        self.insert_principal(
+            app_id,
+            Some(display_name),
+            secret_hash,
+            rampart_core::IdentityKind::ServicePrincipal,
         )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(&user.display_name)
-        .bind(&user.password_hash)
-        .bind(ts(user.created_at))
-        .execute(&self.pool)
         .await
-        .map_err(conflict(|| format!("user '{username}'")))?;
-        Ok(user)
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
@@ -370,5 +372,38 @@ impl AccountStore for SqliteStore {
             return Err(StoreError::NotFound(format!("bastion '{}'", id.name)));
         }
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    async fn insert_principal(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        password_hash: &str,
+        kind: rampart_core::IdentityKind,
+    ) -> StoreResult<User> {
+        let _written = self.cache.write_guard();
+        let user = User {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.to_string(),
+            display_name: display_name.map(str::to_string),
+            password_hash: password_hash.to_string(),
+            created_at: Utc::now(),
+            kind,
+        };
+        sqlx::query(
+            "INSERT INTO users (id, username, display_name, password_hash, created_at, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(ts(user.created_at))
+        .bind(kind.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(conflict(|| format!("user '{username}'")))?;
+        Ok(user)
     }
 }

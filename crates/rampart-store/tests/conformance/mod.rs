@@ -557,6 +557,29 @@ pub async fn unclosed_connections_are_found_by_node(store: Arc<dyn Store>) -> Ch
     Ok(())
 }
 
+/// A service principal is a principal like a user (found by its application ID, listed, its
+/// secret hashed like a password) and says it is one; its ID and a user's name never clash.
+pub async fn service_principals_are_principals_of_their_kind(store: Arc<dyn Store>) -> Checked {
+    let user = store.create_user("ann", None, "hash").await?;
+    let app = "5d3c1a2b-0000-4000-8000-000000000001";
+    let sp = store.create_service_principal(app, "deploy-bot", "secret-hash").await?;
+    ensure!(user.kind == rampart_core::IdentityKind::User, "a user: {user:?}");
+    ensure!(sp.kind == rampart_core::IdentityKind::ServicePrincipal, "a service principal: {sp:?}");
+    let found = store.user_by_name(&app.to_uppercase()).await?.ok_or_else(|| fail("found by app ID"))?;
+    ensure!(found.kind == rampart_core::IdentityKind::ServicePrincipal, "{found:?}");
+    ensure!(
+        found.display_name.as_deref() == Some("deploy-bot") && found.password_hash == "secret-hash",
+        "{found:?}"
+    );
+    let kinds: Vec<_> = store.list_users().await?.into_iter().map(|u| (u.username, u.kind)).collect();
+    ensure!(kinds.len() == 2, "both listed: {kinds:?}");
+    ensure!(
+        matches!(store.create_service_principal(app, "again", "h").await, Err(StoreError::Conflict(_))),
+        "an application ID is unique"
+    );
+    Ok(())
+}
+
 /// Every check, by name, for `conformance_tests!`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -579,6 +602,7 @@ macro_rules! conformance_tests {
             each_node_appends_to_its_own_chain,
             a_running_nodes_name_is_not_taken,
             unclosed_connections_are_found_by_node,
+            service_principals_are_principals_of_their_kind,
             writes_to_authorization_inputs_are_announced,
         );
     };

@@ -65,7 +65,7 @@ pub async fn sign_in(
         return refused.into_response();
     }
     let next = safe_next(form.next.as_deref());
-    let login = LoginRequest { username: form.username.clone(), password: form.password };
+    let login = LoginRequest { username: form.username.clone(), password: form.password, tenant: None };
     let user = match crate::api::session::authenticate(&gw, &login, client, user_agent).await {
         Ok(u) => u,
         Err(e) if e.status.is_server_error() => return e.into_response(),
