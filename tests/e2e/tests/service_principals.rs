@@ -55,6 +55,20 @@ fn a_service_principal_signs_in_and_reaches_only_its_scope() -> Result<()> {
     let wrong = bot.refused(&as_refs(&login(&secret, "00000000-0000-0000-0000-000000000000")))?;
     ensure!(wrong.contains("TenantMismatch") || wrong.contains("is not this gateway's"), "{wrong}");
 
+    // Not in the browser: the portal's sign-in page refuses it, saying how it signs in.
+    let portal = std::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(format!("{}/portal/signin", bot.url))
+        .args([
+            "--data-urlencode",
+            &format!("username={app}"),
+            "--data-urlencode",
+            &format!("password={secret}"),
+        ])
+        .output()?;
+    let status = String::from_utf8_lossy(&portal.stdout).to_string();
+    ensure!(status == "403", "the portal's sign-in answered {status}");
+
     // Within its scope: a tunnel through the default bastion to real OpenSSH.
     bot.ok(&as_refs(&login(&secret, &tenant)))?;
     let tunnel = bot.tunnel("127.0.0.1", sshd.port)?;
@@ -93,6 +107,10 @@ fn a_service_principal_signs_in_and_reaches_only_its_scope() -> Result<()> {
     ensure!(
         audit.iter().any(|r| r["reasonCode"] == "TenantMismatch"),
         "the wrong tenant's sign-in is audited"
+    );
+    ensure!(
+        audit.iter().any(|r| r["reasonCode"] == "NotInteractive"),
+        "the portal sign-in's refusal is audited"
     );
     ensure!(
         audit.iter().any(|r| r["reason"]

@@ -20,17 +20,18 @@ pub async fn login(
     UserAgent(user_agent): UserAgent,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let user = authenticate(&gw, &body, client, user_agent).await?;
+    let user = authenticate(&gw, &body, client, user_agent, false).await?;
     Ok(Json(issue_tokens(&gw, &user).await?))
 }
 
 /// Checks a user name and password under the sign-in rate limits, and audits the attempt
-/// (the API's login and the portal's sign-in page both come here).
+/// (the API's login and the portal's sign-in page, `browser`, both come here).
 pub(crate) async fn authenticate(
     gw: &Gateway,
     body: &LoginRequest,
     client: std::net::SocketAddr,
     user_agent: Option<String>,
+    browser: bool,
 ) -> Result<User, ApiError> {
     let now = Instant::now();
     if let Some(wait) = gw.limiter.blocked(&body.username, client.ip(), now) {
@@ -80,6 +81,23 @@ pub(crate) async fn authenticate(
             return Err(ApiError::unauthenticated("wrong user name or password"));
         }
     };
+    // Automation's identities do not sign in to the browser portal.
+    if browser && user.kind == rampart_core::IdentityKind::ServicePrincipal {
+        audit_sign_in(
+            gw,
+            &body.username,
+            client,
+            user_agent.clone(),
+            AuditResult::Refused,
+            Some("NotInteractive"),
+        )
+        .await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NotInteractive",
+            "a service principal signs in with `rampart login --service-principal`, not in the browser",
+        ));
+    }
     // A service principal's sign-in names the tenant it was created in.
     if let Some(asked) = &body.tenant {
         let tenant = super::principals::tenant(gw).await?;

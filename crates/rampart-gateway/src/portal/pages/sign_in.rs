@@ -66,7 +66,7 @@ pub async fn sign_in(
     }
     let next = safe_next(form.next.as_deref());
     let login = LoginRequest { username: form.username.clone(), password: form.password, tenant: None };
-    let user = match crate::api::session::authenticate(&gw, &login, client, user_agent).await {
+    let user = match crate::api::session::authenticate(&gw, &login, client, user_agent, true).await {
         Ok(u) => u,
         Err(e) if e.status.is_server_error() => return e.into_response(),
         Err(e) => {
