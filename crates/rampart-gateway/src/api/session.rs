@@ -81,49 +81,51 @@ pub(crate) async fn authenticate(
             return Err(ApiError::unauthenticated("wrong user name or password"));
         }
     };
-    // Automation's identities do not sign in to the browser portal.
-    if browser && user.kind == rampart_core::IdentityKind::ServicePrincipal {
+    if let Some(refused) = principal_refusal(gw, &user, body, browser).await? {
         audit_sign_in(
             gw,
             &body.username,
             client,
             user_agent.clone(),
             AuditResult::Refused,
-            Some("NotInteractive"),
+            Some(&refused.code),
         )
         .await?;
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "NotInteractive",
-            "a service principal signs in with `rampart login --service-principal`, not in the browser",
-        ));
-    }
-    // A service principal's sign-in names the tenant it was created in.
-    if let Some(asked) = &body.tenant {
-        let tenant = super::principals::tenant(gw).await?;
-        if !asked.trim().eq_ignore_ascii_case(&tenant) {
-            audit_sign_in(
-                gw,
-                &body.username,
-                client,
-                user_agent.clone(),
-                AuditResult::Refused,
-                Some("TenantMismatch"),
-            )
-            .await?;
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "TenantMismatch",
-                format!(
-                    "tenant '{}' is not this gateway's ({tenant})",
-                    asked.chars().take(64).collect::<String>()
-                ),
-            ));
-        }
+        return Err(refused);
     }
     gw.limiter.clear(&body.username, client.ip());
     audit_sign_in(gw, &user.username, client, user_agent.clone(), AuditResult::Allowed, None).await?;
     Ok(user)
+}
+
+/// What refuses a principal whose secret was right: a service principal in the browser
+/// portal (automation's identities do not sign in there), or a sign-in naming a tenant that is
+/// not this gateway's.
+async fn principal_refusal(
+    gw: &Gateway,
+    user: &User,
+    body: &LoginRequest,
+    browser: bool,
+) -> Result<Option<ApiError>, ApiError> {
+    if browser && user.kind == rampart_core::IdentityKind::ServicePrincipal {
+        return Ok(Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NotInteractive",
+            "a service principal signs in with `rampart login --service-principal`, not in the browser",
+        )));
+    }
+    if let Some(asked) = &body.tenant {
+        let tenant = super::principals::tenant(gw).await?;
+        if !asked.trim().eq_ignore_ascii_case(&tenant) {
+            let asked: String = asked.chars().take(64).collect();
+            return Ok(Some(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "TenantMismatch",
+                format!("tenant '{asked}' is not this gateway's ({tenant})"),
+            )));
+        }
+    }
+    Ok(None)
 }
 
 pub async fn refresh(
