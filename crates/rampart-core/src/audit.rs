@@ -247,6 +247,25 @@ pub fn verify_chains(entries: &[AuditEntry]) -> Result<Vec<ChainHead>, ChainBrea
 }
 
 impl AuditEntry {
+    /// The close record of the connection this open record began, written by someone other
+    /// than its session (a restart, the reaper of a lost node): the same who/what/where, at
+    /// `time`, `Failed` when a `code` names a failure, `Closed` otherwise.
+    pub fn closing(&self, time: DateTime<Utc>, reason: &str, code: Option<&str>) -> AuditEntry {
+        AuditEntry {
+            id: None,
+            time,
+            event: AuditEvent::ConnectionClose,
+            result: if code.is_some() { AuditResult::Failed } else { AuditResult::Closed },
+            reason: Some(reason.to_string()),
+            reason_code: code.map(str::to_string),
+            chain: None,
+            seq: None,
+            prev_hash: None,
+            hash: None,
+            ..self.clone()
+        }
+    }
+
     /// An entry with only the required fields; the rest are set by the caller.
     pub fn new(time: DateTime<Utc>, event: AuditEvent, result: AuditResult) -> Self {
         AuditEntry {

@@ -88,13 +88,7 @@ async fn close_unreported(store: &dyn Store, node: &str, reason: &str, code: Opt
         }
     };
     for o in &open {
-        let mut close = o.clone();
-        (close.id, close.seq, close.prev_hash, close.hash) = (None, None, None, None);
-        close.time = Utc::now();
-        close.event = AuditEvent::ConnectionClose;
-        close.result = if code.is_some() { AuditResult::Failed } else { AuditResult::Closed };
-        close.reason = Some(reason.to_string());
-        close.reason_code = code.map(str::to_string);
+        let mut close = o.closing(Utc::now(), reason, code);
         close.duration_ms = u64::try_from(close.time.signed_duration_since(o.time).num_milliseconds()).ok();
         tracing::warn!(session = o.connection_id.as_deref().unwrap_or_default(), %node, "closing a connection a node left open");
         if let Err(e) = store.append_audit(&close).await {

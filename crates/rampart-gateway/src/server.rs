@@ -194,14 +194,7 @@ impl Gateway {
 async fn close_dangling_connections(store: &Arc<dyn Store>) -> Result<(), GatewayError> {
     let dangling = store.unclosed_connections().await?;
     for open in &dangling {
-        let mut close = open.clone();
-        close.id = None;
-        close.time = chrono::Utc::now();
-        close.event = rampart_core::AuditEvent::ConnectionClose;
-        close.result = rampart_core::AuditResult::Closed;
-        close.reason = Some("ended by gateway restart".into());
-        close.reason_code = None;
-        store.append_audit(&close).await?;
+        store.append_audit(&open.closing(chrono::Utc::now(), "ended by gateway restart", None)).await?;
     }
     if !dangling.is_empty() {
         tracing::warn!(connections = dangling.len(), "closed connections left open by the previous run");
