@@ -71,6 +71,8 @@ impl FromStr for Protocol {
 pub enum IdentityKind {
     User,
     ServicePrincipal,
+    /// A group: never signs in; its role assignments apply to its members.
+    Group,
 }
 
 impl IdentityKind {
@@ -79,11 +81,14 @@ impl IdentityKind {
         match self {
             IdentityKind::User => "user",
             IdentityKind::ServicePrincipal => "servicePrincipal",
+            IdentityKind::Group => "group",
         }
     }
 
     pub fn parse(s: &str) -> Option<IdentityKind> {
-        [IdentityKind::User, IdentityKind::ServicePrincipal].into_iter().find(|k| k.as_str() == s)
+        [IdentityKind::User, IdentityKind::ServicePrincipal, IdentityKind::Group]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 

@@ -29,6 +29,8 @@ pub(crate) struct Cached {
     /// When the first of them was read.
     filled_at: Option<std::time::Instant>,
     pub users: HashMap<String, Option<User>>,
+    /// The groups of a principal, by its ID.
+    pub groups: HashMap<String, Vec<String>>,
     pub assignments: HashMap<String, Vec<RoleAssignment>>,
     pub custom_roles: Option<Vec<RoleDefinition>>,
     pub bastions: HashMap<String, Option<Bastion>>,

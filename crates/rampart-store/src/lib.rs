@@ -28,11 +28,13 @@
 
 mod cache;
 mod codec;
+mod directory;
 mod invalidation;
 mod nodes;
 mod postgres;
 mod sqlite;
 
+pub use directory::{DirectoryStore, IdentityProviderRecord};
 pub use invalidation::{Invalidation, LocalInvalidation};
 pub use nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, Reaped, StoreEvent};
 pub use postgres::PostgresStore;
@@ -47,7 +49,9 @@ use rampart_core::{
 pub use sqlite::SqliteStore;
 
 pub mod prelude {
-    pub use crate::{AccessStore, AccountStore, AuditStore, InventoryStore, NodeStore, Store};
+    pub use crate::{
+        AccessStore, AccountStore, AuditStore, DirectoryStore, InventoryStore, NodeStore, Store,
+    };
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -99,8 +103,10 @@ pub struct User {
     /// argon2id PHC string; never the password.
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
-    /// A user, or a service principal (whose user name is its application ID).
+    /// A user, a service principal (whose user name is its application ID) or a group.
     pub kind: rampart_core::IdentityKind,
+    /// The identity provider a federated user or group came from; `None` for local ones.
+    pub identity_provider: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,7 +254,9 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything the gateway stores.
 #[async_trait]
-pub trait Store: AccountStore + InventoryStore + AccessStore + AuditStore + NodeStore + 'static {
+pub trait Store:
+    AccountStore + InventoryStore + AccessStore + AuditStore + NodeStore + DirectoryStore + 'static
+{
     /// Flushes and closes the store; called once at shutdown.
     async fn close(&self);
 }

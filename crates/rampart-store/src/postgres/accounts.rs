@@ -18,7 +18,7 @@ fn principal_kind(kind: String) -> StoreResult<rampart_core::IdentityKind> {
         .ok_or_else(|| StoreError::Corrupt(format!("principal kind '{kind}'")))
 }
 
-fn user_from_row(row: &PgRow) -> StoreResult<User> {
+pub(super) fn user_from_row(row: &PgRow) -> StoreResult<User> {
     Ok(User {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -26,6 +26,7 @@ fn user_from_row(row: &PgRow) -> StoreResult<User> {
         password_hash: row.try_get("password_hash")?,
         created_at: row.try_get("created_at")?,
         kind: principal_kind(row.try_get("kind")?)?,
+        identity_provider: row.try_get("identity_provider")?,
     })
 }
 
@@ -393,6 +394,7 @@ impl PostgresStore {
             password_hash: password_hash.to_string(),
             created_at: now(),
             kind,
+            identity_provider: None,
         };
         sqlx::query(
             "INSERT INTO users (id, username, display_name, password_hash, created_at, kind) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -4,6 +4,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod directory;
 mod inventory;
 mod nodes;
 

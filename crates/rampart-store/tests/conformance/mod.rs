@@ -38,7 +38,9 @@ fn assignment(id: &str, user: &rampart_store::User, role: &str, scope: &str) -> 
     }
 }
 
+mod directory;
 mod nodes;
+pub use directory::*;
 pub use nodes::*;
 
 /// Read-your-writes for every input of an authorization decision: a write is seen by the
@@ -343,6 +345,8 @@ macro_rules! conformance_tests {
             unclosed_connections_are_found_by_node,
             service_principals_are_principals_of_their_kind,
             writes_to_authorization_inputs_are_announced,
+            federated_users_and_groups,
+            upstream_tokens_are_taken_once,
         );
     };
     ($backend:expr; $($check:ident),+ $(,)?) => {
