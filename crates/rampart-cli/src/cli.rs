@@ -69,6 +69,9 @@ pub enum Command {
     /// Users (`rampart ad user …`).
     #[command(subcommand)]
     Ad(AdCommand),
+    /// OpenID Connect identity providers for single sign-on.
+    #[command(subcommand)]
+    IdentityProvider(IdentityProviderCommand),
     /// Role definitions and role assignments.
     #[command(subcommand)]
     Role(RoleCommand),
@@ -177,9 +180,80 @@ pub enum NicCommand {
 pub enum AdCommand {
     #[command(subcommand)]
     User(UserCommand),
+    /// Groups of an identity provider: a role assigned to a group admits its members.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Service principals: identities for automation.
     #[command(subcommand)]
     Sp(SpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Add a provider's group before anyone of it signed in (sign-ins add groups too).
+    Create {
+        /// The group as the provider's groups claim names it (`ops`, an Entra object ID).
+        #[arg(long)]
+        external_id: String,
+        #[arg(long)]
+        identity_provider: String,
+        /// Defaults to EXTERNAL_ID@PROVIDER.
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Groups with their object IDs and members.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityProviderCommand {
+    /// Add an OpenID Connect provider (Entra ID, Keycloak, Okta, Google, …). Register the
+    /// redirect URI that `identity-provider show` prints at the provider.
+    Create {
+        #[arg(long, short = 'n')]
+        name: String,
+        /// The issuer URL (its /.well-known/openid-configuration is read).
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        client_id: String,
+        /// Read the client secret from standard input (never on the command line).
+        #[arg(long, required = true)]
+        client_secret_stdin: bool,
+        #[arg(long, default_value = "groups")]
+        groups_claim: String,
+        #[arg(long, default_value = "preferred_username")]
+        username_claim: String,
+        /// Only users whose address is in one of these domains may sign in.
+        #[arg(long, num_args = 1..)]
+        allowed_domains: Vec<String>,
+        /// The provider's TLS chains to the CAs in this PEM file (a private CA).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Show a provider with the redirect URI to register there (never its secret).
+    Show {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Delete a provider with its users and groups.
+    Delete {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,9 +354,15 @@ pub enum RoleDefinitionCommand {
 #[derive(Debug, Subcommand)]
 pub enum RoleAssignmentCommand {
     Create {
-        /// User principal name.
+        /// A user principal name, group name or application ID.
+        #[arg(long, required_unless_present = "assignee_object_id", conflicts_with = "assignee_object_id")]
+        assignee: Option<String>,
+        /// The principal's object ID (a group's, from `rampart ad group list`).
         #[arg(long)]
-        assignee: String,
+        assignee_object_id: Option<String>,
+        /// User, Group or ServicePrincipal: the assignee must be of this kind.
+        #[arg(long, value_parser = ["User", "Group", "ServicePrincipal"])]
+        assignee_principal_type: Option<String>,
         #[arg(long)]
         role: String,
         /// /subscriptions/S[/resourceGroups/G[/providers/…]] (S may be the subscription's name).
@@ -409,6 +489,13 @@ pub struct LoginArgs {
     /// The tenant a service principal was created in (printed by `ad sp create-for-rbac`).
     #[arg(long)]
     pub tenant: Option<String>,
+    /// Sign in with this identity provider (`rampart identity-provider list`): opens the
+    /// system browser, or prints a device code with --use-device-code.
+    #[arg(long, conflicts_with_all = ["username", "password", "password_stdin", "service_principal"])]
+    pub identity_provider: Option<String>,
+    /// Sign in with a code entered in a browser anywhere (no browser needed here).
+    #[arg(long, requires = "identity_provider")]
+    pub use_device_code: bool,
     /// Trust the gateway's certificate by this SHA-256 fingerprint (printed by `rampart serve`).
     #[arg(long, conflicts_with = "ca_file")]
     pub fingerprint: Option<String>,

@@ -71,7 +71,7 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    fn from_tokens(t: TokenResponse) -> Self {
+    pub(crate) fn from_tokens(t: TokenResponse) -> Self {
         Session {
             username: t.username,
             access_expires_at: now() + i64::try_from(t.expires_in).unwrap_or(0),
@@ -135,6 +135,20 @@ impl ApiClient {
 
     pub fn session(&self) -> Option<Session> {
         self.session.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn adopt_session(&self, s: Session) {
+        self.set_session(s);
+    }
+
+    /// A request before any sign-in (the federated flows).
+    pub(crate) async fn send_unauthenticated<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<T>, ClientError> {
+        self.send(method, path, body, None).await
     }
 
     fn set_session(&self, s: Session) {

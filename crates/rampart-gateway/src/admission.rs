@@ -92,7 +92,7 @@ impl AdmissionService {
                 bastion: req.bastion.to_string(),
             })));
         };
-        let assignments = self.store.role_assignments(Some(&req.identity.id), None).await?;
+        let assignments = assignments_of(self.store.as_ref(), &req.identity.id).await?;
         let roles = all_roles(self.store.as_ref()).await?;
         let principal = Principal { name: &req.identity.name, assignments: &assignments, roles: &roles };
         let ip = req.target.ip();
@@ -314,6 +314,19 @@ fn ends_sessions(denial: &Denial) -> bool {
 }
 
 /// Built-in roles and the custom ones in the store.
+/// A principal's role assignments with those of every group it belongs to: a group's
+/// assignment admits each member.
+pub async fn assignments_of(
+    store: &dyn Store,
+    principal_id: &str,
+) -> Result<Vec<rampart_core::RoleAssignment>, rampart_store::StoreError> {
+    let mut all = store.role_assignments(Some(principal_id), None).await?;
+    for group in store.groups_of(principal_id).await? {
+        all.extend(store.role_assignments(Some(&group), None).await?);
+    }
+    Ok(all)
+}
+
 pub async fn all_roles(store: &dyn Store) -> Result<Vec<RoleDefinition>, rampart_store::StoreError> {
     let mut roles = builtin_roles();
     roles.extend(store.custom_role_definitions().await?);

@@ -132,7 +132,7 @@ impl TokenKeys {
         TokenKeys { encoding: EncodingKey::from_secret(key), decoding: DecodingKey::from_secret(key) }
     }
 
-    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
+    pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)?)
     }
 
@@ -144,7 +144,11 @@ impl TokenKeys {
         self.sign(claims)
     }
 
-    fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str, audience: &str) -> Result<T, String> {
+    pub(crate) fn verify<T: for<'de> Deserialize<'de>>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<T, String> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_audience(&[audience]);

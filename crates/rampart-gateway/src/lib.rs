@@ -10,6 +10,7 @@
 //! - [`admission`]: the one path by which every session reaches its target.
 //! - [`lifecycle`]: the one life every session runs: start, data, stop, end, observers.
 //! - [`tunnel`]: tunnel grants and the three carriers of tunnelled connections.
+//! - [`federation`]: single sign-on with OpenID Connect providers (users, groups, flows).
 //! - [`portal`]: the browser portal (pages, sign-in cookie, CSRF) and SSH in the browser.
 //! - [`node`]: this gateway among the nodes sharing its store: heartbeats, lost nodes.
 //! - [`server`]: first-start bootstrap, the TLS accept loop, drain and shutdown.
@@ -18,6 +19,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod federation;
 pub mod fuzzing;
 pub mod lifecycle;
 pub mod node;

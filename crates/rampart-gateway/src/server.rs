@@ -58,6 +58,8 @@ pub struct Gateway {
     pub(crate) admission: crate::admission::AdmissionService,
     /// Browser SSH connections signed in and waiting for their terminal page.
     pub(crate) terminals: crate::portal::PendingTerminals,
+    /// Single sign-on's providers, discovered once per settings.
+    pub(crate) providers: crate::federation::Providers,
     /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
     pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
     /// `rampart node drain` for this node (through any node): drains as SIGTERM does.
@@ -182,6 +184,7 @@ impl Gateway {
             sessions,
             admission,
             terminals: Default::default(),
+            providers: Default::default(),
             draining,
             drain_requested: tokio::sync::Notify::new(),
         });

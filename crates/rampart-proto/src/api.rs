@@ -410,8 +410,12 @@ pub struct AssignmentCondition {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleAssignmentCreate {
-    /// User principal name.
+    /// A principal's name (user principal name, group name, application ID) or object ID.
     pub assignee: String,
+    /// `User`, `Group` or `ServicePrincipal` (az's `--assignee-principal-type`): the assignee
+    /// must be of this kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_principal_type: Option<String>,
     pub role: String,
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

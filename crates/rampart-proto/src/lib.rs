@@ -3,6 +3,7 @@
 //! See `docs/tunnel-protocol.md` for the whole exchange.
 
 pub mod api;
+pub mod directory;
 pub mod mux;
 pub mod tunnel;
 

@@ -42,6 +42,7 @@ pub async fn ad(cmd: AdCommand) -> Result<ExitCode> {
     let cmd = match cmd {
         AdCommand::User(cmd) => cmd,
         AdCommand::Sp(cmd) => return sp(cmd).await,
+        AdCommand::Group(cmd) => return super::directory::group(cmd).await,
     };
     let profile = Profile::require()?;
     let client = profile.client()?;
@@ -148,6 +149,8 @@ pub async fn role(cmd: RoleCommand) -> Result<ExitCode> {
         }
         RoleCommand::Assignment(RoleAssignmentCommand::Create {
             assignee,
+            assignee_object_id,
+            assignee_principal_type,
             role,
             scope,
             condition_networks,
@@ -161,7 +164,10 @@ pub async fn role(cmd: RoleCommand) -> Result<ExitCode> {
             let networks = split_list(&condition_networks);
             let condition = (!networks.is_empty() || !ports.is_empty())
                 .then_some(AssignmentCondition { networks, ports });
-            let body = RoleAssignmentCreate { assignee, role, scope, condition };
+            let assignee = assignee
+                .or(assignee_object_id)
+                .ok_or_else(|| anyhow!("give --assignee or --assignee-object-id"))?;
+            let body = RoleAssignmentCreate { assignee, assignee_principal_type, role, scope, condition };
             let created: Option<RoleAssignmentView> =
                 client.request(Method::POST, "/api/roleAssignments", Some(&body)).await?;
             print(&created, output, ASSIGNMENT_COLUMNS)?;

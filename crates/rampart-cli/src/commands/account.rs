@@ -38,6 +38,24 @@ pub async fn login(args: LoginArgs) -> Result<ExitCode> {
             _ => Trust::SystemRoots,
         },
     };
+    if let Some(provider) = args.identity_provider.clone() {
+        let client = ApiClient::new(&server, trust.clone())?;
+        let signed_in = if args.use_device_code {
+            client.sign_in_with_device_code(&provider, |start| eprintln!("{}", start.message)).await
+        } else {
+            client
+                .sign_in_with_browser(&provider, |url| {
+                    let opened = open_browser(url);
+                    let lead = if opened { "A web browser has been opened at" } else { "Open this address in a web browser:" };
+                    eprintln!(
+                        "{lead} {url}. Please continue the login in the web browser. If no web browser is available or if the web browser fails to open, use device code flow with `rampart login --identity-provider {provider} --use-device-code`."
+                    );
+                })
+                .await
+        };
+        let session = signed_in.map_err(|e| untrusted_hint(e, &trust))?;
+        return finish_login(&client, trust, session).await;
+    }
     let username = match args.username {
         Some(u) => u,
         None if std::io::stdin().is_terminal() => prompt("Username: ")?,
@@ -63,14 +81,47 @@ pub async fn login(args: LoginArgs) -> Result<ExitCode> {
     } else {
         client.login(&username, &password).await
     };
-    let session = signed_in.map_err(|e| {
-        let text = e.to_string();
-        if matches!(trust, Trust::SystemRoots) && (text.contains("certificate") || text.contains("UnknownIssuer")) {
-            anyhow!("{text}\nthe gateway's certificate is not trusted: pass --fingerprint SHA256:… (printed by `rampart serve`) or --ca-file PEM")
-        } else {
-            anyhow!(e)
-        }
-    })?;
+    let session = signed_in.map_err(|e| untrusted_hint(e, &trust))?;
+    finish_login(&client, trust, session).await
+}
+
+fn untrusted_hint(e: rampart_client::ClientError, trust: &Trust) -> anyhow::Error {
+    let text = e.to_string();
+    if matches!(trust, Trust::SystemRoots) && (text.contains("certificate") || text.contains("UnknownIssuer"))
+    {
+        anyhow!(
+            "{text}\nthe gateway's certificate is not trusted: pass --fingerprint SHA256:… (printed by `rampart serve`) or --ca-file PEM"
+        )
+    } else {
+        anyhow!(e)
+    }
+}
+
+/// Opens the system browser (`RAMPART_BROWSER`, else xdg-open or open); false when none runs.
+fn open_browser(url: &str) -> bool {
+    let program = std::env::var("RAMPART_BROWSER").ok().filter(|b| !b.is_empty());
+    let candidates: Vec<String> = match program {
+        Some(p) if p == "none" => return false,
+        Some(p) => vec![p],
+        None => vec!["xdg-open".into(), "open".into()],
+    };
+    candidates.iter().any(|p| {
+        std::process::Command::new(p)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+    })
+}
+
+/// What every sign-in ends with: the subscriptions listed and the profile saved.
+async fn finish_login(
+    client: &ApiClient,
+    trust: Trust,
+    session: rampart_client::Session,
+) -> Result<ExitCode> {
     let subs = client.subscriptions().await?;
     let current = subs.first().map(|s| CurrentSubscription { id: s.id.clone(), name: s.name.clone() });
     let profile = Profile {

@@ -4,6 +4,7 @@ mod access;
 mod account;
 mod audit;
 mod bastion;
+mod directory;
 mod inventory;
 mod node;
 mod rdp;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Vm(cmd) => inventory::vm(cmd).await,
         Command::Vmss(cmd) => inventory::vmss(cmd).await,
         Command::Ad(cmd) => access::ad(cmd).await,
+        Command::IdentityProvider(cmd) => directory::identity_provider(cmd).await,
         Command::Role(cmd) => access::role(cmd).await,
     }
 }

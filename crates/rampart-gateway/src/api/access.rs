@@ -79,6 +79,41 @@ async fn find_user(gw: &AppState, upn: &str) -> Result<User, ApiError> {
     })
 }
 
+/// An assignee by name or object ID, of the kind asked for (when asked).
+async fn find_principal(gw: &AppState, assignee: &str, kind: Option<&str>) -> Result<User, ApiError> {
+    let found = match gw.store.user_by_name(assignee).await? {
+        Some(u) => Some(u),
+        None => gw.store.user_by_id(assignee).await?,
+    };
+    let principal = found.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "PrincipalNotFound",
+            format!("no principal is named or has the ID '{assignee}'"),
+        )
+    })?;
+    if let Some(kind) = kind {
+        let wanted = match kind.to_ascii_lowercase().as_str() {
+            "user" => rampart_core::IdentityKind::User,
+            "group" => rampart_core::IdentityKind::Group,
+            "serviceprincipal" => rampart_core::IdentityKind::ServicePrincipal,
+            other => {
+                return Err(ApiError::bad_request(
+                    "InvalidPrincipalType",
+                    format!("principal type '{other}' is not User, Group or ServicePrincipal"),
+                ));
+            }
+        };
+        if principal.kind != wanted {
+            return Err(ApiError::bad_request(
+                "PrincipalTypeMismatch",
+                format!("'{assignee}' is a {}, not a {kind}", principal.kind.as_str()),
+            ));
+        }
+    }
+    Ok(principal)
+}
+
 pub async fn show_user(
     State(gw): State<AppState>,
     caller: Caller,
@@ -217,7 +252,7 @@ pub async fn create_assignment(
 ) -> Result<(StatusCode, Json<RoleAssignmentView>), ApiError> {
     let scope = resolve_scope(&gw, &body.scope).await?;
     caller.require(&gw, AuditEvent::RoleChange, ASSIGNMENTS_WRITE, &scope).await?;
-    let user = find_user(&gw, &body.assignee).await?;
+    let user = find_principal(&gw, &body.assignee, body.assignee_principal_type.as_deref()).await?;
     let role = find_role(&gw, &body.role).await?;
     let condition = body
         .condition

@@ -33,7 +33,7 @@ impl FromRequestParts<AppState> for Caller {
 
 impl Caller {
     pub async fn load(gw: &Gateway, user: AuthUser) -> Result<Caller, ApiError> {
-        let assignments = gw.store.role_assignments(Some(&user.claims.sub), None).await?;
+        let assignments = crate::admission::assignments_of(gw.store.as_ref(), &user.claims.sub).await?;
         Ok(Caller { user, assignments, roles: all_roles(gw).await? })
     }
 

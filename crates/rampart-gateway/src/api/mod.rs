@@ -5,6 +5,7 @@ mod access;
 mod audit;
 pub(crate) mod bastions;
 pub(crate) mod caller;
+mod federation;
 mod host_keys;
 pub(crate) mod inventory;
 mod nodes;
@@ -62,6 +63,14 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", LOGIN, "Sign in with a user name and password"),
     ("post", REFRESH, "Exchange a refresh token for new tokens"),
     ("post", LOGOUT, "Revoke a refresh token"),
+    ("post", OIDC_DEVICE, "Start a device sign-in with an identity provider"),
+    ("post", OIDC_TOKEN, "Finish a federated sign-in: poll a device code, or redeem the CLI's loopback code"),
+    ("get", IDENTITY_PROVIDERS, "List identity providers"),
+    ("post", IDENTITY_PROVIDERS, "Add an OpenID Connect identity provider"),
+    ("get", IDENTITY_PROVIDER, "Show an identity provider (never its secret)"),
+    ("delete", IDENTITY_PROVIDER, "Delete an identity provider with its users and groups"),
+    ("get", GROUPS, "List groups with their members"),
+    ("post", GROUPS, "Add an identity provider's group"),
     ("get", SUBSCRIPTIONS, "Subscriptions the caller has roles in"),
     ("get", BASTIONS, "Bastions the caller may read"),
     ("get", GROUP_BASTIONS, "Bastions in a resource group"),
@@ -117,6 +126,11 @@ const HEALTHZ: &str = "/healthz";
 const LOGIN: &str = "/api/auth/login";
 const REFRESH: &str = "/api/auth/refresh";
 const LOGOUT: &str = "/api/auth/logout";
+const OIDC_DEVICE: &str = "/api/auth/oidc/{name}/devicecode";
+const OIDC_TOKEN: &str = "/api/auth/oidc/{name}/token";
+const IDENTITY_PROVIDERS: &str = "/api/identityProviders";
+const IDENTITY_PROVIDER: &str = "/api/identityProviders/{name}";
+const GROUPS: &str = "/api/groups";
 const SUBSCRIPTIONS: &str = "/api/subscriptions";
 const BASTIONS: &str = "/api/subscriptions/{subscription}/bastionHosts";
 const GROUP_BASTIONS: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts";
@@ -158,6 +172,11 @@ pub fn router(state: AppState) -> Router {
         .route(LOGIN, post(session::login))
         .route(REFRESH, post(session::refresh))
         .route(LOGOUT, post(session::logout))
+        .route(OIDC_DEVICE, post(federation::device_code))
+        .route(OIDC_TOKEN, post(federation::token))
+        .route(IDENTITY_PROVIDERS, get(federation::list_providers).post(federation::create_provider))
+        .route(IDENTITY_PROVIDER, get(federation::show_provider).delete(federation::delete_provider))
+        .route(GROUPS, get(federation::list_groups).post(federation::create_group))
         .route(SUBSCRIPTIONS, get(bastions::list_subscriptions))
         .route(BASTIONS, get(bastions::list_in_subscription))
         .route(GROUP_BASTIONS, get(bastions::list_in_group))

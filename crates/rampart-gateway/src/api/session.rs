@@ -21,7 +21,7 @@ pub async fn login(
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let user = authenticate(&gw, &body, client, user_agent, false).await?;
-    Ok(Json(issue_tokens(&gw, &user).await?))
+    Ok(Json(issue_tokens(&gw, &user, None).await?))
 }
 
 /// Checks a user name and password under the sign-in rate limits, and audits the attempt
@@ -128,8 +128,14 @@ async fn principal_refusal(
     Ok(None)
 }
 
+/// A federated sign-in is renewed at its provider too: the provider may refuse (the user was
+/// disabled or signed out there), and the groups are read again, so a user removed from a
+/// group loses what the group granted at this refresh.
 pub async fn refresh(
     State(gw): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    UserAgent(user_agent): UserAgent,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let hash = auth::refresh_token_hash(&body.refresh_token);
@@ -138,24 +144,54 @@ pub async fn refresh(
             "the refresh token is unknown, expired or revoked; sign in again with `rampart login`",
         )
     })?;
+    let upstream = gw.store.take_upstream_token(&hash).await?;
     let user = gw
         .store
         .user_by_id(&user_id)
         .await?
         .ok_or_else(|| ApiError::unauthenticated("the user no longer exists"))?;
-    Ok(Json(issue_tokens(&gw, &user).await?))
+    let Some((provider_name, upstream_token)) = upstream else {
+        return Ok(Json(issue_tokens(&gw, &user, None).await?));
+    };
+    let origin = crate::federation::gateway_origin(&headers)?;
+    let (record, provider) = gw.providers.get(&gw, &provider_name, &origin).await?;
+    let signed_in = match provider.refresh(&upstream_token).await {
+        Ok(s) => s,
+        Err(e) => {
+            let err = crate::federation::oidc_error(&e);
+            return Err(crate::federation::refuse(&gw, &provider_name, client, user_agent, err).await);
+        }
+    };
+    let user = crate::federation::complete(&gw, &record, &signed_in, client, user_agent).await?;
+    let upstream = signed_in.refresh_token.as_deref().map(|rt| (record.name.as_str(), rt));
+    Ok(Json(issue_tokens(&gw, &user, upstream).await?))
 }
 
+/// Revokes the refresh token, and a federated sign-in's at its provider too.
 pub async fn logout(
     State(gw): State<AppState>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     let hash = auth::refresh_token_hash(&body.refresh_token);
     gw.store.consume_refresh_token(&hash, Utc::now().timestamp()).await?;
+    if let Some((name, upstream)) = gw.store.take_upstream_token(&hash).await? {
+        let origin = crate::federation::gateway_origin(&headers)?;
+        let (_, provider) = gw.providers.get(&gw, &name, &origin).await?;
+        if let Err(e) = provider.revoke(&upstream).await {
+            tracing::warn!(provider = %name, error = %e, "cannot revoke the sign-in at the identity provider");
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn issue_tokens(gw: &Gateway, user: &User) -> Result<TokenResponse, ApiError> {
+/// An access token and a refresh token for `user`; a federated sign-in's provider refresh
+/// token (`upstream`: provider, token) is kept behind the new refresh token.
+pub(crate) async fn issue_tokens(
+    gw: &Gateway,
+    user: &User,
+    upstream: Option<(&str, &str)>,
+) -> Result<TokenResponse, ApiError> {
     let now = Utc::now().timestamp();
     let access = gw
         .keys
@@ -169,6 +205,9 @@ async fn issue_tokens(gw: &Gateway, user: &User) -> Result<TokenResponse, ApiErr
             now + auth::ttl_secs(gw.config.refresh_token_ttl),
         )
         .await?;
+    if let Some((provider, token)) = upstream {
+        gw.store.put_upstream_token(&auth::refresh_token_hash(&refresh_token), provider, token).await?;
+    }
     Ok(TokenResponse {
         access_token: access,
         expires_in: gw.config.access_token_ttl.as_secs(),

@@ -28,6 +28,7 @@ use crate::api::caller::Caller;
 use crate::api::{ApiError, AppState, AuthUser, ClientAddr, UserAgent};
 use crate::auth::{self, AccessClaims};
 
+pub(crate) use pages::safe_next;
 pub use terminal::PendingTerminals;
 
 const COOKIE: &str = "__Host-rampart-session";
@@ -52,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route(TERMINAL_WS, get(terminal::websocket))
         .route(BASTION, get(pages::bastion_page).post(pages::change_bastion))
         .route(BASTION_DISCONNECT, post(pages::disconnect))
+        .route(crate::federation::LOGIN, get(crate::federation::web::login))
+        .route(crate::federation::CALLBACK, get(crate::federation::web::callback))
         .route(ASSETS, get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -103,6 +106,11 @@ impl PortalUser {
             })
         }
     }
+}
+
+/// The portal session's cookie: `__Host-`, Secure, HttpOnly, SameSite=Strict.
+pub(crate) fn session_cookie_header(secret: &str, max_age: u64) -> String {
+    format!("{COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}")
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

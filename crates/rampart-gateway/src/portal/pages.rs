@@ -10,7 +10,7 @@ mod sign_in;
 pub use bastion::{bastion_page, change_bastion, disconnect};
 pub use connect::connect_page;
 pub use home::home;
-pub use sign_in::{sign_in, sign_in_page, sign_out};
+pub use sign_in::{safe_next, sign_in, sign_in_page, sign_out};
 
 use rampart_core::{Bastion, ConnectTarget, Machine, OsType, Scope, authorize_connect};
 

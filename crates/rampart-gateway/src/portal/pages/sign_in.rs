@@ -21,6 +21,24 @@ struct SignInPage<'a> {
     error: Option<String>,
     next: String,
     username: String,
+    /// "Sign in with NAME" for each identity provider, with its start URL.
+    providers: Vec<(String, String)>,
+}
+
+/// Each identity provider's button: its name and where its sign-in starts.
+async fn provider_links(gw: &crate::server::Gateway, next: &str) -> Vec<(String, String)> {
+    let providers = gw.store.list_identity_providers().await.unwrap_or_default();
+    providers
+        .into_iter()
+        .map(|p| {
+            let url = format!(
+                "{}?next={}",
+                crate::federation::LOGIN.replace("{name}", &super::super::url_encode(&p.name)),
+                super::super::url_encode(next)
+            );
+            (p.name, url)
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Default)]
@@ -29,21 +47,17 @@ pub struct NextQuery {
 }
 
 /// Only a path on this gateway: never an absolute URL (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with("/portal") && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
         _ => HOME.to_string(),
     }
 }
 
-pub async fn sign_in_page(Query(q): Query<NextQuery>) -> Response {
-    render(&SignInPage {
-        signed_in: None,
-        csrf: "",
-        error: None,
-        next: safe_next(q.next.as_deref()),
-        username: String::new(),
-    })
+pub async fn sign_in_page(State(gw): State<AppState>, Query(q): Query<NextQuery>) -> Response {
+    let next = safe_next(q.next.as_deref());
+    let providers = provider_links(&gw, &next).await;
+    render(&SignInPage { signed_in: None, csrf: "", error: None, next, username: String::new(), providers })
 }
 
 #[derive(Deserialize)]
@@ -70,12 +84,14 @@ pub async fn sign_in(
         Ok(u) => u,
         Err(e) if e.status.is_server_error() => return e.into_response(),
         Err(e) => {
+            let providers = provider_links(&gw, &next).await;
             let page = SignInPage {
                 signed_in: None,
                 csrf: "",
                 error: Some(e.message),
                 next,
                 username: form.username,
+                providers,
             };
             return (e.status, render(&page)).into_response();
         }
@@ -88,8 +104,7 @@ pub async fn sign_in(
     {
         return ApiError::from(e).into_response();
     }
-    let cookie =
-        format!("{COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}", ttl.as_secs());
+    let cookie = crate::portal::session_cookie_header(&secret, ttl.as_secs());
     let mut response = Redirect::to(&next).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
