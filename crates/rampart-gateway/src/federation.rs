@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use chrono::Utc;
 use rampart_core::{AuditEntry, AuditEvent, AuditResult};
 use rampart_oidc::{ClaimRules, OidcError, Provider, ProviderConfig, SignedIn};
@@ -32,14 +34,23 @@ pub struct Providers {
 }
 
 /// The gateway's own address as the client used it (`https://HOST`), what the redirect URI
-/// is built from. A forged Host only makes a redirect URI the provider does not know.
-pub fn gateway_origin(headers: &HeaderMap) -> Result<String, ApiError> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
-        .ok_or_else(|| ApiError::bad_request("NoHost", "the request names no usable Host"))?;
-    Ok(format!("https://{host}"))
+/// is built from: HTTP/2's `:authority`, else HTTP/1's Host. A forged one only makes a
+/// redirect URI the provider does not know.
+pub struct GatewayOrigin(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for GatewayOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let from_uri = parts.uri.authority().map(|a| a.as_str().to_string());
+        let from_header =
+            || parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
+        let host = from_uri
+            .or_else(from_header)
+            .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+            .ok_or_else(|| ApiError::bad_request("NoHost", "the request names no usable Host"))?;
+        Ok(GatewayOrigin(format!("https://{host}")))
+    }
 }
 
 pub fn redirect_uri(origin: &str, provider: &str) -> String {

@@ -127,7 +127,9 @@ async fn finish_login(
     let profile = Profile {
         server: client.server().to_string(),
         trust,
-        session: Some(session.clone()),
+        // The client may have renewed the tokens already (listing the subscriptions with an
+        // access token about to expire): the newest ones are saved, not the consumed ones.
+        session: client.session().or_else(|| Some(session.clone())),
         subscription: current.clone(),
     };
     profile.save()?;

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::{SecondsFormat, Utc};
 use rampart_core::{AuditEvent, IdentityKind};
 use rampart_oidc::DevicePoll;
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::access::{USERS_READ, USERS_WRITE};
 use super::caller::Caller;
 use super::{ApiError, AppState, ClientAddr, JsonBody, UserAgent};
-use crate::federation::{self, check_limits, complete, gateway_origin, oidc_error, refuse};
+use crate::federation::{self, GatewayOrigin, check_limits, complete, oidc_error, refuse};
 
 const DEVICE_AUDIENCE: &str = "rampart-oidc-device";
 
@@ -51,7 +51,7 @@ fn claim_name(value: Option<String>, default: &str, what: &str) -> Result<String
 pub async fn create_provider(
     State(gw): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    GatewayOrigin(origin): GatewayOrigin,
     JsonBody(body): JsonBody<IdentityProviderCreate>,
 ) -> Result<(StatusCode, Json<IdentityProviderView>), ApiError> {
     caller.require_anywhere(&gw, AuditEvent::UserChange, USERS_WRITE).await?;
@@ -80,7 +80,6 @@ pub async fn create_provider(
         ca_pem: body.ca_pem.filter(|p| !p.trim().is_empty()),
         created_at: Utc::now(),
     };
-    let origin = gateway_origin(&headers)?;
     let provider = rampart_oidc::Provider::new(rampart_oidc::ProviderConfig {
         issuer: record.issuer.clone(),
         client_id: record.client_id.clone(),
@@ -105,21 +104,19 @@ pub async fn create_provider(
 pub async fn list_providers(
     State(gw): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    GatewayOrigin(origin): GatewayOrigin,
 ) -> Result<Json<Vec<IdentityProviderView>>, ApiError> {
     caller.require_anywhere(&gw, AuditEvent::Read, USERS_READ).await?;
-    let origin = gateway_origin(&headers)?;
     Ok(Json(gw.store.list_identity_providers().await?.iter().map(|p| view(p, &origin)).collect()))
 }
 
 pub async fn show_provider(
     State(gw): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    GatewayOrigin(origin): GatewayOrigin,
     Path(name): Path<String>,
 ) -> Result<Json<IdentityProviderView>, ApiError> {
     caller.require_anywhere(&gw, AuditEvent::Read, USERS_READ).await?;
-    let origin = gateway_origin(&headers)?;
     let p = gw.store.identity_provider(&name).await?.ok_or_else(|| not_found(&name))?;
     Ok(Json(view(&p, &origin)))
 }
@@ -169,10 +166,9 @@ pub async fn device_code(
     Path(name): Path<String>,
     ClientAddr(client): ClientAddr,
     UserAgent(user_agent): UserAgent,
-    headers: HeaderMap,
+    GatewayOrigin(origin): GatewayOrigin,
 ) -> Result<Json<DeviceCodeView>, ApiError> {
     check_limits(&gw, &name, client, user_agent).await?;
-    let origin = gateway_origin(&headers)?;
     let (record, provider) = gw.providers.get(&gw, &name, &origin).await?;
     let start = provider.start_device().await.map_err(|e| oidc_error(&e))?;
     let handle = DeviceHandle {
@@ -203,11 +199,10 @@ pub async fn token(
     Path(name): Path<String>,
     ClientAddr(client): ClientAddr,
     UserAgent(user_agent): UserAgent,
-    headers: HeaderMap,
+    GatewayOrigin(origin): GatewayOrigin,
     JsonBody(body): JsonBody<FederatedTokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     check_limits(&gw, &name, client, user_agent.clone()).await?;
-    let origin = gateway_origin(&headers)?;
     match (&body.device_code, &body.code, &body.code_verifier) {
         (Some(device), None, None) => {
             let (record, provider) = gw.providers.get(&gw, &name, &origin).await?;

@@ -135,7 +135,7 @@ pub async fn refresh(
     State(gw): State<AppState>,
     ClientAddr(client): ClientAddr,
     UserAgent(user_agent): UserAgent,
-    headers: axum::http::HeaderMap,
+    crate::federation::GatewayOrigin(origin): crate::federation::GatewayOrigin,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let hash = auth::refresh_token_hash(&body.refresh_token);
@@ -153,7 +153,6 @@ pub async fn refresh(
     let Some((provider_name, upstream_token)) = upstream else {
         return Ok(Json(issue_tokens(&gw, &user, None).await?));
     };
-    let origin = crate::federation::gateway_origin(&headers)?;
     let (record, provider) = gw.providers.get(&gw, &provider_name, &origin).await?;
     let signed_in = match provider.refresh(&upstream_token).await {
         Ok(s) => s,
@@ -170,13 +169,12 @@ pub async fn refresh(
 /// Revokes the refresh token, and a federated sign-in's at its provider too.
 pub async fn logout(
     State(gw): State<AppState>,
-    headers: axum::http::HeaderMap,
+    crate::federation::GatewayOrigin(origin): crate::federation::GatewayOrigin,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     let hash = auth::refresh_token_hash(&body.refresh_token);
     gw.store.consume_refresh_token(&hash, Utc::now().timestamp()).await?;
     if let Some((name, upstream)) = gw.store.take_upstream_token(&hash).await? {
-        let origin = crate::federation::gateway_origin(&headers)?;
         let (_, provider) = gw.providers.get(&gw, &name, &origin).await?;
         if let Err(e) = provider.revoke(&upstream).await {
             tracing::warn!(provider = %name, error = %e, "cannot revoke the sign-in at the identity provider");

@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{check_limits, complete, gateway_origin, oidc_error, refuse};
+use super::{GatewayOrigin, check_limits, complete, oidc_error, refuse};
 use crate::api::{ApiError, AppState, ClientAddr, UserAgent};
 use crate::auth;
 use crate::portal::{error_page, render, safe_next};
@@ -68,7 +68,7 @@ pub async fn login(
     Query(q): Query<LoginQuery>,
     ClientAddr(client): ClientAddr,
     UserAgent(user_agent): UserAgent,
-    headers: HeaderMap,
+    GatewayOrigin(origin): GatewayOrigin,
 ) -> Response {
     let started = async {
         check_limits(&gw, &name, client, user_agent.clone()).await?;
@@ -78,7 +78,6 @@ pub async fn login(
                 "a CLI sign-in gives both its loopback port and a PKCE challenge (S256, base64url)",
             ));
         }
-        let origin = gateway_origin(&headers)?;
         let (record, provider) = gw.providers.get(&gw, &name, &origin).await?;
         let request = provider.authorization_request().await.map_err(|e| oidc_error(&e))?;
         let flow = Flow {
@@ -147,9 +146,10 @@ pub async fn callback(
     Query(q): Query<CallbackQuery>,
     ClientAddr(client): ClientAddr,
     UserAgent(user_agent): UserAgent,
+    GatewayOrigin(origin): GatewayOrigin,
     headers: HeaderMap,
 ) -> Response {
-    let result = finish(&gw, &name, q, client, user_agent.clone(), &headers).await;
+    let result = finish(&gw, &name, q, client, user_agent.clone(), &headers, &origin).await;
     let mut response = match result {
         Ok(r) => r,
         Err(e) if e.status.is_server_error() => error_page(&e, crate::portal::SIGNIN),
@@ -176,6 +176,7 @@ async fn finish(
     client: std::net::SocketAddr,
     user_agent: Option<String>,
     headers: &HeaderMap,
+    origin: &str,
 ) -> Result<Response, ApiError> {
     check_limits(gw, name, client, user_agent.clone()).await?;
     let flow: Flow = flow_cookie(headers)
@@ -204,8 +205,7 @@ async fn finish(
             format!("the identity provider said: {}", what.chars().take(200).collect::<String>()),
         ));
     }
-    let origin = gateway_origin(headers)?;
-    let (record, provider) = gw.providers.get(gw, name, &origin).await?;
+    let (record, provider) = gw.providers.get(gw, name, origin).await?;
     if let Some(iss) = &q.iss
         && iss.trim_end_matches('/') != record.issuer.trim_end_matches('/')
     {
