@@ -8,11 +8,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is missing: install a Rust toolchain (1.94 or newer) first" >&2
     exit 1
 fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+# OpenSSL's headers for passkeys (webauthn-rs verifies with OpenSSL).
+if [ ! -e /usr/include/openssl/ssl.h ] || ! command -v pkg-config >/dev/null 2>&1; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends libssl-dev pkg-config >/dev/null
+fi
 # xterm.js for the browser terminal, from npm, embedded in the release binary.
 if [ ! -f web/node_modules/@xterm/xterm/lib/xterm.mjs ]; then
     if ! command -v npm >/dev/null 2>&1; then
-        sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
     fi

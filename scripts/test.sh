@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
-# PostgreSQL, HAProxy, sshpass, stunnel4, FreeRDP, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip,
+# PostgreSQL, HAProxy, sshpass, stunnel4, FreeRDP, OpenSSL's headers, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip,
 # Chromium and Node.js from Debian; xterm.js and
 # playwright-core from npm, never a downloaded browser), then checks formatting and lints, builds
 # the `rampart` binary the end-to-end tests drive, and runs all unit and end-to-end tests.
@@ -37,6 +37,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # Several nodes behind a real layer-4 balancer speaking the PROXY protocol.
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# OpenSSL's headers: webauthn-rs (passkeys) verifies with OpenSSL.
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
@@ -48,8 +51,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The web client's packages: xterm.js (served by the gateway) and playwright-core (drives
-# Debian's Chromium in the browser tests). The lockfile pins them.
+# The web client's packages: xterm.js (served by the gateway), playwright-core (drives
+# Debian's Chromium in the browser tests) and oidc-provider (the certified OpenID provider
+# the single sign-on tests run). The lockfile pins them.
 (cd web && npm ci --no-audit --no-fund --loglevel=error)
 
 cargo fmt --all -- --check

@@ -328,6 +328,31 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Two-step sign-in (TOTP) of the signed-in user; `reset` is an administrator's.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// Start: prints the otpauth URI to add to an authenticator app.
+    Enable,
+    /// Finish with a code from the app: turns it on and prints recovery codes once.
+    Verify {
+        #[arg(long)]
+        code: String,
+    },
+    /// Turn it off, with a current code (or a recovery code).
+    Disable {
+        #[arg(long)]
+        code: String,
+    },
+    /// Remove a user's authenticator (a lost device).
+    Reset {
+        /// User principal name.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,6 +432,10 @@ pub struct ServeArgs {
     /// This gateway's name among the nodes that share its store [default: the host name].
     #[arg(long, env = "RAMPART_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Which local accounts must sign in with a second factor: off, all, or
+    /// roles:NAME[,NAME…] (the holders of these roles) [default: off].
+    #[arg(long, env = "RAMPART_REQUIRE_MFA")]
+    pub require_mfa: Option<String>,
     /// TOML file with any of these settings (flags and RAMPART_* variables win).
     #[arg(long, env = "RAMPART_CONFIG")]
     pub config: Option<PathBuf>,
@@ -496,6 +525,10 @@ pub struct LoginArgs {
     /// Sign in with a code entered in a browser anywhere (no browser needed here).
     #[arg(long, requires = "identity_provider")]
     pub use_device_code: bool,
+    /// The code from your authenticator app (or a recovery code), when your account has
+    /// multi-factor authentication; asked for at a terminal otherwise.
+    #[arg(long)]
+    pub mfa_code: Option<String>,
     /// Trust the gateway's certificate by this SHA-256 fingerprint (printed by `rampart serve`).
     #[arg(long, conflicts_with = "ca_file")]
     pub fingerprint: Option<String>,

@@ -273,10 +273,21 @@ impl ApiClient {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, ClientError> {
+        self.login_with_mfa(username, password, None).await
+    }
+
+    /// Signs in with a second factor (a TOTP code or a recovery code) when the account has one.
+    pub async fn login_with_mfa(
+        &self,
+        username: &str,
+        password: &str,
+        mfa_code: Option<&str>,
+    ) -> Result<Session, ClientError> {
         self.sign_in(&LoginRequest {
             username: username.to_string(),
             password: password.to_string(),
             tenant: None,
+            mfa_code: mfa_code.map(str::to_string),
         })
         .await
     }
@@ -292,6 +303,7 @@ impl ApiClient {
             username: app_id.to_string(),
             password: secret.to_string(),
             tenant: tenant.map(str::to_string),
+            mfa_code: None,
         })
         .await
     }

@@ -61,6 +61,8 @@ pub struct GatewayConfig {
     pub proxy: crate::proxy_protocol::ProxyPolicy,
     /// How the process logs (read by the binary, which installs the logger).
     pub log: LogConfig,
+    /// Which local accounts must sign in with a second factor.
+    pub require_mfa: crate::mfa::Requirement,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +169,7 @@ impl GatewayConfig {
             metrics: MetricsEndpoint::Https,
             proxy: crate::proxy_protocol::ProxyPolicy::default(),
             log: LogConfig { json: false, filter: "info".into() },
+            require_mfa: crate::mfa::Requirement::Off,
         }
     }
 }
@@ -198,6 +201,8 @@ pub struct ConfigLayer {
     pub proxy_protocol: Option<bool>,
     /// Comma-separated networks whose PROXY headers are believed.
     pub trusted_proxies: Option<String>,
+    /// `off`, `all` (every local account) or `roles:NAME[,NAME…]`.
+    pub require_mfa: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
     /// A `tracing` filter.
@@ -224,6 +229,8 @@ pub enum ConfigError {
     Store(String),
     #[error("{0} must be at least 1 second")]
     Zero(&'static str),
+    #[error("{0}")]
+    RequireMfa(String),
 }
 
 impl ConfigLayer {
@@ -263,6 +270,7 @@ impl ConfigLayer {
             metrics,
             proxy_protocol,
             trusted_proxies,
+            require_mfa,
             log_format,
             log
         )
@@ -295,6 +303,9 @@ impl GatewayConfig {
             c.node_name = name;
         }
         c.admin_password = l.admin_password.filter(|p| !p.is_empty()).map(Secret);
+        if let Some(mfa) = &l.require_mfa {
+            c.require_mfa = mfa.parse().map_err(ConfigError::RequireMfa)?;
+        }
         let secs = |v: Option<u64>, default: Duration| v.map(Duration::from_secs).unwrap_or(default);
         c.access_token_ttl = secs(l.access_token_ttl, c.access_token_ttl);
         c.refresh_token_ttl = secs(l.refresh_token_ttl, c.refresh_token_ttl);
@@ -379,6 +390,11 @@ impl GatewayConfig {
             trusted_proxies: Some(
                 self.proxy.trusted.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
             ),
+            require_mfa: Some(match &self.require_mfa {
+                crate::mfa::Requirement::Off => "off".into(),
+                crate::mfa::Requirement::AllLocal => "all".into(),
+                crate::mfa::Requirement::Roles(r) => format!("roles:{}", r.join(",")),
+            }),
             log_format: Some(if self.log.json { "json" } else { "text" }.into()),
             log: Some(self.log.filter.clone()),
         }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod federation;
 pub mod fuzzing;
 pub mod lifecycle;
+pub mod mfa;
 pub mod node;
 pub mod portal;
 pub mod proxy_protocol;

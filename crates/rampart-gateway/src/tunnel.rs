@@ -60,6 +60,12 @@ pub async fn grant(
     };
     entry.user = Some(user.claims.name.clone());
     entry.protocol = Some(Protocol::TcpTunnel.as_str().into());
+    let probe =
+        AuthUser { claims: user.claims.clone(), client: user.client, user_agent: user.user_agent.clone() };
+    if let Err(e) = crate::api::caller::Caller::load(&gw, probe).await {
+        let denial = Denial::new(DenialKind::Forbidden, e.code, e.message);
+        return Err(admission.refuse(entry, denial).await.into());
+    }
     let request = match grant_request(&gw, &user, &req, &mut entry).await {
         Ok(r) => r,
         Err(denial) => return Err(admission.refuse(entry, denial).await.into()),

@@ -28,6 +28,9 @@ pub struct LoginRequest {
     /// `ad sp create-for-rbac` printed it); a different one is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// A TOTP code or a recovery code, for an account with multi-factor authentication.
+    #[serde(default, rename = "mfaCode", skip_serializing_if = "Option::is_none")]
+    pub mfa_code: Option<String>,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -439,8 +442,12 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let login =
-            LoginRequest { username: "admin".into(), password: "hunter2-secret".into(), tenant: None };
+        let login = LoginRequest {
+            username: "admin".into(),
+            password: "hunter2-secret".into(),
+            tenant: None,
+            mfa_code: Some("123456".into()),
+        };
         assert!(!format!("{login:?}").contains("hunter2-secret"));
         let tokens = TokenResponse {
             access_token: "access-secret".into(),

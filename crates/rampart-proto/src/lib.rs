@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod directory;
+pub mod mfa;
 pub mod mux;
 pub mod tunnel;
 

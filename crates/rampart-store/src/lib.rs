@@ -30,12 +30,14 @@ mod cache;
 mod codec;
 mod directory;
 mod invalidation;
+mod mfa;
 mod nodes;
 mod postgres;
 mod sqlite;
 
 pub use directory::{DirectoryStore, IdentityProviderRecord};
 pub use invalidation::{Invalidation, LocalInvalidation};
+pub use mfa::{MfaStore, TotpRecord};
 pub use nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, Reaped, StoreEvent};
 pub use postgres::PostgresStore;
 
@@ -255,7 +257,7 @@ pub trait AuditStore: Send + Sync {
 /// Everything the gateway stores.
 #[async_trait]
 pub trait Store:
-    AccountStore + InventoryStore + AccessStore + AuditStore + NodeStore + DirectoryStore + 'static
+    AccountStore + InventoryStore + AccessStore + AuditStore + NodeStore + DirectoryStore + MfaStore + 'static
 {
     /// Flushes and closes the store; called once at shutdown.
     async fn close(&self);

@@ -38,6 +38,41 @@ fn read_password() -> Result<String> {
     Ok(password)
 }
 
+async fn mfa(client: &rampart_client::ApiClient, cmd: crate::cli::MfaCommand) -> Result<ExitCode> {
+    use crate::cli::MfaCommand;
+    use rampart_proto::mfa::{MfaCode, MfaEnrolment, MfaRecoveryCodes};
+    let none: Option<&()> = None;
+    match cmd {
+        MfaCommand::Enable => {
+            let started: Option<MfaEnrolment> =
+                client.request(Method::POST, "/api/me/mfa/totp", none).await?;
+            let started = started.ok_or_else(|| anyhow!("empty answer"))?;
+            println!(
+                "{}",
+                serde_json::json!({ "otpauthUri": started.otpauth_uri, "secret": started.secret })
+            );
+            eprintln!("add the URI to an authenticator app, then: rampart ad user mfa verify --code CODE");
+        }
+        MfaCommand::Verify { code } => {
+            let done: Option<MfaRecoveryCodes> =
+                client.request(Method::POST, "/api/me/mfa/totp/verify", Some(&MfaCode { code })).await?;
+            let done = done.ok_or_else(|| anyhow!("empty answer"))?;
+            println!("{}", serde_json::json!({ "enabled": true, "recoveryCodes": done.recovery_codes }));
+            eprintln!("two-step sign-in is on; keep the recovery codes safe: they are not shown again");
+        }
+        MfaCommand::Disable { code } => {
+            let _: Option<serde_json::Value> =
+                client.request(Method::POST, "/api/me/mfa/totp/disable", Some(&MfaCode { code })).await?;
+            eprintln!("two-step sign-in is off");
+        }
+        MfaCommand::Reset { id } => {
+            let _: Option<serde_json::Value> =
+                client.request(Method::DELETE, &format!("/api/users/{}/mfa", urlencode(&id)), none).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn ad(cmd: AdCommand) -> Result<ExitCode> {
     let cmd = match cmd {
         AdCommand::User(cmd) => cmd,
@@ -48,6 +83,7 @@ pub async fn ad(cmd: AdCommand) -> Result<ExitCode> {
     let client = profile.client()?;
     let none: Option<&()> = None;
     match cmd {
+        UserCommand::Mfa(cmd) => return mfa(&client, cmd).await,
         UserCommand::Create { user_principal_name, display_name, password_stdin: _, output } => {
             let body = UserCreate { user_principal_name, display_name, password: read_password()? };
             let user: Option<UserView> = client.request(Method::POST, "/api/users", Some(&body)).await?;

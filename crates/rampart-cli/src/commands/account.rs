@@ -79,7 +79,17 @@ pub async fn login(args: LoginArgs) -> Result<ExitCode> {
     let signed_in = if args.service_principal {
         client.login_service_principal(&username, &password, args.tenant.as_deref()).await
     } else {
-        client.login(&username, &password).await
+        match client.login_with_mfa(&username, &password, args.mfa_code.as_deref()).await {
+            // The account has a second factor and none was given: ask at a terminal.
+            Err(e) if e.code() == Some("MfaRequired") && args.mfa_code.is_none() => {
+                if !std::io::stdin().is_terminal() {
+                    bail!("{e}\nno terminal to ask for the code: pass --mfa-code CODE");
+                }
+                let code = prompt("Authentication code: ")?;
+                client.login_with_mfa(&username, &password, Some(code.trim())).await
+            }
+            other => other,
+        }
     };
     let session = signed_in.map_err(|e| untrusted_hint(e, &trust))?;
     finish_login(&client, trust, session).await

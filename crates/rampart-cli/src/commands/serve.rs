@@ -43,6 +43,7 @@ fn gateway_config(args: ServeArgs) -> Result<GatewayConfig> {
         metrics: args.metrics,
         proxy_protocol: args.proxy_protocol,
         trusted_proxies: args.trusted_proxies,
+        require_mfa: args.require_mfa,
         log_format: args.log_format,
         log: args.log,
     };

@@ -32,7 +32,16 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// The caller with their assignments, refused when `require_mfa` covers them and they
+    /// have no authenticator yet.
     pub async fn load(gw: &Gateway, user: AuthUser) -> Result<Caller, ApiError> {
+        let caller = Caller::load_for_enrolment(gw, user).await?;
+        super::mfa::check_requirement(gw, &caller).await?;
+        Ok(caller)
+    }
+
+    /// The caller without the MFA requirement's check: for enrolling an authenticator.
+    pub async fn load_for_enrolment(gw: &Gateway, user: AuthUser) -> Result<Caller, ApiError> {
         let assignments = crate::admission::assignments_of(gw.store.as_ref(), &user.claims.sub).await?;
         Ok(Caller { user, assignments, roles: all_roles(gw).await? })
     }

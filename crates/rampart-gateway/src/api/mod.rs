@@ -8,6 +8,7 @@ pub(crate) mod caller;
 mod federation;
 mod host_keys;
 pub(crate) mod inventory;
+pub(crate) mod mfa;
 mod nodes;
 mod openapi;
 mod principals;
@@ -70,6 +71,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", IDENTITY_PROVIDER, "Show an identity provider (never its secret)"),
     ("delete", IDENTITY_PROVIDER, "Delete an identity provider with its users and groups"),
     ("get", GROUPS, "List groups with their members"),
+    ("get", MY_MFA, "Whether the signed-in user has an authenticator"),
+    ("post", MY_TOTP, "Start TOTP enrolment: a new secret and its otpauth URI"),
+    ("post", MY_TOTP_VERIFY, "Finish TOTP enrolment with a first code; returns recovery codes once"),
+    ("post", MY_TOTP_DISABLE, "Remove the signed-in user's authenticator (with a current code)"),
+    ("delete", USER_MFA, "Reset a user's authenticator (lost device)"),
     ("post", GROUPS, "Add an identity provider's group"),
     ("get", SUBSCRIPTIONS, "Subscriptions the caller has roles in"),
     ("get", BASTIONS, "Bastions the caller may read"),
@@ -131,6 +137,11 @@ const OIDC_TOKEN: &str = "/api/auth/oidc/{name}/token";
 const IDENTITY_PROVIDERS: &str = "/api/identityProviders";
 const IDENTITY_PROVIDER: &str = "/api/identityProviders/{name}";
 const GROUPS: &str = "/api/groups";
+const MY_MFA: &str = "/api/me/mfa";
+const MY_TOTP: &str = "/api/me/mfa/totp";
+const MY_TOTP_VERIFY: &str = "/api/me/mfa/totp/verify";
+const MY_TOTP_DISABLE: &str = "/api/me/mfa/totp/disable";
+const USER_MFA: &str = "/api/users/{upn}/mfa";
 const SUBSCRIPTIONS: &str = "/api/subscriptions";
 const BASTIONS: &str = "/api/subscriptions/{subscription}/bastionHosts";
 const GROUP_BASTIONS: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts";
@@ -177,6 +188,11 @@ pub fn router(state: AppState) -> Router {
         .route(IDENTITY_PROVIDERS, get(federation::list_providers).post(federation::create_provider))
         .route(IDENTITY_PROVIDER, get(federation::show_provider).delete(federation::delete_provider))
         .route(GROUPS, get(federation::list_groups).post(federation::create_group))
+        .route(MY_MFA, get(mfa::status))
+        .route(MY_TOTP, post(mfa::enable))
+        .route(MY_TOTP_VERIFY, post(mfa::verify))
+        .route(MY_TOTP_DISABLE, post(mfa::disable))
+        .route(USER_MFA, axum::routing::delete(mfa::reset))
         .route(SUBSCRIPTIONS, get(bastions::list_subscriptions))
         .route(BASTIONS, get(bastions::list_in_subscription))
         .route(GROUP_BASTIONS, get(bastions::list_in_group))

@@ -93,6 +93,22 @@ pub(crate) async fn authenticate(
         .await?;
         return Err(refused);
     }
+    if let Some(refused) = super::mfa::second_factor(gw, &user, body.mfa_code.as_deref()).await? {
+        // Being asked for a code is a step of the sign-in, not a failure; a wrong or reused one is.
+        if refused.code != "MfaRequired" {
+            gw.limiter.record_failure(&body.username, client.ip(), now);
+        }
+        audit_sign_in(
+            gw,
+            &user.username,
+            client,
+            user_agent.clone(),
+            AuditResult::Refused,
+            Some(&refused.code),
+        )
+        .await?;
+        return Err(refused);
+    }
     gw.limiter.clear(&body.username, client.ip());
     audit_sign_in(gw, &user.username, client, user_agent.clone(), AuditResult::Allowed, None).await?;
     Ok(user)

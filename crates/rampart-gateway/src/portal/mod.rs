@@ -12,6 +12,7 @@ mod assets;
 mod bridge;
 mod desktop;
 mod pages;
+mod passkeys;
 mod terminal;
 
 use askama::Template;
@@ -41,6 +42,7 @@ const TERMINAL_WS: &str = "/portal/terminal/{ticket}/ws";
 const BASTION: &str = "/portal/bastion";
 const BASTION_DISCONNECT: &str = "/portal/bastion/disconnect";
 const ASSETS: &str = "/assets/{*path}";
+const MFA: &str = "/portal/mfa";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -53,6 +55,11 @@ pub fn router(state: AppState) -> Router {
         .route(TERMINAL_WS, get(terminal::websocket))
         .route(BASTION, get(pages::bastion_page).post(pages::change_bastion))
         .route(BASTION_DISCONNECT, post(pages::disconnect))
+        .route(MFA, get(pages::mfa_page).post(pages::change_mfa))
+        .route("/portal/passkeys/register/start", post(passkeys::register_start))
+        .route("/portal/passkeys/register/finish", post(passkeys::register_finish))
+        .route("/portal/passkeys/login/start", post(passkeys::login_start))
+        .route("/portal/passkeys/login/finish", post(passkeys::login_finish))
         .route(crate::federation::LOGIN, get(crate::federation::web::login))
         .route(crate::federation::CALLBACK, get(crate::federation::web::callback))
         .route(ASSETS, get(assets::serve))
@@ -153,29 +160,68 @@ impl FromRequestParts<AppState> for PortalUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, gw: &AppState) -> Result<Self, Response> {
-        let Some(secret) = session_cookie(&parts.headers) else {
-            return Err(to_sign_in(parts));
-        };
-        let hash = auth::refresh_token_hash(&secret);
-        let user_id = match gw.store.portal_session_user(&hash, Utc::now().timestamp()).await {
-            Ok(Some(id)) => id,
-            Ok(None) => return Err(to_sign_in(parts)),
-            Err(e) => return Err(ApiError::from(e).into_response()),
-        };
-        let user = match gw.store.user_by_id(&user_id).await {
-            Ok(Some(u)) => u,
-            Ok(None) => return Err(to_sign_in(parts)),
-            Err(e) => return Err(ApiError::from(e).into_response()),
-        };
-        let claims = AccessClaims::new(&user.id, &user.username, Utc::now().timestamp(), Default::default());
-        let auth_user = AuthUser {
-            claims,
-            client: ClientAddr::from_parts(parts),
-            user_agent: UserAgent::from_parts(parts),
-        };
-        let caller = Caller::load(gw, auth_user).await.map_err(IntoResponse::into_response)?;
-        Ok(PortalUser { caller, csrf: csrf_token(&secret), session_hash: hash })
+        portal_user(parts, gw, true).await
     }
+}
+
+/// A signed-in browser user whom `require_mfa` does not stop: for the Security page, where an
+/// account without an authenticator enrols one.
+pub struct PortalAccount(PortalUser);
+
+impl std::ops::Deref for PortalAccount {
+    type Target = PortalUser;
+    fn deref(&self) -> &PortalUser {
+        &self.0
+    }
+}
+
+impl PortalAccount {
+    pub async fn user(&self, gw: &crate::server::Gateway) -> Result<rampart_store::User, ApiError> {
+        gw.store
+            .user_by_id(&self.0.caller.user.claims.sub)
+            .await?
+            .ok_or_else(|| ApiError::unauthenticated("the user no longer exists"))
+    }
+}
+
+impl FromRequestParts<AppState> for PortalAccount {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, gw: &AppState) -> Result<Self, Response> {
+        portal_user(parts, gw, false).await.map(PortalAccount)
+    }
+}
+
+async fn portal_user(parts: &Parts, gw: &AppState, check_mfa: bool) -> Result<PortalUser, Response> {
+    let Some(secret) = session_cookie(&parts.headers) else {
+        return Err(to_sign_in(parts));
+    };
+    let hash = auth::refresh_token_hash(&secret);
+    let user_id = match gw.store.portal_session_user(&hash, Utc::now().timestamp()).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Err(to_sign_in(parts)),
+        Err(e) => return Err(ApiError::from(e).into_response()),
+    };
+    let user = match gw.store.user_by_id(&user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(to_sign_in(parts)),
+        Err(e) => return Err(ApiError::from(e).into_response()),
+    };
+    let claims = AccessClaims::new(&user.id, &user.username, Utc::now().timestamp(), Default::default());
+    let auth_user =
+        AuthUser { claims, client: ClientAddr::from_parts(parts), user_agent: UserAgent::from_parts(parts) };
+    let loaded = if check_mfa {
+        Caller::load(gw, auth_user).await
+    } else {
+        Caller::load_for_enrolment(gw, auth_user).await
+    };
+    let caller = match loaded {
+        Ok(c) => c,
+        // The portal's way out of the refusal: its Security page.
+        Err(e) if e.code == "MfaEnrollmentRequired" => return Err(Redirect::to(MFA).into_response()),
+        Err(e) => return Err(e.into_response()),
+    };
+    Ok(PortalUser { caller, csrf: csrf_token(&secret), session_hash: hash })
 }
 
 /// Refuses a state-changing request sent from another origin. Browsers send `Origin` on

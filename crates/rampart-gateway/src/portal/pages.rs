@@ -5,11 +5,13 @@
 mod bastion;
 mod connect;
 mod home;
+mod mfa;
 mod sign_in;
 
 pub use bastion::{bastion_page, change_bastion, disconnect};
 pub use connect::connect_page;
 pub use home::home;
+pub use mfa::{change_mfa, mfa_page};
 pub use sign_in::{safe_next, sign_in, sign_in_page, sign_out};
 
 use rampart_core::{Bastion, ConnectTarget, Machine, OsType, Scope, authorize_connect};

@@ -11,6 +11,7 @@ mod accounts;
 mod audit;
 mod directory;
 mod inventory;
+mod mfa;
 mod nodes;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod directory;
 mod inventory;
+mod mfa;
 mod nodes;
 
 use std::path::Path;

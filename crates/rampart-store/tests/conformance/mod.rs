@@ -39,8 +39,10 @@ fn assignment(id: &str, user: &rampart_store::User, role: &str, scope: &str) -> 
 }
 
 mod directory;
+mod mfa;
 mod nodes;
 pub use directory::*;
+pub use mfa::*;
 pub use nodes::*;
 
 /// Read-your-writes for every input of an authorization decision: a write is seen by the
@@ -347,6 +349,8 @@ macro_rules! conformance_tests {
             writes_to_authorization_inputs_are_announced,
             federated_users_and_groups,
             upstream_tokens_are_taken_once,
+            totp_steps_and_recovery_codes_are_used_once,
+            passkeys_are_kept_per_user,
         );
     };
     ($backend:expr; $($check:ident),+ $(,)?) => {

@@ -64,6 +64,8 @@ pub async fn sign_in_page(State(gw): State<AppState>, Query(q): Query<NextQuery>
 pub struct SignInForm {
     username: String,
     password: String,
+    /// The authenticator app's code (or a recovery code), for accounts with MFA.
+    mfa_code: Option<String>,
     next: Option<String>,
 }
 
@@ -79,7 +81,12 @@ pub async fn sign_in(
         return refused.into_response();
     }
     let next = safe_next(form.next.as_deref());
-    let login = LoginRequest { username: form.username.clone(), password: form.password, tenant: None };
+    let login = LoginRequest {
+        username: form.username.clone(),
+        password: form.password,
+        tenant: None,
+        mfa_code: form.mfa_code.filter(|c| !c.trim().is_empty()),
+    };
     let user = match crate::api::session::authenticate(&gw, &login, client, user_agent, true).await {
         Ok(u) => u,
         Err(e) if e.status.is_server_error() => return e.into_response(),
