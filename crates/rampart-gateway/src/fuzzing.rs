@@ -68,3 +68,47 @@ pub fn proxy_header(data: &[u8]) {
     }
     let _ = crate::proxy_protocol::parse(data);
 }
+
+/// Sign-in's new inputs: an identity provider's claims (as JSON), authentication codes, the
+/// id_token itself against an empty key set, the flow cookie, and the bodies of the federated
+/// and MFA routes. Refused or accepted, never a panic.
+pub fn sign_in(data: &[u8]) {
+    use rampart_proto::directory::{FederatedTokenRequest, GroupCreate, IdentityProviderCreate};
+    use rampart_proto::mfa::MfaCode;
+
+    static KEYS: OnceLock<TokenKeys> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| TokenKeys::from_secret(&[7u8; 32]));
+    if let Ok(serde_json::Value::Object(claims)) = serde_json::from_slice::<serde_json::Value>(data) {
+        let rules = rampart_oidc::ClaimRules {
+            provider: "corp".into(),
+            username_claim: "preferred_username".into(),
+            groups_claim: "groups".into(),
+            allowed_domains: vec!["example.com".into()],
+        };
+        if let Ok(read) = rules.read(&claims) {
+            assert!(read.principal_name.ends_with("@corp"), "a federated name carries its provider");
+        }
+    }
+    let _ = serde_json::from_slice::<IdentityProviderCreate>(data);
+    let _ = serde_json::from_slice::<FederatedTokenRequest>(data);
+    let _ = serde_json::from_slice::<GroupCreate>(data);
+    let _ = serde_json::from_slice::<MfaCode>(data);
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = crate::mfa::check("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", text, 1_800_000_000);
+    let _ = crate::mfa::is_recovery_code(text);
+    let _ = text.parse::<crate::mfa::Requirement>();
+    let _ = keys.verify::<serde_json::Value>(text, "rampart-oidc-flow");
+    let no_keys = openidconnect_keys();
+    let expected = rampart_oidc::verify::Expected {
+        issuer: "https://idp.example.com",
+        client_id: "rampart",
+        nonce: Some("n"),
+        now: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+    };
+    assert!(rampart_oidc::verify_id_token(text, no_keys, &expected).is_err(), "no key, no valid token");
+}
+
+fn openidconnect_keys() -> &'static rampart_oidc::verify::KeySet {
+    static EMPTY: OnceLock<rampart_oidc::verify::KeySet> = OnceLock::new();
+    EMPTY.get_or_init(rampart_oidc::verify::KeySet::default)
+}

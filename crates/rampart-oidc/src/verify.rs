@@ -37,6 +37,9 @@ struct ExtraClaims {
 }
 impl AdditionalClaims for ExtraClaims {}
 
+/// A provider's published keys (JWKS).
+pub type KeySet = JsonWebKeySet<CoreJsonWebKey>;
+
 type FullIdToken =
     IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 

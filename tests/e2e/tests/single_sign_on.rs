@@ -165,7 +165,7 @@ fn refused_tunnel(session: &Session, sshd: &Sshd) -> Result<String> {
 fn device_code_sign_in_group_access_and_removal() -> Result<()> {
     // Access tokens of 5 s: the client refreshes before every command, so the provider is asked
     // again each time (the bound on group removal is one access-token lifetime).
-    let (gw, idp) = gateway_with_provider(&[("RAMPART_ACCESS_TOKEN_TTL", "5")])?;
+    let (gw, mut idp) = gateway_with_provider(&[("RAMPART_ACCESS_TOKEN_TTL", "5")])?;
     idp.set_accounts(&[("alice", &["ops"]), ("bob", &["dev"])])?;
     let shown = gw.ok(&["identity-provider", "show", "--name", "corp"])?;
     ensure!(
@@ -244,6 +244,17 @@ fn device_code_sign_in_group_access_and_removal() -> Result<()> {
 
     // Signing out revokes the provider's refresh token too: the old session cannot refresh.
     alice.ok(&["logout"])?;
+
+    // The provider restarts with a new signing key: the gateway meets an unknown key ID,
+    // fetches the keys again, and the next sign-in works. bob's refresh token died with the
+    // provider's memory: his next command is refused naming why.
+    idp.restart()?;
+    let stale = bob.refused(&["network", "bastion", "list", "--subscription", "default"])?;
+    ensure!(stale.contains("GrantRejected"), "a refresh the provider refuses ends the session: {stale}");
+    let carol = gw.signed_out()?;
+    idp.set_accounts(&[("alice", &[]), ("bob", &["dev"]), ("carol", &["ops"])])?;
+    device_login(&carol, &idp, "carol", &out)?;
+    ensure!(tunnel_to(&carol, &sshd)?.trim() == "via-sso", "signed with the rotated key, carol gets in");
 
     let audit = gw.audit()?;
     ensure!(
