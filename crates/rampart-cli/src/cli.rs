@@ -361,6 +361,56 @@ pub enum RoleCommand {
     Definition(RoleDefinitionCommand),
     #[command(subcommand)]
     Assignment(RoleAssignmentCommand),
+    /// Activate an eligible assignment of yours (just-in-time access) for a while.
+    Activate {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        scope: String,
+        /// ISO 8601, e.g. PT1H or PT30M.
+        #[arg(long, default_value = "PT1H")]
+        duration: String,
+        #[arg(long)]
+        justification: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Activations: list, approve, deny, revoke.
+    #[command(subcommand)]
+    Activation(ActivationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActivationCommand {
+    /// Your activations, those you may approve, and (with role-assignment write) everyone's.
+    List {
+        /// Only those waiting for an approver.
+        #[arg(long)]
+        pending: bool,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Approve pending activations (an approver; never the requester).
+    Approve {
+        #[arg(long, num_args = 1.., required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    Deny {
+        #[arg(long, num_args = 1.., required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// End activations early (yours, or any at a scope where you may assign roles); the
+    /// sessions they admitted end.
+    Revoke {
+        #[arg(long, num_args = 1.., required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -399,6 +449,21 @@ pub enum RoleAssignmentCommand {
         /// Limit IP-based connections to these ports (comma-separated).
         #[arg(long, value_name = "PORT[,PORT…]")]
         condition_ports: Option<String>,
+        /// Eligible, not standing: the role is in force only while activated (`role activate`).
+        #[arg(long)]
+        eligible: bool,
+        /// The longest an activation may last, ISO 8601 [default: PT8H].
+        #[arg(long, requires = "eligible")]
+        max_duration: Option<String>,
+        /// Activations wait for an approver (--approver).
+        #[arg(long, requires = "eligible")]
+        require_approval: bool,
+        /// Users or groups who may approve (names or object IDs).
+        #[arg(long, num_args = 1.., requires = "require_approval")]
+        approver: Vec<String>,
+        /// Activations must say why (--justification).
+        #[arg(long, requires = "eligible")]
+        require_justification: bool,
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -407,6 +472,9 @@ pub enum RoleAssignmentCommand {
         assignee: Option<String>,
         #[arg(long)]
         scope: Option<String>,
+        /// Eligible (just-in-time) assignments too.
+        #[arg(long)]
+        include_eligible: bool,
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },

@@ -24,6 +24,8 @@ pub enum AuditEvent {
     Certificate,
     /// An operator ended someone's live session.
     SessionDisconnect,
+    /// Just-in-time access: an activation requested, approved, denied, revoked or expired.
+    Activation,
 }
 
 impl AuditEvent {
@@ -40,6 +42,7 @@ impl AuditEvent {
             AuditEvent::Read => "read",
             AuditEvent::Certificate => "ssh-certificate",
             AuditEvent::SessionDisconnect => "session-disconnect",
+            AuditEvent::Activation => "activation",
         }
     }
 
@@ -56,6 +59,7 @@ impl AuditEvent {
             AuditEvent::Read,
             AuditEvent::Certificate,
             AuditEvent::SessionDisconnect,
+            AuditEvent::Activation,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

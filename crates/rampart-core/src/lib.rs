@@ -1,6 +1,7 @@
 //! Rampart's domain core: the rules of the system, with no I/O and no async.
 //!
 //! Layout:
+//! - [`activation`]: just-in-time access: eligible assignments and their activations.
 //! - [`tier`]: bastion tiers (SKUs) and the features each one includes.
 //! - [`bastion`]: a bastion's settings and the tier rules that constrain them.
 //! - [`inventory`]: registered machines and their network interfaces.
@@ -15,6 +16,7 @@
 //! Everything the rules need from the outside world (the gateway's own endpoints, the
 //! current settings) is passed in as values, so every decision is a pure function.
 
+pub mod activation;
 pub mod audit;
 pub mod bastion;
 pub mod inventory;
@@ -25,6 +27,7 @@ pub mod resource_id;
 pub mod session;
 pub mod tier;
 
+pub use activation::{Activation, ActivationError, ActivationState, Eligibility};
 pub use audit::{
     AuditEntry, AuditEvent, AuditResult, ChainBreak, ChainHead, chain_hash, verify_chain, verify_chains,
 };

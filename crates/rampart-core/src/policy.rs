@@ -146,6 +146,15 @@ pub enum RefusalReason {
     TargetNotFound {
         id: String,
     },
+    /// Only an eligible (just-in-time) assignment would allow it: activate it first. The
+    /// detail names the role, the scope and the command (or the activation that just ended).
+    ActivationRequired {
+        detail: String,
+    },
+    /// An activation step refused (not eligible, not an approver, the requester approving).
+    ActivationNotAllowed {
+        detail: String,
+    },
 }
 
 impl RefusalReason {
@@ -167,6 +176,8 @@ impl RefusalReason {
             RefusalReason::MissingReader { .. } => "MissingReader",
             RefusalReason::ConditionNotMet { .. } => "ConditionNotMet",
             RefusalReason::TargetNotFound { .. } => "TargetNotFound",
+            RefusalReason::ActivationRequired { .. } => "ActivationRequired",
+            RefusalReason::ActivationNotAllowed { .. } => "ActivationNotAllowed",
         }
     }
 }
@@ -225,6 +236,9 @@ impl fmt::Display for RefusalReason {
             ),
             RefusalReason::TargetNotFound { id } => {
                 write!(f, "target {id} is not registered in the inventory")
+            }
+            RefusalReason::ActivationRequired { detail } | RefusalReason::ActivationNotAllowed { detail } => {
+                f.write_str(detail)
             }
         }
     }

@@ -236,6 +236,8 @@ pub struct RoleAssignment {
     pub role: String,
     pub scope: Scope,
     pub condition: Option<Condition>,
+    /// `Some` for an eligible assignment (just-in-time): it grants nothing until activated.
+    pub eligibility: Option<crate::activation::Eligibility>,
 }
 
 /// Who is asking, with everything assigned to them and the roles known.
@@ -373,6 +375,7 @@ mod tests {
             role: role.into(),
             scope: scope.parse().expect("scope"),
             condition,
+            eligibility: None,
         }
     }
 

@@ -111,6 +111,7 @@ proptest! {
                 role: role.clone(),
                 scope: scope.parse().expect("generated scopes parse"),
                 condition: None,
+                eligibility: None,
             })
             .collect();
         let principal = Principal { name: "alice", assignments: &parsed, roles: &roles };

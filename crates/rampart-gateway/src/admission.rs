@@ -14,6 +14,7 @@
 //! answers.
 
 mod denial;
+mod jit;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -31,6 +32,7 @@ use rampart_store::Store;
 use tokio::net::TcpStream;
 
 pub use denial::{Denial, DenialKind};
+pub use jit::assignments_of;
 /// The target as the user named it ([`rampart_core::RequestedTarget`]).
 pub use rampart_core::RequestedTarget as Target;
 /// What a session asks for ([`rampart_core::SessionRequest`]).
@@ -100,7 +102,9 @@ impl AdmissionService {
             Target::Machine(m) => ConnectTarget::Resource { machine: &m.id, nic: &m.nic.id },
             Target::Ip(_) => ConnectTarget::Ip { ip, port: req.port },
         };
-        authorize_connect(&principal, &req.bastion, target).map_err(|r| Denial::refused(&r))?;
+        if let Err(refusal) = authorize_connect(&principal, &req.bastion, target) {
+            return Err(self.refusal_or_activation_hint(req, &assignments, &roles, target, refusal).await?);
+        }
         let request = TargetRequest {
             settings: &bastion.settings,
             client: req.client_kind,
@@ -112,6 +116,30 @@ impl AdmissionService {
             port: req.port,
         };
         authorize_target(&request, &self.endpoints).map_err(|r| Denial::refused(&r))
+    }
+
+    /// The refusal, or, when an eligible assignment would allow the request, the refusal that
+    /// names it and how to activate it (or which activation just ended).
+    async fn refusal_or_activation_hint(
+        &self,
+        req: &Request,
+        assignments: &[rampart_core::RoleAssignment],
+        roles: &[RoleDefinition],
+        target: ConnectTarget<'_>,
+        refusal: Refusal,
+    ) -> Result<Denial, Denial> {
+        let eligible = jit::eligible_of(self.store.as_ref(), &req.identity.id).await?;
+        if eligible.is_empty() {
+            return Ok(Denial::refused(&refusal));
+        }
+        let mut with: Vec<_> = assignments.to_vec();
+        with.extend(eligible.iter().cloned());
+        let principal = Principal { name: &req.identity.name, assignments: &with, roles };
+        if authorize_connect(&principal, &req.bastion, target).is_err() {
+            return Ok(Denial::refused(&refusal));
+        }
+        let detail = jit::hint(self.store.as_ref(), &req.identity.id, &eligible).await?;
+        Ok(Denial::refused(&Refusal::new(RefusalReason::ActivationRequired { detail })))
     }
 
     /// Tells the service that authorization inputs changed (before the pass over the live
@@ -314,19 +342,6 @@ fn ends_sessions(denial: &Denial) -> bool {
 }
 
 /// Built-in roles and the custom ones in the store.
-/// A principal's role assignments with those of every group it belongs to: a group's
-/// assignment admits each member.
-pub async fn assignments_of(
-    store: &dyn Store,
-    principal_id: &str,
-) -> Result<Vec<rampart_core::RoleAssignment>, rampart_store::StoreError> {
-    let mut all = store.role_assignments(Some(principal_id), None).await?;
-    for group in store.groups_of(principal_id).await? {
-        all.extend(store.role_assignments(Some(&group), None).await?);
-    }
-    Ok(all)
-}
-
 pub async fn all_roles(store: &dyn Store) -> Result<Vec<RoleDefinition>, rampart_store::StoreError> {
     let mut roles = builtin_roles();
     roles.extend(store.custom_role_definitions().await?);

@@ -12,7 +12,8 @@ use rampart_proto::tunnel::{Control, TunnelRequest};
 
 use crate::auth::TokenKeys;
 
-/// Resource IDs, scopes and target addresses: parse, print, parse again.
+/// Resource IDs, scopes, target addresses and activation durations: parse, print, parse
+/// again.
 pub fn identifiers(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(id) = text.parse::<ResourceId>() {
@@ -24,6 +25,15 @@ pub fn identifiers(data: &[u8]) {
         let _ = scope.contains(&scope);
     }
     let _ = parse_target_ip(text);
+    // Activation durations (`PT1H30M`): whatever parses prints back to the same length.
+    if let Ok(secs) = rampart_core::activation::parse_duration(text) {
+        let printed = rampart_core::activation::format_duration(secs);
+        assert_eq!(
+            rampart_core::activation::parse_duration(&printed),
+            Ok(secs),
+            "a printed duration parses back"
+        );
+    }
 }
 
 /// Tunnel control messages, v3 frames and every JSON body the API accepts.

@@ -186,7 +186,11 @@ pub async fn heartbeat(gw: Arc<Gateway>) {
 /// live sessions, ending those no longer allowed.
 pub async fn follow_events(gw: Arc<Gateway>) {
     let changed = Notify::new();
-    tokio::join!(receive_events(&gw, &changed), reauthorize_on_change(&gw, &changed));
+    tokio::join!(
+        receive_events(&gw, &changed),
+        reauthorize_on_change(&gw, &changed),
+        watch_activation_ends(&gw, &changed)
+    );
 }
 
 async fn receive_events(gw: &Gateway, changed: &Notify) {
@@ -246,6 +250,46 @@ async fn reauthorize_on_change(gw: &Gateway, changed: &Notify) {
         if stopped > 0 {
             tracing::info!(stopped, "ended live sessions whose access was revoked");
         }
+    }
+}
+
+/// How often this node looks for activations that ended (their sessions end within this, and
+/// a pass).
+const ACTIVATION_WATCH: Duration = Duration::from_millis(500);
+
+/// Just-in-time access ends without any write when an activation reaches its end: every node
+/// looks for ended activations twice a second and decides again on its live sessions. One
+/// node (whichever claims it) records the expiry; the sessions' close records name it.
+async fn watch_activation_ends(gw: &Gateway, changed: &Notify) {
+    let mut last = Utc::now();
+    let mut tick = tokio::time::interval(ACTIVATION_WATCH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Utc::now();
+        let ended = match gw.store.activations_ended(last, now).await {
+            Ok(ended) => ended,
+            // The same window again next time: nothing is skipped while the store is away.
+            Err(_) => continue,
+        };
+        last = now;
+        if ended.is_empty() {
+            continue;
+        }
+        for a in ended.iter().filter(|a| a.state == rampart_core::ActivationState::Active) {
+            if gw.store.claim_end_record(&a.id).await.unwrap_or(false) {
+                let when = a.ends_at.map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_default();
+                let what = format!(
+                    "expired at {when} after {}",
+                    rampart_core::activation::format_duration(a.duration_secs)
+                );
+                if let Err(e) = crate::api::activation::record(gw, &a.principal_name, None, a, what).await {
+                    tracing::warn!(activation = %a.id, error = %e.message, "cannot record an activation's expiry");
+                }
+            }
+        }
+        gw.admission.note_change();
+        changed.notify_one();
     }
 }
 

@@ -310,6 +310,7 @@ async fn make_owner_everywhere(
                 role: OWNER.to_string(),
                 scope: Scope::Subscription(sub.id),
                 condition: None,
+                eligibility: None,
             })
             .await;
         match made {

@@ -181,6 +181,7 @@ async fn live_sessions_whose_access_is_gone_are_stopped_with_the_reason() {
         role: rampart_core::rbac::OWNER.into(),
         scope: rampart_core::Scope::Subscription(scene.bastion.subscription.clone()),
         condition: None,
+        eligibility: None,
     };
     scene.store.create_role_assignment(&owner("c1", &carol)).await.expect("carol is Owner");
     let carol = rampart_core::Identity::user(carol.id, carol.username);

@@ -423,6 +423,9 @@ pub struct RoleAssignmentCreate {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<AssignmentCondition>,
+    /// Eligible (just-in-time) rather than standing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<crate::activation::EligibilitySpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -434,6 +437,9 @@ pub struct RoleAssignmentView {
     pub role_definition_name: String,
     pub scope: String,
     pub condition: Option<AssignmentCondition>,
+    /// Set for an eligible assignment: it grants nothing until activated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<crate::activation::EligibilityView>,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! protocol ([`tunnel`]): a grant request, then one WebSocket per relayed TCP connection.
 //! See `docs/tunnel-protocol.md` for the whole exchange.
 
+pub mod activation;
 pub mod api;
 pub mod directory;
 pub mod mfa;

@@ -26,6 +26,7 @@
 //! - **Nodes**: a heartbeat replaces the node's live sessions; a lost node's sessions are
 //!   handed to exactly one reaper; a published event reaches every subscriber.
 
+mod activation;
 mod cache;
 mod codec;
 mod directory;
@@ -35,6 +36,7 @@ mod nodes;
 mod postgres;
 mod sqlite;
 
+pub use activation::ActivationStore;
 pub use directory::{DirectoryStore, IdentityProviderRecord};
 pub use invalidation::{Invalidation, LocalInvalidation};
 pub use mfa::{MfaStore, TotpRecord};
@@ -257,7 +259,15 @@ pub trait AuditStore: Send + Sync {
 /// Everything the gateway stores.
 #[async_trait]
 pub trait Store:
-    AccountStore + InventoryStore + AccessStore + AuditStore + NodeStore + DirectoryStore + MfaStore + 'static
+    AccountStore
+    + InventoryStore
+    + AccessStore
+    + AuditStore
+    + NodeStore
+    + DirectoryStore
+    + MfaStore
+    + ActivationStore
+    + 'static
 {
     /// Flushes and closes the store; called once at shutdown.
     async fn close(&self);

@@ -73,6 +73,68 @@ async fn mfa(client: &rampart_client::ApiClient, cmd: crate::cli::MfaCommand) ->
     Ok(ExitCode::SUCCESS)
 }
 
+const ACTIVATION_COLUMNS: &[(&str, &str)] = &[
+    ("Id", "id"),
+    ("Principal", "principalName"),
+    ("Role", "roleDefinitionName"),
+    ("Scope", "scope"),
+    ("State", "state"),
+    ("EndsAt", "endsAt"),
+];
+
+async fn activation(client: &rampart_client::ApiClient, cmd: RoleCommand) -> Result<ExitCode> {
+    use crate::cli::ActivationCommand;
+    use rampart_proto::activation::{ActivationRequest, ActivationView};
+    let none: Option<&()> = None;
+    match cmd {
+        RoleCommand::Activate { role, scope, duration, justification, output } => {
+            let body = ActivationRequest { role, scope, duration, justification };
+            let made: Option<ActivationView> =
+                client.request(Method::POST, "/api/roleActivations", Some(&body)).await?;
+            if made.as_ref().is_some_and(|m| m.state == "pending") {
+                eprintln!(
+                    "waiting for an approver: `rampart role activation list --pending` shows it to them"
+                );
+            }
+            print(&made, output, ACTIVATION_COLUMNS)?;
+        }
+        RoleCommand::Activation(ActivationCommand::List { pending, output }) => {
+            let path = if pending { "/api/roleActivations?pending=true" } else { "/api/roleActivations" };
+            let list: Option<Vec<ActivationView>> = client.request(Method::GET, path, none).await?;
+            print(&list.unwrap_or_default(), output, ACTIVATION_COLUMNS)?;
+        }
+        RoleCommand::Activation(ActivationCommand::Approve { ids, reason }) => {
+            decide(client, "approve", ids, reason).await?
+        }
+        RoleCommand::Activation(ActivationCommand::Deny { ids, reason }) => {
+            decide(client, "deny", ids, reason).await?
+        }
+        RoleCommand::Activation(ActivationCommand::Revoke { ids, reason }) => {
+            decide(client, "revoke", ids, reason).await?
+        }
+        _ => bail!("not an activation command"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `approve`, `deny` or `revoke` each activation; prints what they became.
+async fn decide(
+    client: &rampart_client::ApiClient,
+    verb: &str,
+    ids: Vec<String>,
+    reason: Option<String>,
+) -> Result<()> {
+    use rampart_proto::activation::{ActivationDecision, ActivationView};
+    let mut out = Vec::new();
+    for id in ids {
+        let path = format!("/api/roleActivations/{}/{verb}", urlencode(&id));
+        let body = ActivationDecision { reason: reason.clone() };
+        let done: Option<ActivationView> = client.request(Method::POST, &path, Some(&body)).await?;
+        out.extend(done);
+    }
+    print(&out, crate::cli::OutputFormat::Json, ACTIVATION_COLUMNS)
+}
+
 pub async fn ad(cmd: AdCommand) -> Result<ExitCode> {
     let cmd = match cmd {
         AdCommand::User(cmd) => cmd,
@@ -167,6 +229,9 @@ pub async fn role(cmd: RoleCommand) -> Result<ExitCode> {
     let client = profile.client()?;
     let none: Option<&()> = None;
     match cmd {
+        cmd @ (RoleCommand::Activate { .. } | RoleCommand::Activation(_)) => {
+            return activation(&client, cmd).await;
+        }
         RoleCommand::Definition(RoleDefinitionCommand::Create { role_definition }) => {
             let text = match role_definition.strip_prefix('@') {
                 Some(file) => std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?,
@@ -191,6 +256,11 @@ pub async fn role(cmd: RoleCommand) -> Result<ExitCode> {
             scope,
             condition_networks,
             condition_ports,
+            eligible,
+            max_duration,
+            require_approval,
+            approver,
+            require_justification,
             output,
         }) => {
             let ports = split_list(&condition_ports)
@@ -203,13 +273,34 @@ pub async fn role(cmd: RoleCommand) -> Result<ExitCode> {
             let assignee = assignee
                 .or(assignee_object_id)
                 .ok_or_else(|| anyhow!("give --assignee or --assignee-object-id"))?;
-            let body = RoleAssignmentCreate { assignee, assignee_principal_type, role, scope, condition };
+            let eligibility = eligible.then_some(rampart_proto::activation::EligibilitySpec {
+                max_duration,
+                require_approval,
+                approvers: approver,
+                require_justification,
+            });
+            let body = RoleAssignmentCreate {
+                assignee,
+                assignee_principal_type,
+                role,
+                scope,
+                condition,
+                eligibility,
+            };
             let created: Option<RoleAssignmentView> =
                 client.request(Method::POST, "/api/roleAssignments", Some(&body)).await?;
             print(&created, output, ASSIGNMENT_COLUMNS)?;
         }
-        RoleCommand::Assignment(RoleAssignmentCommand::List { assignee, scope, output }) => {
+        RoleCommand::Assignment(RoleAssignmentCommand::List {
+            assignee,
+            scope,
+            include_eligible,
+            output,
+        }) => {
             let mut params = vec![];
+            if include_eligible {
+                params.push("includeEligible=true".to_string());
+            }
             if let Some(a) = assignee {
                 params.push(format!("assignee={}", urlencode(&a)));
             }

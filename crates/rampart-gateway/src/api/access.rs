@@ -206,7 +206,7 @@ pub async fn create_role(
     Ok((StatusCode::CREATED, Json(role_view(&role))))
 }
 
-fn assignment_view(a: &RoleAssignment) -> RoleAssignmentView {
+pub(super) fn assignment_view(a: &RoleAssignment) -> RoleAssignmentView {
     RoleAssignmentView {
         id: a.id.clone(),
         principal_id: a.principal_id.clone(),
@@ -216,6 +216,12 @@ fn assignment_view(a: &RoleAssignment) -> RoleAssignmentView {
         condition: a.condition.as_ref().map(|c| AssignmentCondition {
             networks: c.networks.iter().map(|n| n.to_string()).collect(),
             ports: c.ports.clone(),
+        }),
+        eligibility: a.eligibility.as_ref().map(|e| rampart_proto::activation::EligibilityView {
+            max_duration: rampart_core::activation::format_duration(e.max_duration_secs),
+            require_approval: e.require_approval,
+            approvers: e.approvers.clone(),
+            require_justification: e.require_justification,
         }),
     }
 }
@@ -266,6 +272,10 @@ pub async fn create_assignment(
             Ok::<_, ApiError>(Condition { networks, ports: c.ports })
         })
         .transpose()?;
+    let eligibility = match body.eligibility {
+        Some(spec) => Some(super::activation::eligibility(&gw, spec).await?),
+        None => None,
+    };
     let assignment = RoleAssignment {
         id: uuid::Uuid::new_v4().to_string(),
         principal_id: user.id.clone(),
@@ -273,9 +283,11 @@ pub async fn create_assignment(
         role: role.name.clone(),
         scope: scope.clone(),
         condition,
+        eligibility,
     };
     gw.store.create_role_assignment(&assignment).await?;
-    let what = format!("assigned {} to {} at {}", role.name, user.username, scope);
+    let kind = if assignment.eligibility.is_some() { "made eligible for" } else { "assigned" };
+    let what = format!("{kind} {} to {} at {}", role.name, user.username, scope);
     caller.record(&gw, AuditEvent::RoleChange, &scope.to_string(), what).await?;
     Ok((StatusCode::CREATED, Json(assignment_view(&assignment))))
 }
@@ -284,6 +296,9 @@ pub async fn create_assignment(
 pub struct AssignmentQuery {
     assignee: Option<String>,
     scope: Option<String>,
+    /// Eligible assignments too (`--include-eligible`).
+    #[serde(default, rename = "includeEligible")]
+    include_eligible: bool,
 }
 
 /// Lists the assignments whose scope the caller may read assignments at.
@@ -304,6 +319,7 @@ pub async fn list_assignments(
     Ok(Json(
         list.iter()
             .filter(|a| a.principal_id == caller.user.claims.sub || caller.may(ASSIGNMENTS_READ, &a.scope))
+            .filter(|a| q.include_eligible || a.eligibility.is_none())
             .map(assignment_view)
             .collect(),
     ))

@@ -2,6 +2,7 @@
 //! message that names the reason.
 
 mod access;
+pub(crate) mod activation;
 mod audit;
 pub(crate) mod bastions;
 pub(crate) mod caller;
@@ -108,6 +109,18 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", ROLE_ASSIGNMENTS, "Role assignments the caller may read"),
     ("post", ROLE_ASSIGNMENTS, "Assign a role at a scope"),
     ("delete", ROLE_ASSIGNMENT, "Remove a role assignment"),
+    (
+        "get",
+        ROLE_ACTIVATIONS,
+        "Activations: your own, those you may approve, and (with role-assignment write) everyone's",
+    ),
+    ("post", ROLE_ACTIVATIONS, "Activate an eligible role assignment for a while"),
+    (
+        "post",
+        ROLE_ACTIVATION_DECISION,
+        "Approve or deny a pending activation (an approver, never the requester)",
+    ),
+    ("post", ROLE_ACTIVATION_REVOKE, "End an activation early; the sessions it admitted end"),
     ("post", GRANT_PATH, "Ask for a tunnel grant"),
     ("get", CONNECT_PATH, "Open one tunnelled connection (WebSocket, protocol v1)"),
     ("post", STREAM_PATH, "Open one tunnelled connection (an HTTP/2 stream, protocol v2)"),
@@ -156,6 +169,9 @@ const SERVICE_PRINCIPAL_RESET: &str = "/api/servicePrincipals/{app_id}/credentia
 const ROLE_DEFINITIONS: &str = "/api/roleDefinitions";
 const ROLE_ASSIGNMENTS: &str = "/api/roleAssignments";
 const ROLE_ASSIGNMENT: &str = "/api/roleAssignments/{id}";
+const ROLE_ACTIVATIONS: &str = "/api/roleActivations";
+const ROLE_ACTIVATION_DECISION: &str = "/api/roleActivations/{id}/{verdict}";
+const ROLE_ACTIVATION_REVOKE: &str = "/api/roleActivations/{id}/revoke";
 const AUDIT: &str = "/api/audit";
 const AUDIT_VERIFY: &str = "/api/audit/verify";
 const OPENAPI: &str = "/api/openapi.json";
@@ -220,6 +236,9 @@ pub fn router(state: AppState) -> Router {
         .route(ROLE_DEFINITIONS, get(access::list_roles).post(access::create_role))
         .route(ROLE_ASSIGNMENTS, get(access::list_assignments).post(access::create_assignment))
         .route(ROLE_ASSIGNMENT, axum::routing::delete(access::delete_assignment))
+        .route(ROLE_ACTIVATIONS, get(activation::list).post(activation::activate))
+        .route(ROLE_ACTIVATION_REVOKE, post(activation::revoke))
+        .route(ROLE_ACTIVATION_DECISION, post(activation::decide))
         .route(GRANT_PATH, post(tunnel::grant))
         .route(CONNECT_PATH, get(tunnel::connect))
         .route(STREAM_PATH, post(tunnel::open_stream))

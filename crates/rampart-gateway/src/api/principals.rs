@@ -67,6 +67,7 @@ pub async fn create(
             role: role.name.clone(),
             scope: scope.clone(),
             condition: None,
+            eligibility: None,
         };
         gw.store.create_role_assignment(&assignment).await?;
         let what = format!("assigned {} to service principal {name} ({app_id}) at {scope}", role.name);

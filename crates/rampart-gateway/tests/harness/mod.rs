@@ -97,6 +97,7 @@ impl Scene {
                 role: OWNER.into(),
                 scope: Scope::Subscription(sub.id.clone()),
                 condition: None,
+                eligibility: None,
             })
             .await
             .expect("assignment");

@@ -13,6 +13,7 @@ use crate::{AccessStore, StoreError, StoreResult};
 fn assignment_from_row(row: &PgRow) -> StoreResult<RoleAssignment> {
     let scope: String = row.try_get("scope")?;
     let condition: Option<String> = row.try_get("condition")?;
+    let eligibility: Option<String> = row.try_get("eligibility")?;
     Ok(RoleAssignment {
         id: row.try_get("id")?,
         principal_id: row.try_get("principal_id")?,
@@ -20,6 +21,10 @@ fn assignment_from_row(row: &PgRow) -> StoreResult<RoleAssignment> {
         role: row.try_get("role")?,
         scope: scope.parse().map_err(|e| StoreError::Corrupt(format!("scope '{scope}': {e}")))?,
         condition: condition.as_deref().map(condition_from_json).transpose()?,
+        eligibility: eligibility
+            .as_deref()
+            .map(|e| serde_json::from_str(e).map_err(|e| StoreError::Corrupt(format!("eligibility: {e}"))))
+            .transpose()?,
     })
 }
 
@@ -69,8 +74,8 @@ impl AccessStore for PostgresStore {
     async fn create_role_assignment(&self, a: &RoleAssignment) -> StoreResult<()> {
         let _written = self.cache.write_guard();
         sqlx::query(
-            "INSERT INTO role_assignments (id, principal_id, role, scope, condition, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO role_assignments (id, principal_id, role, scope, condition, created_at, eligibility)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&a.id)
         .bind(&a.principal_id)
@@ -78,6 +83,7 @@ impl AccessStore for PostgresStore {
         .bind(a.scope.to_string())
         .bind(a.condition.as_ref().map(condition_json))
         .bind(Utc::now())
+        .bind(a.eligibility.as_ref().and_then(|e| serde_json::to_string(e).ok()))
         .execute(&self.pool)
         .await
         .map_err(conflict(|| {

@@ -8,6 +8,7 @@
 
 mod access;
 mod accounts;
+mod activation;
 mod audit;
 mod directory;
 mod inventory;

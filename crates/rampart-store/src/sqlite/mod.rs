@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts;
+mod activation;
 mod audit;
 mod directory;
 mod inventory;

@@ -35,12 +35,15 @@ fn assignment(id: &str, user: &rampart_store::User, role: &str, scope: &str) -> 
         role: role.into(),
         scope: scope.parse().unwrap_or(Scope::Subscription("sub1".into())),
         condition: None,
+        eligibility: None,
     }
 }
 
+mod activation;
 mod directory;
 mod mfa;
 mod nodes;
+pub use activation::*;
 pub use directory::*;
 pub use mfa::*;
 pub use nodes::*;
@@ -351,6 +354,7 @@ macro_rules! conformance_tests {
             upstream_tokens_are_taken_once,
             totp_steps_and_recovery_codes_are_used_once,
             passkeys_are_kept_per_user,
+            activations_are_decided_once_and_end,
         );
     };
     ($backend:expr; $($check:ident),+ $(,)?) => {
