@@ -32,7 +32,7 @@ use rampart_store::Store;
 use tokio::net::TcpStream;
 
 pub use denial::{Denial, DenialKind};
-pub use jit::assignments_of;
+pub use jit::{assignments_of, eligible_of, hint as activation_hint};
 /// The target as the user named it ([`rampart_core::RequestedTarget`]).
 pub use rampart_core::RequestedTarget as Target;
 /// What a session asks for ([`rampart_core::SessionRequest`]).

@@ -234,3 +234,60 @@ fn an_expired_activation_ends_its_live_session() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn the_portal_requests_access_and_a_revocation_ends_the_browser_terminal() -> Result<()> {
+    let Some(local) = rampart_e2e::LocalUser::create("jitb")? else {
+        println!("SKIPPED: password sign-in to sshd needs root (to create a local user)");
+        return Ok(());
+    };
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let sshd = Sshd::start_with(rampart_e2e::SshdOptions { password_auth: true, ..Default::default() })?;
+    let user = "portal-jit";
+    let cli = gw.new_user(user)?;
+    gw.ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        user,
+        "--role",
+        "Reader",
+        "--scope",
+        DEFAULT,
+        "--eligible",
+    ])?;
+    let bastion: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
+    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/jit-browser");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    let script = rampart_e2e::spawn_browser_script(
+        "jit.mjs",
+        &[
+            ("RAMPART_URL", gw.url()),
+            ("ARTIFACTS", out.display().to_string()),
+            ("PORTAL_USER", user.into()),
+            ("PORTAL_PASSWORD", format!("{user}-Passw0rd-long")),
+            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+            ("SSH_PORT", sshd.port.to_string()),
+            ("SSH_USER", local.name.clone()),
+            ("SSH_PASSWORD", local.password.clone()),
+        ],
+    )?;
+    let t = Instant::now();
+    while !out.join("terminal-open").exists() && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let list: Vec<serde_json::Value> = serde_json::from_str(&cli.ok(&["role", "activation", "list"])?)?;
+    let id = list.first().and_then(|a| a["id"].as_str()).context("the portal's activation")?.to_string();
+    let revoked_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    std::fs::write(out.join("revoked"), revoked_at.to_string())?;
+    gw.ok(&["role", "activation", "revoke", "--ids", &id, "--reason", "incident over"])?;
+    let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(90))?;
+    let ended_at: u128 = std::fs::read_to_string(out.join("ended-at"))?.trim().parse()?;
+    let took = ended_at.saturating_sub(revoked_at);
+    ensure!(took < 1500, "the browser terminal ended {took} ms after the revocation was asked for:\n{text}");
+    Ok(())
+}

@@ -107,12 +107,33 @@ pub async fn activate(
     caller: Caller,
     JsonBody(body): JsonBody<ActivationRequest>,
 ) -> Result<(StatusCode, Json<ActivationView>), ApiError> {
-    let scope = resolve_scope(&gw, &body.scope).await?;
-    let me = caller.user.claims.sub.clone();
-    let mut mine = gw.store.role_assignments(Some(&me), None).await?;
-    for group in gw.store.groups_of(&me).await? {
+    let activation = request(&gw, &caller, body).await?;
+    Ok((StatusCode::CREATED, Json(view(&activation))))
+}
+
+/// The caller's eligible assignments (their own and their groups').
+pub(crate) async fn eligible_assignments(
+    gw: &Gateway,
+    caller: &Caller,
+) -> Result<Vec<rampart_core::RoleAssignment>, ApiError> {
+    let me = &caller.user.claims.sub;
+    let mut mine = gw.store.role_assignments(Some(me), None).await?;
+    for group in gw.store.groups_of(me).await? {
         mine.extend(gw.store.role_assignments(Some(&group), None).await?);
     }
+    Ok(mine.into_iter().filter(|a| a.eligibility.is_some()).collect())
+}
+
+/// Activates the caller's eligible assignment of `body.role` at `body.scope`.
+pub(crate) async fn request(
+    gw: &AppState,
+    caller: &Caller,
+    body: ActivationRequest,
+) -> Result<Activation, ApiError> {
+    let gw = gw.clone();
+    let scope = resolve_scope(&gw, &body.scope).await?;
+    let me = caller.user.claims.sub.clone();
+    let mine = eligible_assignments(&gw, caller).await?;
     let Some((assignment, rules)) = mine.into_iter().find_map(|a| {
         let rules = a.eligibility.clone()?;
         (a.role.eq_ignore_ascii_case(&body.role) && a.scope == scope).then_some((a, rules))
@@ -178,7 +199,7 @@ pub async fn activate(
         )
         .await?;
     }
-    Ok((StatusCode::CREATED, Json(view(&activation))))
+    Ok(activation)
 }
 
 #[derive(Deserialize, Default)]
@@ -208,10 +229,32 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<ActivationView>>, ApiError> {
+    Ok(Json(visible(&gw, &caller, q.pending).await?.iter().map(view).collect()))
+}
+
+/// Whether the caller may approve this activation (named, or in a named group; never the
+/// requester).
+pub(crate) async fn may_approve(gw: &Gateway, caller: &Caller, a: &Activation) -> Result<bool, ApiError> {
+    if a.principal_id == caller.user.claims.sub {
+        return Ok(false);
+    }
+    match rules_of(gw, a).await? {
+        Some(rules) => is_approver(gw, &rules, &caller.user.claims.sub).await,
+        None => Ok(false),
+    }
+}
+
+/// The activations the caller may see: their own, those they may approve, and everyone's at
+/// scopes where they may assign roles.
+pub(crate) async fn visible(
+    gw: &Gateway,
+    caller: &Caller,
+    pending_only: bool,
+) -> Result<Vec<Activation>, ApiError> {
     let me = &caller.user.claims.sub;
     let mut out = Vec::new();
     for a in gw.store.activations(None).await? {
-        if q.pending && a.state != ActivationState::Pending {
+        if pending_only && a.state != ActivationState::Pending {
             continue;
         }
         let visible = a.principal_id == *me
@@ -221,10 +264,10 @@ pub async fn list(
                 None => false,
             };
         if visible {
-            out.push(view(&a));
+            out.push(a);
         }
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 async fn find(gw: &Gateway, id: &str) -> Result<Activation, ApiError> {
@@ -245,31 +288,44 @@ pub async fn decide(
         "deny" => ActivationState::Denied,
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "approve or deny")),
     };
-    let a = find(&gw, &id).await?;
-    let reason = body.and_then(|Json(b)| b.reason).map(|r| r.chars().take(500).collect::<String>());
+    let reason = body.and_then(|Json(b)| b.reason);
+    Ok(Json(view(&decide_on(&gw, &caller, &id, to, reason).await?)))
+}
+
+/// Approves (`to` = active) or denies a pending activation, as `caller`.
+pub(crate) async fn decide_on(
+    gw: &Gateway,
+    caller: &Caller,
+    id: &str,
+    to: ActivationState,
+    reason: Option<String>,
+) -> Result<Activation, ApiError> {
+    let id = id.to_string();
+    let a = find(gw, &id).await?;
+    let reason = reason.map(|r| r.chars().take(500).collect::<String>()).filter(|r| !r.trim().is_empty());
     let refuse = |detail: String| {
         rampart_core::Refusal::new(rampart_core::RefusalReason::ActivationNotAllowed { detail })
     };
     if a.principal_id == caller.user.claims.sub {
         return Err(caller
             .refuse(
-                &gw,
+                gw,
                 AuditEvent::Activation,
                 &target(&id),
                 refuse("the requester cannot decide on their own request".into()),
             )
             .await);
     }
-    let rules = rules_of(&gw, &a).await?.unwrap_or(Eligibility {
+    let rules = rules_of(gw, &a).await?.unwrap_or(Eligibility {
         max_duration_secs: 0,
         require_approval: true,
         approvers: vec![],
         require_justification: false,
     });
-    if !is_approver(&gw, &rules, &caller.user.claims.sub).await? {
+    if !is_approver(gw, &rules, &caller.user.claims.sub).await? {
         return Err(caller
             .refuse(
-                &gw,
+                gw,
                 AuditEvent::Activation,
                 &target(&id),
                 refuse(format!("{} is not an approver of this assignment", caller.name())),
@@ -294,9 +350,9 @@ pub async fn decide(
         }
         None => format!("denied by {}{why}", caller.name()),
     };
-    let decided = find(&gw, &id).await?;
-    record(&gw, caller.name(), Some(caller.user.client.to_string()), &decided, what).await?;
-    Ok(Json(view(&decided)))
+    let decided = find(gw, &id).await?;
+    record(gw, caller.name(), Some(caller.user.client.to_string()), &decided, what).await?;
+    Ok(decided)
 }
 
 /// `POST /api/roleActivations/{id}/revoke`: by the requester or whoever may assign roles at its
@@ -307,13 +363,26 @@ pub async fn revoke(
     Path(id): Path<String>,
     body: Option<Json<ActivationDecision>>,
 ) -> Result<Json<ActivationView>, ApiError> {
-    let a = find(&gw, &id).await?;
+    let reason = body.and_then(|Json(b)| b.reason);
+    Ok(Json(view(&revoke_one(&gw, &caller, &id, reason).await?)))
+}
+
+/// Ends an activation early, as `caller` (its requester, or one who may assign roles at its
+/// scope); this node decides again on its sessions at once, the others on the change notice.
+pub(crate) async fn revoke_one(
+    gw: &Gateway,
+    caller: &Caller,
+    id: &str,
+    reason: Option<String>,
+) -> Result<Activation, ApiError> {
+    let id = id.to_string();
+    let a = find(gw, &id).await?;
     if a.principal_id != caller.user.claims.sub {
         let scope: rampart_core::Scope =
             a.scope.parse().map_err(|e: rampart_core::ResourceIdError| ApiError::internal(e))?;
-        caller.require(&gw, AuditEvent::Activation, ASSIGNMENTS_WRITE, &scope).await?;
+        caller.require(gw, AuditEvent::Activation, ASSIGNMENTS_WRITE, &scope).await?;
     }
-    let reason = body.and_then(|Json(b)| b.reason).map(|r| r.chars().take(500).collect::<String>());
+    let reason = reason.map(|r| r.chars().take(500).collect::<String>()).filter(|r| !r.trim().is_empty());
     let now = Utc::now();
     if !gw.store.revoke_activation(&id, caller.name(), reason.as_deref(), now).await? {
         return Err(ApiError::new(
@@ -323,9 +392,9 @@ pub async fn revoke(
         ));
     }
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-    let revoked = find(&gw, &id).await?;
+    let revoked = find(gw, &id).await?;
     record(
-        &gw,
+        gw,
         caller.name(),
         Some(caller.user.client.to_string()),
         &revoked,
@@ -335,5 +404,5 @@ pub async fn revoke(
     // This node decides again at once (others on the store's change notice).
     gw.admission.note_change();
     gw.admission.reauthorize_live().await;
-    Ok(Json(view(&revoked)))
+    Ok(revoked)
 }

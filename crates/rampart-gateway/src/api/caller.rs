@@ -82,8 +82,36 @@ impl Caller {
     ) -> Result<(), ApiError> {
         match self.principal().check(action, scope) {
             Ok(()) => Ok(()),
-            Err(reason) => Err(self.refuse(gw, event, &scope.to_string(), Refusal::new(reason)).await),
+            Err(reason) => {
+                let refusal = match self.activation_hint(gw, action, scope).await? {
+                    Some(detail) => Refusal::new(rampart_core::RefusalReason::ActivationRequired { detail }),
+                    None => Refusal::new(reason),
+                };
+                Err(self.refuse(gw, event, &scope.to_string(), refusal).await)
+            }
         }
+    }
+
+    /// When only an eligible assignment of the caller would allow `action` at `scope`: what to
+    /// say (how to activate it, or which activation ended).
+    async fn activation_hint(
+        &self,
+        gw: &Gateway,
+        action: &str,
+        scope: &Scope,
+    ) -> Result<Option<String>, ApiError> {
+        let store = gw.store.as_ref();
+        let eligible = crate::admission::eligible_of(store, &self.user.claims.sub).await?;
+        if eligible.is_empty() {
+            return Ok(None);
+        }
+        let mut with = self.assignments.clone();
+        with.extend(eligible.iter().cloned());
+        let principal = Principal { name: self.name(), assignments: &with, roles: &self.roles };
+        if principal.check(action, scope).is_err() {
+            return Ok(None);
+        }
+        Ok(Some(crate::admission::activation_hint(store, &self.user.claims.sub, &eligible).await?))
     }
 
     /// Allows `action` if some subscription grants it (for things that belong to no

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route(BASTION, get(pages::bastion_page).post(pages::change_bastion))
         .route(BASTION_DISCONNECT, post(pages::disconnect))
         .route(MFA, get(pages::mfa_page).post(pages::change_mfa))
+        .route("/portal/access", get(pages::access_page).post(pages::change_access))
         .route("/portal/passkeys/register/start", post(passkeys::register_start))
         .route("/portal/passkeys/register/finish", post(passkeys::register_finish))
         .route("/portal/passkeys/login/start", post(passkeys::login_start))

@@ -2,12 +2,14 @@
 //! may reach), the Connect page, and a bastion's configuration and live sessions for its
 //! operators. What several pages show of a machine is here.
 
+mod access;
 mod bastion;
 mod connect;
 mod home;
 mod mfa;
 mod sign_in;
 
+pub use access::{access_page, change_access};
 pub use bastion::{bastion_page, change_bastion, disconnect};
 pub use connect::connect_page;
 pub use home::home;
