@@ -259,8 +259,8 @@ pub(crate) async fn visible(
         }
         let visible = a.principal_id == *me
             || a.scope.parse().is_ok_and(|s| caller.may(ASSIGNMENTS_WRITE, &s))
-            || match rules_of(&gw, &a).await? {
-                Some(rules) => is_approver(&gw, &rules, me).await?,
+            || match rules_of(gw, &a).await? {
+                Some(rules) => is_approver(gw, &rules, me).await?,
                 None => false,
             };
         if visible {
