@@ -676,6 +676,13 @@ pub struct BastionSettingsArgs {
     /// Turn copy and paste off for browser sessions (Standard and Premium).
     #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
     pub disable_copy_paste: Option<bool>,
+    /// Record the browser sessions (Premium); raw tunnels are then refused unless
+    /// --allow-unrecorded-tunnels true.
+    #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub enable_session_recording: Option<bool>,
+    /// With recording on, let raw tunnels through unrecorded (the audit says so).
+    #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub allow_unrecorded_tunnels: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -726,6 +733,43 @@ pub enum BastionCommand {
     /// SSH host keys and RDP certificates pinned for browser sessions to targets it reaches.
     #[command(subcommand)]
     HostKey(HostKeyCommand),
+    /// Recorded sessions (Premium, with --enable-session-recording true).
+    #[command(subcommand)]
+    Recording(RecordingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordingCommand {
+    /// The bastion's recordings, newest first.
+    List {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// Only recordings whose output contains this text.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Write a recording to a file (SSH: an asciicast v2 `.cast` that asciinema plays).
+    Export {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        #[arg(long)]
+        ids: String,
+        #[arg(long)]
+        output_file: PathBuf,
+    },
+    /// Check recordings' size and SHA-256 against those recorded when they ended.
+    Verify {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        #[arg(long, num_args = 1.., required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,8 @@ pub enum AuditEvent {
     SessionDisconnect,
     /// Just-in-time access: an activation requested, approved, denied, revoked or expired.
     Activation,
+    /// A session's recording, finished (its size and SHA-256).
+    Recording,
 }
 
 impl AuditEvent {
@@ -43,6 +45,7 @@ impl AuditEvent {
             AuditEvent::Certificate => "ssh-certificate",
             AuditEvent::SessionDisconnect => "session-disconnect",
             AuditEvent::Activation => "activation",
+            AuditEvent::Recording => "recording",
         }
     }
 
@@ -60,6 +63,7 @@ impl AuditEvent {
             AuditEvent::Certificate,
             AuditEvent::SessionDisconnect,
             AuditEvent::Activation,
+            AuditEvent::Recording,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

@@ -23,6 +23,10 @@ pub struct BastionSettings {
     /// "Disable copy/paste" for browser sessions (`disableCopyPaste` in Azure): no text
     /// crosses between the browser's clipboard and the remote machine's either way.
     pub disable_copy_paste: bool,
+    /// Record the sessions the gateway terminates (browser terminals) (Premium).
+    pub session_recording: bool,
+    /// With recording on, let raw tunnels through unrecorded instead of refusing them.
+    pub allow_unrecorded_tunnels: bool,
 }
 
 impl BastionSettings {
@@ -37,6 +41,8 @@ impl BastionSettings {
             idle_timeout_secs: None,
             max_session_secs: None,
             disable_copy_paste: false,
+            session_recording: false,
+            allow_unrecorded_tunnels: false,
         }
     }
 
@@ -52,6 +58,12 @@ impl BastionSettings {
             return Err(SettingsError::TierLacksFeature {
                 tier: self.tier,
                 feature: "IP-based connection (--enable-ip-connect)",
+            });
+        }
+        if self.session_recording && !self.tier.includes_session_recording() {
+            return Err(SettingsError::PremiumOnly {
+                tier: self.tier,
+                feature: "session recording (--enable-session-recording)",
             });
         }
         if self.disable_copy_paste && !self.tier.includes_disable_copy_paste() {
@@ -70,6 +82,8 @@ pub enum SettingsError {
         "tier {tier} does not include {feature}; it needs tier Standard or Premium (or turn the feature off)"
     )]
     TierLacksFeature { tier: Tier, feature: &'static str },
+    #[error("tier {tier} does not include {feature}; it needs tier Premium (or turn the feature off)")]
+    PremiumOnly { tier: Tier, feature: &'static str },
 }
 
 #[cfg(test)]
@@ -100,8 +114,15 @@ mod tests {
             idle_timeout_secs: None,
             max_session_secs: None,
             disable_copy_paste: false,
+            session_recording: false,
+            allow_unrecorded_tunnels: false,
         };
         assert_eq!(s.validate(), Ok(()));
+        let recording = BastionSettings { tier: Tier::Standard, session_recording: true, ..s.clone() };
+        let err = recording.validate().expect_err("recording is Premium's");
+        assert!(err.to_string().contains("needs tier Premium"), "{err}");
+        let premium = BastionSettings { tier: Tier::Premium, ..recording };
+        assert_eq!(premium.validate(), Ok(()));
         let no_clipboard = BastionSettings { disable_copy_paste: true, ..s };
         let err = no_clipboard.validate().expect_err("Basic cannot turn copy and paste off");
         assert!(

@@ -146,6 +146,8 @@ pub enum RefusalReason {
     TargetNotFound {
         id: String,
     },
+    /// The bastion records sessions, and a raw tunnel's bytes cannot be recorded.
+    RecordingRequired,
     /// Only an eligible (just-in-time) assignment would allow it: activate it first. The
     /// detail names the role, the scope and the command (or the activation that just ended).
     ActivationRequired {
@@ -177,6 +179,7 @@ impl RefusalReason {
             RefusalReason::ConditionNotMet { .. } => "ConditionNotMet",
             RefusalReason::TargetNotFound { .. } => "TargetNotFound",
             RefusalReason::ActivationRequired { .. } => "ActivationRequired",
+            RefusalReason::RecordingRequired => "RecordingRequired",
             RefusalReason::ActivationNotAllowed { .. } => "ActivationNotAllowed",
         }
     }
@@ -237,6 +240,10 @@ impl fmt::Display for RefusalReason {
             RefusalReason::TargetNotFound { id } => {
                 write!(f, "target {id} is not registered in the inventory")
             }
+            RefusalReason::RecordingRequired => f.write_str(
+                "session recording is on for this bastion: raw tunnels cannot be recorded \
+                 (use the browser terminal, or an operator allows them unrecorded with --allow-unrecorded-tunnels true)",
+            ),
             RefusalReason::ActivationRequired { detail } | RefusalReason::ActivationNotAllowed { detail } => {
                 f.write_str(detail)
             }
@@ -374,6 +381,8 @@ pub fn authorize_target(
             reasons.push(RefusalReason::TierLacksNativeClient { tier: s.tier });
         } else if !s.enable_tunneling {
             reasons.push(RefusalReason::NativeClientDisabled);
+        } else if s.session_recording && !s.allow_unrecorded_tunnels {
+            reasons.push(RefusalReason::RecordingRequired);
         }
     }
     if request.kind == TargetKind::IpAddress {
@@ -424,6 +433,8 @@ mod tests {
             idle_timeout_secs: None,
             max_session_secs: None,
             disable_copy_paste: false,
+            session_recording: false,
+            allow_unrecorded_tunnels: false,
         }
     }
 

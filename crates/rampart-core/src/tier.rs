@@ -33,6 +33,11 @@ impl Tier {
         self >= Tier::Standard
     }
 
+    /// Session recording: Premium only, as in Azure.
+    pub fn includes_session_recording(self) -> bool {
+        self >= Tier::Premium
+    }
+
     /// Turning copy and paste off for browser sessions: Standard and Premium (copy and
     /// paste itself is in every tier).
     pub fn includes_disable_copy_paste(self) -> bool {

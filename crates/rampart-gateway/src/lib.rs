@@ -26,6 +26,7 @@ pub mod mfa;
 pub mod node;
 pub mod portal;
 pub mod proxy_protocol;
+pub mod recording;
 pub mod server;
 pub mod tls;
 pub mod tunnel;

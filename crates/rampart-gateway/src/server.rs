@@ -161,8 +161,9 @@ impl Gateway {
         };
         let endpoints = GatewayEndpoints { listen: vec![listen], local_ips };
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let recorder = Arc::new(crate::recording::Recorder::new(store.clone(), &config.data_dir));
         let observers: Vec<Arc<dyn crate::lifecycle::SessionObserver>> =
-            vec![Arc::new(crate::lifecycle::MetricsObserver)];
+            vec![Arc::new(crate::lifecycle::MetricsObserver), recorder.clone()];
         let sessions = Arc::new(crate::lifecycle::Sessions::new(store.clone(), observers));
         let admission = crate::admission::AdmissionService::new(
             store.clone(),

@@ -198,3 +198,75 @@ async fn nodes_started_together_on_an_empty_database_all_start() {
     store.close().await;
     drop(cluster);
 }
+
+/// Just-in-time access across nodes: an activation granted through one node admits a tunnel
+/// on another; revoked through the first, the session on the second ends within a second;
+/// and a short activation's session on the second ends at its end, with no write at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activation_ended_through_one_node_ends_sessions_on_another() {
+    use rampart_proto::activation::{ActivationRequest, ActivationView, EligibilitySpec};
+    use rampart_proto::api::{RoleAssignmentCreate, UserCreate};
+
+    let cluster =
+        tokio::task::spawn_blocking(pg::PgCluster::start).await.expect("ran").expect("postgres starts");
+    let url = cluster.create_database("jit_nodes").expect("database");
+    let one = node(&url, "node-1").await;
+    let two = node(&url, "node-2").await;
+    let (upn, password) = ("jit@example.com", "jit-user-Passw0rd-long");
+    let user = UserCreate { user_principal_name: upn.into(), display_name: None, password: password.into() };
+    let _: Option<serde_json::Value> =
+        one.admin.request(http::Method::POST, "/api/users", Some(&user)).await.expect("user created");
+    let eligible = RoleAssignmentCreate {
+        assignee: upn.into(),
+        assignee_principal_type: None,
+        role: "Reader".into(),
+        scope: one.bastion_id(),
+        condition: None,
+        eligibility: Some(EligibilitySpec::default()),
+    };
+    let _: Option<serde_json::Value> = one
+        .admin
+        .request(http::Method::POST, "/api/roleAssignments", Some(&eligible))
+        .await
+        .expect("eligible");
+    let jit = two.anonymous();
+    jit.login(upn, password).await.expect("signed in through node 2");
+    let activate = |duration: &str| ActivationRequest {
+        role: "Reader".into(),
+        scope: one.bastion_id(),
+        duration: duration.into(),
+        justification: None,
+    };
+
+    let made: Option<ActivationView> = jit
+        .request(http::Method::POST, "/api/roleActivations", Some(&activate("PT1H")))
+        .await
+        .expect("activated");
+    let id = made.expect("an activation").id;
+    let target = echo_target().await;
+    let tunnel = two.tunnel_as(jit.clone(), target, TunnelProtocol::Mux).await;
+    let (mut conn, _relay) = connect_through(&tunnel).await;
+    echo(&mut conn, b"while active").await;
+    let t = Instant::now();
+    let _: Option<ActivationView> = one
+        .admin
+        .request::<(), _>(http::Method::POST, &format!("/api/roleActivations/{id}/revoke"), None)
+        .await
+        .expect("revoked through node 1");
+    closed(&mut conn).await;
+    assert!(t.elapsed() < Duration::from_secs(1), "ended on node 2 after {:?}", t.elapsed());
+
+    let short: Option<ActivationView> = jit
+        .request(http::Method::POST, "/api/roleActivations", Some(&activate("PT5S")))
+        .await
+        .expect("activated");
+    let ends: chrono::DateTime<chrono::Utc> =
+        short.and_then(|a| a.ends_at).expect("an end").parse().expect("a time");
+    let tunnel = two.tunnel_as(jit.clone(), target, TunnelProtocol::Mux).await;
+    let (mut conn, _relay) = connect_through(&tunnel).await;
+    echo(&mut conn, b"until it expires").await;
+    closed(&mut conn).await;
+    let late = chrono::Utc::now() - ends;
+    // The end is printed to the second: the session ends within a second of it (plus that).
+    assert!(late < chrono::Duration::milliseconds(2000), "ended {late} after the activation's end");
+}

@@ -99,6 +99,12 @@ pub struct Bastion {
     /// Browser sessions exchange no clipboard text with the remote machine.
     #[serde(default)]
     pub disable_copy_paste: bool,
+    /// Browser sessions are recorded (Premium).
+    #[serde(default)]
+    pub enable_session_recording: bool,
+    /// With recording on, raw tunnels go through unrecorded instead of being refused.
+    #[serde(default)]
+    pub allow_unrecorded_tunnels: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -171,6 +177,10 @@ pub struct BastionChange {
     pub max_session_duration_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_copy_paste: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_session_recording: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unrecorded_tunnels: Option<bool>,
 }
 
 /// One audit record. Fields follow Azure's BastionAuditLogs where they overlap.

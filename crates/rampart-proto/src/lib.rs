@@ -7,6 +7,7 @@ pub mod api;
 pub mod directory;
 pub mod mfa;
 pub mod mux;
+pub mod recording;
 pub mod tunnel;
 
 pub use api::ErrorBody;

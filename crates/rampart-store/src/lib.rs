@@ -34,6 +34,7 @@ mod invalidation;
 mod mfa;
 mod nodes;
 mod postgres;
+mod recording;
 mod sqlite;
 
 pub use activation::ActivationStore;
@@ -42,6 +43,7 @@ pub use invalidation::{Invalidation, LocalInvalidation};
 pub use mfa::{MfaStore, TotpRecord};
 pub use nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, Reaped, StoreEvent};
 pub use postgres::PostgresStore;
+pub use recording::{RecordingRecord, RecordingStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -267,6 +269,7 @@ pub trait Store:
     + DirectoryStore
     + MfaStore
     + ActivationStore
+    + RecordingStore
     + 'static
 {
     /// Flushes and closes the store; called once at shutdown.

@@ -234,8 +234,15 @@ pub async fn run_stream(
                 BodyEnd::Stopped(reason) => return RelayEnd::Stopped(reason),
                 BodyEnd::Dropped => return RelayEnd::TunnelError(lost.to_string()),
             },
-            // This side's body sends the reason in its trailers; the rest stops here.
-            reason = &mut stopped => return RelayEnd::Stopped(reason),
+            // This side's body sends the reason in its trailers; the rest stops here, once the
+            // body has handed its trailers over (dropping the other direction first can reset
+            // the stream before they go out, and the client would see a lost connection).
+            reason = &mut stopped => {
+                if !sent {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), &mut outgoing_end).await;
+                }
+                return RelayEnd::Stopped(reason);
+            }
         }
     }
 }

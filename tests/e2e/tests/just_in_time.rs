@@ -117,9 +117,10 @@ fn an_activation_admits_and_its_revocation_ends_the_live_session() -> Result<()>
     let tunnel = alice.tunnel_with(&refs(&tunnel_args(&sshd)))?;
     let mut ssh = long_ssh(&sshd, tunnel.port)?;
 
+    // The gateway ends the sessions before it answers the revocation: measured from the answer.
     alice.ok(&["role", "activation", "revoke", "--ids", &id, "--reason", "done early"])?;
     let took = ended_within(&mut ssh, Duration::from_secs(5))?;
-    ensure!(took < Duration::from_millis(1500), "the live ssh session ended {took:?} after the revocation");
+    ensure!(took < Duration::from_secs(1), "the live ssh session ended {took:?} after the revocation");
     let again = refused_tunnel(&alice, &sshd)?;
     ensure!(again.contains(&id) && again.contains("was revoked by jit-alice"), "{again}");
 

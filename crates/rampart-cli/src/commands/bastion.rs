@@ -30,6 +30,8 @@ fn change(s: BastionSettingsArgs) -> BastionChange {
         idle_timeout_seconds: s.idle_timeout,
         max_session_duration_seconds: s.max_session_duration,
         disable_copy_paste: s.disable_copy_paste,
+        enable_session_recording: s.enable_session_recording,
+        allow_unrecorded_tunnels: s.allow_unrecorded_tunnels,
     }
 }
 
@@ -57,6 +59,62 @@ async fn under_bastion() -> Result<(Profile, ApiClient)> {
 fn bastion_part(profile: &Profile, b: &crate::cli::ResourceRef, part: &str) -> Result<String> {
     let sub = profile.subscription(b.subscription.as_deref())?;
     Ok(format!("/api/subscriptions/{sub}/resourceGroups/{}/bastionHosts/{}/{part}", b.resource_group, b.name))
+}
+
+const RECORDING_COLUMNS: &[(&str, &str)] = &[
+    ("Id", "id"),
+    ("User", "user"),
+    ("Target", "target"),
+    ("Protocol", "protocol"),
+    ("Start", "start"),
+    ("End", "end"),
+    ("SizeBytes", "sizeBytes"),
+];
+
+async fn recordings(cmd: crate::cli::RecordingCommand) -> Result<ExitCode> {
+    use crate::cli::RecordingCommand;
+    use rampart_proto::recording::{RecordingVerification, RecordingView};
+    let (profile, client) = under_bastion().await?;
+    let path = |b: &crate::cli::ResourceRef| bastion_part(&profile, b, "recordings");
+    match cmd {
+        RecordingCommand::List { bastion, user, target, search, output } => {
+            let mut query: Vec<String> = Vec::new();
+            for (k, v) in [("user", user), ("target", target), ("search", search)] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", urlencode(&v)));
+                }
+            }
+            let qs = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+            let list: Option<Vec<RecordingView>> =
+                client.request::<(), _>(Method::GET, &format!("{}{qs}", path(&bastion)?), None).await?;
+            print(&list.unwrap_or_default(), output, RECORDING_COLUMNS)?;
+        }
+        RecordingCommand::Export { bastion, ids, output_file } => {
+            let url = format!("{}/{}/content", path(&bastion)?, urlencode(&ids));
+            let bytes = client.request_text(&url).await?;
+            std::fs::write(&output_file, bytes)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output_file.display()))?;
+            eprintln!("wrote {}", output_file.display());
+        }
+        RecordingCommand::Verify { bastion, ids } => {
+            let mut all_valid = true;
+            let mut out = Vec::new();
+            for id in ids {
+                let url = format!("{}/{}/verify", path(&bastion)?, urlencode(&id));
+                let checked: Option<RecordingVerification> =
+                    client.request::<(), _>(Method::GET, &url, None).await?;
+                if let Some(c) = checked {
+                    all_valid &= c.valid;
+                    out.push(c);
+                }
+            }
+            print(&out, crate::cli::OutputFormat::Json, &[])?;
+            if !all_valid {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn sessions(cmd: SessionCommand) -> Result<ExitCode> {
@@ -110,6 +168,7 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
         BastionCommand::Rdp(args) => return super::rdp::run(args).await,
         BastionCommand::Session(cmd) => return sessions(cmd).await,
         BastionCommand::HostKey(cmd) => return host_keys(cmd).await,
+        BastionCommand::Recording(cmd) => return recordings(cmd).await,
         other => other,
     };
     let mut profile = Profile::require()?;
@@ -149,7 +208,8 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
         | BastionCommand::Ssh(_)
         | BastionCommand::Rdp(_)
         | BastionCommand::Session(_)
-        | BastionCommand::HostKey(_) => {
+        | BastionCommand::HostKey(_)
+        | BastionCommand::Recording(_) => {
             unreachable!("handled above")
         }
     }

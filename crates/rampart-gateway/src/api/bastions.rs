@@ -176,6 +176,12 @@ fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<Bastio
     if let Some(v) = change.disable_copy_paste {
         s.disable_copy_paste = v;
     }
+    if let Some(v) = change.enable_session_recording {
+        s.session_recording = v;
+    }
+    if let Some(v) = change.allow_unrecorded_tunnels {
+        s.allow_unrecorded_tunnels = v;
+    }
     if let Some(nets) = &change.reachable_networks {
         s.reachable_networks = nets
             .iter()
@@ -203,11 +209,13 @@ async fn audit_change(
 ) -> Result<(), ApiError> {
     let nets: Vec<String> = s.reachable_networks.iter().map(|n| n.to_string()).collect();
     let summary = format!(
-        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, reachable networks [{}]",
+        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, session recording {}{}, reachable networks [{}]",
         s.tier,
         s.enable_tunneling,
         s.enable_ip_connect,
         !s.disable_copy_paste,
+        s.session_recording,
+        if s.session_recording && s.allow_unrecorded_tunnels { " (raw tunnels unrecorded)" } else { "" },
         nets.join(", ")
     );
     caller.record(gw, AuditEvent::BastionChange, &id.to_string(), summary).await
@@ -226,6 +234,8 @@ pub fn to_api(b: &Bastion) -> api::Bastion {
         idle_timeout_seconds: b.settings.idle_timeout_secs,
         max_session_duration_seconds: b.settings.max_session_secs,
         disable_copy_paste: b.settings.disable_copy_paste,
+        enable_session_recording: b.settings.session_recording,
+        allow_unrecorded_tunnels: b.settings.allow_unrecorded_tunnels,
         created_at: b.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         updated_at: b.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
     }

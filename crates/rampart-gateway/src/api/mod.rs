@@ -13,6 +13,7 @@ pub(crate) mod mfa;
 mod nodes;
 mod openapi;
 mod principals;
+mod recordings;
 pub(crate) mod session;
 pub(crate) mod sessions;
 mod ssh;
@@ -133,6 +134,9 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", READYZ, "Ready for new work (503 while draining)"),
     ("get", METRICS, "Prometheus metrics"),
     ("get", SESSIONS, "Live sessions on a bastion, on every node"),
+    ("get", RECORDINGS, "A bastion's session recordings (?user, ?target, ?search)"),
+    ("get", RECORDING_CONTENT, "A recording's bytes (asciicast v2)"),
+    ("get", RECORDING_VERIFY, "Check a recording's size and SHA-256 against those recorded"),
     ("get", NODES, "The gateway nodes sharing this store, as their heartbeats show them"),
     ("post", NODE_DRAIN, "Drain a node: it refuses new work and stops once its sessions end"),
     ("delete", SESSION, "Disconnect a session"),
@@ -190,6 +194,12 @@ const NIC: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/netw
 const USER: &str = "/api/users/{upn}";
 const SESSIONS: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions";
+const RECORDINGS: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/recordings";
+const RECORDING_CONTENT: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/recordings/{id}/content";
+const RECORDING_VERIFY: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/recordings/{id}/verify";
 const HOST_KEYS: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/hostKeys";
 
@@ -255,6 +265,9 @@ pub fn router(state: AppState) -> Router {
         .route(NODE_DRAIN, post(nodes::drain))
         .route(SESSION, axum::routing::delete(sessions::disconnect))
         .route(HOST_KEYS, get(host_keys::list).delete(host_keys::forget))
+        .route(RECORDINGS, get(recordings::list))
+        .route(RECORDING_CONTENT, get(recordings::export))
+        .route(RECORDING_VERIFY, get(recordings::verify))
         .fallback(not_found)
         .with_state(state)
 }

@@ -79,13 +79,23 @@ impl TestGateway {
 
     /// A tunnel to `target` over `protocol`, as the admin.
     pub async fn tunnel(&self, target: std::net::SocketAddr, protocol: TunnelProtocol) -> Arc<TunnelClient> {
+        self.tunnel_as(self.admin.clone(), target, protocol).await
+    }
+
+    /// A tunnel to `target` over `protocol`, as whoever `client` is signed in as.
+    pub async fn tunnel_as(
+        &self,
+        client: ApiClient,
+        target: std::net::SocketAddr,
+        protocol: TunnelProtocol,
+    ) -> Arc<TunnelClient> {
         let request = TunnelRequest {
             bastion_id: self.bastion_id(),
             target_ip_address: Some(target.ip().to_string()),
             target_resource_id: None,
             resource_port: target.port(),
         };
-        TunnelClient::open_with(self.admin.clone(), request, Duration::from_secs(30), protocol)
+        TunnelClient::open_with(client, request, Duration::from_secs(30), protocol)
             .await
             .expect("tunnel granted")
     }

@@ -14,6 +14,7 @@ mod directory;
 mod inventory;
 mod mfa;
 mod nodes;
+mod recording;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -52,6 +52,8 @@ fn bastion_from_row(row: &SqliteRow) -> StoreResult<Bastion> {
             idle_timeout_secs: secs(row.try_get("idle_timeout_secs")?),
             max_session_secs: secs(row.try_get("max_session_secs")?),
             disable_copy_paste: row.try_get("disable_copy_paste")?,
+            session_recording: row.try_get("session_recording")?,
+            allow_unrecorded_tunnels: row.try_get("allow_unrecorded_tunnels")?,
         },
         created_at: parse_ts(row.try_get("created_at")?)?,
         updated_at: parse_ts(row.try_get("updated_at")?)?,
@@ -275,8 +277,8 @@ impl AccountStore for SqliteStore {
         sqlx::query(
             "INSERT INTO bastions (subscription_id, resource_group, name, tier, enable_tunneling,
                enable_ip_connect, reachable_networks, created_at, updated_at, idle_timeout_secs, max_session_secs,
-               disable_copy_paste)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
+               disable_copy_paste, session_recording, allow_unrecorded_tunnels)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .bind(&id.subscription)
         .bind(&id.resource_group)
@@ -289,6 +291,8 @@ impl AccountStore for SqliteStore {
         .bind(secs_i64(settings.idle_timeout_secs))
         .bind(secs_i64(settings.max_session_secs))
         .bind(settings.disable_copy_paste)
+        .bind(settings.session_recording)
+        .bind(settings.allow_unrecorded_tunnels)
         .execute(&self.pool)
         .await
         .map_err(conflict(|| format!("bastion '{}'", id.name)))?;
@@ -337,7 +341,7 @@ impl AccountStore for SqliteStore {
         let done = sqlx::query(
             "UPDATE bastions SET tier = ?4, enable_tunneling = ?5, enable_ip_connect = ?6,
                reachable_networks = ?7, updated_at = ?8, idle_timeout_secs = ?9, max_session_secs = ?10,
-               disable_copy_paste = ?11
+               disable_copy_paste = ?11, session_recording = ?12, allow_unrecorded_tunnels = ?13
              WHERE subscription_id = ?1 AND resource_group = ?2 AND name = ?3",
         )
         .bind(&id.subscription)
@@ -351,6 +355,8 @@ impl AccountStore for SqliteStore {
         .bind(secs_i64(settings.idle_timeout_secs))
         .bind(secs_i64(settings.max_session_secs))
         .bind(settings.disable_copy_paste)
+        .bind(settings.session_recording)
+        .bind(settings.allow_unrecorded_tunnels)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {

@@ -9,6 +9,7 @@ mod directory;
 mod inventory;
 mod mfa;
 mod nodes;
+mod recording;
 
 use std::path::Path;
 use std::time::Duration;

@@ -43,10 +43,12 @@ mod activation;
 mod directory;
 mod mfa;
 mod nodes;
+mod recording;
 pub use activation::*;
 pub use directory::*;
 pub use mfa::*;
 pub use nodes::*;
+pub use recording::*;
 
 /// Read-your-writes for every input of an authorization decision: a write is seen by the
 /// very next read, however often that read was made before (a backend may cache reads, and
@@ -355,6 +357,7 @@ macro_rules! conformance_tests {
             totp_steps_and_recovery_codes_are_used_once,
             passkeys_are_kept_per_user,
             activations_are_decided_once_and_end,
+            recordings_are_listed_and_finished,
         );
     };
     ($backend:expr; $($check:ident),+ $(,)?) => {

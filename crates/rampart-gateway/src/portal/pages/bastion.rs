@@ -135,6 +135,9 @@ pub async fn change_bastion(
             enable_tunneling: Some(get("enable_tunneling") == Some("true")),
             enable_ip_connect: Some(get("enable_ip_connect") == Some("true")),
             disable_copy_paste: Some(get("copy_paste") != Some("true")),
+            // The operator page does not show recording yet: it leaves it as it is.
+            enable_session_recording: None,
+            allow_unrecorded_tunnels: None,
             reachable_networks: get("reachable_networks").map(|v| {
                 v.split([',', ' ', '\n'])
                     .map(str::trim)

@@ -1,0 +1,211 @@
+//! Session recording (Premium): a browser terminal in Chromium on a recording bastion is
+//! recorded as asciicast v2; `recording list` shows it (and `--search` finds it by a word it
+//! printed); `export` writes a `.cast` whose events hold the output; `verify` passes, and fails
+//! once a byte of the stored recording is flipped. Raw tunnels are refused while recording is
+//! on, unless allowed unrecorded; Basic cannot record; Reader does not see recordings.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Sshd, SshdOptions};
+
+const BASTION: &str =
+    "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
+
+fn recordings(gw: &Gateway, extra: &[&str]) -> Result<Vec<serde_json::Value>> {
+    let mut args = vec!["network", "bastion", "recording", "list", "-n", "default", "-g", "default"];
+    args.extend_from_slice(extra);
+    Ok(serde_json::from_str(&gw.ok(&args)?)?)
+}
+
+#[test]
+fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
+    let Some(local) = LocalUser::create("rec")? else {
+        println!("SKIPPED: password sign-in to sshd needs root (to create a local user)");
+        return Ok(());
+    };
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let sshd = Sshd::start_with(SshdOptions { password_auth: true, ..Default::default() })?;
+
+    // Basic cannot record; Premium can.
+    gw.ok(&[
+        "network",
+        "bastion",
+        "create",
+        "-n",
+        "basic1",
+        "-g",
+        "default",
+        "--sku",
+        "Basic",
+        "--enable-tunneling",
+        "false",
+    ])?;
+    let basic = gw.refused(&[
+        "network",
+        "bastion",
+        "update",
+        "-n",
+        "basic1",
+        "-g",
+        "default",
+        "--enable-session-recording",
+        "true",
+    ])?;
+    ensure!(basic.contains("Premium"), "the refusal names the tier: {basic}");
+    gw.update_bastion("default", &["--sku", "Premium", "--enable-session-recording", "true"])?;
+
+    // A raw tunnel cannot be recorded: refused with the reason, or let through when allowed.
+    let port = sshd.port.to_string();
+    let tunnel = [
+        "network",
+        "bastion",
+        "tunnel",
+        "--name",
+        "default",
+        "--resource-group",
+        "default",
+        "--target-ip-address",
+        "127.0.0.1",
+        "--resource-port",
+        port.as_str(),
+        "--port",
+        "0",
+    ];
+    let refused = gw.refused(&tunnel)?;
+    ensure!(
+        refused.contains("RecordingRequired") && refused.contains("raw tunnels cannot be recorded"),
+        "{refused}"
+    );
+    gw.update_bastion("default", &["--allow-unrecorded-tunnels", "true"])?;
+    let open = gw.tunnel("127.0.0.1", sshd.port)?;
+    ensure!(sshd.ssh(open.port, "echo unrecorded")?.trim() == "unrecorded", "allowed unrecorded");
+    drop(open);
+
+    let bastion: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
+    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/recording");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    let script = rampart_e2e::spawn_browser_script(
+        "recording.mjs",
+        &[
+            ("RAMPART_URL", gw.url()),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+            ("ARTIFACTS", out.display().to_string()),
+            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+            ("SSH_PORT", port.clone()),
+            ("SSH_USER", local.name.clone()),
+            ("SSH_PASSWORD", local.password.clone()),
+        ],
+    )?;
+    rampart_e2e::finish_browser_script(script, Duration::from_secs(90))?;
+
+    let t = Instant::now();
+    let listed = loop {
+        let list = recordings(&gw, &[])?;
+        if list.iter().any(|r| r["complete"] == true) {
+            break list;
+        }
+        ensure!(t.elapsed() < Duration::from_secs(10), "no complete recording listed: {list:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rec = &listed[0];
+    let id = rec["id"].as_str().context("id")?.to_string();
+    ensure!(
+        rec["user"] == "admin"
+            && rec["protocol"] == "ssh"
+            && rec["sha256"].as_str().is_some_and(|s| s.len() == 64),
+        "{rec}"
+    );
+    ensure!(
+        recordings(&gw, &["--search", "marmalade"])?.len() == 1,
+        "--search finds it by a word it printed"
+    );
+    ensure!(recordings(&gw, &["--search", "no-such-word-xyzzy"])?.is_empty(), "and not by one it did not");
+
+    let cast = out.join("session.cast");
+    gw.ok(&[
+        "network",
+        "bastion",
+        "recording",
+        "export",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--ids",
+        &id,
+        "--output-file",
+        cast.to_str().context("path")?,
+    ])?;
+    let text = std::fs::read_to_string(&cast)?;
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().context("header")?)?;
+    ensure!(header["version"] == 2, "an asciicast v2 header: {header}");
+    let output: String = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str::<(f64, String, String)>(l).ok())
+        .map(|(_, _, s)| s)
+        .collect();
+    ensure!(output.contains("rec-42 marmalade"), "the output is in the recording");
+
+    let verified = gw.ok(&[
+        "network",
+        "bastion",
+        "recording",
+        "verify",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--ids",
+        &id,
+    ])?;
+    ensure!(verified.contains("\"valid\": true"), "{verified}");
+    let stored = gw.data_dir.join("recordings").join(format!("{id}.cast"));
+    let mut bytes = std::fs::read(&stored)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&stored, bytes)?;
+    let tampered = gw.run(&[
+        "network",
+        "bastion",
+        "recording",
+        "verify",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--ids",
+        &id,
+    ])?;
+    let said = String::from_utf8_lossy(&tampered.stdout);
+    ensure!(!tampered.status.success() && said.contains("modified"), "a flipped byte is reported: {said}");
+
+    // Reader sees the bastion, not its recordings.
+    let reader = gw.new_user("rec-reader")?;
+    gw.ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        "rec-reader",
+        "--role",
+        "Reader",
+        "--scope",
+        BASTION,
+    ])?;
+    let denied =
+        reader.refused(&["network", "bastion", "recording", "list", "-n", "default", "-g", "default"])?;
+    ensure!(denied.contains("sessionRecordings"), "{denied}");
+    let audit = gw.audit()?;
+    ensure!(
+        audit
+            .iter()
+            .any(|r| r["event"] == "recording" && r["reason"].as_str().is_some_and(|x| x.contains(&id))),
+        "the recording's digest is audited"
+    );
+    Ok(())
+}
