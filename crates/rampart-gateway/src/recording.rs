@@ -1,7 +1,8 @@
 //! Session recording: an observer of the one session lifecycle. A browser terminal on a
 //! bastion whose `session_recording` is on is written as asciicast v2 (what asciinema plays)
 //! to `DATA/recordings/ID.cast`, line by line as it happens (flushed to the disk at least once a
-//! second, so a crash loses seconds, not the session); at its end the size and SHA-256 go to
+//! second, so a crash loses seconds, not the session), output as `o` events and what the user
+//! typed as `i` events, except what follows a prompt for a secret; at its end the size and SHA-256 go to
 //! the store and to an audit record linked by the session's ID. The observer's methods only
 //! queue: a task per recording does the writing.
 
@@ -27,7 +28,17 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 enum Event {
     Output(Instant, Vec<u8>),
+    Input(Instant, Vec<u8>),
     End,
+}
+
+/// Whether the output so far ends at a prompt for a secret (`Password:`, `Enter passphrase
+/// for key …:`, `PIN:`): what is typed next is not recorded, up to its Enter. The remote's
+/// echo setting is not visible to the gateway; its prompt is.
+fn asks_for_secret(output_tail: &str) -> bool {
+    let line = output_tail.rsplit(['\n', '\r']).next().unwrap_or("").trim_end().to_lowercase();
+    line.ends_with(':')
+        && ["password", "passphrase", "pin", "passcode", "secret"].iter().any(|w| line.contains(w))
 }
 
 pub struct Recorder {
@@ -72,11 +83,12 @@ impl SessionObserver for Recorder {
     }
 
     fn data(&self, session: &Session, direction: Direction, bytes: &[u8]) {
-        if direction != Direction::FromTarget {
-            return;
-        }
         if let Some(tx) = self.live.lock().ok().and_then(|l| l.get(&session.id).cloned()) {
-            let _ = tx.send(Event::Output(Instant::now(), bytes.to_vec()));
+            let event = match direction {
+                Direction::FromTarget => Event::Output(Instant::now(), bytes.to_vec()),
+                Direction::ToTarget => Event::Input(Instant::now(), bytes.to_vec()),
+            };
+            let _ = tx.send(event);
         }
     }
 
@@ -177,6 +189,10 @@ impl Job {
         write(&mut file, header.to_string()).await?;
         let mut pending = Vec::new();
         let mut synced = Instant::now();
+        // The end of the output so far (to see a secret's prompt), and whether the input is a
+        // secret being typed (until its Enter).
+        let mut tail = String::new();
+        let mut secret = false;
         while let Some(event) = rx.recv().await {
             match event {
                 Event::Output(at, bytes) => {
@@ -185,6 +201,12 @@ impl Job {
                     if text.is_empty() {
                         continue;
                     }
+                    tail.push_str(&text);
+                    if tail.len() > 256 {
+                        let cut = tail.len() - 256;
+                        let cut = (cut..tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(0);
+                        tail.drain(..cut);
+                    }
                     let t = at.saturating_duration_since(self.started).as_secs_f64();
                     let line = serde_json::to_string(&(t, "o", text)).unwrap_or_default();
                     write(&mut file, line).await?;
@@ -192,6 +214,28 @@ impl Job {
                         file.sync_data().await?;
                         synced = Instant::now();
                     }
+                }
+                Event::Input(at, bytes) => {
+                    if !secret && asks_for_secret(&tail) {
+                        secret = true;
+                    }
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let recorded = if secret {
+                        // Nothing of the secret; its Enter ends it.
+                        match text.find(['\r', '\n']) {
+                            Some(end) => {
+                                secret = false;
+                                tail.clear();
+                                text[end..].to_string()
+                            }
+                            None => continue,
+                        }
+                    } else {
+                        text
+                    };
+                    let t = at.saturating_duration_since(self.started).as_secs_f64();
+                    let line = serde_json::to_string(&(t, "i", recorded)).unwrap_or_default();
+                    write(&mut file, line).await?;
                 }
                 Event::End => break,
             }
@@ -224,6 +268,18 @@ pub async fn digest_of(path: &Path) -> std::io::Result<(u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secrets_prompt_is_recognised() {
+        for prompt in
+            ["Password: ", "[sudo] password for alice:", "Enter passphrase for key '/k':", "\r\nPIN:"]
+        {
+            assert!(asks_for_secret(prompt), "{prompt}");
+        }
+        for other in ["alice@host:~$ ", "password changed\r\n$ ", "", "Name:"] {
+            assert!(!asks_for_secret(other), "{other}");
+        }
+    }
 
     #[test]
     fn split_utf8_waits_for_the_rest_of_a_character() {

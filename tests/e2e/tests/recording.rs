@@ -150,6 +150,16 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
         .map(|(_, _, s)| s)
         .collect();
     ensure!(output.contains("rec-42 marmalade"), "the output is in the recording");
+    let typed: String = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str::<(f64, String, String)>(l).ok())
+        .filter(|(_, kind, _)| kind == "i")
+        .map(|(_, _, s)| s)
+        .collect();
+    ensure!(typed.contains("echo rec-$((6*7)) marmalade"), "what was typed is recorded as input: {typed:?}");
+    ensure!(!text.contains("hunter2-xyzzy"), "a secret typed at a password prompt is not recorded");
+    ensure!(output.contains("got-13"), "the session went on after the secret");
 
     let verified = gw.ok(&[
         "network",
@@ -207,5 +217,85 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
             .any(|r| r["event"] == "recording" && r["reason"].as_str().is_some_and(|x| x.contains(&id))),
         "the recording's digest is audited"
     );
+    Ok(())
+}
+
+/// `kill -9` of the gateway under a recorded session: after a restart the recording is listed
+/// as incomplete, holds what was shown up to the last second or so, and `verify` says why it
+/// cannot vouch for it.
+#[test]
+fn a_recording_survives_a_killed_gateway_as_incomplete() -> Result<()> {
+    let Some(local) = LocalUser::create("reck")? else {
+        println!("SKIPPED: password sign-in to sshd needs root (to create a local user)");
+        return Ok(());
+    };
+    let mut gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    gw.update_bastion("default", &["--sku", "Premium", "--enable-session-recording", "true"])?;
+    let sshd = Sshd::start_with(SshdOptions { password_auth: true, ..Default::default() })?;
+    let bastion: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
+    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/recording-killed");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    let script = rampart_e2e::spawn_browser_script(
+        "recording.mjs",
+        &[
+            ("RAMPART_URL", gw.url()),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+            ("ARTIFACTS", out.display().to_string()),
+            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+            ("SSH_PORT", sshd.port.to_string()),
+            ("SSH_USER", local.name.clone()),
+            ("SSH_PASSWORD", local.password.clone()),
+            ("HOLD", "1".into()),
+        ],
+    )?;
+    let t = Instant::now();
+    while !out.join("holding").exists() {
+        ensure!(t.elapsed() < Duration::from_secs(60), "the browser session never got going");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Past the recorder's once-a-second sync, then SIGKILL: no clean end of anything.
+    std::thread::sleep(Duration::from_millis(1500));
+    gw.process.child.kill()?;
+    gw.process.child.wait()?;
+    std::fs::write(out.join("killed"), "yes")?;
+    rampart_e2e::finish_browser_script(script, Duration::from_secs(60))?;
+
+    let again = Gateway::start_in(&gw.data_dir, &gw.admin.config_dir, &[])?;
+    again.login()?;
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&again.ok(&[
+        "network",
+        "bastion",
+        "recording",
+        "list",
+        "-n",
+        "default",
+        "-g",
+        "default",
+    ])?)?;
+    let rec = listed.first().context("the recording is listed after the restart")?;
+    ensure!(rec["complete"] == false && rec.get("sha256").is_none(), "listed as incomplete: {rec}");
+    let id = rec["id"].as_str().context("id")?;
+    let kept = std::fs::read_to_string(gw.data_dir.join("recordings").join(format!("{id}.cast")))?;
+    ensure!(kept.contains("rec-42 marmalade"), "what was shown before the kill is kept");
+    let said = again.run(&[
+        "network",
+        "bastion",
+        "recording",
+        "verify",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--ids",
+        id,
+    ])?;
+    let text = String::from_utf8_lossy(&said.stdout);
+    ensure!(!said.status.success() && text.contains("incomplete"), "{text}");
+    // `gw` keeps the directories the restarted gateway runs on.
+    drop(again);
+    drop(gw);
     Ok(())
 }

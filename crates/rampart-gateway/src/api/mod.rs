@@ -13,7 +13,7 @@ pub(crate) mod mfa;
 mod nodes;
 mod openapi;
 mod principals;
-mod recordings;
+pub(crate) mod recordings;
 pub(crate) mod session;
 pub(crate) mod sessions;
 mod ssh;

@@ -30,7 +30,7 @@ async fn bastion(
     Ok(id)
 }
 
-fn view(r: &RecordingRecord) -> RecordingView {
+pub(crate) fn view(r: &RecordingRecord) -> RecordingView {
     RecordingView {
         id: r.id.clone(),
         session_id: r.id.clone(),
@@ -55,7 +55,7 @@ pub struct ListQuery {
 }
 
 /// The text a recording's output events carry, joined (for `--search`).
-fn output_text(cast: &str) -> String {
+pub(crate) fn output_text(cast: &str) -> String {
     cast.lines()
         .skip(1)
         .filter_map(|line| serde_json::from_str::<(f64, String, String)>(line).ok())

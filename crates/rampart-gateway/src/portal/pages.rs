@@ -7,6 +7,7 @@ mod bastion;
 mod connect;
 mod home;
 mod mfa;
+mod recordings;
 mod sign_in;
 
 pub use access::{access_page, change_access};
@@ -14,6 +15,7 @@ pub use bastion::{bastion_page, change_bastion, disconnect};
 pub use connect::connect_page;
 pub use home::home;
 pub use mfa::{change_mfa, mfa_page};
+pub use recordings::{cast, player_page, recordings_page};
 pub use sign_in::{safe_next, sign_in, sign_in_page, sign_out};
 
 use rampart_core::{Bastion, ConnectTarget, Machine, OsType, Scope, authorize_connect};

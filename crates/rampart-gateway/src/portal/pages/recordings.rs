@@ -1,0 +1,140 @@
+//! Recordings in the portal: a bastion's recordings (filtered by user and by text they
+//! showed), and a player (xterm.js) with play/pause, seeking, speed and finding the moment a
+//! text appeared. The same action as the API's guards every page and the bytes.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use rampart_core::{AuditEvent, Scope};
+use rampart_proto::recording::RecordingView;
+use serde::Deserialize;
+
+use super::super::{PortalUser, error_page, render};
+use crate::api::recordings::{RECORDINGS, output_text, view};
+use crate::api::{ApiError, AppState};
+
+#[derive(Deserialize, Default)]
+pub struct RecordingsQuery {
+    bastion: Option<String>,
+    user: Option<String>,
+    search: Option<String>,
+    find: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "recordings.html")]
+struct RecordingsPage<'a> {
+    signed_in: Option<&'a str>,
+    csrf: &'a str,
+    bastion_id: String,
+    bastion_name: String,
+    user: String,
+    search: String,
+    rows: Vec<RecordingView>,
+}
+
+#[derive(Template)]
+#[template(path = "player.html")]
+struct PlayerPage {
+    id: String,
+    bastion_id: String,
+    find: String,
+}
+
+/// The bastion named in the query, if the user may see its recordings.
+async fn bastion(
+    gw: &AppState,
+    user: &PortalUser,
+    raw: Option<&str>,
+) -> Result<rampart_core::ResourceId, ApiError> {
+    let raw = raw.ok_or_else(|| ApiError::bad_request("InvalidResourceId", "no bastion was named"))?;
+    let id = gw.admission.resolve_bastion(raw).await?;
+    user.caller.require(gw, AuditEvent::Read, RECORDINGS, &Scope::Resource(id.clone())).await?;
+    Ok(id)
+}
+
+pub async fn recordings_page(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Query(q): Query<RecordingsQuery>,
+) -> Response {
+    let page = async {
+        let id = bastion(&gw, &user, q.bastion.as_deref()).await?;
+        let (who, search) = (q.user.unwrap_or_default(), q.search.unwrap_or_default());
+        let mut rows = Vec::new();
+        for r in gw.store.recordings(&id.to_string()).await? {
+            if !who.is_empty() && !r.username.eq_ignore_ascii_case(&who) {
+                continue;
+            }
+            if !search.is_empty() {
+                let cast = tokio::fs::read_to_string(&r.location).await.unwrap_or_default();
+                if !output_text(&cast).contains(search.as_str()) {
+                    continue;
+                }
+            }
+            rows.push(view(&r));
+        }
+        Ok::<Response, ApiError>(render(&RecordingsPage {
+            signed_in: Some(user.name()),
+            csrf: &user.csrf,
+            bastion_id: id.to_string(),
+            bastion_name: id.name.clone(),
+            user: who,
+            search,
+            rows,
+        }))
+    };
+    match page.await {
+        Ok(r) => r,
+        Err(e) => error_page(&e, super::super::HOME),
+    }
+}
+
+pub async fn player_page(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Path(rec): Path<String>,
+    Query(q): Query<RecordingsQuery>,
+) -> Response {
+    match bastion(&gw, &user, q.bastion.as_deref()).await {
+        Ok(id) => {
+            render(&PlayerPage { id: rec, bastion_id: id.to_string(), find: q.find.unwrap_or_default() })
+        }
+        Err(e) => error_page(&e, super::super::HOME),
+    }
+}
+
+pub async fn cast(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Path(rec): Path<String>,
+    Query(q): Query<RecordingsQuery>,
+) -> Response {
+    let bytes = async {
+        let id = bastion(&gw, &user, q.bastion.as_deref()).await?;
+        let r = gw
+            .store
+            .recording(&rec)
+            .await?
+            .filter(|r| r.bastion_id.eq_ignore_ascii_case(&id.to_string()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "RecordingNotFound",
+                    "no such recording here",
+                )
+            })?;
+        tokio::fs::read(&r.location).await.map_err(ApiError::internal)
+    };
+    match bytes.await {
+        Ok(b) => {
+            let mut response = b.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-asciicast"));
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
