@@ -38,6 +38,10 @@ ws.onmessage = (event) => {
   if (message.type === 'ready') {
     setStatus('connected', 'connected');
     term.focus();
+  } else if (message.type === 'notice') {
+    // Someone joined (or left) this session: the user is told who and how.
+    const notice = document.getElementById('notice');
+    if (notice) notice.textContent = message.text;
   } else if (message.type === 'ended') {
     ended = true;
     setStatus(`session ended: ${message.reason}`, 'ended');

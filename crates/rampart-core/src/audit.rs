@@ -28,6 +28,8 @@ pub enum AuditEvent {
     Activation,
     /// A session's recording, finished (its size and SHA-256).
     Recording,
+    /// An operator joined someone's live session (to watch, or to type too).
+    SessionJoin,
 }
 
 impl AuditEvent {
@@ -46,6 +48,7 @@ impl AuditEvent {
             AuditEvent::SessionDisconnect => "session-disconnect",
             AuditEvent::Activation => "activation",
             AuditEvent::Recording => "recording",
+            AuditEvent::SessionJoin => "session-join",
         }
     }
 
@@ -64,6 +67,7 @@ impl AuditEvent {
             AuditEvent::SessionDisconnect,
             AuditEvent::Activation,
             AuditEvent::Recording,
+            AuditEvent::SessionJoin,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

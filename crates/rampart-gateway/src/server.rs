@@ -58,6 +58,8 @@ pub struct Gateway {
     pub(crate) admission: crate::admission::AdmissionService,
     /// Browser SSH connections signed in and waiting for their terminal page.
     pub(crate) terminals: crate::portal::PendingTerminals,
+    /// Browser terminals running on this node that operators may join.
+    pub(crate) joins: crate::portal::Joins,
     /// Single sign-on's providers, discovered once per settings.
     pub(crate) providers: crate::federation::Providers,
     /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
@@ -186,6 +188,7 @@ impl Gateway {
             admission,
             terminals: Default::default(),
             providers: Default::default(),
+            joins: Default::default(),
             draining,
             drain_requested: tokio::sync::Notify::new(),
         });

@@ -11,6 +11,7 @@
 mod assets;
 mod bridge;
 mod desktop;
+mod join;
 mod pages;
 mod passkeys;
 mod terminal;
@@ -29,6 +30,7 @@ use crate::api::caller::Caller;
 use crate::api::{ApiError, AppState, AuthUser, ClientAddr, UserAgent};
 use crate::auth::{self, AccessClaims};
 
+pub use join::{JoinPoint, Joins};
 pub(crate) use pages::safe_next;
 pub use terminal::PendingTerminals;
 
@@ -57,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route(BASTION_DISCONNECT, post(pages::disconnect))
         .route(MFA, get(pages::mfa_page).post(pages::change_mfa))
         .route("/portal/access", get(pages::access_page).post(pages::change_access))
+        .route("/portal/sessions/{id}/join", get(join::page))
+        .route("/portal/sessions/{id}/join/ws", get(join::websocket))
         .route("/portal/recordings", get(pages::recordings_page))
         .route("/portal/recordings/{id}", get(pages::player_page))
         .route("/portal/recordings/{id}/cast", get(pages::cast))

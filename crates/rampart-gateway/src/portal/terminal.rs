@@ -511,6 +511,21 @@ async fn run_terminal(
         }
     };
     let _ = to_browser.send(Message::Text(r#"{"type":"ready"}"#.into())).await;
+    // What operators who join see and type (portal::join).
+    let (joined_output, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(256);
+    let (joined_input, mut joiners_typing) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let (notices, mut notices_for_user) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let session_id = live.session.id.clone();
+    gw.joins.offer(
+        &session_id,
+        crate::portal::JoinPoint {
+            bastion_id: live.session.bastion_id.clone(),
+            user: live.session.user.clone(),
+            output: joined_output.clone(),
+            input: joined_input,
+            notices,
+        },
+    );
     let mut keepalive = Keepalive::new(gw.config.keepalive);
     let gone = |detail: &str| EndReason::ClientClosed { detail: detail.to_string() };
     let failed = |detail: String| EndReason::Failed { detail };
@@ -519,6 +534,7 @@ async fn run_terminal(
             event = output.next() => match event {
                 ShellEvent::Output(data) => {
                     live.data(Direction::FromTarget, &data);
+                    let _ = joined_output.send(data.clone());
                     if to_browser.send(Message::Binary(data)).await.is_err() {
                         break gone("the browser went away");
                     }
@@ -548,6 +564,18 @@ async fn run_terminal(
                     Some(Ok(_)) => {}
                 }
             }
+            Some(data) = joiners_typing.recv() => {
+                live.data(Direction::ToTarget, &data);
+                if let Err(e) = input.send(data).await {
+                    break failed(e.to_string());
+                }
+            }
+            Some(notice) = notices_for_user.recv() => {
+                let text = serde_json::json!({ "type": "notice", "text": notice }).to_string();
+                if to_browser.send(Message::Text(text.into())).await.is_err() {
+                    break gone("the browser went away");
+                }
+            }
             _ = live.stop.changed() => break live.stop_reason(),
             _ = keepalive.ping.tick() => {
                 if let Err(reason) = keepalive.check() {
@@ -559,6 +587,8 @@ async fn run_terminal(
             }
         }
     };
+    gw.joins.withdraw(&session_id);
+    drop(joined_output);
     let _ = to_browser.send(ended(&end.to_string())).await;
     let _ = to_browser.send(Message::Close(None)).await;
     input.close().await;

@@ -1,0 +1,169 @@
+//! Live join: an operator watches a running browser terminal (view) or types into it
+//! (interact). Each terminal puts a join point here while it runs: its output fanned out to
+//! joiners, a queue for a joiner's typing, and notices for the user, who is told who joined and
+//! how. Joins are audited. Seeing starts at the moment of the join.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use askama::Template;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use rampart_core::{AuditEvent, AuditResult, Scope};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{PortalUser, error_page, render};
+use crate::api::{ApiError, AppState};
+
+/// Watching and typing into others' sessions.
+pub(crate) const JOIN: &str = "Microsoft.Network/bastionHosts/joinSessions/action";
+
+/// What a running terminal offers joiners.
+#[derive(Clone)]
+pub struct JoinPoint {
+    pub bastion_id: String,
+    pub user: String,
+    pub output: broadcast::Sender<Bytes>,
+    pub input: mpsc::Sender<Bytes>,
+    pub notices: mpsc::UnboundedSender<String>,
+}
+
+#[derive(Default)]
+pub struct Joins {
+    points: Mutex<HashMap<String, JoinPoint>>,
+}
+
+impl Joins {
+    pub fn offer(&self, session: &str, point: JoinPoint) {
+        if let Ok(mut p) = self.points.lock() {
+            p.insert(session.to_string(), point);
+        }
+    }
+
+    pub fn withdraw(&self, session: &str) {
+        if let Ok(mut p) = self.points.lock() {
+            p.remove(session);
+        }
+    }
+
+    fn get(&self, session: &str) -> Option<JoinPoint> {
+        self.points.lock().ok().and_then(|p| p.get(session).cloned())
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct JoinQuery {
+    mode: Option<String>,
+}
+
+fn interact(q: &JoinQuery) -> bool {
+    q.mode.as_deref() == Some("interact")
+}
+
+/// The session's join point, if the operator may join it.
+async fn allowed(gw: &AppState, user: &PortalUser, session: &str) -> Result<JoinPoint, ApiError> {
+    let point = gw.joins.get(session).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "SessionNotFound",
+            "no browser terminal with this ID runs on this node (only browser terminals can be joined)",
+        )
+    })?;
+    let bastion = point.bastion_id.parse().map_err(ApiError::internal)?;
+    user.caller.require(gw, AuditEvent::SessionJoin, JOIN, &Scope::Resource(bastion)).await?;
+    Ok(point)
+}
+
+#[derive(Template)]
+#[template(path = "join.html")]
+struct JoinPage<'a> {
+    title: String,
+    ws: &'a str,
+}
+
+pub async fn page(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Path(id): Path<String>,
+    Query(q): Query<JoinQuery>,
+) -> Response {
+    match allowed(&gw, &user, &id).await {
+        Ok(point) => {
+            let mode = if interact(&q) { "interact" } else { "view" };
+            let ws = format!("/portal/sessions/{id}/join/ws?mode={mode}");
+            render(&JoinPage { title: format!("{}'s session ({mode})", point.user), ws: &ws })
+        }
+        Err(e) => error_page(&e, super::HOME),
+    }
+}
+
+pub async fn websocket(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Path(id): Path<String>,
+    Query(q): Query<JoinQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let point = match allowed(&gw, &user, &id).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let interact = interact(&q);
+    let operator = user.name().to_string();
+    let mut e = user.caller.entry(AuditEvent::SessionJoin, AuditResult::Allowed);
+    e.bastion_id = Some(point.bastion_id.clone());
+    e.target_resource_id = Some(format!("sessions/{id}"));
+    e.reason = Some(format!(
+        "{operator} joined {}'s session ({})",
+        point.user,
+        if interact { "interact" } else { "view" }
+    ));
+    if let Err(err) = gw.store.append_audit(&e).await {
+        return ApiError::from(err).into_response();
+    }
+    let how = if interact { "is watching and may type" } else { "is watching (view only)" };
+    let _ = point.notices.send(format!("{operator} {how}"));
+    upgrade.on_upgrade(move |socket| relay(socket, point, interact, operator))
+}
+
+async fn relay(socket: WebSocket, point: JoinPoint, interact: bool, operator: String) {
+    let (mut to_operator, mut from_operator) = socket.split();
+    // Only the terminal holds the sender: when it ends, this receiver closes.
+    let JoinPoint { output, input, notices, .. } = point;
+    let mut output = {
+        let receiver = output.subscribe();
+        drop(output);
+        receiver
+    };
+    let _ = to_operator.send(Message::Text(r#"{"type":"ready"}"#.into())).await;
+    loop {
+        tokio::select! {
+            out = output.recv() => match out {
+                Ok(bytes) => {
+                    if to_operator.send(Message::Binary(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    let _ = to_operator.send(Message::Text(serde_json::json!({"type": "ended", "reason": "the session ended"}).to_string().into())).await;
+                    break;
+                }
+            },
+            message = from_operator.next() => match message {
+                Some(Ok(Message::Binary(data))) if interact => {
+                    if input.send(data).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = notices.send(format!("{operator} left"));
+}
