@@ -478,10 +478,17 @@ pub enum RoleAssignmentCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Remove assignments by ID, or the one of --assignee, --role and --scope (az's form).
     Delete {
         /// Assignment IDs.
-        #[arg(long, num_args = 1.., required = true)]
+        #[arg(long, num_args = 1.., required_unless_present_all = ["assignee", "role", "scope"], conflicts_with_all = ["assignee", "role", "scope"])]
         ids: Vec<String>,
+        #[arg(long, requires_all = ["role", "scope"])]
+        assignee: Option<String>,
+        #[arg(long, requires_all = ["assignee", "scope"])]
+        role: Option<String>,
+        #[arg(long, requires_all = ["assignee", "role"])]
+        scope: Option<String>,
     },
 }
 

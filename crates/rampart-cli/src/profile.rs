@@ -121,7 +121,9 @@ impl Profile {
             (Some(s), _) => Ok(s.to_string()),
             (None, Some(s)) => Ok(s.id.clone()),
             (None, None) => Err(anyhow!(
-                "no current subscription: pass --subscription or run `rampart account set --subscription NAME`"
+                "no current subscription: you hold no role in any subscription of this gateway yet \
+                 (an administrator can give you one, e.g. Reader on the bastion); pass --subscription NAME, \
+                 or name the target by --target-resource-id"
             )),
         }
     }

@@ -250,6 +250,9 @@ fn install_metrics(config: &GatewayConfig) -> Option<metrics_exporter_prometheus
 /// First start: subscription `default`, resource group `default`, bastion `default`, and
 /// user `admin`. Each step runs only if its part of the store is empty, so a start that
 /// was interrupted completes on the next one.
+/// Where a generated bootstrap password waits until a start has shown it (mode 0600).
+const UNSHOWN_PASSWORD: &str = "bootstrap-admin-password";
+
 async fn bootstrap(
     store: &Arc<dyn Store>,
     config: &GatewayConfig,
@@ -268,7 +271,13 @@ async fn bootstrap(
             Err(e) => return Err(e.into()),
         }
     }
+    // A generated password waits in the data directory until a start has shown it, so a first
+    // start that fails after making the admin (its port taken, say) does not lock anyone out.
+    let unshown = config.data_dir.join(UNSHOWN_PASSWORD);
     if store.user_count().await? > 0 {
+        if let Ok(password) = std::fs::read_to_string(&unshown) {
+            return Ok((true, Some(password.trim().to_string())));
+        }
         // A store from before role assignments existed: its admin becomes Owner as on a
         // first start, so upgrading locks nobody out.
         if store.role_assignments(None, None).await?.is_empty()
@@ -296,6 +305,9 @@ async fn bootstrap(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(p) = &generated {
+        crate::tls::write_private(&unshown, p.as_bytes())?;
+    }
     make_owner_everywhere(store, &admin).await?;
     Ok((true, generated))
 }
@@ -335,7 +347,11 @@ impl StartedGateway {
     /// refused at once, live sessions go on until they end or the drain timeout passes, then
     /// they are ended with a reason, and the store is closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
-        let app = crate::portal::router(self.state.clone()).merge(api::router(self.state.clone()));
+        // Serving means the start-up report was shown: the bootstrap password has been seen.
+        let _ = std::fs::remove_file(self.state.config.data_dir.join(UNSHOWN_PASSWORD));
+        let app = crate::portal::router(self.state.clone())
+            .merge(api::router(self.state.clone()))
+            .layer(axum::middleware::map_response(strict_transport_security));
         let sweeper = {
             let state = self.state.clone();
             tokio::spawn(async move {
@@ -461,4 +477,12 @@ impl StartedGateway {
         tracing::info!("stopped");
         self.state.store.close().await;
     }
+}
+
+/// Every HTTPS answer tells browsers to come back over HTTPS only, for a year (HSTS).
+async fn strict_transport_security(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .insert(http::header::STRICT_TRANSPORT_SECURITY, http::HeaderValue::from_static("max-age=31536000"));
+    response
 }

@@ -21,6 +21,22 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("the certificate and key do not form a valid TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    /// What a bare `openssl req -x509` makes: clients refuse it as a server's certificate
+    /// (webpki's `CaUsedAsEndEntity`), so the gateway refuses to start with it.
+    #[error(
+        "{path} is a CA certificate (basicConstraints CA:TRUE): TLS clients refuse a CA certificate as a \
+         server's (CaUsedAsEndEntity). Issue a server certificate from it, or make a self-signed one that is \
+         not a CA: openssl req -x509 … -addext \"basicConstraints=critical,CA:FALSE\" -addext \"subjectAltName=DNS:your.host\""
+    )]
+    CaAsServerCertificate { path: PathBuf },
+}
+
+/// Whether a DER certificate says it is a CA.
+fn is_ca(der: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .ok()
+        .and_then(|(_, cert)| cert.basic_constraints().ok().flatten().map(|bc| bc.value.ca))
+        .unwrap_or(false)
 }
 
 pub struct ServerCertificate {
@@ -84,6 +100,9 @@ fn load(cert_path: &Path, key_path: &Path, generated: bool) -> Result<ServerCert
         .map_err(|source| TlsError::Read { path: cert_path.to_path_buf(), source })?;
     if chain.is_empty() {
         return Err(TlsError::NoPem { path: cert_path.to_path_buf(), what: "certificate" });
+    }
+    if chain.first().is_some_and(is_ca) {
+        return Err(TlsError::CaAsServerCertificate { path: cert_path.to_path_buf() });
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|source| TlsError::Read { path: key_path.to_path_buf(), source })?

@@ -312,7 +312,31 @@ pub async fn role(cmd: RoleCommand) -> Result<ExitCode> {
                 client.request(Method::GET, &format!("/api/roleAssignments{qs}"), none).await?;
             print(&list.unwrap_or_default(), output, ASSIGNMENT_COLUMNS)?;
         }
-        RoleCommand::Assignment(RoleAssignmentCommand::Delete { ids }) => {
+        RoleCommand::Assignment(RoleAssignmentCommand::Delete { ids, assignee, role, scope }) => {
+            let ids = match (assignee, role, scope) {
+                (Some(assignee), Some(role), Some(scope)) => {
+                    let path = format!(
+                        "/api/roleAssignments?assignee={}&scope={}&includeEligible=true",
+                        urlencode(&assignee),
+                        urlencode(&scope)
+                    );
+                    let list: Option<Vec<RoleAssignmentView>> =
+                        client.request(Method::GET, &path, none).await?;
+                    let found: Vec<String> = list
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|a| a.role_definition_name.eq_ignore_ascii_case(&role))
+                        .map(|a| a.id)
+                        .collect();
+                    if found.is_empty() {
+                        bail!(
+                            "no role assignment of {role} to {assignee} at {scope} was found (`rampart role assignment list --assignee {assignee}` shows theirs)"
+                        );
+                    }
+                    found
+                }
+                _ => ids,
+            };
             for id in ids {
                 let path = format!("/api/roleAssignments/{}", urlencode(&id));
                 client.request::<_, serde_json::Value>(Method::DELETE, &path, none).await?;

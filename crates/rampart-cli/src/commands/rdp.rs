@@ -61,7 +61,7 @@ pub async fn run(args: RdpArgs) -> Result<ExitCode> {
     let client = profile.client()?;
     profile.ensure_subscription(&client).await?;
     let request = TunnelRequest {
-        bastion_id: bastion_id(&profile, &args.bastion)?,
+        bastion_id: bastion_id(&profile, &args.bastion, args.target.target_resource_id.as_deref())?,
         target_ip_address: args.target.target_ip_address.clone(),
         target_resource_id: args.target.target_resource_id.clone(),
         resource_port: match args.resource_port {

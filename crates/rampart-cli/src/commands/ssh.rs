@@ -34,7 +34,7 @@ pub fn host_key_alias(target: &TargetArgs, port: u16) -> String {
 
 fn request(profile: &Profile, args: &SshArgs, port: u16) -> Result<TunnelRequest> {
     Ok(TunnelRequest {
-        bastion_id: bastion_id(profile, &args.bastion)?,
+        bastion_id: bastion_id(profile, &args.bastion, args.target.target_resource_id.as_deref())?,
         target_ip_address: args.target.target_ip_address.clone(),
         target_resource_id: args.target.target_resource_id.clone(),
         resource_port: port,
@@ -89,9 +89,13 @@ pub async fn ssh(args: SshArgs) -> Result<ExitCode> {
     // Identity sign-in is checked (and a refusal shown) before any tunnel opens.
     let (identity, login) = match args.auth_type {
         AuthType::Aad => {
-            let (key, login) =
-                identity_certificate(&client, bastion_id(&profile, &args.bastion)?, &args, temp.path())
-                    .await?;
+            let (key, login) = identity_certificate(
+                &client,
+                bastion_id(&profile, &args.bastion, args.target.target_resource_id.as_deref())?,
+                &args,
+                temp.path(),
+            )
+            .await?;
             (Some(key), Some(login))
         }
         AuthType::SshKey => (args.ssh_key.clone(), args.username.clone()),
@@ -156,7 +160,7 @@ pub async fn proxy(args: SshProxyArgs) -> Result<ExitCode> {
     let client = profile.client()?;
     profile.ensure_subscription(&client).await?;
     let request = TunnelRequest {
-        bastion_id: bastion_id(&profile, &args.bastion)?,
+        bastion_id: bastion_id(&profile, &args.bastion, args.target.target_resource_id.as_deref())?,
         target_ip_address: args.target.target_ip_address.clone(),
         target_resource_id: args.target.target_resource_id.clone(),
         resource_port: args.resource_port,

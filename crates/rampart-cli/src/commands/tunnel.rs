@@ -18,9 +18,20 @@ use tokio::net::TcpListener;
 use crate::cli::{ResourceRef, TunnelArgs};
 use crate::profile::Profile;
 
-/// The bastion's resource ID from `--name`, `--resource-group` and the subscription.
-pub fn bastion_id(profile: &Profile, bastion: &ResourceRef) -> Result<String> {
-    let sub = profile.subscription(bastion.subscription.as_deref())?;
+/// The bastion's resource ID from `--name`, `--resource-group` and the subscription: the one
+/// given, the current one, or (for a user with no role yet) the target's, when it is named by
+/// resource ID, so the gateway can say which role is missing.
+pub fn bastion_id(
+    profile: &Profile,
+    bastion: &ResourceRef,
+    target_resource_id: Option<&str>,
+) -> Result<String> {
+    let from_target = target_resource_id
+        .and_then(|id| id.parse::<rampart_core::ResourceId>().ok())
+        .map(|id| id.subscription);
+    let given =
+        bastion.subscription.clone().or(if profile.subscription.is_none() { from_target } else { None });
+    let sub = profile.subscription(given.as_deref())?;
     Ok(format!(
         "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
         bastion.resource_group, bastion.name
@@ -69,7 +80,7 @@ pub async fn run(args: TunnelArgs) -> Result<ExitCode> {
     let client = profile.client()?;
     profile.ensure_subscription(&client).await?;
     let request = TunnelRequest {
-        bastion_id: bastion_id(&profile, &args.bastion)?,
+        bastion_id: bastion_id(&profile, &args.bastion, args.target_resource_id.as_deref())?,
         target_ip_address: args.target_ip_address.clone(),
         target_resource_id: args.target_resource_id.clone(),
         resource_port: args.resource_port,
