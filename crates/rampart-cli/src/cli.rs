@@ -18,6 +18,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     infer_long_args = true
 )]
 pub struct Cli {
+    /// A JMESPath query applied to the output, as az's (`--query "[].name"`).
+    #[arg(long, global = true, value_name = "JMESPATH")]
+    pub query: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,6 +31,11 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Sign in to a gateway.
     Login(LoginArgs),
+    /// Print a shell completion script: `source <(rampart completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Sign out: revoke the refresh token and forget the session.
     Logout,
     /// Subscriptions of the signed-in user.
@@ -108,16 +116,19 @@ pub enum VmCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// List registered VMs you may read.
     List {
         #[command(flatten)]
         group: GroupArgs,
     },
+    /// Show a registered VM.
     Show {
         #[command(flatten)]
         vm: ResourceRef,
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Unregister a VM (and its network interface).
     Unregister {
         #[command(flatten)]
         vm: ResourceRef,
@@ -164,10 +175,12 @@ pub enum VmssCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum NicCommand {
+    /// List registered network interfaces.
     List {
         #[command(flatten)]
         group: GroupArgs,
     },
+    /// Show a network interface.
     Show {
         #[command(flatten)]
         nic: ResourceRef,
@@ -178,6 +191,7 @@ pub enum NicCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdCommand {
+    /// Local users and their two-step sign-in.
     #[command(subcommand)]
     User(UserCommand),
     /// Groups of an identity provider: a role assigned to a group admits its members.
@@ -238,6 +252,7 @@ pub enum IdentityProviderCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// List identity providers (never their secrets).
     List {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
@@ -268,6 +283,7 @@ pub enum SpCommand {
         #[arg(long, num_args = 1.., required = true)]
         scopes: Vec<String>,
     },
+    /// List service principals (never their secrets).
     List {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
@@ -306,10 +322,12 @@ pub enum UserCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// List users.
     List {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Show a user.
     Show {
         /// User principal name.
         #[arg(long)]
@@ -317,6 +335,7 @@ pub enum UserCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Delete a user with their role assignments and sessions.
     Delete {
         #[arg(long)]
         id: String,
@@ -357,8 +376,10 @@ pub enum MfaCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RoleCommand {
+    /// Built-in and custom role definitions.
     #[command(subcommand)]
     Definition(RoleDefinitionCommand),
+    /// Role assignments: who has which role at which scope.
     #[command(subcommand)]
     Assignment(RoleAssignmentCommand),
     /// Activate an eligible assignment of yours (just-in-time access) for a while.
@@ -397,6 +418,7 @@ pub enum ActivationCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Deny pending activations (an approver; never the requester).
     Deny {
         #[arg(long, num_args = 1.., required = true)]
         ids: Vec<String>,
@@ -420,6 +442,7 @@ pub enum RoleDefinitionCommand {
         #[arg(long)]
         role_definition: String,
     },
+    /// List built-in and custom roles.
     List {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
@@ -428,6 +451,7 @@ pub enum RoleDefinitionCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RoleAssignmentCommand {
+    /// Assign a role at a scope (standing, or eligible with --eligible).
     Create {
         /// A user principal name, group name or application ID.
         #[arg(long, required_unless_present = "assignee_object_id", conflicts_with = "assignee_object_id")]
@@ -467,6 +491,7 @@ pub enum RoleAssignmentCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// List role assignments you may read.
     List {
         #[arg(long)]
         assignee: Option<String>,
@@ -612,11 +637,20 @@ pub struct LoginArgs {
     pub ca_file: Option<PathBuf>,
 }
 
+/// az's output formats.
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum OutputFormat {
+    /// Indented JSON (the default).
     #[default]
     Json,
+    /// JSON, as az's colored form (printed the same here).
+    Jsonc,
+    /// Columns for people.
     Table,
+    /// Tab-separated values, a line per item: for scripts (`--query` picks the fields).
+    Tsv,
+    /// Nothing (the exit status says how it went).
+    None,
 }
 
 #[derive(Debug, Subcommand)]
@@ -694,6 +728,7 @@ pub struct BastionSettingsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BastionCommand {
+    /// Create a bastion in a resource group.
     Create {
         #[command(flatten)]
         bastion: ResourceRef,
@@ -702,12 +737,14 @@ pub enum BastionCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Show a bastion and its settings.
     Show {
         #[command(flatten)]
         bastion: ResourceRef,
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// List the bastions you may read.
     List {
         #[arg(long, short = 'g')]
         resource_group: Option<String>,
@@ -716,6 +753,7 @@ pub enum BastionCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Change a bastion's tier or settings.
     Update {
         #[command(flatten)]
         bastion: ResourceRef,
@@ -724,6 +762,7 @@ pub enum BastionCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Delete a bastion.
     Delete {
         #[command(flatten)]
         bastion: ResourceRef,
@@ -945,10 +984,12 @@ pub struct RdpArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ExtensionCommand {
+    /// Accepted for az's scripts: the extension is built in.
     Add {
         #[arg(long, short = 'n')]
         name: String,
     },
+    /// Accepted for az's scripts: the extension is built in.
     Update {
         #[arg(long, short = 'n')]
         name: String,

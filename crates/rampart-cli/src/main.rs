@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         argv.splice(1..3, [std::ffi::OsString::from("ssh-config")]);
     }
     let cli = cli::Cli::parse_from(argv);
+    output::set_query(cli.query.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -58,4 +59,26 @@ fn describe(e: &anyhow::Error) -> String {
         text.push_str(&part);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's `--help` says what it does (az's help does).
+    #[test]
+    fn every_subcommand_says_what_it_does() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let here = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(here.clone());
+                }
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&crate::cli::Cli::command(), "rampart", &mut missing);
+        assert!(missing.is_empty(), "subcommands without a description: {missing:#?}");
+    }
 }

@@ -1,15 +1,84 @@
-//! Printing results as JSON (the default, like az) or as a table.
+//! Printing results as az does: JSON (the default), a table, tab-separated values or nothing,
+//! after the `--query` (JMESPath) when one is given.
 
-use anyhow::Result;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::cli::OutputFormat;
 
-/// Prints `value` as pretty JSON, or as a table of `columns` taken from its JSON fields.
+static QUERY: OnceLock<Option<String>> = OnceLock::new();
+
+/// The `--query` every printed result goes through (set once, from the command line).
+pub fn set_query(query: Option<String>) {
+    let _ = QUERY.set(query);
+}
+
+/// `value` after the `--query`, if one was given.
+fn queried(value: Value) -> Result<Value> {
+    let Some(Some(query)) = QUERY.get() else { return Ok(value) };
+    let expression =
+        jmespath::compile(query).with_context(|| format!("--query '{query}' is not JMESPath"))?;
+    let result = expression.search(value).with_context(|| format!("--query '{query}' cannot be applied"))?;
+    Ok(serde_json::to_value(&*result)?)
+}
+
+/// A scalar as tsv and table cells show it.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One tsv line: an object's scalar fields in order, a list's items, or the scalar.
+fn tsv_line(v: &Value) -> String {
+    match v {
+        Value::Object(map) => map
+            .values()
+            .filter(|v| !v.is_object() && !v.is_array())
+            .map(scalar)
+            .collect::<Vec<_>>()
+            .join("\t"),
+        Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join("\t"),
+        other => scalar(other),
+    }
+}
+
+/// Prints `value` as pretty JSON, as tab-separated values, as nothing, or as a table of
+/// `columns` taken from its JSON fields (of the query's result's own fields when a `--query`
+/// reshaped it).
 pub fn print<T: Serialize>(value: &T, format: OutputFormat, columns: &[(&str, &str)]) -> Result<()> {
-    let json = serde_json::to_value(value)?;
+    let json = queried(serde_json::to_value(value)?)?;
+    let reshaped: Vec<(String, String)>;
+    let columns: Vec<(&str, &str)> = if QUERY.get().is_some_and(Option::is_some) || columns.is_empty() {
+        let first = match &json {
+            Value::Array(items) => items.first(),
+            other => Some(other),
+        };
+        reshaped = match first {
+            Some(Value::Object(map)) => map.keys().map(|k| (k.clone(), k.clone())).collect(),
+            _ => vec![("Result".into(), String::new())],
+        };
+        reshaped.iter().map(|(t, f)| (t.as_str(), f.as_str())).collect()
+    } else {
+        columns.to_vec()
+    };
+    let columns = columns.as_slice();
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json)?),
+        OutputFormat::Json | OutputFormat::Jsonc => println!("{}", serde_json::to_string_pretty(&json)?),
+        OutputFormat::None => {}
+        OutputFormat::Tsv => match &json {
+            Value::Array(rows) => {
+                for row in rows {
+                    println!("{}", tsv_line(row));
+                }
+            }
+            other => println!("{}", tsv_line(other)),
+        },
         OutputFormat::Table => {
             let rows: Vec<&serde_json::Value> = match &json {
                 serde_json::Value::Array(items) => items.iter().collect(),
@@ -39,8 +108,11 @@ pub fn print<T: Serialize>(value: &T, format: OutputFormat, columns: &[(&str, &s
     Ok(())
 }
 
-/// A field by dotted path (`sku.name`), as text.
+/// A field by dotted path (`sku.name`), as text; the whole value for an empty path.
 fn cell(row: &serde_json::Value, path: &str) -> String {
+    if path.is_empty() {
+        return scalar(row);
+    }
     let mut v = row;
     for key in path.split('.') {
         match v.get(key) {

@@ -21,6 +21,16 @@ use crate::cli::{Cli, Command, NetworkCommand};
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut crate::cli::Cli::command(),
+                "rampart",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Login(args) => account::login(args).await,
         Command::Logout => account::logout().await,
         Command::Account(cmd) => account::run(cmd).await,
