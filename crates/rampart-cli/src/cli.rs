@@ -606,8 +606,8 @@ pub struct LoginArgs {
     #[arg(long, short = 'u')]
     pub username: Option<String>,
     /// The password or a service principal's secret (prefer --password-stdin: a command
-    /// line is visible to other users of the machine).
-    #[arg(long, short = 'p', conflicts_with = "password_stdin")]
+    /// line is visible to other users of the machine). It may begin with '-'.
+    #[arg(long, short = 'p', conflicts_with = "password_stdin", allow_hyphen_values = true)]
     pub password: Option<String>,
     /// Read the password from standard input (for scripts).
     #[arg(long)]

@@ -12,6 +12,40 @@ use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Sshd, SshdOptions};
 const BASTION: &str =
     "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
 
+/// A fresh directory for a test's screenshots and files, kept after the run.
+fn artifacts(name: &str) -> Result<std::path::PathBuf> {
+    let out = rampart_e2e::repo_root().join("target/e2e-artifacts").join(name);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    Ok(out)
+}
+
+/// `recording.mjs` in Chromium: the admin's browser terminal to `sshd` as `local`; with
+/// `hold`, it stays open until the test writes `killed`.
+fn browser_session(
+    gw: &Gateway,
+    sshd: &Sshd,
+    local: &LocalUser,
+    out: &std::path::Path,
+    hold: bool,
+) -> Result<std::process::Child> {
+    let bastion: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
+    let mut env = vec![
+        ("RAMPART_URL", gw.url()),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+        ("ARTIFACTS", out.display().to_string()),
+        ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+        ("SSH_PORT", sshd.port.to_string()),
+        ("SSH_USER", local.name.clone()),
+        ("SSH_PASSWORD", local.password.clone()),
+    ];
+    if hold {
+        env.push(("HOLD", "1".into()));
+    }
+    rampart_e2e::spawn_browser_script("recording.mjs", &env)
+}
+
 fn recordings(gw: &Gateway, extra: &[&str]) -> Result<Vec<serde_json::Value>> {
     let mut args = vec!["network", "bastion", "recording", "list", "-n", "default", "-g", "default"];
     args.extend_from_slice(extra);
@@ -83,23 +117,8 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
     ensure!(sshd.ssh(open.port, "echo unrecorded")?.trim() == "unrecorded", "allowed unrecorded");
     drop(open);
 
-    let bastion: serde_json::Value =
-        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
-    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/recording");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
-    let script = rampart_e2e::spawn_browser_script(
-        "recording.mjs",
-        &[
-            ("RAMPART_URL", gw.url()),
-            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
-            ("ARTIFACTS", out.display().to_string()),
-            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
-            ("SSH_PORT", port.clone()),
-            ("SSH_USER", local.name.clone()),
-            ("SSH_PASSWORD", local.password.clone()),
-        ],
-    )?;
+    let out = artifacts("recording")?;
+    let script = browser_session(&gw, &sshd, &local, &out, false)?;
     rampart_e2e::finish_browser_script(script, Duration::from_secs(90))?;
 
     let t = Instant::now();
@@ -233,24 +252,8 @@ fn a_recording_survives_a_killed_gateway_as_incomplete() -> Result<()> {
     gw.allow_loopback()?;
     gw.update_bastion("default", &["--sku", "Premium", "--enable-session-recording", "true"])?;
     let sshd = Sshd::start_with(SshdOptions { password_auth: true, ..Default::default() })?;
-    let bastion: serde_json::Value =
-        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
-    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/recording-killed");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
-    let script = rampart_e2e::spawn_browser_script(
-        "recording.mjs",
-        &[
-            ("RAMPART_URL", gw.url()),
-            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
-            ("ARTIFACTS", out.display().to_string()),
-            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
-            ("SSH_PORT", sshd.port.to_string()),
-            ("SSH_USER", local.name.clone()),
-            ("SSH_PASSWORD", local.password.clone()),
-            ("HOLD", "1".into()),
-        ],
-    )?;
+    let out = artifacts("recording-killed")?;
+    let script = browser_session(&gw, &sshd, &local, &out, true)?;
     let t = Instant::now();
     while !out.join("holding").exists() {
         ensure!(t.elapsed() < Duration::from_secs(60), "the browser session never got going");

@@ -100,6 +100,9 @@ fn a_service_principal_signs_in_and_reaches_only_its_scope() -> Result<()> {
     let old = gw.signed_out()?;
     let stale = old.refused(&as_refs(&login(&secret, &tenant)))?;
     ensure!(stale.contains("wrong user name or password"), "{stale}");
+    // A secret may begin with '-' on the command line (it is a value, not a flag).
+    let dashed = old.refused(&as_refs(&login("-not-the-secret", &tenant)))?;
+    ensure!(dashed.contains("wrong user name or password"), "a leading '-' is read as the secret: {dashed}");
     old.ok(&as_refs(&login(&fresh, &tenant)))?;
 
     // Sign-ins, refusals and the creation are audited.

@@ -31,7 +31,14 @@ fn view(u: &User) -> ServicePrincipalView {
 
 /// A new secret: 32 random characters (shown once, stored hashed).
 fn new_secret() -> String {
-    auth::random_secret(32)
+    // Not beginning with '-': a secret passed as `-p SECRET` must not look like a flag to
+    // other tools either (az's secrets never do).
+    loop {
+        let secret = auth::random_secret(32);
+        if !secret.starts_with('-') {
+            return secret;
+        }
+    }
 }
 
 /// `POST /api/servicePrincipals` (`ad sp create-for-rbac`): the principal, then its role at
@@ -138,4 +145,15 @@ pub async fn delete(
     gw.store.delete_user(&sp.username).await?;
     caller.record(&gw, AuditEvent::UserChange, &sp.username, "deleted service principal".into()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_never_begin_with_a_dash() {
+        for _ in 0..2000 {
+            let s = super::new_secret();
+            assert!(!s.starts_with('-') && s.len() >= 32, "{s}");
+        }
+    }
 }
