@@ -48,8 +48,17 @@ pub async fn open_stream(
 
     tokio::spawn(async move {
         counters.last_activity_ms.store(rampart_tunnel::now_ms(), Ordering::Relaxed);
-        let upload = pump_body(body, &mut target_write, &counters);
+        let mut body = body;
+        let upload = pump_body(&mut body, &mut target_write, &counters);
         let end = run_stream(upload, download_end, Some(session.stop.clone()), LOST).await;
+        if matches!(end, rampart_tunnel::RelayEnd::Stopped(_)) {
+            // Dropping the client's side now would reset the stream, and a reset discards the
+            // trailers still queued that tell the client why. The client ends its side once it
+            // reads them: until then (at most a few seconds) its bytes are read and dropped,
+            // never forwarded.
+            let drain = async { while let Some(Ok(_)) = http_body_util::BodyExt::frame(&mut body).await {} };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        }
         let report = RelayReport {
             socket_to_tunnel: counters.socket_to_tunnel.load(Ordering::Relaxed),
             tunnel_to_socket: counters.tunnel_to_socket.load(Ordering::Relaxed),
