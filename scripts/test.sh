@@ -56,6 +56,10 @@ fi
 # the single sign-on tests run). The lockfile pins them.
 (cd web && npm ci --no-audit --no-fund --loglevel=error)
 
+# Incremental compilation's caches are half of a debug build's size (15 GB here) and a fresh
+# clone gains nothing from them: off, so a machine with a modest disk builds everything.
+export CARGO_INCREMENTAL=0
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The architecture's rules (ARCHITECTURE.md): which crate may depend on which, file sizes.
