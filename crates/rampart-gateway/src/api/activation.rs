@@ -217,9 +217,13 @@ async fn is_approver(gw: &Gateway, rules: &Eligibility, principal: &str) -> Resu
     Ok(rules.approvers.iter().any(|a| groups.contains(a)))
 }
 
+/// The rules of the assignment an activation is of, among `all` assignments.
+fn rules_in(all: &[rampart_core::RoleAssignment], a: &Activation) -> Option<Eligibility> {
+    all.iter().find(|r| r.id == a.assignment_id).and_then(|r| r.eligibility.clone())
+}
+
 async fn rules_of(gw: &Gateway, a: &Activation) -> Result<Option<Eligibility>, ApiError> {
-    let all = gw.store.role_assignments(None, None).await?;
-    Ok(all.into_iter().find(|r| r.id == a.assignment_id).and_then(|r| r.eligibility))
+    Ok(rules_in(&gw.store.role_assignments(None, None).await?, a))
 }
 
 /// `GET /api/roleActivations`: the caller's own, those they may approve, and (for those who
@@ -234,11 +238,17 @@ pub async fn list(
 
 /// Whether the caller may approve this activation (named, or in a named group; never the
 /// requester).
-pub(crate) async fn may_approve(gw: &Gateway, caller: &Caller, a: &Activation) -> Result<bool, ApiError> {
+/// (`all`: every role assignment, read once by the caller for a whole list.)
+pub(crate) async fn may_approve(
+    gw: &Gateway,
+    caller: &Caller,
+    a: &Activation,
+    all: &[rampart_core::RoleAssignment],
+) -> Result<bool, ApiError> {
     if a.principal_id == caller.user.claims.sub {
         return Ok(false);
     }
-    match rules_of(gw, a).await? {
+    match rules_in(all, a) {
         Some(rules) => is_approver(gw, &rules, &caller.user.claims.sub).await,
         None => Ok(false),
     }
@@ -252,6 +262,7 @@ pub(crate) async fn visible(
     pending_only: bool,
 ) -> Result<Vec<Activation>, ApiError> {
     let me = &caller.user.claims.sub;
+    let all = gw.store.role_assignments(None, None).await?;
     let mut out = Vec::new();
     for a in gw.store.activations(None).await? {
         if pending_only && a.state != ActivationState::Pending {
@@ -259,7 +270,7 @@ pub(crate) async fn visible(
         }
         let visible = a.principal_id == *me
             || a.scope.parse().is_ok_and(|s| caller.may(ASSIGNMENTS_WRITE, &s))
-            || match rules_of(gw, &a).await? {
+            || match rules_in(&all, &a) {
                 Some(rules) => is_approver(gw, &rules, me).await?,
                 None => false,
             };

@@ -56,10 +56,11 @@ async fn page(gw: &AppState, user: &PortalUser, error: Option<String>) -> Result
     let me = user.caller.user.claims.sub.clone();
     let mut mine = Vec::new();
     let mut approvals = Vec::new();
+    let all = gw.store.role_assignments(None, None).await?;
     for a in visible(gw, &user.caller, false).await? {
         if a.principal_id == me {
             mine.push(view(&a));
-        } else if a.state == ActivationState::Pending && may_approve(gw, &user.caller, &a).await? {
+        } else if a.state == ActivationState::Pending && may_approve(gw, &user.caller, &a, &all).await? {
             approvals.push(view(&a));
         }
     }
