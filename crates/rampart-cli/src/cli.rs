@@ -400,6 +400,13 @@ pub struct BastionSettingsArgs {
     /// With recording on, let raw tunnels through unrecorded (the audit says so).
     #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
     pub allow_unrecorded_tunnels: Option<bool>,
+    /// Send recordings to this Azure Blob container (its SAS URL, with read, add, create,
+    /// write, list and delete permissions); "" keeps them in the gateway's data directory.
+    #[arg(long, value_name = "CONTAINER_SAS_URL", allow_hyphen_values = true)]
+    pub session_recording_storage_url: Option<String>,
+    /// Delete recordings this many days after they end; 0 keeps them.
+    #[arg(long, value_name = "DAYS")]
+    pub recording_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,6 +27,11 @@ pub struct BastionSettings {
     pub session_recording: bool,
     /// With recording on, let raw tunnels through unrecorded instead of refusing them.
     pub allow_unrecorded_tunnels: bool,
+    /// Where recordings go: an Azure Blob container's SAS URL; `None` for a directory under
+    /// the data directory. A credential (its `sig`): never shown whole, never logged.
+    pub recording_storage_url: Option<SecretUrl>,
+    /// Recordings older than this many days are deleted; `None` keeps them.
+    pub recording_retention_days: Option<u32>,
 }
 
 impl BastionSettings {
@@ -43,6 +48,8 @@ impl BastionSettings {
             disable_copy_paste: false,
             session_recording: false,
             allow_unrecorded_tunnels: false,
+            recording_storage_url: None,
+            recording_retention_days: None,
         }
     }
 
@@ -66,6 +73,9 @@ impl BastionSettings {
                 feature: "session recording (--enable-session-recording)",
             });
         }
+        if self.recording_retention_days == Some(0) {
+            return Err(SettingsError::ZeroRetention);
+        }
         if self.disable_copy_paste && !self.tier.includes_disable_copy_paste() {
             return Err(SettingsError::TierLacksFeature {
                 tier: self.tier,
@@ -73,6 +83,43 @@ impl BastionSettings {
             });
         }
         Ok(())
+    }
+}
+
+/// A URL whose query is a credential (an Azure SAS token's `sig`): `Debug` and `Display`
+/// show it without its query, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> SecretUrl {
+        SecretUrl(url.into())
+    }
+
+    /// The whole URL, credential included: for the one call that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without its query (`…?<hidden>` when it had one).
+    pub fn redacted(&self) -> String {
+        match self.0.split_once('?') {
+            Some((base, _)) => format!("{base}?<hidden>"),
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
     }
 }
 
@@ -84,11 +131,22 @@ pub enum SettingsError {
     TierLacksFeature { tier: Tier, feature: &'static str },
     #[error("tier {tier} does not include {feature}; it needs tier Premium (or turn the feature off)")]
     PremiumOnly { tier: Tier, feature: &'static str },
+    #[error("a retention of 0 days would delete every recording as it ends; give 1 or more days")]
+    ZeroRetention,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_storage_urls_credential_is_never_shown() {
+        let url = SecretUrl::new("https://acct.blob.core.windows.net/rec?sv=2022-11-02&sig=c2VjcmV0");
+        for shown in [format!("{url}"), format!("{url:?}"), url.redacted()] {
+            assert!(!shown.contains("sig") && shown.starts_with("https://acct.blob"), "{shown}");
+        }
+        assert!(url.expose().contains("sig="));
+    }
 
     #[test]
     fn default_bastion_is_valid_and_reaches_nothing() {
@@ -116,6 +174,8 @@ mod tests {
             disable_copy_paste: false,
             session_recording: false,
             allow_unrecorded_tunnels: false,
+            recording_storage_url: None,
+            recording_retention_days: None,
         };
         assert_eq!(s.validate(), Ok(()));
         let recording = BastionSettings { tier: Tier::Standard, session_recording: true, ..s.clone() };

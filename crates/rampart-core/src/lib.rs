@@ -31,7 +31,7 @@ pub use activation::{Activation, ActivationError, ActivationState, Eligibility};
 pub use audit::{
     AuditEntry, AuditEvent, AuditResult, ChainBreak, ChainHead, chain_hash, verify_chain, verify_chains,
 };
-pub use bastion::{Bastion, BastionSettings, SettingsError};
+pub use bastion::{Bastion, BastionSettings, SecretUrl, SettingsError};
 pub use inventory::{Machine, NetworkInterface, OsType};
 pub use policy::{
     ClientKind, GatewayEndpoints, Refusal, RefusalReason, TargetAuthorization, TargetKind, TargetRequest,

@@ -435,6 +435,8 @@ mod tests {
             disable_copy_paste: false,
             session_recording: false,
             allow_unrecorded_tunnels: false,
+            recording_storage_url: None,
+            recording_retention_days: None,
         }
     }
 

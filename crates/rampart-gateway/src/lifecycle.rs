@@ -90,7 +90,8 @@ impl LiveSession {
         close.time = Utc::now();
         close.result = if end.is_clean() { AuditResult::Closed } else { AuditResult::Failed };
         close.reason_code = Some(end.code().to_string());
-        close.reason = Some(end.to_string());
+        let notes = self.sessions.closing_notes(&self.session, CLOSING_NOTES_WITHIN).await;
+        close.reason = Some(std::iter::once(end.to_string()).chain(notes).collect::<Vec<_>>().join("; "));
         close.bytes_to_target = Some(counters.tunnel_to_socket.load(Ordering::Relaxed));
         close.bytes_from_target = Some(counters.socket_to_tunnel.load(Ordering::Relaxed));
         close.duration_ms =
@@ -103,6 +104,10 @@ impl LiveSession {
         self.sessions.end(&self.session, &end);
     }
 }
+
+/// How long a session's end waits for its observers' notes (a recording's last chunk and
+/// digest) before the close record is written without them.
+const CLOSING_NOTES_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The end reason of a relay: a stop names its own; the rest is how the connection ended.
 fn relay_end(session: &Session, end: &rampart_tunnel::RelayEnd) -> EndReason {

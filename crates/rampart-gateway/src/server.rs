@@ -68,6 +68,8 @@ pub struct Gateway {
     pub(crate) drain_requested: tokio::sync::Notify,
     /// Renders `/metrics`; `None` when metrics are off.
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Writes, reads and deletes recordings, wherever their bastion keeps them.
+    pub(crate) recorder: Arc<crate::recording::Recorder>,
 }
 
 /// What start-up did, for the operator to read.
@@ -191,6 +193,7 @@ impl Gateway {
             joins: Default::default(),
             draining,
             drain_requested: tokio::sync::Notify::new(),
+            recorder,
         });
         Ok(StartedGateway { report, state, listener, acceptor })
     }
@@ -364,6 +367,7 @@ impl StartedGateway {
         };
         let heartbeat = tokio::spawn(crate::node::heartbeat(self.state.clone()));
         let events = tokio::spawn(crate::node::follow_events(self.state.clone()));
+        let retention = tokio::spawn(crate::recording::retention::keep_sweeping(self.state.clone()));
         if let crate::config::MetricsEndpoint::Listen(addr) = self.state.config.metrics {
             match TcpListener::bind(addr).await {
                 Ok(listener) => {
@@ -470,6 +474,7 @@ impl StartedGateway {
         sweeper.abort();
         heartbeat.abort();
         events.abort();
+        retention.abort();
         if self.state.sessions.write_unwritten_closes().await > 0 {
             tracing::error!("some close records could not be written: the store is away");
         }

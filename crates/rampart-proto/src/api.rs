@@ -105,6 +105,13 @@ pub struct Bastion {
     /// With recording on, raw tunnels go through unrecorded instead of being refused.
     #[serde(default)]
     pub allow_unrecorded_tunnels: bool,
+    /// The Azure Blob container recordings go to, its SAS token hidden; absent: the gateway's
+    /// data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_recording_storage_url: Option<String>,
+    /// Recordings older than this many days are deleted; absent: kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_retention_days: Option<u32>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -181,6 +188,13 @@ pub struct BastionChange {
     pub enable_session_recording: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_unrecorded_tunnels: Option<bool>,
+    /// An Azure Blob container's SAS URL (a credential: never logged); empty: back to the
+    /// data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_recording_storage_url: Option<String>,
+    /// Days; 0 keeps recordings for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_retention_days: Option<u32>,
 }
 
 /// One audit record. Fields follow Azure's BastionAuditLogs where they overlap.

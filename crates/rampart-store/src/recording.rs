@@ -38,4 +38,6 @@ pub trait RecordingStore: Send + Sync {
     async fn recording(&self, id: &str) -> StoreResult<Option<RecordingRecord>>;
     /// A bastion's recordings, newest first.
     async fn recordings(&self, bastion_id: &str) -> StoreResult<Vec<RecordingRecord>>;
+    /// Forgets a recording (its bytes are deleted first by the caller). `false`: not there.
+    async fn delete_recording(&self, id: &str) -> StoreResult<bool>;
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
+pub mod azurite;
 pub mod idp;
 mod rdp;
 pub use rdp::{XrdpServer, shadow_server, shadow_server_at, xvfb, xvfb_sized};

@@ -2,7 +2,8 @@
 //! recorded as asciicast v2; `recording list` shows it (and `--search` finds it by a word it
 //! printed); `export` writes a `.cast` whose events hold the output; `verify` passes, and fails
 //! once a byte of the stored recording is flipped. Raw tunnels are refused while recording is
-//! on, unless allowed unrecorded; Basic cannot record; Reader does not see recordings.
+//! on, unless allowed unrecorded; Basic cannot record; Reader does not see recordings. With a
+//! container SAS URL of real azurite, the same goes to blobs.
 
 use std::time::{Duration, Instant};
 
@@ -298,6 +299,124 @@ fn a_recording_survives_a_killed_gateway_as_incomplete() -> Result<()> {
     let text = String::from_utf8_lossy(&said.stdout);
     ensure!(!said.status.success() && text.contains("incomplete"), "{text}");
     // `gw` keeps the directories the restarted gateway runs on.
+    drop(again);
+    drop(gw);
+    Ok(())
+}
+
+fn verify(gw: &Gateway, id: &str) -> Result<(bool, String)> {
+    let said = gw.run(&[
+        "network",
+        "bastion",
+        "recording",
+        "verify",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--ids",
+        id,
+    ])?;
+    Ok((said.status.success(), String::from_utf8_lossy(&said.stdout).into_owned()))
+}
+
+/// With `--session-recording-storage-url` (a container SAS URL of real azurite), the recording
+/// is put as chunk blobs in that container while the session runs; `verify` passes from the
+/// container, the close record carries the digest, a killed and restarted gateway still reads
+/// it, and a byte flipped in a stored blob makes `verify` fail. A read-only token is refused
+/// when set, saying why, and the token is never shown back.
+#[test]
+fn recordings_go_to_an_azure_blob_container() -> Result<()> {
+    let Some(local) = LocalUser::create("recb")? else {
+        println!("SKIPPED: password sign-in to sshd needs root (to create a local user)");
+        return Ok(());
+    };
+    let azurite = rampart_e2e::azurite::Azurite::start()?;
+    azurite.create_container("recordings")?;
+    let mut gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    let sshd = Sshd::start_with(SshdOptions { password_auth: true, ..Default::default() })?;
+
+    let read_only = azurite.container_sas_url("recordings", "rl")?;
+    let refused = gw.refused(&[
+        "network",
+        "bastion",
+        "update",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--sku",
+        "Premium",
+        "--enable-session-recording",
+        "true",
+        "--session-recording-storage-url",
+        &read_only,
+    ])?;
+    ensure!(
+        refused.contains("InvalidRecordingStorage") && !refused.contains("sig="),
+        "a token that cannot write is refused, without showing it: {refused}"
+    );
+    let url = azurite.container_sas_url("recordings", "racwdl")?;
+    let shown = gw.update_bastion(
+        "default",
+        &["--sku", "Premium", "--enable-session-recording", "true", "--session-recording-storage-url", &url],
+    )?;
+    ensure!(
+        shown.contains(&format!("127.0.0.1:{}/devstoreaccount1/recordings", azurite.port))
+            && !shown.contains("sig="),
+        "the container is shown, its token is not: {shown}"
+    );
+
+    let out = artifacts("recording-blob")?;
+    let script = browser_session(&gw, &sshd, &local, &out, false)?;
+    rampart_e2e::finish_browser_script(script, Duration::from_secs(90))?;
+    let t = Instant::now();
+    let rec = loop {
+        let list = recordings(&gw, &[])?;
+        if let Some(r) = list.into_iter().find(|r| r["complete"] == true) {
+            break r;
+        }
+        ensure!(t.elapsed() < Duration::from_secs(10), "no complete recording listed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let id = rec["id"].as_str().context("id")?.to_string();
+    let sha = rec["sha256"].as_str().context("sha256")?.to_string();
+    ensure!(
+        !gw.data_dir.join("recordings").join(format!("{id}.cast")).exists(),
+        "nothing in the data directory"
+    );
+    let blobs = azurite.list("recordings", &format!("recordings/{id}/"))?;
+    ensure!(!blobs.is_empty(), "the recording's blobs are in the container");
+    let mut stored = Vec::new();
+    for b in &blobs {
+        stored.extend(azurite.get("recordings", b)?);
+    }
+    ensure!(String::from_utf8_lossy(&stored).contains("rec-42 marmalade"), "the blobs hold the session");
+    ensure!(recordings(&gw, &["--search", "marmalade"])?.len() == 1, "--search reads the container");
+    let (valid, said) = verify(&gw, &id)?;
+    ensure!(valid && said.contains("\"valid\": true"), "{said}");
+    let close = gw
+        .audit()?
+        .into_iter()
+        .find(|r| r["event"] == "connection-close" && r["reason"].as_str().is_some_and(|x| x.contains(&sha)));
+    ensure!(close.is_some(), "the session's close record carries the recording's digest");
+
+    // The container outlives the gateway: killed and started again, it still vouches for it.
+    gw.process.child.kill()?;
+    gw.process.child.wait()?;
+    let again = Gateway::start_in(&gw.data_dir, &gw.admin.config_dir, &[])?;
+    again.login()?;
+    let (valid, said) = verify(&again, &id)?;
+    ensure!(valid, "after a restart: {said}");
+
+    let first = blobs.first().context("a blob")?;
+    let mut bytes = azurite.get("recordings", first)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    azurite.put("recordings", first, &bytes)?;
+    let (valid, said) = verify(&again, &id)?;
+    ensure!(!valid && said.contains("modified"), "a flipped byte in a blob is reported: {said}");
     drop(again);
     drop(gw);
     Ok(())

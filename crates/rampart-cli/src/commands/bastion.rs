@@ -32,6 +32,8 @@ fn change(s: BastionSettingsArgs) -> BastionChange {
         disable_copy_paste: s.disable_copy_paste,
         enable_session_recording: s.enable_session_recording,
         allow_unrecorded_tunnels: s.allow_unrecorded_tunnels,
+        session_recording_storage_url: s.session_recording_storage_url,
+        recording_retention_days: s.recording_retention_days,
     }
 }
 

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::SecondsFormat;
 use ipnet::IpNet;
 use rampart_core::resource_id::validate_name;
-use rampart_core::{AuditEvent, Bastion, BastionSettings, ResourceId, Scope, Tier};
+use rampart_core::{AuditEvent, Bastion, BastionSettings, ResourceId, Scope, SecretUrl, Tier};
 use rampart_proto::api::{self, BastionChange};
 use rampart_store::Subscription;
 
@@ -109,6 +109,7 @@ pub async fn create(
     let id = bastion_id(&gw, &sub, &group, &name).await?;
     caller.require(&gw, AuditEvent::BastionChange, WRITE, &Scope::Resource(id.clone())).await?;
     let settings = apply_change(BastionSettings::new_default(), &change)?;
+    check_storage(&gw, &settings, &change).await?;
     let b = gw.store.create_bastion(&id, &settings).await?;
     audit_change(&gw, &caller, &id, "created", &settings).await?;
     Ok((StatusCode::CREATED, Json(to_api(&b))))
@@ -134,6 +135,7 @@ pub(crate) async fn change_bastion(
     caller.require(gw, AuditEvent::BastionChange, WRITE, &Scope::Resource(id.clone())).await?;
     let current = gw.store.bastion(id).await?.ok_or_else(|| not_found(id))?;
     let settings = apply_change(current.settings, change)?;
+    check_storage(gw, &settings, change).await?;
     let b = gw.store.update_bastion(id, &settings).await?;
     // Live browser desktops follow the copy-and-paste setting at once.
     for session in gw.sessions.on_bastion(&id.to_string()) {
@@ -182,6 +184,12 @@ fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<Bastio
     if let Some(v) = change.allow_unrecorded_tunnels {
         s.allow_unrecorded_tunnels = v;
     }
+    if let Some(url) = &change.session_recording_storage_url {
+        s.recording_storage_url = (!url.trim().is_empty()).then(|| SecretUrl::new(url.trim()));
+    }
+    if let Some(days) = change.recording_retention_days {
+        s.recording_retention_days = (days > 0).then_some(days);
+    }
     if let Some(nets) = &change.reachable_networks {
         s.reachable_networks = nets
             .iter()
@@ -200,6 +208,18 @@ fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<Bastio
     Ok(s)
 }
 
+/// A new recording storage URL is tried (a blob written, listed, read and deleted) before it
+/// is kept: a wrong or read-only SAS token is refused now, not found out mid-session.
+async fn check_storage(gw: &Gateway, s: &BastionSettings, change: &BastionChange) -> Result<(), ApiError> {
+    let (Some(_), Some(url)) = (&change.session_recording_storage_url, &s.recording_storage_url) else {
+        return Ok(());
+    };
+    let invalid =
+        |e: crate::recording::BlobError| ApiError::bad_request("InvalidRecordingStorage", e.to_string());
+    let container = gw.recorder.container(url).map_err(invalid)?;
+    container.check().await.map_err(invalid)
+}
+
 async fn audit_change(
     gw: &Gateway,
     caller: &Caller,
@@ -209,13 +229,15 @@ async fn audit_change(
 ) -> Result<(), ApiError> {
     let nets: Vec<String> = s.reachable_networks.iter().map(|n| n.to_string()).collect();
     let summary = format!(
-        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, session recording {}{}, reachable networks [{}]",
+        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, session recording {}{}{}{}, reachable networks [{}]",
         s.tier,
         s.enable_tunneling,
         s.enable_ip_connect,
         !s.disable_copy_paste,
         s.session_recording,
         if s.session_recording && s.allow_unrecorded_tunnels { " (raw tunnels unrecorded)" } else { "" },
+        s.recording_storage_url.as_ref().map(|u| format!(" to {}", u.redacted())).unwrap_or_default(),
+        s.recording_retention_days.map(|d| format!(" kept {d} days")).unwrap_or_default(),
         nets.join(", ")
     );
     caller.record(gw, AuditEvent::BastionChange, &id.to_string(), summary).await
@@ -236,6 +258,8 @@ pub fn to_api(b: &Bastion) -> api::Bastion {
         disable_copy_paste: b.settings.disable_copy_paste,
         enable_session_recording: b.settings.session_recording,
         allow_unrecorded_tunnels: b.settings.allow_unrecorded_tunnels,
+        session_recording_storage_url: b.settings.recording_storage_url.as_ref().map(|u| u.redacted()),
+        recording_retention_days: b.settings.recording_retention_days,
         created_at: b.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         updated_at: b.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
     }

@@ -71,26 +71,40 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<RecordingView>>, ApiError> {
     let id = bastion(&gw, &caller, &sub, &group, &name).await?;
+    let found = matching(&gw, &id, q.user.as_deref(), q.target.as_deref(), q.search.as_deref()).await?;
+    Ok(Json(found.iter().map(view).collect()))
+}
+
+/// A bastion's recordings by the filters given (empty ones match all): a user (any case), part
+/// of the target, text the session printed.
+pub(crate) async fn matching(
+    gw: &AppState,
+    bastion: &ResourceId,
+    user: Option<&str>,
+    target: Option<&str>,
+    search: Option<&str>,
+) -> Result<Vec<RecordingRecord>, ApiError> {
+    let (user, target, search) =
+        (user.filter(|u| !u.is_empty()), target.filter(|t| !t.is_empty()), search.filter(|s| !s.is_empty()));
     let mut out = Vec::new();
-    for r in gw.store.recordings(&id.to_string()).await? {
-        if q.user.as_ref().is_some_and(|u| !r.username.eq_ignore_ascii_case(u)) {
+    for r in gw.store.recordings(&bastion.to_string()).await? {
+        if user.is_some_and(|u| !r.username.eq_ignore_ascii_case(u))
+            || target.is_some_and(|t| !r.target.contains(t))
+        {
             continue;
         }
-        if q.target.as_ref().is_some_and(|t| !r.target.contains(t.as_str())) {
-            continue;
-        }
-        if let Some(text) = q.search.as_ref().filter(|t| !t.is_empty()) {
-            let cast = tokio::fs::read_to_string(&r.location).await.unwrap_or_default();
-            if !output_text(&cast).contains(text.as_str()) {
+        if let Some(text) = search {
+            let cast = gw.recorder.read(&r).await.unwrap_or_default();
+            if !output_text(&String::from_utf8_lossy(&cast)).contains(text) {
                 continue;
             }
         }
-        out.push(view(&r));
+        out.push(r);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
-async fn find(gw: &AppState, bastion: &ResourceId, id: &str) -> Result<RecordingRecord, ApiError> {
+pub(crate) async fn find(gw: &AppState, bastion: &ResourceId, id: &str) -> Result<RecordingRecord, ApiError> {
     gw.store
         .recording(id)
         .await?
@@ -112,11 +126,11 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let id = bastion(&gw, &caller, &sub, &group, &name).await?;
     let r = find(&gw, &id, &rec).await?;
-    let bytes = tokio::fs::read(&r.location).await.map_err(|e| {
+    let bytes = gw.recorder.read(&r).await.map_err(|e| {
         ApiError::new(
             StatusCode::GONE,
             "RecordingMissing",
-            format!("the recording's bytes cannot be read: {e}"),
+            format!("the recording's bytes cannot be had: {e}"),
         )
     })?;
     caller
@@ -136,8 +150,7 @@ pub async fn verify(
     let id = bastion(&gw, &caller, &sub, &group, &name).await?;
     let r = find(&gw, &id, &rec).await?;
     let (valid, detail) = match (r.size_bytes, &r.sha256) {
-        (Some(size), Some(sha)) => match crate::recording::digest_of(std::path::Path::new(&r.location)).await
-        {
+        (Some(size), Some(sha)) => match gw.recorder.digest(&r).await {
             Ok((now_size, now_sha)) if now_size == size && &now_sha == sha => {
                 (true, format!("{size} bytes, sha256 {sha}: as recorded"))
             }

@@ -159,6 +159,22 @@ impl Sessions {
         }
     }
 
+    /// What the observers add to a session's close record (a recording's size and digest),
+    /// each waited for at most `within`, all together.
+    pub(super) async fn closing_notes(&self, session: &Session, within: std::time::Duration) -> Vec<String> {
+        let pending: Vec<_> = self.observers.iter().filter_map(|o| o.closing(session)).collect();
+        let mut notes = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        for note in pending {
+            match tokio::time::timeout_at(deadline, note).await {
+                Ok(Ok(note)) => notes.push(note),
+                Ok(Err(_)) => {}
+                Err(_) => notes.push("an observer did not finish in time".into()),
+            }
+        }
+        notes
+    }
+
     /// Takes a finished session off the list and tells the observers.
     pub(super) fn end(&self, session: &Session, end: &EndReason) {
         if self.lock().remove(&session.id).is_some() {

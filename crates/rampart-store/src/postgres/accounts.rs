@@ -55,6 +55,12 @@ fn bastion_from_row(row: &PgRow) -> StoreResult<Bastion> {
             disable_copy_paste: row.try_get("disable_copy_paste")?,
             session_recording: row.try_get("session_recording")?,
             allow_unrecorded_tunnels: row.try_get("allow_unrecorded_tunnels")?,
+            recording_storage_url: row
+                .try_get::<Option<String>, _>("recording_storage_url")?
+                .map(rampart_core::SecretUrl::new),
+            recording_retention_days: row
+                .try_get::<Option<i64>, _>("recording_retention_days")?
+                .and_then(|d| u32::try_from(d).ok()),
         },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -279,8 +285,9 @@ impl AccountStore for PostgresStore {
         sqlx::query(
             "INSERT INTO bastions (subscription_id, resource_group, name, tier, enable_tunneling,
                enable_ip_connect, reachable_networks, created_at, updated_at, idle_timeout_secs, max_session_secs,
-               disable_copy_paste, session_recording, allow_unrecorded_tunnels)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13)",
+               disable_copy_paste, session_recording, allow_unrecorded_tunnels,
+               recording_storage_url, recording_retention_days)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&id.subscription)
         .bind(&id.resource_group)
@@ -295,6 +302,8 @@ impl AccountStore for PostgresStore {
         .bind(settings.disable_copy_paste)
         .bind(settings.session_recording)
         .bind(settings.allow_unrecorded_tunnels)
+        .bind(settings.recording_storage_url.as_ref().map(|u| u.expose().to_string()))
+        .bind(settings.recording_retention_days.map(i64::from))
         .execute(&self.pool)
         .await
         .map_err(conflict(|| format!("bastion '{}'", id.name)))?;
@@ -343,7 +352,8 @@ impl AccountStore for PostgresStore {
         let done = sqlx::query(
             "UPDATE bastions SET tier = $4, enable_tunneling = $5, enable_ip_connect = $6,
                reachable_networks = $7, updated_at = $8, idle_timeout_secs = $9, max_session_secs = $10,
-               disable_copy_paste = $11, session_recording = $12, allow_unrecorded_tunnels = $13
+               disable_copy_paste = $11, session_recording = $12, allow_unrecorded_tunnels = $13,
+               recording_storage_url = $14, recording_retention_days = $15
              WHERE subscription_id = $1 AND resource_group = $2 AND name = $3",
         )
         .bind(&id.subscription)
@@ -359,6 +369,8 @@ impl AccountStore for PostgresStore {
         .bind(settings.disable_copy_paste)
         .bind(settings.session_recording)
         .bind(settings.allow_unrecorded_tunnels)
+        .bind(settings.recording_storage_url.as_ref().map(|u| u.expose().to_string()))
+        .bind(settings.recording_retention_days.map(i64::from))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {

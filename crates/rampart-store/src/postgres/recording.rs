@@ -75,4 +75,9 @@ impl RecordingStore for PostgresStore {
             .await?;
         rows.iter().map(recording_from_row).collect()
     }
+
+    async fn delete_recording(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM recordings WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

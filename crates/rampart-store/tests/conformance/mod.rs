@@ -68,9 +68,13 @@ pub async fn authorization_inputs_are_read_after_every_write(store: Arc<dyn Stor
     }
     let mut settings = BastionSettings::new_default();
     settings.enable_ip_connect = true;
+    settings.recording_storage_url =
+        Some(rampart_core::SecretUrl::new("https://a.blob.core.windows.net/rec?sv=1&sig=x"));
+    settings.recording_retention_days = Some(30);
     store.update_bastion(&id, &settings).await?;
     let b = store.bastion(&id).await?.ok_or_else(|| fail("bastion"))?;
     ensure!(b.settings.enable_ip_connect, "a changed setting is read at once");
+    ensure!(b.settings == settings, "every setting is kept: {:?}", b.settings);
     store.delete_role_assignment("a1").await?;
     ensure!(
         store.role_assignments(Some(&user.id), None).await?.is_empty(),

@@ -39,5 +39,9 @@ pub async fn recordings_are_listed_and_finished(store: Arc<dyn Store>) -> Checke
         "{done:?}"
     );
     ensure!(store.recording("nope").await?.is_none(), "an unknown one is none");
+    ensure!(store.delete_recording("rec-2").await?, "a recording is deleted");
+    ensure!(!store.delete_recording("rec-2").await?, "once");
+    ensure!(store.recording("rec-2").await?.is_none(), "and gone");
+    ensure!(store.recording("rec-1").await?.is_some(), "the other stays");
     Ok(())
 }

@@ -138,6 +138,8 @@ pub async fn change_bastion(
             // The operator page does not show recording yet: it leaves it as it is.
             enable_session_recording: None,
             allow_unrecorded_tunnels: None,
+            session_recording_storage_url: None,
+            recording_retention_days: None,
             reachable_networks: get("reachable_networks").map(|v| {
                 v.split([',', ' ', '\n'])
                     .map(str::trim)

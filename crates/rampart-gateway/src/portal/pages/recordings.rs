@@ -11,7 +11,7 @@ use rampart_proto::recording::RecordingView;
 use serde::Deserialize;
 
 use super::super::{PortalUser, error_page, render};
-use crate::api::recordings::{RECORDINGS, output_text, view};
+use crate::api::recordings::{RECORDINGS, find, matching, view};
 use crate::api::{ApiError, AppState};
 
 #[derive(Deserialize, Default)]
@@ -62,19 +62,8 @@ pub async fn recordings_page(
     let page = async {
         let id = bastion(&gw, &user, q.bastion.as_deref()).await?;
         let (who, search) = (q.user.unwrap_or_default(), q.search.unwrap_or_default());
-        let mut rows = Vec::new();
-        for r in gw.store.recordings(&id.to_string()).await? {
-            if !who.is_empty() && !r.username.eq_ignore_ascii_case(&who) {
-                continue;
-            }
-            if !search.is_empty() {
-                let cast = tokio::fs::read_to_string(&r.location).await.unwrap_or_default();
-                if !output_text(&cast).contains(search.as_str()) {
-                    continue;
-                }
-            }
-            rows.push(view(&r));
-        }
+        let rows: Vec<_> =
+            matching(&gw, &id, Some(&who), None, Some(&search)).await?.iter().map(view).collect();
         Ok::<Response, ApiError>(render(&RecordingsPage {
             signed_in: Some(user.name()),
             csrf: &user.csrf,
@@ -113,19 +102,14 @@ pub async fn cast(
 ) -> Response {
     let bytes = async {
         let id = bastion(&gw, &user, q.bastion.as_deref()).await?;
-        let r = gw
-            .store
-            .recording(&rec)
-            .await?
-            .filter(|r| r.bastion_id.eq_ignore_ascii_case(&id.to_string()))
-            .ok_or_else(|| {
-                ApiError::new(
-                    axum::http::StatusCode::NOT_FOUND,
-                    "RecordingNotFound",
-                    "no such recording here",
-                )
-            })?;
-        tokio::fs::read(&r.location).await.map_err(ApiError::internal)
+        let r = find(&gw, &id, &rec).await?;
+        gw.recorder.read(&r).await.map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::GONE,
+                "RecordingMissing",
+                format!("the recording's bytes cannot be had: {e}"),
+            )
+        })
     };
     match bytes.await {
         Ok(b) => {

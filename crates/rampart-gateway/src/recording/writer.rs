@@ -1,0 +1,332 @@
+//! One recording being written: a task per session turns its events into asciicast v2 lines
+//! and hands them to a [`Sink`], a file under the data directory or chunk blobs in a
+//! container. Both reach durable storage at least once a second (a file is synced; a
+//! container is sent the chunk), so a crash loses a second or so of the session, not all of it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rampart_core::{AuditEntry, AuditEvent, AuditResult};
+use rampart_store::{RecordingRecord, Store};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::blob::Container;
+
+/// Terminal size written in the header (the browser's changes are not followed yet).
+const WIDTH: u16 = 80;
+const HEIGHT: u16 = 24;
+/// Written data reaches durable storage at least this often.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// A chunk is sent to a container before it grows past this.
+const CHUNK_MAX: usize = 4 << 20;
+/// Unsent bytes kept while a container refuses, before the recording gives up.
+const UNSENT_MAX: usize = 64 << 20;
+
+pub(super) enum Event {
+    Output(Instant, Vec<u8>),
+    Input(Instant, Vec<u8>),
+    /// The session ended: finish, and say the recording's size and digest on the sender.
+    End(Option<oneshot::Sender<String>>),
+}
+
+/// Where a recording's bytes go.
+pub(super) enum Sink {
+    File { path: PathBuf, file: Option<tokio::fs::File>, dirty: bool },
+    Blob { container: Arc<Container>, location: String, unsent: Vec<u8>, next: u32 },
+}
+
+impl Sink {
+    pub(super) fn location(&self) -> String {
+        match self {
+            Sink::File { path, .. } => path.display().to_string(),
+            Sink::Blob { location, .. } => location.clone(),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::File { path, file, dirty } => {
+                if file.is_none() {
+                    if let Some(dir) = path.parent() {
+                        tokio::fs::create_dir_all(dir).await?;
+                    }
+                    *file = Some(tokio::fs::File::create(&*path).await?);
+                }
+                if let Some(f) = file {
+                    f.write_all(bytes).await?;
+                    *dirty = true;
+                }
+                Ok(())
+            }
+            Sink::Blob { unsent, .. } => {
+                unsent.extend_from_slice(bytes);
+                if unsent.len() >= CHUNK_MAX {
+                    self.flush(false).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes what was written durable: a file is synced, a container is sent the chunk. A
+    /// container's refusal keeps the bytes for the next try, up to [`UNSENT_MAX`], unless this
+    /// is the `last` try.
+    async fn flush(&mut self, last: bool) -> std::io::Result<()> {
+        match self {
+            Sink::File { file: Some(f), dirty, .. } if *dirty => {
+                f.flush().await?;
+                f.sync_data().await?;
+                *dirty = false;
+                Ok(())
+            }
+            Sink::File { .. } => Ok(()),
+            Sink::Blob { unsent, .. } if unsent.is_empty() => Ok(()),
+            Sink::Blob { container, location, unsent, next } => {
+                let chunk = bytes::Bytes::copy_from_slice(unsent);
+                match container.put_chunk(location, *next, chunk).await {
+                    Ok(()) => {
+                        unsent.clear();
+                        *next += 1;
+                        Ok(())
+                    }
+                    Err(e) if !last && unsent.len() < UNSENT_MAX => {
+                        tracing::warn!(error = %e, "a recording's chunk was not stored; trying again");
+                        Ok(())
+                    }
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                }
+            }
+        }
+    }
+}
+
+pub(super) struct Job {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) sink: Sink,
+    pub(super) id: String,
+    pub(super) bastion: String,
+    pub(super) user: String,
+    pub(super) target: String,
+    pub(super) started: Instant,
+}
+
+/// Whether the output so far ends at a prompt for a secret (`Password:`, `Enter passphrase
+/// for key …:`, `PIN:`): what is typed next is not recorded, up to its Enter. The remote's
+/// echo setting is not visible to the gateway; its prompt is.
+fn asks_for_secret(output_tail: &str) -> bool {
+    let line = output_tail.rsplit(['\n', '\r']).next().unwrap_or("").trim_end().to_lowercase();
+    line.ends_with(':')
+        && ["password", "passphrase", "pin", "passcode", "secret"].iter().any(|w| line.contains(w))
+}
+
+/// Text from terminal output, keeping an incomplete UTF-8 sequence for the next chunk.
+fn take_text(pending: &mut Vec<u8>) -> String {
+    match std::str::from_utf8(pending) {
+        Ok(text) => {
+            let text = text.to_string();
+            pending.clear();
+            text
+        }
+        Err(e) if e.error_len().is_none() && pending.len() - e.valid_up_to() < 4 => {
+            let tail = pending.split_off(e.valid_up_to());
+            let text = String::from_utf8_lossy(pending).into_owned();
+            *pending = tail;
+            text
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(pending).into_owned();
+            pending.clear();
+            text
+        }
+    }
+}
+
+/// Counts and hashes what goes to the sink.
+struct Digesting {
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Job {
+    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let mut digest = Digesting { hasher: Sha256::new(), size: 0 };
+        let (done, note) = match self.record(&mut rx, &mut digest).await {
+            Ok(done) => (done, self.finish(digest).await),
+            Err(e) => {
+                // Not vouched for: listed as incomplete, and the audit log says why.
+                tracing::error!(session = %self.id, error = %e, "the session's recording failed");
+                let mut entry = AuditEntry::new(Utc::now(), AuditEvent::Recording, AuditResult::Failed);
+                entry.user = Some(self.user.clone());
+                entry.bastion_id = Some(self.bastion.clone());
+                entry.target_resource_id = Some(format!("recordings/{}", self.id));
+                entry.reason = Some(format!("the recording of session {} failed: {e}", self.id));
+                if let Err(err) = self.store.append_audit(&entry).await {
+                    tracing::error!(session = %self.id, error = %err, "cannot audit the recording");
+                }
+                let done = loop {
+                    match rx.recv().await {
+                        Some(Event::End(done)) => break done,
+                        Some(_) => {}
+                        None => break None,
+                    }
+                };
+                (done, format!("recording failed: {e}"))
+            }
+        };
+        if let Some(done) = done {
+            let _ = done.send(note);
+        }
+    }
+
+    async fn write(&mut self, digest: &mut Digesting, line: String) -> std::io::Result<()> {
+        let bytes = format!("{line}\n").into_bytes();
+        digest.hasher.update(&bytes);
+        digest.size += bytes.len() as u64;
+        self.sink.write(&bytes).await
+    }
+
+    /// Writes events until the session ends; `Ok` with whom to tell.
+    async fn record(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Event>,
+        digest: &mut Digesting,
+    ) -> std::io::Result<Option<oneshot::Sender<String>>> {
+        let header = serde_json::json!({
+            "version": 2, "width": WIDTH, "height": HEIGHT, "timestamp": Utc::now().timestamp(),
+            "title": format!("{} → {}", self.user, self.target), "env": { "TERM": "xterm-256color" },
+        });
+        let record = RecordingRecord {
+            id: self.id.clone(),
+            bastion_id: self.bastion.clone(),
+            username: self.user.clone(),
+            target: self.target.clone(),
+            protocol: "ssh".into(),
+            format: "asciicast-v2".into(),
+            location: self.sink.location(),
+            started_at: Utc::now(),
+            ended_at: None,
+            size_bytes: None,
+            sha256: None,
+        };
+        if let Err(e) = self.store.create_recording(&record).await {
+            tracing::error!(session = %self.id, error = %e, "cannot list the session's recording");
+        }
+        self.write(digest, header.to_string()).await?;
+        self.sink.flush(false).await?;
+        let mut pending = Vec::new();
+        let mut tick = tokio::time::interval(SYNC_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The end of the output so far (to see a secret's prompt), and whether the input is a
+        // secret being typed (until its Enter).
+        let mut tail = String::new();
+        let mut secret = false;
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                _ = tick.tick() => {
+                    self.sink.flush(false).await?;
+                    continue;
+                }
+            };
+            match event {
+                Some(Event::Output(at, bytes)) => {
+                    pending.extend_from_slice(&bytes);
+                    let text = take_text(&mut pending);
+                    if text.is_empty() {
+                        continue;
+                    }
+                    tail.push_str(&text);
+                    if tail.len() > 256 {
+                        let cut = tail.len() - 256;
+                        let cut = (cut..tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(0);
+                        tail.drain(..cut);
+                    }
+                    let t = at.saturating_duration_since(self.started).as_secs_f64();
+                    let line = serde_json::to_string(&(t, "o", text)).unwrap_or_default();
+                    self.write(digest, line).await?;
+                }
+                Some(Event::Input(at, bytes)) => {
+                    if !secret && asks_for_secret(&tail) {
+                        secret = true;
+                    }
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let recorded = if secret {
+                        // Nothing of the secret; its Enter ends it.
+                        match text.find(['\r', '\n']) {
+                            Some(end) => {
+                                secret = false;
+                                tail.clear();
+                                text[end..].to_string()
+                            }
+                            None => continue,
+                        }
+                    } else {
+                        text
+                    };
+                    let t = at.saturating_duration_since(self.started).as_secs_f64();
+                    let line = serde_json::to_string(&(t, "i", recorded)).unwrap_or_default();
+                    self.write(digest, line).await?;
+                }
+                Some(Event::End(done)) => {
+                    self.sink.flush(true).await?;
+                    return Ok(done);
+                }
+                None => {
+                    self.sink.flush(true).await?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Records the end, size and digest in the store and the audit log; the close record's note.
+    async fn finish(&mut self, digest: Digesting) -> String {
+        let size = digest.size;
+        let sha = hex::encode(digest.hasher.finalize());
+        let ended = Utc::now();
+        if let Err(e) = self.store.finish_recording(&self.id, ended, size, &sha).await {
+            tracing::error!(session = %self.id, error = %e, "cannot record the recording's digest");
+        }
+        let mut e = AuditEntry::new(ended, AuditEvent::Recording, AuditResult::Allowed);
+        e.user = Some(self.user.clone());
+        e.bastion_id = Some(self.bastion.clone());
+        e.target_resource_id = Some(format!("recordings/{}", self.id));
+        e.reason = Some(format!("recorded session {}: {size} bytes, sha256 {sha}", self.id));
+        if let Err(err) = self.store.append_audit(&e).await {
+            tracing::error!(session = %self.id, error = %err, "cannot audit the recording");
+        }
+        format!("recording {size} bytes, sha256 {sha}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secrets_prompt_is_recognised() {
+        for prompt in
+            ["Password: ", "[sudo] password for alice:", "Enter passphrase for key '/k':", "\r\nPIN:"]
+        {
+            assert!(asks_for_secret(prompt), "{prompt}");
+        }
+        for other in ["alice@host:~$ ", "password changed\r\n$ ", "", "Name:"] {
+            assert!(!asks_for_secret(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn split_utf8_waits_for_the_rest_of_a_character() {
+        let mut pending = "hé".as_bytes().to_vec();
+        pending.truncate(2);
+        assert_eq!(take_text(&mut pending), "h");
+        pending.extend_from_slice(&"é".as_bytes()[1..]);
+        assert_eq!(take_text(&mut pending), "é");
+        let mut junk = vec![0xff, b'a'];
+        assert_eq!(take_text(&mut junk), "\u{fffd}a");
+    }
+}
