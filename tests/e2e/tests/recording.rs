@@ -237,6 +237,39 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
             .any(|r| r["event"] == "recording" && r["reason"].as_str().is_some_and(|x| x.contains(&id))),
         "the recording's digest is audited"
     );
+
+    // Retention: a week. The recording is made to have ended eight days ago (in the store,
+    // with the gateway stopped); the sweep at the next start deletes its bytes and its listing.
+    gw.update_bastion("default", &["--recording-retention-days", "7"])?;
+    let mut gw = gw;
+    gw.process.terminate()?;
+    let db = gw.data_dir.join("rampart.db");
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
+        let old = (chrono::Utc::now() - chrono::Duration::days(8))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        sqlx::query("UPDATE recordings SET started_at = ?1, ended_at = ?1 WHERE id = ?2")
+            .bind(&old)
+            .bind(&id)
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        anyhow::Ok(())
+    })?;
+    let again = Gateway::start_in(&gw.data_dir, &gw.admin.config_dir, &[])?;
+    again.login()?;
+    let t = Instant::now();
+    while !recordings(&again, &[])?.is_empty() {
+        ensure!(t.elapsed() < Duration::from_secs(10), "a recording past its retention is deleted at start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ensure!(!stored.exists(), "its bytes are deleted too");
+    ensure!(
+        again.audit()?.iter().any(|r| r["event"] == "recording"
+            && r["reason"].as_str().is_some_and(|x| x.contains(&id) && x.contains("retention of 7 days"))),
+        "the deletion is audited"
+    );
+    drop(again);
     Ok(())
 }
 
