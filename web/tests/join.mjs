@@ -2,7 +2,8 @@
 // it from the bastion's page (the user is told), sees the user's typing, cannot type in view
 // mode, then joins to interact and types a command the user sees.
 import { check, env, launchChromium, step, until, withBrowser } from './lib.mjs';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const url = env('RAMPART_URL');
 const out = env('ARTIFACTS');
@@ -79,4 +80,15 @@ await withBrowser(browser, out, async () => {
   await ops.keyboard.type('echo typed-by-op-$((3+4))\n');
   await until('the user to see the operator\'s command', async () => (await screen(tab)).includes('typed-by-op-7'));
   step('in interact mode the operator types a command the user sees');
+
+  if (process.env.CLI_JOIN) {
+    // The Rust test joins with `rampart network bastion session join --mode interact` now.
+    writeFileSync(join(out, 'cli-ready'), 'yes');
+    await until('the CLI operator\'s command on the user\'s screen', async () => (await screen(tab)).includes('typed-by-cli-9'), 60000);
+    step('an operator on the command line types a command the user sees');
+    await tab.click('#terminal');
+    await tab.keyboard.type('echo seen-by-cli-$((4+4))\n');
+    await until('the CLI operator to have seen it', async () => existsSync(join(out, 'cli-done')), 60000);
+    step('the command-line operator sees what the user types');
+  }
 });

@@ -539,6 +539,25 @@ pub enum SessionCommand {
         #[arg(long, num_args = 1.., required = true)]
         ids: Vec<String>,
     },
+    /// Watch a running browser terminal, or type into it (the user is told; audited).
+    /// Ctrl-] leaves.
+    Join {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        /// The session's ID (`session list`).
+        #[arg(long)]
+        ids: String,
+        #[arg(long, value_enum, default_value_t = JoinMode::View)]
+        mode: JoinMode,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JoinMode {
+    /// See what the user sees; typing is not sent.
+    View,
+    /// See and type, as the user does.
+    Interact,
 }
 
 /// The target of an ssh, rdp or proxy command.

@@ -35,13 +35,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let code = match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
-    }
+    };
+    // A read of standard input still waiting (`session join`, a tunnel's `ssh-proxy`) must not
+    // keep the process alive after its command is done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 /// The error and its causes, skipping a cause whose text the message already shows (many

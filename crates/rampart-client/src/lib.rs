@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod federated;
+pub mod join;
 pub mod trust;
 pub mod tunnel;
 

@@ -201,9 +201,19 @@ impl Connector {
     /// Opens one tunnel WebSocket with `token`. A refusal comes back as
     /// [`TunnelError::Refused`] with the gateway's reason.
     pub async fn open(&self, token: &str) -> Result<TunnelStream, TunnelError> {
+        self.open_websocket(CONNECT_PATH, token, Some(SUBPROTOCOL)).await
+    }
+
+    /// Opens a WebSocket to `path` (with its query) on the gateway, authorized by `token`.
+    pub async fn open_websocket(
+        &self,
+        path: &str,
+        token: &str,
+        subprotocol: Option<&'static str>,
+    ) -> Result<TunnelStream, TunnelError> {
         let tls = self.connect_tls(&self.tls).await?;
         let authority = self.authority();
-        let mut request = format!("wss://{authority}{CONNECT_PATH}")
+        let mut request = format!("wss://{authority}{path}")
             .into_client_request()
             .map_err(|e| TunnelError::WebSocket(e.to_string()))?;
         let headers = request.headers_mut();
@@ -212,7 +222,9 @@ impl Connector {
             HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| TunnelError::WebSocket("the token is not a valid header value".into()))?,
         );
-        headers.insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
+        if let Some(subprotocol) = subprotocol {
+            headers.insert("sec-websocket-protocol", HeaderValue::from_static(subprotocol));
+        }
         headers.insert("user-agent", HeaderValue::from_static(crate::api::USER_AGENT));
         match client_async_with_config(request, tls, Some(websocket_config())).await {
             Ok((ws, _)) => Ok(ws),

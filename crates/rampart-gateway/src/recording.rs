@@ -112,6 +112,13 @@ impl Recorder {
         }
     }
 
+    /// Puts a marker (an asciicast `m` event: who joined, who left) into a running recording.
+    pub fn mark(&self, session: &str, text: String) {
+        if let Some(tx) = self.live.lock().ok().and_then(|l| l.get(session).cloned()) {
+            let _ = tx.send(Event::Marker(std::time::Instant::now(), text));
+        }
+    }
+
     /// Recomputes a recording's size and SHA-256 from its bytes.
     pub async fn digest(&self, r: &RecordingRecord) -> Result<(u64, String), ReadError> {
         let bytes = self.read(r).await?;

@@ -135,6 +135,16 @@ async fn sessions(cmd: SessionCommand) -> Result<ExitCode> {
                 eprintln!("disconnected session {id}");
             }
         }
+        SessionCommand::Join { bastion, ids, mode } => {
+            let interact = mode == crate::cli::JoinMode::Interact;
+            let url = format!(
+                "{}/{}/join?mode={}",
+                path(&bastion)?,
+                urlencode(&ids),
+                if interact { "interact" } else { "view" }
+            );
+            return super::join::run(&client, &url, interact).await;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

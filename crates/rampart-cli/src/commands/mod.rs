@@ -6,6 +6,7 @@ mod audit;
 mod bastion;
 mod directory;
 mod inventory;
+mod join;
 mod node;
 mod rdp;
 mod serve;

@@ -134,6 +134,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", READYZ, "Ready for new work (503 while draining)"),
     ("get", METRICS, "Prometheus metrics"),
     ("get", SESSIONS, "Live sessions on a bastion, on every node"),
+    ("get", SESSION_JOIN, "Join a browser terminal running on this node (WebSocket; ?mode=view|interact)"),
     ("get", RECORDINGS, "A bastion's session recordings (?user, ?target, ?search)"),
     ("get", RECORDING_CONTENT, "A recording's bytes (asciicast v2)"),
     ("get", RECORDING_VERIFY, "Check a recording's size and SHA-256 against those recorded"),
@@ -194,6 +195,8 @@ const NIC: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/netw
 const USER: &str = "/api/users/{upn}";
 const SESSIONS: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions";
+const SESSION_JOIN: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}/join";
 const RECORDINGS: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/recordings";
 const RECORDING_CONTENT: &str =
@@ -264,6 +267,7 @@ pub fn router(state: AppState) -> Router {
         .route(NODES, get(nodes::list))
         .route(NODE_DRAIN, post(nodes::drain))
         .route(SESSION, axum::routing::delete(sessions::disconnect))
+        .route(SESSION_JOIN, get(crate::portal::join_over_api))
         .route(HOST_KEYS, get(host_keys::list).delete(host_keys::forget))
         .route(RECORDINGS, get(recordings::list))
         .route(RECORDING_CONTENT, get(recordings::export))

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 
 use super::{PortalUser, error_page, render};
+use crate::api::caller::Caller;
 use crate::api::{ApiError, AppState};
 
 /// Watching and typing into others' sessions.
@@ -65,7 +66,7 @@ fn interact(q: &JoinQuery) -> bool {
 }
 
 /// The session's join point, if the operator may join it.
-async fn allowed(gw: &AppState, user: &PortalUser, session: &str) -> Result<JoinPoint, ApiError> {
+async fn allowed(gw: &AppState, caller: &Caller, session: &str) -> Result<JoinPoint, ApiError> {
     let point = gw.joins.get(session).ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
@@ -74,7 +75,7 @@ async fn allowed(gw: &AppState, user: &PortalUser, session: &str) -> Result<Join
         )
     })?;
     let bastion = point.bastion_id.parse().map_err(ApiError::internal)?;
-    user.caller.require(gw, AuditEvent::SessionJoin, JOIN, &Scope::Resource(bastion)).await?;
+    caller.require(gw, AuditEvent::SessionJoin, JOIN, &Scope::Resource(bastion)).await?;
     Ok(point)
 }
 
@@ -91,7 +92,7 @@ pub async fn page(
     Path(id): Path<String>,
     Query(q): Query<JoinQuery>,
 ) -> Response {
-    match allowed(&gw, &user, &id).await {
+    match allowed(&gw, &user.caller, &id).await {
         Ok(point) => {
             let mode = if interact(&q) { "interact" } else { "view" };
             let ws = format!("/portal/sessions/{id}/join/ws?mode={mode}");
@@ -108,29 +109,55 @@ pub async fn websocket(
     Query(q): Query<JoinQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let point = match allowed(&gw, &user, &id).await {
+    join(&gw, &user.caller, &id, interact(&q), upgrade).await
+}
+
+/// `rampart network bastion session join`: the same join over the API, for a signed-in
+/// client. Only a session running on the node that answers can be joined.
+pub async fn api_websocket(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path((_sub, _group, _name, id)): Path<(String, String, String, String)>,
+    Query(q): Query<JoinQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    join(&gw, &caller, &id, interact(&q), upgrade).await
+}
+
+/// Checks the join action, audits the join, tells the user and marks the recording, then
+/// relays the terminal to the operator.
+async fn join(
+    gw: &AppState,
+    caller: &Caller,
+    id: &str,
+    interact: bool,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let point = match allowed(gw, caller, id).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let interact = interact(&q);
-    let operator = user.name().to_string();
-    let mut e = user.caller.entry(AuditEvent::SessionJoin, AuditResult::Allowed);
+    let operator = caller.name().to_string();
+    let mode = if interact { "interact" } else { "view" };
+    let mut e = caller.entry(AuditEvent::SessionJoin, AuditResult::Allowed);
     e.bastion_id = Some(point.bastion_id.clone());
     e.target_resource_id = Some(format!("sessions/{id}"));
-    e.reason = Some(format!(
-        "{operator} joined {}'s session ({})",
-        point.user,
-        if interact { "interact" } else { "view" }
-    ));
+    e.reason = Some(format!("{operator} joined {}'s session ({mode})", point.user));
     if let Err(err) = gw.store.append_audit(&e).await {
         return ApiError::from(err).into_response();
     }
     let how = if interact { "is watching and may type" } else { "is watching (view only)" };
     let _ = point.notices.send(format!("{operator} {how}"));
-    upgrade.on_upgrade(move |socket| relay(socket, point, interact, operator))
+    gw.recorder.mark(id, format!("{operator} joined ({mode})"));
+    let gw = gw.clone();
+    let id = id.to_string();
+    upgrade.on_upgrade(move |socket| async move {
+        relay(socket, point, interact, &operator).await;
+        gw.recorder.mark(&id, format!("{operator} left"));
+    })
 }
 
-async fn relay(socket: WebSocket, point: JoinPoint, interact: bool, operator: String) {
+async fn relay(socket: WebSocket, point: JoinPoint, interact: bool, operator: &str) {
     let (mut to_operator, mut from_operator) = socket.split();
     // Only the terminal holds the sender: when it ends, this receiver closes.
     let JoinPoint { output, input, notices, .. } = point;

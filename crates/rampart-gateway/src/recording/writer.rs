@@ -29,6 +29,8 @@ const UNSENT_MAX: usize = 64 << 20;
 pub(super) enum Event {
     Output(Instant, Vec<u8>),
     Input(Instant, Vec<u8>),
+    /// A marker: an operator joined or left.
+    Marker(Instant, String),
     /// The session ended: finish, and say the recording's size and digest on the sender.
     End(Option<oneshot::Sender<String>>),
 }
@@ -269,6 +271,11 @@ impl Job {
                     };
                     let t = at.saturating_duration_since(self.started).as_secs_f64();
                     let line = serde_json::to_string(&(t, "i", recorded)).unwrap_or_default();
+                    self.write(digest, line).await?;
+                }
+                Some(Event::Marker(at, text)) => {
+                    let t = at.saturating_duration_since(self.started).as_secs_f64();
+                    let line = serde_json::to_string(&(t, "m", text)).unwrap_or_default();
                     self.write(digest, line).await?;
                 }
                 Some(Event::End(done)) => {
