@@ -239,6 +239,16 @@ impl ApiClient {
 
     /// An authenticated GET whose answer is plain text.
     pub async fn request_text(&self, path: &str) -> Result<String, ClientError> {
+        let bytes = self.request_bytes(path).await?;
+        String::from_utf8(bytes).map_err(|_| ClientError::Api {
+            status: 200,
+            code: "NotText".into(),
+            message: "the gateway answered with bytes that are not text".into(),
+        })
+    }
+
+    /// A GET whose answer is kept as bytes (a recording).
+    pub async fn request_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         let token = self.access_token().await?;
         let resp = self
             .http
@@ -248,11 +258,11 @@ impl ApiClient {
             .await
             .map_err(http_error)?;
         let status = resp.status();
-        let text = resp.text().await.map_err(http_error)?;
+        let bytes = resp.bytes().await.map_err(http_error)?;
         if status.is_success() {
-            Ok(text)
+            Ok(bytes.to_vec())
         } else {
-            let body = serde_json::from_str::<ErrorBody>(&text).ok();
+            let body = serde_json::from_slice::<ErrorBody>(&bytes).ok();
             Err(ClientError::Api {
                 status: status.as_u16(),
                 code: body

@@ -65,6 +65,11 @@ impl LiveSession {
         self.sessions.observe_data(&self.session, direction, bytes);
     }
 
+    /// Hands a picture of a browser desktop to the observers (not counted as relayed bytes).
+    pub fn frame(&self, image: &[u8], whole: bool) {
+        self.sessions.observe_frame(&self.session, image, whole);
+    }
+
     /// Why the session was stopped; meaningful once `stop` has changed.
     pub fn stop_reason(&self) -> EndReason {
         self.session.end_reason().unwrap_or_else(|| EndReason::Failed { detail: "stopped".into() })

@@ -1,12 +1,14 @@
-//! Session recording: an observer of the one session lifecycle. A browser terminal on a
-//! bastion whose `session_recording` is on is written as asciicast v2 (what asciinema plays),
-//! output as `o` events and what the user typed as `i` events except what follows a prompt
-//! for a secret, to `DATA/recordings/ID.cast` or, with a storage URL, to chunk blobs in that
+//! Session recording: an observer of the one session lifecycle. On a bastion whose
+//! `session_recording` is on, a browser terminal is written as asciicast v2 ([`asciicast`];
+//! what asciinema plays) and a browser desktop as its pictures and input ([`desktop`]), to
+//! `DATA/recordings/ID.cast` (`.desktop`) or, with a storage URL, to chunk blobs in that
 //! Azure Blob container. At its end the size and SHA-256 go to the store, to an audit record,
 //! and into the session's close record. The observer's methods only queue: a task per
 //! recording does the writing ([`writer`]). Old recordings are deleted by [`retention`].
 
+pub(crate) mod asciicast;
 mod blob;
+pub(crate) mod desktop;
 pub(crate) mod retention;
 mod writer;
 
@@ -21,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 pub use blob::{BlobError, Container};
-use writer::{Event, Job, Sink};
+use writer::{Event, Format, Job, Sink};
 
 use crate::lifecycle::{Direction, Session, SessionObserver};
 
@@ -58,13 +60,19 @@ fn container_in(known: &Containers, url: &SecretUrl) -> Result<Arc<Container>, B
 }
 
 /// Where a new recording of a session on a bastion with `settings` goes.
-fn sink_for(dir: &Path, known: &Containers, id: &str, settings: &BastionSettings) -> Result<Sink, BlobError> {
+fn sink_for(
+    dir: &Path,
+    known: &Containers,
+    id: &str,
+    extension: &str,
+    settings: &BastionSettings,
+) -> Result<Sink, BlobError> {
     Ok(match &settings.recording_storage_url {
         Some(url) => {
             let container = container_in(known, url)?;
             Sink::Blob { location: container.location_of(id), container, unsent: Vec::new(), next: 0 }
         }
-        None => Sink::File { path: dir.join(format!("{id}.cast")), file: None, dirty: false },
+        None => Sink::File { path: dir.join(format!("{id}.{extension}")), file: None, dirty: false },
     })
 }
 
@@ -133,9 +141,11 @@ fn is_blob(location: &str) -> bool {
 
 impl SessionObserver for Recorder {
     fn started(&self, session: &Session, _admitted_in: Option<Duration>) {
-        if session.protocol != Protocol::Ssh {
-            return;
-        }
+        let format = match session.protocol {
+            Protocol::Ssh => Format::Terminal(asciicast::Cast::default()),
+            Protocol::Rdp => Format::Desktop,
+            Protocol::TcpTunnel => return,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut live) = self.live.lock() {
             live.insert(session.id.clone(), tx);
@@ -159,8 +169,8 @@ impl SessionObserver for Recorder {
             let Some(settings) = settings.filter(|s| s.session_recording) else {
                 return drain(rx).await;
             };
-            match sink_for(&dir, &known, &id, &settings) {
-                Ok(sink) => Job { store, sink, id, bastion, user, target, started }.run(rx).await,
+            match sink_for(&dir, &known, &id, format.extension(), &settings) {
+                Ok(sink) => Job { store, sink, format, id, bastion, user, target, started }.run(rx).await,
                 Err(e) => {
                     tracing::error!(session = %id, error = %e, "the session cannot be recorded");
                     drain(rx).await
@@ -177,6 +187,12 @@ impl SessionObserver for Recorder {
                 Direction::ToTarget => Event::Input(now, bytes.to_vec()),
             };
             let _ = tx.send(event);
+        }
+    }
+
+    fn frame(&self, session: &Session, image: &[u8], whole: bool) {
+        if let Some(tx) = self.live.lock().ok().and_then(|l| l.get(&session.id).cloned()) {
+            let _ = tx.send(Event::Frame(std::time::Instant::now(), image.to_vec(), whole));
         }
     }
 

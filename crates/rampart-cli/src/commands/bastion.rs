@@ -93,7 +93,7 @@ async fn recordings(cmd: crate::cli::RecordingCommand) -> Result<ExitCode> {
         }
         RecordingCommand::Export { bastion, ids, output_file } => {
             let url = format!("{}/{}/content", path(&bastion)?, urlencode(&ids));
-            let bytes = client.request_text(&url).await?;
+            let bytes = client.request_bytes(&url).await?;
             std::fs::write(&output_file, bytes)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output_file.display()))?;
             eprintln!("wrote {}", output_file.display());

@@ -54,16 +54,6 @@ pub struct ListQuery {
     search: Option<String>,
 }
 
-/// The text a recording's output events carry, joined (for `--search`).
-pub(crate) fn output_text(cast: &str) -> String {
-    cast.lines()
-        .skip(1)
-        .filter_map(|line| serde_json::from_str::<(f64, String, String)>(line).ok())
-        .filter(|(_, kind, _)| kind == "o")
-        .map(|(_, _, text)| text)
-        .collect()
-}
-
 pub async fn list(
     State(gw): State<AppState>,
     caller: Caller,
@@ -94,8 +84,12 @@ pub(crate) async fn matching(
             continue;
         }
         if let Some(text) = search {
+            // Only terminals' recordings hold text to search.
+            if r.format != "asciicast-v2" {
+                continue;
+            }
             let cast = gw.recorder.read(&r).await.unwrap_or_default();
-            if !output_text(&String::from_utf8_lossy(&cast)).contains(text) {
+            if !crate::recording::asciicast::output_text(&String::from_utf8_lossy(&cast)).contains(text) {
                 continue;
             }
         }
@@ -137,7 +131,9 @@ pub async fn export(
         .record(&gw, AuditEvent::Read, &format!("recordings/{rec}"), format!("exported recording {rec}"))
         .await?;
     let mut response = bytes.into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-asciicast"));
+    let kind =
+        if r.format == "asciicast-v2" { "application/x-asciicast" } else { "application/octet-stream" };
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     Ok(response)
 }
 

@@ -26,6 +26,9 @@ pub trait SessionObserver: Send + Sync {
     /// `admitted_in`: from the request to the durable open record, when it was admitted now.
     fn started(&self, _session: &Session, _admitted_in: Option<Duration>) {}
     fn data(&self, _session: &Session, _direction: Direction, _bytes: &[u8]) {}
+    /// A picture of a browser desktop the gateway made for the browser (an image rectangle,
+    /// see `portal::desktop`); `whole`: the whole screen, made for the observers alone.
+    fn frame(&self, _session: &Session, _image: &[u8], _whole: bool) {}
     /// Called once as the session ends, before its close record is written: a note to add to
     /// that record once the observer is done with the session (a recording's size and
     /// digest, so the tamper-evident audit log vouches for the recording).

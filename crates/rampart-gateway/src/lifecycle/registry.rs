@@ -175,6 +175,12 @@ impl Sessions {
         notes
     }
 
+    pub(super) fn observe_frame(&self, session: &Session, image: &[u8], whole: bool) {
+        for o in &self.observers {
+            o.frame(session, image, whole);
+        }
+    }
+
     /// Takes a finished session off the list and tells the observers.
     pub(super) fn end(&self, session: &Session, end: &EndReason) {
         if self.lock().remove(&session.id).is_some() {

@@ -22,6 +22,8 @@ use crate::lifecycle::Direction;
 
 /// At most this often a frame goes to the browser (about 30 per second).
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// A recorded desktop gets a picture of its whole screen this often (where seeking starts).
+const KEYFRAME_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Template)]
 #[template(path = "desktop.html")]
@@ -81,14 +83,15 @@ fn to_events(input: BrowserInput) -> Vec<InputEvent> {
     }
 }
 
-fn frame_message(session: &RdpSession, rect: Rect) -> Option<Message> {
+/// A part of the desktop as the browser (and a recording) takes it: its rectangle, then the image.
+fn frame_bytes(session: &RdpSession, rect: Rect) -> Option<bytes::Bytes> {
     let (_, image) = session.image(rect).ok()?;
     let mut bytes = Vec::with_capacity(8 + image.len());
     for v in [rect.x, rect.y, rect.width, rect.height] {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     bytes.extend_from_slice(&image);
-    Some(Message::Binary(bytes.into()))
+    Some(bytes.into())
 }
 
 /// Brings the session in line with the bastion's copy-and-paste setting as it is now, and
@@ -127,12 +130,18 @@ pub(crate) async fn run_desktop(
     let mut copy_paste = live.session.copy_paste.subscribe();
     // A change made between the sign-in and the registration above reached no live session:
     // read the setting once more, now that later changes are seen.
+    let mut recorded = false;
     if let Ok(id) = live.session.bastion_id.parse::<rampart_core::ResourceId>()
         && let Ok(Some(bastion)) = gw.store.bastion(&id).await
-        && bastion.settings.disable_copy_paste
     {
-        live.session.copy_paste.send_replace(false);
+        if bastion.settings.disable_copy_paste {
+            live.session.copy_paste.send_replace(false);
+        }
+        recorded = bastion.settings.session_recording;
     }
+    // The first frame is the whole screen: the recording's first keyframe.
+    let mut keyframe_at = tokio::time::Instant::now();
+    let mut first = true;
     let (width, height) = session.size();
     let ready =
         serde_json::json!({ "type": "ready", "width": width, "height": height, "clipboard": session.clipboard() })
@@ -170,10 +179,21 @@ pub(crate) async fn run_desktop(
                 Err(e) => break EndReason::TargetClosed { detail: e.to_string() },
             },
             _ = frames.tick(), if dirty.is_some() => {
-                if let Some(message) = dirty.take().and_then(|r| frame_message(&session, r))
-                    && to_browser.send(message).await.is_err()
-                {
-                    break gone("the browser went away");
+                if let Some(bytes) = dirty.take().and_then(|r| frame_bytes(&session, r)) {
+                    if recorded {
+                        live.frame(&bytes, first);
+                        first = false;
+                        // A whole screen for seeking, made for the recording alone.
+                        if keyframe_at.elapsed() >= KEYFRAME_EVERY {
+                            keyframe_at = tokio::time::Instant::now();
+                            if let Some(whole) = frame_bytes(&session, Rect { x: 0, y: 0, width, height }) {
+                                live.frame(&whole, true);
+                            }
+                        }
+                    }
+                    if to_browser.send(Message::Binary(bytes)).await.is_err() {
+                        break gone("the browser went away");
+                    }
                 }
             }
             message = from_browser.next() => {

@@ -14,11 +14,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
+use super::asciicast::Cast;
 use super::blob::Container;
+use super::desktop;
 
-/// Terminal size written in the header (the browser's changes are not followed yet).
-const WIDTH: u16 = 80;
-const HEIGHT: u16 = 24;
 /// Written data reaches durable storage at least this often.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// A chunk is sent to a container before it grows past this.
@@ -29,6 +28,8 @@ const UNSENT_MAX: usize = 64 << 20;
 pub(super) enum Event {
     Output(Instant, Vec<u8>),
     Input(Instant, Vec<u8>),
+    /// A picture of (part of) a desktop the gateway sent the browser; `true`: the whole screen.
+    Frame(Instant, Vec<u8>, bool),
     /// A marker: an operator joined or left.
     Marker(Instant, String),
     /// The session ended: finish, and say the recording's size and digest on the sender.
@@ -106,45 +107,72 @@ impl Sink {
     }
 }
 
+/// How a recording's events become bytes, by the session's protocol.
+pub(super) enum Format {
+    Terminal(Cast),
+    Desktop,
+}
+
+impl Format {
+    fn name(&self) -> &'static str {
+        match self {
+            Format::Terminal(_) => super::asciicast::FORMAT,
+            Format::Desktop => desktop::FORMAT,
+        }
+    }
+
+    pub(super) fn extension(&self) -> &'static str {
+        match self {
+            Format::Terminal(_) => "cast",
+            Format::Desktop => "desktop",
+        }
+    }
+
+    fn protocol(&self) -> &'static str {
+        match self {
+            Format::Terminal(_) => "ssh",
+            Format::Desktop => "rdp",
+        }
+    }
+
+    fn header(&self, title: &str) -> Vec<u8> {
+        match self {
+            Format::Terminal(_) => Cast::header(title),
+            Format::Desktop => desktop::header(title),
+        }
+    }
+
+    /// The bytes an event adds (`None`: nothing, as a secret being typed).
+    fn encode(&mut self, t: f64, event: &Event) -> Option<Vec<u8>> {
+        match (self, event) {
+            (Format::Terminal(cast), Event::Output(_, bytes)) => cast.output(t, bytes),
+            (Format::Terminal(cast), Event::Input(_, bytes)) => cast.input(t, bytes),
+            (Format::Terminal(_), Event::Marker(_, text)) => Some(Cast::marker(t, text)),
+            (Format::Desktop, Event::Frame(_, image, whole)) => {
+                let kind = if *whole { desktop::Kind::Keyframe } else { desktop::Kind::Frame };
+                Some(desktop::record(kind, t, image))
+            }
+            (Format::Desktop, Event::Input(_, bytes)) => {
+                Some(desktop::record(desktop::Kind::Input, t, bytes))
+            }
+            (Format::Desktop, Event::Marker(_, text)) => {
+                Some(desktop::record(desktop::Kind::Marker, t, text.as_bytes()))
+            }
+            // A desktop's raw RDP traffic is not kept: its pictures are.
+            _ => None,
+        }
+    }
+}
+
 pub(super) struct Job {
     pub(super) store: Arc<dyn Store>,
     pub(super) sink: Sink,
+    pub(super) format: Format,
     pub(super) id: String,
     pub(super) bastion: String,
     pub(super) user: String,
     pub(super) target: String,
     pub(super) started: Instant,
-}
-
-/// Whether the output so far ends at a prompt for a secret (`Password:`, `Enter passphrase
-/// for key …:`, `PIN:`): what is typed next is not recorded, up to its Enter. The remote's
-/// echo setting is not visible to the gateway; its prompt is.
-fn asks_for_secret(output_tail: &str) -> bool {
-    let line = output_tail.rsplit(['\n', '\r']).next().unwrap_or("").trim_end().to_lowercase();
-    line.ends_with(':')
-        && ["password", "passphrase", "pin", "passcode", "secret"].iter().any(|w| line.contains(w))
-}
-
-/// Text from terminal output, keeping an incomplete UTF-8 sequence for the next chunk.
-fn take_text(pending: &mut Vec<u8>) -> String {
-    match std::str::from_utf8(pending) {
-        Ok(text) => {
-            let text = text.to_string();
-            pending.clear();
-            text
-        }
-        Err(e) if e.error_len().is_none() && pending.len() - e.valid_up_to() < 4 => {
-            let tail = pending.split_off(e.valid_up_to());
-            let text = String::from_utf8_lossy(pending).into_owned();
-            *pending = tail;
-            text
-        }
-        Err(_) => {
-            let text = String::from_utf8_lossy(pending).into_owned();
-            pending.clear();
-            text
-        }
-    }
 }
 
 /// Counts and hashes what goes to the sink.
@@ -184,11 +212,10 @@ impl Job {
         }
     }
 
-    async fn write(&mut self, digest: &mut Digesting, line: String) -> std::io::Result<()> {
-        let bytes = format!("{line}\n").into_bytes();
-        digest.hasher.update(&bytes);
+    async fn write(&mut self, digest: &mut Digesting, bytes: &[u8]) -> std::io::Result<()> {
+        digest.hasher.update(bytes);
         digest.size += bytes.len() as u64;
-        self.sink.write(&bytes).await
+        self.sink.write(bytes).await
     }
 
     /// Writes events until the session ends; `Ok` with whom to tell.
@@ -197,17 +224,14 @@ impl Job {
         rx: &mut mpsc::UnboundedReceiver<Event>,
         digest: &mut Digesting,
     ) -> std::io::Result<Option<oneshot::Sender<String>>> {
-        let header = serde_json::json!({
-            "version": 2, "width": WIDTH, "height": HEIGHT, "timestamp": Utc::now().timestamp(),
-            "title": format!("{} → {}", self.user, self.target), "env": { "TERM": "xterm-256color" },
-        });
+        let header = self.format.header(&format!("{} → {}", self.user, self.target));
         let record = RecordingRecord {
             id: self.id.clone(),
             bastion_id: self.bastion.clone(),
             username: self.user.clone(),
             target: self.target.clone(),
-            protocol: "ssh".into(),
-            format: "asciicast-v2".into(),
+            protocol: self.format.protocol().into(),
+            format: self.format.name().into(),
             location: self.sink.location(),
             started_at: Utc::now(),
             ended_at: None,
@@ -217,15 +241,10 @@ impl Job {
         if let Err(e) = self.store.create_recording(&record).await {
             tracing::error!(session = %self.id, error = %e, "cannot list the session's recording");
         }
-        self.write(digest, header.to_string()).await?;
+        self.write(digest, &header).await?;
         self.sink.flush(false).await?;
-        let mut pending = Vec::new();
         let mut tick = tokio::time::interval(SYNC_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The end of the output so far (to see a secret's prompt), and whether the input is a
-        // secret being typed (until its Enter).
-        let mut tail = String::new();
-        let mut secret = false;
         loop {
             let event = tokio::select! {
                 event = rx.recv() => event,
@@ -235,48 +254,16 @@ impl Job {
                 }
             };
             match event {
-                Some(Event::Output(at, bytes)) => {
-                    pending.extend_from_slice(&bytes);
-                    let text = take_text(&mut pending);
-                    if text.is_empty() {
-                        continue;
-                    }
-                    tail.push_str(&text);
-                    if tail.len() > 256 {
-                        let cut = tail.len() - 256;
-                        let cut = (cut..tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(0);
-                        tail.drain(..cut);
-                    }
+                Some(
+                    ref event @ (Event::Output(at, _)
+                    | Event::Input(at, _)
+                    | Event::Frame(at, _, _)
+                    | Event::Marker(at, _)),
+                ) => {
                     let t = at.saturating_duration_since(self.started).as_secs_f64();
-                    let line = serde_json::to_string(&(t, "o", text)).unwrap_or_default();
-                    self.write(digest, line).await?;
-                }
-                Some(Event::Input(at, bytes)) => {
-                    if !secret && asks_for_secret(&tail) {
-                        secret = true;
+                    if let Some(bytes) = self.format.encode(t, event) {
+                        self.write(digest, &bytes).await?;
                     }
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
-                    let recorded = if secret {
-                        // Nothing of the secret; its Enter ends it.
-                        match text.find(['\r', '\n']) {
-                            Some(end) => {
-                                secret = false;
-                                tail.clear();
-                                text[end..].to_string()
-                            }
-                            None => continue,
-                        }
-                    } else {
-                        text
-                    };
-                    let t = at.saturating_duration_since(self.started).as_secs_f64();
-                    let line = serde_json::to_string(&(t, "i", recorded)).unwrap_or_default();
-                    self.write(digest, line).await?;
-                }
-                Some(Event::Marker(at, text)) => {
-                    let t = at.saturating_duration_since(self.started).as_secs_f64();
-                    let line = serde_json::to_string(&(t, "m", text)).unwrap_or_default();
-                    self.write(digest, line).await?;
                 }
                 Some(Event::End(done)) => {
                     self.sink.flush(true).await?;
@@ -307,33 +294,5 @@ impl Job {
             tracing::error!(session = %self.id, error = %err, "cannot audit the recording");
         }
         format!("recording {size} bytes, sha256 {sha}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_secrets_prompt_is_recognised() {
-        for prompt in
-            ["Password: ", "[sudo] password for alice:", "Enter passphrase for key '/k':", "\r\nPIN:"]
-        {
-            assert!(asks_for_secret(prompt), "{prompt}");
-        }
-        for other in ["alice@host:~$ ", "password changed\r\n$ ", "", "Name:"] {
-            assert!(!asks_for_secret(other), "{other}");
-        }
-    }
-
-    #[test]
-    fn split_utf8_waits_for_the_rest_of_a_character() {
-        let mut pending = "hé".as_bytes().to_vec();
-        pending.truncate(2);
-        assert_eq!(take_text(&mut pending), "h");
-        pending.extend_from_slice(&"é".as_bytes()[1..]);
-        assert_eq!(take_text(&mut pending), "é");
-        let mut junk = vec![0xff, b'a'];
-        assert_eq!(take_text(&mut junk), "\u{fffd}a");
     }
 }

@@ -40,6 +40,8 @@ struct PlayerPage {
     id: String,
     bastion_id: String,
     find: String,
+    /// A desktop's recording (a canvas) rather than a terminal's.
+    desktop: bool,
 }
 
 /// The bastion named in the query, if the user may see its recordings.
@@ -86,10 +88,18 @@ pub async fn player_page(
     Path(rec): Path<String>,
     Query(q): Query<RecordingsQuery>,
 ) -> Response {
-    match bastion(&gw, &user, q.bastion.as_deref()).await {
-        Ok(id) => {
-            render(&PlayerPage { id: rec, bastion_id: id.to_string(), find: q.find.unwrap_or_default() })
-        }
+    let page = async {
+        let id = bastion(&gw, &user, q.bastion.as_deref()).await?;
+        let r = find(&gw, &id, &rec).await?;
+        Ok::<_, ApiError>(PlayerPage {
+            id: rec,
+            bastion_id: id.to_string(),
+            find: q.find.unwrap_or_default(),
+            desktop: r.format == "rampart-desktop-v1",
+        })
+    };
+    match page.await {
+        Ok(page) => render(&page),
         Err(e) => error_page(&e, super::super::HOME),
     }
 }
@@ -103,20 +113,21 @@ pub async fn cast(
     let bytes = async {
         let id = bastion(&gw, &user, q.bastion.as_deref()).await?;
         let r = find(&gw, &id, &rec).await?;
-        gw.recorder.read(&r).await.map_err(|e| {
+        let kind =
+            if r.format == "asciicast-v2" { "application/x-asciicast" } else { "application/octet-stream" };
+        let bytes = gw.recorder.read(&r).await.map_err(|e| {
             ApiError::new(
                 axum::http::StatusCode::GONE,
                 "RecordingMissing",
                 format!("the recording's bytes cannot be had: {e}"),
             )
-        })
+        })?;
+        Ok::<_, ApiError>((kind, bytes))
     };
     match bytes.await {
-        Ok(b) => {
+        Ok((kind, b)) => {
             let mut response = b.into_response();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-asciicast"));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
             response
         }
         Err(e) => e.into_response(),

@@ -1,0 +1,101 @@
+//! A recorded browser desktop (Premium): an RDP desktop in Chromium (freerdp-shadow-cli on an
+//! Xvfb display) on a recording bastion is recorded as its pictures with keyframes; the
+//! portal's player plays it (the first screen at its start, the last at its end, a screenshot
+//! kept); `recording list` shows it as rdp, `export` writes the rampart-desktop file, and
+//! `verify` passes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use rampart_e2e::{ADMIN_PASSWORD, Gateway};
+
+#[test]
+fn a_browser_desktop_is_recorded_and_plays_back() -> Result<()> {
+    for needed in ["/usr/bin/freerdp-shadow-cli", "/usr/bin/Xvfb", "/usr/bin/xsetroot"] {
+        ensure!(Path::new(needed).exists(), "{needed} is missing: the README's test command installs it");
+    }
+    let n = 300 + std::process::id() % 150;
+    let _xvfb = rampart_e2e::xvfb(n)?;
+    let (_shadow, port) = rampart_e2e::shadow_server(n, false)?;
+    let gw = Gateway::start(&[])?;
+    gw.allow_loopback()?;
+    gw.update_bastion("default", &["--sku", "Premium", "--enable-session-recording", "true"])?;
+    let bastion: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
+    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/rdp-recording");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    let script = rampart_e2e::spawn_browser_script(
+        "rdp-recording.mjs",
+        &[
+            ("RAMPART_URL", gw.url()),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+            ("ARTIFACTS", out.display().to_string()),
+            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+            ("RDP_DISPLAY", format!(":{n}")),
+            ("RDP_PORT", port.to_string()),
+        ],
+    )?;
+    let played = rampart_e2e::finish_browser_script(script, Duration::from_secs(150));
+
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&gw.ok(&[
+        "network",
+        "bastion",
+        "recording",
+        "list",
+        "-n",
+        "default",
+        "-g",
+        "default",
+    ])?)?;
+    let rec = listed.iter().find(|r| r["protocol"] == "rdp").context("the desktop's recording is listed")?;
+    ensure!(rec["format"] == "rampart-desktop-v1" && rec["complete"] == true, "{rec}");
+    let id = rec["id"].as_str().context("id")?;
+    let file = out.join("session.desktop");
+    gw.ok(&[
+        "network",
+        "bastion",
+        "recording",
+        "export",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--ids",
+        id,
+        "--output-file",
+        file.to_str().context("path")?,
+    ])?;
+    let bytes = std::fs::read(&file)?;
+    ensure!(bytes.starts_with(b"RAMPART-DESKTOP 1\n"), "the export is the recording's own bytes");
+    ensure!(
+        rec["sizeBytes"].as_u64() == Some(bytes.len() as u64),
+        "the export is the whole recording ({} bytes)",
+        bytes.len()
+    );
+    let text = played.with_context(|| format!("the recording's records: {:?}", records(&bytes)))?;
+    ensure!(text.contains("ok - the portal's player plays the desktop"), "{text}");
+    ensure!(out.join("desktop-player.png").exists(), "a screenshot of the player is kept");
+    let verified =
+        gw.ok(&["network", "bastion", "recording", "verify", "-n", "default", "-g", "default", "--ids", id])?;
+    ensure!(verified.contains("\"valid\": true"), "{verified}");
+    Ok(())
+}
+
+/// A desktop recording's records as (kind, milliseconds, length), for a failure's message.
+fn records(bytes: &[u8]) -> Vec<(u8, u32, usize)> {
+    let Some(start) = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(1).map(|(i, _)| i + 1)
+    else {
+        return vec![];
+    };
+    let mut rest = &bytes[start..];
+    let mut out = vec![];
+    while rest.len() >= 9 {
+        let ms = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]);
+        let len = u32::from_le_bytes([rest[5], rest[6], rest[7], rest[8]]) as usize;
+        out.push((rest[0], ms, len));
+        rest = rest.get(9 + len..).unwrap_or_default();
+    }
+    out
+}

@@ -1,0 +1,102 @@
+// The desktop recording player: draws a rampart-desktop-v1 recording (the pictures the
+// gateway sent the browser, with whole-screen keyframes) on a canvas, with play/pause,
+// seeking (from the last keyframe before the moment) and speed.
+const canvas = document.getElementById('screen');
+const ctx = canvas.getContext('2d');
+const play = document.getElementById('play');
+const seek = document.getElementById('seek');
+const clock = document.getElementById('clock');
+const speed = document.getElementById('speed');
+
+const FRAME = 1;
+const KEYFRAME = 2;
+const MAGIC = 'RAMPART-DESKTOP 1\n';
+
+/// The records of a recording: { kind, t (seconds), payload }; a record cut short (a crash)
+/// ends the list.
+function parse(bytes) {
+  if (new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) throw new Error('not a desktop recording');
+  let at = bytes.indexOf(10, MAGIC.length) + 1;
+  if (at <= 0) throw new Error('no header');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = [];
+  while (at + 9 <= bytes.length) {
+    const len = view.getUint32(at + 5, true);
+    if (at + 9 + len > bytes.length) break;
+    out.push({ kind: bytes[at], t: view.getUint32(at + 1, true) / 1000, payload: bytes.subarray(at + 9, at + 9 + len) });
+    at += 9 + len;
+  }
+  return out;
+}
+
+const bytes = new Uint8Array(await (await fetch(canvas.dataset.src, { credentials: 'same-origin' })).arrayBuffer());
+const pictures = parse(bytes).filter((r) => r.kind === FRAME || r.kind === KEYFRAME);
+const duration = pictures.length ? pictures[pictures.length - 1].t : 0;
+const rect = (p) => { const v = new DataView(p.buffer, p.byteOffset, 8); return [0, 2, 4, 6].map((o) => v.getUint16(o, true)); };
+const firstKey = pictures.find((p) => p.kind === KEYFRAME);
+if (firstKey) [, , canvas.width, canvas.height] = rect(firstKey.payload);
+seek.max = String(duration);
+
+const decode = (p) => {
+  const image = p.payload.subarray(8);
+  const jpeg = image[0] === 0xff && image[1] === 0xd8;
+  return createImageBitmap(new Blob([image], { type: jpeg ? 'image/jpeg' : 'image/png' }));
+};
+let drawn = 0;
+/// Draws pictures in order (decoded in parallel).
+async function draw(list) {
+  const bitmaps = await Promise.all(list.map(decode));
+  bitmaps.forEach((bitmap, i) => {
+    const [x, y] = rect(list[i].payload);
+    ctx.drawImage(bitmap, x, y);
+    bitmap.close();
+    drawn += 1;
+  });
+}
+
+let index = 0; // the next picture to draw
+let position = 0;
+let playing = false;
+let last = 0;
+let drawing = Promise.resolve();
+const show = () => { seek.value = String(position); clock.textContent = `${position.toFixed(1)} s / ${duration.toFixed(1)} s`; };
+
+/// The screen as it was at `t`: the last keyframe before it, then the changes after that.
+async function seekTo(t) {
+  position = Math.max(0, Math.min(duration, t));
+  let end = 0;
+  while (end < pictures.length && pictures[end].t <= position) end += 1;
+  let start = end - 1;
+  while (start > 0 && pictures[start].kind !== KEYFRAME) start -= 1;
+  index = end;
+  await drawing;
+  drawing = draw(pictures.slice(Math.max(0, start), end));
+  await drawing;
+  show();
+}
+
+function tick(now) {
+  if (!playing) return;
+  position += ((now - last) / 1000) * Number(speed.value);
+  last = now;
+  const batch = [];
+  while (index < pictures.length && pictures[index].t <= position) batch.push(pictures[index++]);
+  if (batch.length) drawing = drawing.then(() => draw(batch));
+  if (index >= pictures.length) { playing = false; play.textContent = 'Play'; position = duration; }
+  show();
+  if (playing) requestAnimationFrame(tick);
+}
+
+play.addEventListener('click', async () => {
+  playing = !playing;
+  play.textContent = playing ? 'Pause' : 'Play';
+  if (playing) {
+    if (index >= pictures.length) await seekTo(0);
+    last = performance.now();
+    requestAnimationFrame(tick);
+  }
+});
+seek.addEventListener('input', () => { playing = false; play.textContent = 'Play'; seekTo(Number(seek.value)); });
+
+window.rampartPlayer = { duration, seekTo, pictures: pictures.length, drawn: () => drawn, ready: true };
+await seekTo(0);
