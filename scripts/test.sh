@@ -78,3 +78,5 @@ echo "gateway logs checked for panics: $(ls "$RAMPART_E2E_LOG_DIR" | wc -l) logs
 ./target/debug/rampart-bench --smoke --idle 200
 # The stores row in smoke mode: the tunnel through a gateway on SQLite and one on PostgreSQL.
 ./target/debug/rampart-bench --stores --smoke
+# What recording costs, in smoke mode: terminals and desktops with recording off and on.
+./target/debug/rampart-bench --recording --smoke

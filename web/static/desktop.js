@@ -17,7 +17,9 @@ function setStatus(text, state) {
   status.textContent = `${title} · ${text}`;
   status.dataset.state = state;
 }
-const send = (message) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message)); };
+// An operator watching someone's desktop sends nothing.
+const watching = canvas.dataset.watching === 'true';
+const send = (message) => { if (!watching && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message)); };
 
 ws.onmessage = (event) => {
   if (typeof event.data === 'string') {
@@ -34,6 +36,9 @@ ws.onmessage = (event) => {
       // The operator turned copy and paste off (or back on) while the session runs.
       clipboardToggle.hidden = !message.on;
       if (!message.on) clipboardPanel.hidden = true;
+    } else if (message.type === 'notice') {
+      // Who is watching this desktop.
+      document.getElementById('notice').textContent = message.text;
     } else if (message.type === 'ended') {
       ended = true;
       setStatus(`session ended: ${message.reason}`, 'ended');
@@ -104,7 +109,7 @@ canvas.addEventListener('keydown', (e) => {
 });
 canvas.addEventListener('keyup', (e) => { key(e.code, false); e.preventDefault(); });
 canvas.addEventListener('blur', () => { held.clear(); send({ type: 'release' }); });
-document.getElementById('cad').addEventListener('click', () => { send({ type: 'cad' }); canvas.focus(); });
+document.getElementById('cad')?.addEventListener('click', () => { send({ type: 'cad' }); canvas.focus(); });
 
 // Text clipboard both ways (when the bastion allows copy and paste). The panel always works;
 // the browser's own clipboard is used too where the page is allowed to (it asks the user).

@@ -1,7 +1,8 @@
 // End-to-end: a recorded browser desktop, in real Chromium. The admin opens an RDP desktop
 // (freerdp-shadow-cli on an Xvfb display the Rust test started) on a recording bastion, sees
 // the display painted one colour and then another, and closes it; then the portal's player
-// plays the recording: at its start the first colour, at its end the second.
+// plays the recording: at its start the first colour, at its end the second. Meanwhile an
+// operator watches the desktop live from the bastion's page, and the user is told.
 import { check, env, launchChromium, step, until as untilWithin, withBrowser } from './lib.mjs';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -52,9 +53,32 @@ await withBrowser(browser, out, async () => {
   });
   check(state === 'connected', `desktop did not connect: ${state}`);
   await shows(tab, GREEN);
+
+  // An operator watches the desktop live from the bastion's page; the user is told.
+  const operator = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  const ops = await operator.newPage();
+  await ops.goto(`${url}/portal/signin`);
+  await ops.fill('input[name=username]', 'admin');
+  await ops.fill('input[name=password]', env('ADMIN_PASSWORD'));
+  await Promise.all([ops.waitForNavigation(), ops.click('button[type=submit]')]);
+  await ops.goto(`${url}/portal/bastion?id=${encodeURIComponent(bastion)}`);
+  check(!(await ops.$('tr[data-session] a.join-interact')), 'a desktop offers Watch, not Join');
+  await Promise.all([ops.waitForNavigation(), ops.click('tr[data-session] a.join')]);
+  await until('the watcher to connect', async () => (await ops.getAttribute('#status', 'data-state')) === 'connected');
+  await shows(ops, GREEN);
+  const told = await until('the user to be told', async () => {
+    const t = await tab.textContent('#notice');
+    return t.includes('watching') ? t : undefined;
+  });
+  step(`an operator watches the live desktop; the user sees "${told}"`);
+
   await new Promise((r) => setTimeout(r, 1500));
   paint('#8c3d5a');
   await shows(tab, PLUM);
+  await shows(ops, PLUM);
+  await ops.screenshot({ path: join(out, 'desktop-watched.png') });
+  step('a change on the desktop reaches the watcher too');
+  await operator.close();
   await new Promise((r) => setTimeout(r, 1500));
   await tab.close();
   step('a recorded browser desktop showed green, then plum, and closed');

@@ -13,7 +13,7 @@ use rampart_e2e::Gateway;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::peers;
-use crate::terminal::open_portal_session;
+use crate::terminal::{PortalSocket, open_portal_session};
 
 pub struct DesktopResult {
     pub width: u32,
@@ -26,12 +26,13 @@ pub struct DesktopResult {
     pub gateway_cores: f64,
 }
 
-pub async fn measure(gateway: &Gateway, gateway_pid: u32, repaints: usize) -> Result<DesktopResult> {
+/// The portal's desktop of a fresh 1920×1080 display, once its first frames have arrived.
+async fn open_desktop(gateway: &Gateway) -> Result<(Desktop, PortalSocket)> {
     let (width, height) = (1920, 1080);
     let n = 900 + std::process::id() % 50;
     let display = format!(":{n}");
-    let _xvfb = tokio::task::block_in_place(|| rampart_e2e::xvfb_sized(n, width, height))?;
-    let (_shadow, port) = tokio::task::block_in_place(|| rampart_e2e::shadow_server(n, false))?;
+    let xvfb = tokio::task::block_in_place(|| rampart_e2e::xvfb_sized(n, width, height))?;
+    let (shadow, port) = tokio::task::block_in_place(|| rampart_e2e::shadow_server(n, false))?;
     let port = port.to_string();
     let fields = [
         ("target", "ip"),
@@ -55,6 +56,48 @@ pub async fn measure(gateway: &Gateway, gateway_pid: u32, repaints: usize) -> Re
             Ok(other) => bail!("desktop WebSocket: {other:?}"),
         }
     }
+    Ok((Desktop { width, height, display, _processes: (xvfb, shadow) }, ws))
+}
+
+/// The display a desktop shows (its X server and RDP server live as long as this).
+struct Desktop {
+    width: u32,
+    height: u32,
+    display: String,
+    _processes: (rampart_e2e::Process, rampart_e2e::Process),
+}
+
+/// A desktop left still for `seconds`: the gateway's CPU meanwhile.
+pub async fn still(gateway: &Gateway, gateway_pid: u32, seconds: u64) -> Result<DesktopResult> {
+    let (desktop, mut ws) = open_desktop(gateway).await?;
+    let cpu0 = peers::cpu_seconds(&[gateway_pid]);
+    let t0 = Instant::now();
+    let (mut frames, mut bytes) = (0usize, 0usize);
+    while t0.elapsed() < Duration::from_secs(seconds) {
+        if let Ok(Some(Ok(Message::Binary(b)))) =
+            tokio::time::timeout(Duration::from_millis(200), ws.next()).await
+        {
+            frames += 1;
+            bytes += b.len();
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let gateway_cores = (peers::cpu_seconds(&[gateway_pid]) - cpu0) / seconds;
+    let _ = ws.close(None).await;
+    Ok(DesktopResult {
+        width: desktop.width,
+        height: desktop.height,
+        repaints: 0,
+        frames,
+        bytes,
+        seconds,
+        gateway_cores,
+    })
+}
+
+pub async fn measure(gateway: &Gateway, gateway_pid: u32, repaints: usize) -> Result<DesktopResult> {
+    let (desktop, mut ws) = open_desktop(gateway).await?;
+    let (width, height, display) = (desktop.width, desktop.height, desktop.display.clone());
     // Every pixel changes 40 times a second: a plaid whose cell size and colours change each
     // time (what a video or a scrolling page costs, more than a flat colour would).
     let t0 = Instant::now();

@@ -7,6 +7,7 @@
 
 mod desktop;
 mod peers;
+mod recording;
 mod soak;
 mod stats;
 mod stores;
@@ -57,6 +58,9 @@ struct Args {
     /// Only the stores row: the tunnel through a gateway on SQLite and one on PostgreSQL.
     #[arg(long)]
     stores: bool,
+    /// Only what session recording costs: terminals and desktops, recording off and on.
+    #[arg(long)]
+    recording: bool,
 }
 
 /// Latency and new-connection samples are taken in this many rounds over the paths.
@@ -107,6 +111,9 @@ async fn run(args: Args) -> Result<()> {
     }
     if args.stores {
         return stores::run(args.smoke).await;
+    }
+    if args.recording {
+        return recording::run(args.smoke).await;
     }
     if args.desktop_only {
         let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;

@@ -2,7 +2,8 @@
 //! Xvfb display) on a recording bastion is recorded as its pictures with keyframes; the
 //! portal's player plays it (the first screen at its start, the last at its end, a screenshot
 //! kept); `recording list` shows it as rdp, `export` writes the rampart-desktop file, and
-//! `verify` passes.
+//! `verify` passes. While it runs an operator watches it live (the user is told; the watcher
+//! sees the change); the join is audited.
 
 use std::path::Path;
 use std::time::Duration;
@@ -76,6 +77,14 @@ fn a_browser_desktop_is_recorded_and_plays_back() -> Result<()> {
     );
     let text = played.with_context(|| format!("the recording's records: {:?}", records(&bytes)))?;
     ensure!(text.contains("ok - the portal's player plays the desktop"), "{text}");
+    ensure!(text.contains("ok - a change on the desktop reaches the watcher too"), "{text}");
+    ensure!(
+        gw.audit()?
+            .iter()
+            .any(|r| r["event"] == "session-join"
+                && r["reason"].as_str().is_some_and(|x| x.contains("(view)"))),
+        "the watch is audited"
+    );
     ensure!(out.join("desktop-player.png").exists(), "a screenshot of the player is kept");
     let verified =
         gw.ok(&["network", "bastion", "recording", "verify", "-n", "default", "-g", "default", "--ids", id])?;

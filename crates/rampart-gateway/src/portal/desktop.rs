@@ -29,7 +29,17 @@ const KEYFRAME_EVERY: Duration = Duration::from_secs(10);
 #[template(path = "desktop.html")]
 pub(crate) struct DesktopPage {
     pub title: String,
-    pub ticket: String,
+    /// The WebSocket the page opens.
+    pub ws: String,
+    /// An operator watching someone's desktop: nothing is sent, no input tools.
+    pub watching: bool,
+}
+
+impl DesktopPage {
+    /// The user's own desktop, opened with its ticket.
+    pub(crate) fn own(title: String, ticket: &str) -> DesktopPage {
+        DesktopPage { title, ws: format!("/portal/terminal/{ticket}/ws"), watching: false }
+    }
 }
 
 /// Input from the desktop page.
@@ -148,6 +158,23 @@ pub(crate) async fn run_desktop(
             .to_string();
     let _ = to_browser.send(Message::Text(ready.into())).await;
     let mut dirty = Some(Rect { x: 0, y: 0, width, height });
+    // What operators who watch see (portal::join): the pictures, from a whole one made for them.
+    let (watched, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(64);
+    let (unused_input, _) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+    let (notices, mut notices_for_user) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let whole = std::sync::Arc::new(tokio::sync::Notify::new());
+    let session_id = live.session.id.clone();
+    gw.joins.offer(
+        &session_id,
+        crate::portal::JoinPoint {
+            bastion_id: live.session.bastion_id.clone(),
+            user: live.session.user.clone(),
+            output: watched.clone(),
+            input: unused_input,
+            notices,
+            desktop: Some(crate::portal::DesktopView { width, height, whole: whole.clone() }),
+        },
+    );
     let mut frames = tokio::time::interval(FRAME_INTERVAL);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut keepalive = Keepalive::new(gw.config.keepalive);
@@ -191,9 +218,17 @@ pub(crate) async fn run_desktop(
                             }
                         }
                     }
+                    let _ = watched.send(bytes.clone());
                     if to_browser.send(Message::Binary(bytes)).await.is_err() {
                         break gone("the browser went away");
                     }
+                }
+            }
+            () = whole.notified() => dirty = Some(Rect { x: 0, y: 0, width, height }),
+            Some(notice) = notices_for_user.recv() => {
+                let text = serde_json::json!({ "type": "notice", "text": notice }).to_string();
+                if to_browser.send(Message::Text(text.into())).await.is_err() {
+                    break gone("the browser went away");
                 }
             }
             message = from_browser.next() => {
@@ -240,6 +275,8 @@ pub(crate) async fn run_desktop(
             }
         }
     };
+    gw.joins.withdraw(&session_id);
+    drop(watched);
     let _ = to_browser.send(ended(&end.to_string())).await;
     let _ = to_browser.send(Message::Close(None)).await;
     // Dropping the session closes the RDP connection.

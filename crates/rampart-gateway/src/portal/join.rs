@@ -1,7 +1,9 @@
 //! Live join: an operator watches a running browser terminal (view) or types into it
-//! (interact). Each terminal puts a join point here while it runs: its output fanned out to
-//! joiners, a queue for a joiner's typing, and notices for the user, who is told who joined and
-//! how. Joins are audited. Seeing starts at the moment of the join.
+//! (interact), or watches a running browser desktop. Each puts a join point here while it
+//! runs: its output (terminal bytes, or the desktop's pictures) fanned out to joiners, a queue
+//! for a joiner's typing, and notices for the user, who is told who joined and how. Joins are
+//! audited and marked in the recording. A terminal is seen from the moment of the join; a
+//! desktop from a whole picture of its screen, made for the joiner.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +33,15 @@ pub struct JoinPoint {
     pub output: broadcast::Sender<Bytes>,
     pub input: mpsc::Sender<Bytes>,
     pub notices: mpsc::UnboundedSender<String>,
+    /// Set for a desktop: its size, and how to ask it for a whole picture of its screen.
+    pub desktop: Option<DesktopView>,
+}
+
+#[derive(Clone)]
+pub struct DesktopView {
+    pub width: u16,
+    pub height: u16,
+    pub whole: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -93,6 +104,11 @@ pub async fn page(
     Query(q): Query<JoinQuery>,
 ) -> Response {
     match allowed(&gw, &user.caller, &id).await {
+        Ok(point) if point.desktop.is_some() => render(&super::desktop::DesktopPage {
+            title: format!("{}'s desktop (watching)", point.user),
+            ws: format!("/portal/sessions/{id}/join/ws?mode=view"),
+            watching: true,
+        }),
         Ok(point) => {
             let mode = if interact(&q) { "interact" } else { "view" };
             let ws = format!("/portal/sessions/{id}/join/ws?mode={mode}");
@@ -137,6 +153,8 @@ async fn join(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // Desktops are watched, not controlled: one mouse and keyboard, the user's.
+    let interact = interact && point.desktop.is_none();
     let operator = caller.name().to_string();
     let mode = if interact { "interact" } else { "view" };
     let mut e = caller.entry(AuditEvent::SessionJoin, AuditResult::Allowed);
@@ -160,13 +178,24 @@ async fn join(
 async fn relay(socket: WebSocket, point: JoinPoint, interact: bool, operator: &str) {
     let (mut to_operator, mut from_operator) = socket.split();
     // Only the terminal holds the sender: when it ends, this receiver closes.
-    let JoinPoint { output, input, notices, .. } = point;
+    let JoinPoint { output, input, notices, desktop, .. } = point;
     let mut output = {
         let receiver = output.subscribe();
         drop(output);
         receiver
     };
-    let _ = to_operator.send(Message::Text(r#"{"type":"ready"}"#.into())).await;
+    let ready = match &desktop {
+        Some(d) => {
+            serde_json::json!({ "type": "ready", "width": d.width, "height": d.height, "clipboard": false })
+        }
+        None => serde_json::json!({ "type": "ready" }),
+    };
+    let _ = to_operator.send(Message::Text(ready.to_string().into())).await;
+    // A desktop starts its watcher with a whole picture (asked again should the watcher fall behind).
+    let whole = desktop.as_ref().map(|d| d.whole.clone());
+    if let Some(whole) = &whole {
+        whole.notify_one();
+    }
     loop {
         tokio::select! {
             out = output.recv() => match out {
@@ -175,7 +204,11 @@ async fn relay(socket: WebSocket, point: JoinPoint, interact: bool, operator: &s
                         break;
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if let Some(whole) = &whole {
+                        whole.notify_one();
+                    }
+                }
                 Err(broadcast::error::RecvError::Closed) => {
                     let _ = to_operator.send(Message::Text(serde_json::json!({"type": "ended", "reason": "the session ended"}).to_string().into())).await;
                     break;

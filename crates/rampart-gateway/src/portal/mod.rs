@@ -30,7 +30,7 @@ use crate::api::caller::Caller;
 use crate::api::{ApiError, AppState, AuthUser, ClientAddr, UserAgent};
 use crate::auth::{self, AccessClaims};
 
-pub use join::{JoinPoint, Joins, api_websocket as join_over_api};
+pub use join::{DesktopView, JoinPoint, Joins, api_websocket as join_over_api};
 pub(crate) use pages::safe_next;
 pub use terminal::PendingTerminals;
 

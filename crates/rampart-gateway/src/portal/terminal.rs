@@ -412,7 +412,7 @@ struct TerminalPage {
 pub async fn page(State(gw): State<AppState>, user: PortalUser, Path(ticket): Path<String>) -> Response {
     match gw.terminals.title(&ticket, &user.caller.user.claims.sub) {
         Some((title, false)) => render(&TerminalPage { title, ticket }),
-        Some((title, true)) => render(&super::desktop::DesktopPage { title, ticket }),
+        Some((title, true)) => render(&super::desktop::DesktopPage::own(title, &ticket)),
         None => gone(),
     }
 }
@@ -524,6 +524,7 @@ async fn run_terminal(
             output: joined_output.clone(),
             input: joined_input,
             notices,
+            desktop: None,
         },
     );
     let mut keepalive = Keepalive::new(gw.config.keepalive);
