@@ -90,6 +90,8 @@ pub struct StartedGateway {
     state: Arc<Gateway>,
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    /// The certificate the acceptor serves, replaced while the gateway runs.
+    certificate: Arc<tls::CurrentCertificate>,
 }
 
 /// Opens the configured store: the embedded SQLite file in the data directory (created if
@@ -139,7 +141,12 @@ impl Gateway {
         };
         let cert =
             tls::load_or_generate(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
-        let acceptor = TlsAcceptor::from(tls::server_config(&cert)?);
+        let source = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => tls::Source::Files { cert: cert.clone(), key: key.clone() },
+            _ => tls::Source::Generated { data_dir: config.data_dir.clone() },
+        };
+        let (tls_config, certificate) = tls::server_config(&cert, source)?;
+        let acceptor = TlsAcceptor::from(tls_config);
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
@@ -195,7 +202,7 @@ impl Gateway {
             drain_requested: tokio::sync::Notify::new(),
             recorder,
         });
-        Ok(StartedGateway { report, state, listener, acceptor })
+        Ok(StartedGateway { report, state, listener, acceptor, certificate })
     }
 }
 
@@ -368,6 +375,7 @@ impl StartedGateway {
         let heartbeat = tokio::spawn(crate::node::heartbeat(self.state.clone()));
         let events = tokio::spawn(crate::node::follow_events(self.state.clone()));
         let retention = tokio::spawn(crate::recording::retention::keep_sweeping(self.state.clone()));
+        let certificate = tokio::spawn(tls::keep_current(self.certificate.clone()));
         if let crate::config::MetricsEndpoint::Listen(addr) = self.state.config.metrics {
             match TcpListener::bind(addr).await {
                 Ok(listener) => {
@@ -475,6 +483,7 @@ impl StartedGateway {
         heartbeat.abort();
         events.abort();
         retention.abort();
+        certificate.abort();
         if self.state.sessions.write_unwritten_closes().await > 0 {
             tracing::error!("some close records could not be written: the store is away");
         }

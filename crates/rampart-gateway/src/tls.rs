@@ -1,5 +1,10 @@
 //! The gateway's TLS certificate: a given one, or a self-signed one generated on first start
-//! into `DATA_DIR/tls/` and kept across restarts.
+//! into `DATA_DIR/tls/`, kept across restarts and renewed a month before its year ends.
+//! [`current`] swaps either while the gateway runs.
+
+mod current;
+
+pub use current::{CurrentCertificate, Source, keep_current};
 
 use std::fs;
 use std::io;
@@ -74,9 +79,23 @@ pub fn load_or_generate(
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     if cert_path.exists() && key_path.exists() {
+        if let Some(renewed) = renew_if_due(data_dir)? {
+            return Ok(renewed);
+        }
         return load(&cert_path, &key_path, false);
     }
-    fs::create_dir_all(&dir).map_err(|source| TlsError::Write { path: dir.clone(), source })?;
+    generate(&dir)
+}
+
+/// A generated certificate's lifetime: a year (browsers accept at most 398 days).
+const GENERATED_DAYS: i64 = 365;
+/// A generated certificate is renewed when fewer days than this are left.
+const RENEW_BEFORE_DAYS: i64 = 30;
+
+/// Makes a self-signed certificate for this host's names, valid from yesterday for a year.
+fn generate(dir: &Path) -> Result<ServerCertificate, TlsError> {
+    use chrono::Datelike;
+    fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.to_path_buf(), source })?;
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     if let Ok(host) = fs::read_to_string("/etc/hostname") {
         let host = host.trim();
@@ -84,11 +103,48 @@ pub fn load_or_generate(
             names.push(host.to_string());
         }
     }
-    let generated = rcgen::generate_simple_self_signed(names)?;
-    write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())?;
-    fs::write(&cert_path, generated.cert.pem())
+    let mut params = rcgen::CertificateParams::new(names)?;
+    let now = chrono::Utc::now();
+    let day = |t: chrono::DateTime<chrono::Utc>| {
+        rcgen::date_time_ymd(
+            t.year(),
+            u8::try_from(t.month()).unwrap_or(1),
+            u8::try_from(t.day()).unwrap_or(1),
+        )
+    };
+    params.not_before = day(now - chrono::Duration::days(1));
+    params.not_after = day(now + chrono::Duration::days(GENERATED_DAYS));
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    fs::write(&cert_path, cert.pem())
         .map_err(|source| TlsError::Write { path: cert_path.clone(), source })?;
     load(&cert_path, &key_path, true)
+}
+
+/// Renews the generated certificate in `DATA_DIR/tls` if fewer than a month of it is left, or
+/// if it is valid for longer than browsers accept (older Rampart generated one until 4096).
+pub(crate) fn renew_if_due(data_dir: &Path) -> Result<Option<ServerCertificate>, TlsError> {
+    let dir = data_dir.join("tls");
+    let cert_path = dir.join("cert.pem");
+    let pem = fs::read(&cert_path).map_err(|source| TlsError::Read { path: cert_path.clone(), source })?;
+    let der = rustls_pemfile::certs(&mut pem.as_slice()).next().and_then(Result::ok);
+    let validity = der.as_ref().and_then(|d| {
+        x509_parser::parse_x509_certificate(d.as_ref())
+            .ok()
+            .map(|(_, c)| (c.validity().not_before.timestamp(), c.validity().not_after.timestamp()))
+    });
+    let now = chrono::Utc::now().timestamp();
+    let due = match validity {
+        Some((from, until)) => until - now < RENEW_BEFORE_DAYS * 86_400 || until - from > 398 * 86_400,
+        None => true,
+    };
+    if !due {
+        return Ok(None);
+    }
+    tracing::warn!(path = %cert_path.display(), "renewing the generated certificate (it ends within a month, or is valid for longer than 398 days)");
+    generate(&dir).map(Some)
 }
 
 fn load(cert_path: &Path, key_path: &Path, generated: bool) -> Result<ServerCertificate, TlsError> {
@@ -122,12 +178,18 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
     write().map_err(|source| TlsError::Write { path: path.to_path_buf(), source })
 }
 
-pub fn server_config(cert: &ServerCertificate) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// The TLS configuration of the gateway's listener, and the certificate it serves, which
+/// [`keep_current`] replaces while it runs.
+pub fn server_config(
+    cert: &ServerCertificate,
+    source: Source,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<CurrentCertificate>), TlsError> {
     let provider = Arc::new(rampart_tunnel::tls::provider());
+    let current = CurrentCertificate::new(cert, source, provider.clone())?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(cert.chain.clone(), cert.key.clone_key())?;
+        .with_cert_resolver(current.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), current))
 }

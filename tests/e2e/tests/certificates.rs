@@ -1,0 +1,182 @@
+//! The gateway's certificate runs itself: a generated one is valid for a year at most (browsers
+//! accept 398 days) and is renewed when a month is left; the operator's certificate files are
+//! served anew after they change (SIGHUP, or within seconds on their own) while a tunnel opened
+//! before stays up; files that do not form a certificate and key are refused, the one in use stays.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use rampart_e2e::{Gateway, Sshd};
+
+fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().context("openssl")?;
+    ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// A server certificate for 127.0.0.1 (not a CA) as `NAME.pem` with `NAME.key`.
+fn server_certificate(dir: &Path, name: &str, days: u32) -> Result<()> {
+    let (cert, key, days) = (format!("{name}.pem"), format!("{name}.key"), days.to_string());
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+            "-days",
+            &days,
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+    )
+}
+
+/// The fingerprint of the certificate a new TLS connection to the gateway is given, as the
+/// gateway prints it (`SHA256:AB:…`).
+fn served(gw: &Gateway) -> Result<String> {
+    let script = format!(
+        "openssl s_client -connect {} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+        gw.addr
+    );
+    let out = Command::new("sh").args(["-c", &script]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text.trim().rsplit('=').next().unwrap_or_default().to_uppercase();
+    Ok(format!("SHA256:{hex}"))
+}
+
+fn fingerprint_of(dir: &Path, cert: &str) -> Result<String> {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in", cert])
+        .current_dir(dir)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(format!("SHA256:{}", text.trim().rsplit('=').next().unwrap_or_default().to_uppercase()))
+}
+
+fn wait_served(gw: &Gateway, wanted: &str, within: Duration) -> Result<()> {
+    let t = Instant::now();
+    loop {
+        let now = served(gw)?;
+        if now == wanted {
+            return Ok(());
+        }
+        ensure!(t.elapsed() < within, "the gateway still serves {now}, not {wanted}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Puts `NAME.pem`/`NAME.key` in place of the served files, key first, each by a rename.
+fn install(dir: &Path, name: &str) -> Result<()> {
+    std::fs::copy(dir.join(format!("{name}.key")), dir.join("next.key"))?;
+    std::fs::copy(dir.join(format!("{name}.pem")), dir.join("next.pem"))?;
+    std::fs::rename(dir.join("next.key"), dir.join("served.key"))?;
+    std::fs::rename(dir.join("next.pem"), dir.join("served.pem"))?;
+    Ok(())
+}
+
+#[test]
+fn replaced_certificate_files_are_served_while_a_tunnel_stays_up() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    for name in ["first", "second"] {
+        server_certificate(d, name, 90)?;
+    }
+    install(d, "first")?;
+    let (cert, key) = (d.join("served.pem"), d.join("served.key"));
+    let gw = Gateway::start(&[
+        ("RAMPART_TLS_CERT", cert.to_str().context("path")?),
+        ("RAMPART_TLS_KEY", key.to_str().context("path")?),
+        ("RAMPART_LOG", "info"),
+    ])?;
+    gw.allow_loopback()?;
+    let sshd = Sshd::start()?;
+    let tunnel = gw.tunnel("127.0.0.1", sshd.port)?;
+    ensure!(sshd.ssh(tunnel.port, "echo before")?.trim() == "before");
+    let first = fingerprint_of(d, "first.pem")?;
+    ensure!(served(&gw)? == first && gw.fingerprint == first, "the given certificate is served");
+
+    // SIGHUP: the new files are served to new connections at once.
+    install(d, "second")?;
+    let second = fingerprint_of(d, "second.pem")?;
+    let pid = gw.process.child.id().to_string();
+    ensure!(Command::new("kill").args(["-HUP", &pid]).status()?.success());
+    wait_served(&gw, &second, Duration::from_secs(5))?;
+    ensure!(
+        sshd.ssh(tunnel.port, "echo after")?.trim() == "after",
+        "the tunnel opened before the change still carries new connections"
+    );
+    ensure!(gw.log().contains(&second), "the change is logged with the new fingerprint");
+
+    // Files that are not a certificate and its key are refused; the one in use stays.
+    std::fs::copy(d.join("first.key"), d.join("served.key"))?;
+    ensure!(Command::new("kill").args(["-HUP", &pid]).status()?.success());
+    std::thread::sleep(Duration::from_secs(1));
+    ensure!(served(&gw)? == second, "a key that does not match is refused");
+    ensure!(gw.log().contains("refused"), "and the refusal is logged: {}", gw.log());
+
+    // Without a signal: files that change are looked at every few seconds.
+    std::fs::copy(d.join("first.pem"), d.join("served.pem"))?;
+    wait_served(&gw, &first, Duration::from_secs(15))?;
+    drop(tunnel);
+    Ok(())
+}
+
+#[test]
+fn a_generated_certificate_lasts_a_year_and_is_renewed_near_its_end() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    let tls = gw.data_dir.join("tls");
+    let expires_within = |seconds: u64| -> Result<bool> {
+        let status = Command::new("openssl")
+            .args(["x509", "-noout", "-checkend", &seconds.to_string(), "-in", "cert.pem"])
+            .current_dir(&tls)
+            .output()?
+            .status;
+        Ok(!status.success())
+    };
+    ensure!(expires_within(398 * 86_400)?, "valid for at most 398 days");
+    ensure!(!expires_within(300 * 86_400)?, "and for most of a year");
+
+    // A generated certificate with ten days left is renewed at the next start.
+    let mut gw = gw;
+    gw.process.terminate()?;
+    openssl(
+        &tls,
+        &[
+            "req",
+            "-x509",
+            "-key",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "10",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    )?;
+    let old = fingerprint_of(&tls, "cert.pem")?;
+    let again = Gateway::start_in(&gw.data_dir, &gw.admin.config_dir, &[])?;
+    ensure!(again.fingerprint != old, "the renewed certificate is printed at start");
+    ensure!(!expires_within(300 * 86_400)?, "the renewed certificate lasts a year again");
+    ensure!(served(&again)? == again.fingerprint, "and is served");
+    drop(again);
+    Ok(())
+}
