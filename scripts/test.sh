@@ -41,6 +41,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# Renders the man pages `rampart man` writes (a test reads them as man shows them).
+command -v groff >/dev/null 2>&1 || missing+=(groff-base)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then

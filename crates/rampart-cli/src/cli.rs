@@ -37,8 +37,15 @@ pub enum Command {
     Login(LoginArgs),
     /// Print a shell completion script: `source <(rampart completion bash)`.
     Completion {
+        /// The shell to write completions for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Write man pages for rampart and each of its commands into a directory.
+    Man {
+        /// Where the pages go (`rampart.1`, `rampart-network-bastion-list.1`, …).
+        #[arg(long, default_value = ".")]
+        output_dir: std::path::PathBuf,
     },
     /// Sign out: revoke the refresh token and forget the session.
     Logout,
@@ -91,11 +98,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct GroupArgs {
+    /// The resource group's name.
     #[arg(long, short = 'g')]
     pub resource_group: Option<String>,
     /// Subscription name or ID [default: the current one].
     #[arg(long)]
     pub subscription: Option<String>,
+    /// Output format (as az's `--output`).
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
 }
@@ -106,17 +115,22 @@ pub enum VmCommand {
     Register {
         #[command(flatten)]
         vm: ResourceRef,
+        /// The machine's operating system.
         #[arg(long, value_name = "linux|windows")]
         os_type: String,
+        /// The machine's private IP address.
         #[arg(long)]
         private_ip_address: String,
         /// Name of its network interface [default: NAME-nic].
         #[arg(long)]
         nic_name: Option<String>,
+        /// The machine's SSH port.
         #[arg(long, default_value_t = 22)]
         port_ssh: u16,
+        /// The machine's RDP port.
         #[arg(long, default_value_t = 3389)]
         port_rdp: u16,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -129,6 +143,7 @@ pub enum VmCommand {
     Show {
         #[command(flatten)]
         vm: ResourceRef,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -140,7 +155,9 @@ pub enum VmCommand {
     /// Register many machines from a JSON array or a CSV file with the header
     /// name,resourceGroup,osType,privateIpAddress[,nicName,portSsh,portRdp].
     Import {
+        /// The JSON or CSV file.
         file: std::path::PathBuf,
+        /// Subscription name or ID [default: the current one].
         #[arg(long)]
         subscription: Option<String>,
     },
@@ -152,14 +169,19 @@ pub enum VmssCommand {
     Register {
         #[command(flatten)]
         vmss: ResourceRef,
+        /// The machine's operating system.
         #[arg(long, value_name = "linux|windows")]
         os_type: String,
+        /// An instance's private IP (repeat the flag for each, in instance order).
         #[arg(long = "instance", required = true, value_name = "IP")]
         instances: Vec<String>,
+        /// The machine's SSH port.
         #[arg(long)]
         port_ssh: Option<u16>,
+        /// The machine's RDP port.
         #[arg(long)]
         port_rdp: Option<u16>,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -167,6 +189,7 @@ pub enum VmssCommand {
     Show {
         #[command(flatten)]
         vmss: ResourceRef,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -188,6 +211,7 @@ pub enum NicCommand {
     Show {
         #[command(flatten)]
         nic: ResourceRef,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -218,6 +242,7 @@ pub struct ServeArgs {
     /// PEM certificate chain (with --tls-key) instead of the generated self-signed one.
     #[arg(long, env = "RAMPART_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
     #[arg(long, env = "RAMPART_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Password of the bootstrap `admin` on first start (generated and printed when unset).
@@ -325,6 +350,8 @@ pub enum OutputFormat {
     Table,
     /// Tab-separated values, a line per item: for scripts (`--query` picks the fields).
     Tsv,
+    /// YAML.
+    Yaml,
     /// Nothing (the exit status says how it went).
     None,
 }
@@ -333,11 +360,13 @@ pub enum OutputFormat {
 pub enum AccountCommand {
     /// List the subscriptions you can use.
     List {
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// Show the current subscription.
     Show {
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -361,8 +390,10 @@ pub enum NetworkCommand {
 
 #[derive(Debug, Args)]
 pub struct ResourceRef {
+    /// The resource's name.
     #[arg(long, short = 'n')]
     pub name: String,
+    /// The resource group's name.
     #[arg(long, short = 'g')]
     pub resource_group: String,
     /// Subscription name or ID [default: the current one].
@@ -417,6 +448,7 @@ pub enum BastionCommand {
         bastion: ResourceRef,
         #[command(flatten)]
         settings: BastionSettingsArgs,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -424,15 +456,19 @@ pub enum BastionCommand {
     Show {
         #[command(flatten)]
         bastion: ResourceRef,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// List the bastions you may read.
     List {
+        /// The resource group's name.
         #[arg(long, short = 'g')]
         resource_group: Option<String>,
+        /// Subscription name or ID [default: the current one].
         #[arg(long)]
         subscription: Option<String>,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -442,6 +478,7 @@ pub enum BastionCommand {
         bastion: ResourceRef,
         #[command(flatten)]
         settings: BastionSettingsArgs,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -473,13 +510,16 @@ pub enum RecordingCommand {
     List {
         #[command(flatten)]
         bastion: ResourceRef,
+        /// The user's name.
         #[arg(long)]
         user: Option<String>,
+        /// The target machine.
         #[arg(long)]
         target: Option<String>,
         /// Only recordings whose output contains this text.
         #[arg(long)]
         search: Option<String>,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -487,8 +527,10 @@ pub enum RecordingCommand {
     Export {
         #[command(flatten)]
         bastion: ResourceRef,
+        /// The IDs to act on.
         #[arg(long)]
         ids: String,
+        /// The file to write.
         #[arg(long)]
         output_file: PathBuf,
     },
@@ -496,6 +538,7 @@ pub enum RecordingCommand {
     Verify {
         #[command(flatten)]
         bastion: ResourceRef,
+        /// The IDs to act on.
         #[arg(long, num_args = 1.., required = true)]
         ids: Vec<String>,
     },
@@ -507,6 +550,7 @@ pub enum HostKeyCommand {
     List {
         #[command(flatten)]
         bastion: ResourceRef,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -529,6 +573,7 @@ pub enum SessionCommand {
     List {
         #[command(flatten)]
         bastion: ResourceRef,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -536,6 +581,7 @@ pub enum SessionCommand {
     Delete {
         #[command(flatten)]
         bastion: ResourceRef,
+        /// The IDs to act on.
         #[arg(long, num_args = 1.., required = true)]
         ids: Vec<String>,
     },
@@ -547,6 +593,7 @@ pub enum SessionCommand {
         /// The session's ID (`session list`).
         #[arg(long)]
         ids: String,
+        /// How to do it.
         #[arg(long, value_enum, default_value_t = JoinMode::View)]
         mode: JoinMode,
     },
@@ -599,8 +646,10 @@ pub struct SshArgs {
     /// Port on the target [default: the VM's registered SSH port, else 22].
     #[arg(long)]
     pub resource_port: Option<u16>,
+    /// How to authenticate to the target.
     #[arg(long, value_enum, ignore_case = true, default_value = "ssh-key")]
     pub auth_type: AuthType,
+    /// The user's name.
     #[arg(long)]
     pub username: Option<String>,
     /// Private key file (with --auth-type ssh-key).
@@ -628,11 +677,13 @@ pub struct SshConfigArgs {
     /// The bastion to go through [default: the only one you can see].
     #[arg(long)]
     pub bastion_name: Option<String>,
+    /// The bastion's resource group.
     #[arg(long)]
     pub bastion_resource_group: Option<String>,
     /// `User` for the entries.
     #[arg(long)]
     pub username: Option<String>,
+    /// Subscription name or ID [default: the current one].
     #[arg(long)]
     pub subscription: Option<String>,
 }
@@ -643,6 +694,7 @@ pub struct SshProxyArgs {
     pub bastion: ResourceRef,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The target's port.
     #[arg(long, default_value_t = 22)]
     pub resource_port: u16,
 }
@@ -668,6 +720,7 @@ pub struct RdpArgs {
     /// Only write an .rdp file that connects through the tunnel, and keep the tunnel open.
     #[arg(long)]
     pub rdp_file: Option<PathBuf>,
+    /// The user's name.
     #[arg(long)]
     pub username: Option<String>,
     /// Accepted for compatibility; the RDP server does its own sign-in.
@@ -688,11 +741,13 @@ pub struct RdpArgs {
 pub enum ExtensionCommand {
     /// Accepted for az's scripts: the extension is built in.
     Add {
+        /// The resource's name.
         #[arg(long, short = 'n')]
         name: String,
     },
     /// Accepted for az's scripts: the extension is built in.
     Update {
+        /// The resource's name.
         #[arg(long, short = 'n')]
         name: String,
     },
@@ -729,6 +784,7 @@ pub enum AuditCommand {
         /// Only records at or after this RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
+        /// The user's name.
         #[arg(long)]
         user: Option<String>,
         /// allowed, refused, failed or closed.
@@ -737,8 +793,10 @@ pub enum AuditCommand {
         /// A target IP address or resource ID.
         #[arg(long)]
         target: Option<String>,
+        /// At most this many records.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -750,6 +808,7 @@ pub enum AuditCommand {
 pub enum NodeCommand {
     /// Every node: address, state (active, draining, stopped, lost), last heartbeat, sessions.
     List {
+        /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },

@@ -85,4 +85,22 @@ mod tests {
         walk(&crate::cli::Cli::command(), "rampart", &mut missing);
         assert!(missing.is_empty(), "subcommands without a description: {missing:#?}");
     }
+
+    #[test]
+    fn every_flag_says_what_it_is() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(arg.get_id().as_str())));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&crate::cli::Cli::command(), "rampart", &mut missing);
+        assert!(missing.is_empty(), "{} flags without help: {missing:#?}", missing.len());
+    }
 }

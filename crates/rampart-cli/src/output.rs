@@ -71,6 +71,7 @@ pub fn print<T: Serialize>(value: &T, format: OutputFormat, columns: &[(&str, &s
     match format {
         OutputFormat::Json | OutputFormat::Jsonc => println!("{}", serde_json::to_string_pretty(&json)?),
         OutputFormat::None => {}
+        OutputFormat::Yaml => print!("{}", serde_norway::to_string(&json)?),
         OutputFormat::Tsv => match &json {
             Value::Array(rows) => {
                 for row in rows {

@@ -1,5 +1,6 @@
 //! az-grade output (issue 26, part 2): `--query` (JMESPath) on every printed result, `-o
-//! tsv|jsonc|table|none`, and shell completions that load in bash.
+//! tsv|jsonc|table|yaml|none`, shell completions that load in bash, and man pages that `man`
+//! renders.
 
 use std::process::Command;
 
@@ -39,6 +40,11 @@ fn query_and_output_formats_work_as_in_az() -> Result<()> {
             .contains("\"name\""),
         "jsonc"
     );
+    let yaml = gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default", "-o", "yaml"])?;
+    ensure!(
+        yaml.lines().any(|l| l == "name: default") && yaml.contains("sku:\n  name: Standard"),
+        "YAML, as az prints it: {yaml}"
+    );
     let bad = gw.refused(&["network", "bastion", "list", "--query", "[?"])?;
     ensure!(bad.contains("JMESPath"), "a bad query says so: {bad}");
     Ok(())
@@ -52,6 +58,30 @@ fn completions_load_in_bash() -> Result<()> {
     ensure!(
         String::from_utf8_lossy(&out.stdout).contains("rampart"),
         "a completion for rampart is registered"
+    );
+    Ok(())
+}
+
+#[test]
+fn man_pages_are_written_for_every_command_and_render() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = Command::new(rampart_bin()).args(["man", "--output-dir"]).arg(dir.path()).output()?;
+    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let join = dir.path().join("rampart-network-bastion-session-join.1");
+    ensure!(
+        dir.path().join("rampart.1").exists() && join.exists(),
+        "a page for rampart and for each command"
+    );
+    let pages = std::fs::read_dir(dir.path())?.count();
+    ensure!(pages > 50, "{pages} pages");
+    // groff renders what man would show.
+    let rendered =
+        Command::new("groff").args(["-man", "-Tutf8", "-P-c", "-P-b", "-P-u"]).arg(&join).output()?;
+    // Without bold and underline, as plain text.
+    let text: String = String::from_utf8_lossy(&rendered.stdout).replace('\u{8}', "");
+    ensure!(
+        rendered.status.success() && text.contains("--mode") && text.contains("Watch a running"),
+        "{text}"
     );
     Ok(())
 }

@@ -32,6 +32,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Man { output_dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&output_dir)?;
+            let mut command = crate::cli::Cli::command();
+            command.build();
+            let written = write_man_pages(&command, &output_dir)?;
+            eprintln!("wrote {written} man pages in {}", output_dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Login(args) => account::login(args).await,
         Command::Logout => account::logout().await,
         Command::Account(cmd) => account::run(cmd).await,
@@ -73,4 +82,18 @@ pub async fn stop_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// Writes a page for `command` and each of its subcommands, named as clap names them once
+/// built (`rampart-network-bastion-list.1`); returns how many.
+fn write_man_pages(command: &clap::Command, dir: &std::path::Path) -> Result<usize> {
+    let name = command.get_display_name().unwrap_or_else(|| command.get_name());
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut out)?;
+    std::fs::write(dir.join(format!("{name}.1")), out)?;
+    let mut written = 1;
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        written += write_man_pages(sub, dir)?;
+    }
+    Ok(written)
 }
