@@ -1,6 +1,8 @@
 // The browser terminal: xterm.js drawing what the gateway relays from the SSH session.
 // Binary WebSocket messages are terminal bytes both ways; text messages are control:
-// {"type":"resize","cols":C,"rows":R} from here, {"type":"ready"|"ended",...} from the gateway.
+// {"type":"resize","cols":C,"rows":R} from here, {"type":"ready"|"ended"|"notice"|
+// "clipboard-state",...} from the gateway. With the bastion's copy and paste off, nothing is
+// pasted into the terminal or copied out of it (and the gateway drops marked pastes itself).
 import { Terminal } from '/assets/xterm/lib/xterm.mjs';
 import { FitAddon } from '/assets/addon-fit/lib/addon-fit.mjs';
 
@@ -28,6 +30,16 @@ const ws = new WebSocket(url);
 ws.binaryType = 'arraybuffer';
 const encoder = new TextEncoder();
 let ended = false;
+let clipboard = true;
+const notice = (text) => { const n = document.getElementById('notice'); if (n) n.textContent = text; };
+const refuseClipboard = (event) => {
+  if (clipboard) return;
+  event.preventDefault();
+  event.stopImmediatePropagation();
+  notice('Copy and paste are turned off for this bastion.');
+};
+// Before xterm.js's own listeners (capture, on its ancestor): pastes and copies both ways.
+for (const kind of ['paste', 'copy', 'cut', 'drop']) host.addEventListener(kind, refuseClipboard, true);
 
 ws.onmessage = (event) => {
   if (typeof event.data !== 'string') {
@@ -36,12 +48,14 @@ ws.onmessage = (event) => {
   }
   const message = JSON.parse(event.data);
   if (message.type === 'ready') {
+    clipboard = message.clipboard !== false;
     setStatus('connected', 'connected');
     term.focus();
+  } else if (message.type === 'clipboard-state') {
+    clipboard = message.on;
   } else if (message.type === 'notice') {
     // Someone joined (or left) this session: the user is told who and how.
-    const notice = document.getElementById('notice');
-    if (notice) notice.textContent = message.text;
+    notice(message.text);
   } else if (message.type === 'ended') {
     ended = true;
     setStatus(`session ended: ${message.reason}`, 'ended');
@@ -61,6 +75,10 @@ term.onResize(({ cols, rows }) => {
 // Copy and paste with Ctrl+Shift+C / Ctrl+Shift+V, as terminal emulators do (Ctrl+C is ^C).
 term.attachCustomKeyEventHandler((e) => {
   if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey) return true;
+  if ((e.code === 'KeyC' || e.code === 'KeyV') && !clipboard) {
+    notice('Copy and paste are turned off for this bastion.');
+    return false;
+  }
   if (e.code === 'KeyC' && term.hasSelection()) {
     navigator.clipboard.writeText(term.getSelection()).catch(() => {});
     return false;

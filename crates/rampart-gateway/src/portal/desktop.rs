@@ -16,7 +16,7 @@ use rampart_rdp::{Changes, InputEvent, RdpSession, Rect, scancode_for_code};
 use serde::Deserialize;
 
 use super::bridge::{self, Keepalive};
-use super::terminal::ended;
+use super::shell::ended;
 use crate::api::AppState;
 use crate::lifecycle::Direction;
 

@@ -14,6 +14,8 @@ mod desktop;
 mod join;
 mod pages;
 mod passkeys;
+mod paste;
+mod shell;
 mod terminal;
 
 use askama::Template;
