@@ -122,3 +122,24 @@ fn openidconnect_keys() -> &'static rampart_oidc::verify::KeySet {
     static EMPTY: OnceLock<rampart_oidc::verify::KeySet> = OnceLock::new();
     EMPTY.get_or_init(rampart_oidc::verify::KeySet::default)
 }
+
+/// What a recording setting and a recording take from outside: a storage URL (whatever parses
+/// names a valid container and carries a token), a desktop recording's bytes (records never
+/// run past the end), and a terminal's input through the paste filter (what passes on never
+/// holds a paste's start mark), fed in two pieces split anywhere.
+pub fn recording_inputs(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(url) = crate::recording::parse_sas_url(text)
+    {
+        assert!((3..=63).contains(&url.container.len()), "a parsed container name is valid");
+    }
+    if let Ok(records) = crate::recording::desktop::records(data) {
+        let total: usize = records.iter().map(|(_, _, p)| 9 + p.len()).sum();
+        assert!(total <= data.len(), "records stay within the bytes");
+    }
+    let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+    let mut filter = crate::portal::paste::PasteFilter::default();
+    let (mut out, _) = filter.filter(&data[..cut]);
+    out.extend(filter.filter(&data[cut..]).0);
+    assert!(!out.windows(6).any(|w| w == b"\x1b[200~"), "no paste start passes the filter");
+}

@@ -22,7 +22,7 @@ use rampart_store::{RecordingRecord, Store};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-pub use blob::{BlobError, Container};
+pub use blob::{BlobError, Container, parse_sas_url};
 use writer::{Event, Format, Job, Sink};
 
 use crate::lifecycle::{Direction, Session, SessionObserver};

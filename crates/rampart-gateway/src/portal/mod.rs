@@ -14,7 +14,7 @@ mod desktop;
 mod join;
 mod pages;
 mod passkeys;
-mod paste;
+pub(crate) mod paste;
 mod shell;
 mod terminal;
 

@@ -58,52 +58,63 @@ fn bad(why: &str) -> BlobError {
     BlobError::BadUrl(why.to_string())
 }
 
+/// What a container SAS URL names: the account's endpoint, the container, the token.
+pub struct SasUrl {
+    pub account: String,
+    pub container: String,
+    pub endpoint: String,
+    /// Plain HTTP (to an emulator on loopback only).
+    pub http: bool,
+    pairs: Vec<(String, String)>,
+}
+
+/// Checks the shape of a container SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=…&sig=…`,
+/// or the path-style `http://127.0.0.1:PORT/ACCOUNT/CONTAINER?…` of an emulator on loopback).
+pub fn parse_sas_url(text: &str) -> Result<SasUrl, BlobError> {
+    let url = Url::parse(text.trim()).map_err(|_| bad("is not a URL"))?;
+    let host = url.host().ok_or_else(|| bad("has no host"))?;
+    let http = match url.scheme() {
+        "https" => false,
+        "http" if is_loopback(&host) => true,
+        "http" => return Err(bad("must use https: a SAS token must not cross the network in clear")),
+        _ => return Err(bad("must be an https URL")),
+    };
+    let pairs: Vec<(String, String)> =
+        url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    if !pairs.iter().any(|(k, _)| k == "sig") {
+        return Err(bad(
+            "carries no SAS token (…?sv=…&sig=…): make a container SAS with the permissions read, add, create, write, list and delete",
+        ));
+    }
+    let segments: Vec<&str> =
+        url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+    let host_text = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let origin = match url.port() {
+        Some(port) => format!("{}://{}:{port}", url.scheme(), host_text),
+        None => format!("{}://{}", url.scheme(), host_text),
+    };
+    // Azure names the account in the host; emulators and Azure Stack in the path.
+    let (account, container, endpoint) = match (host_text.split_once(".blob."), segments.as_slice()) {
+        (Some((account, _)), [container]) => (account.to_string(), container.to_string(), origin.clone()),
+        (None, [account, container]) => {
+            (account.to_string(), container.to_string(), format!("{origin}/{account}"))
+        }
+        _ => return Err(bad("must name one container: https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS")),
+    };
+    let valid_name = (3..=63).contains(&container.len())
+        && container.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid_name {
+        return Err(BlobError::BadUrl(format!(
+            "names the container '{container}'; container names are 3 to 63 lowercase letters, digits and hyphens"
+        )));
+    }
+    Ok(SasUrl { account, container, endpoint, http, pairs })
+}
+
 impl Container {
-    /// Checks the shape of a container SAS URL (`https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=…&sig=…`,
-    /// or the path-style `http://127.0.0.1:PORT/ACCOUNT/CONTAINER?…` of an emulator on loopback)
-    /// and makes a client for it. Nothing is sent yet.
+    /// A client for the container of a SAS URL ([`parse_sas_url`]). Nothing is sent yet.
     pub fn from_sas_url(text: &str) -> Result<Container, BlobError> {
-        let url = Url::parse(text.trim()).map_err(|_| bad("is not a URL"))?;
-        let host = url.host().ok_or_else(|| bad("has no host"))?;
-        let http = match url.scheme() {
-            "https" => false,
-            "http" if is_loopback(&host) => true,
-            "http" => return Err(bad("must use https: a SAS token must not cross the network in clear")),
-            _ => return Err(bad("must be an https URL")),
-        };
-        let pairs: Vec<(String, String)> =
-            url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        if !pairs.iter().any(|(k, _)| k == "sig") {
-            return Err(bad(
-                "carries no SAS token (…?sv=…&sig=…): make a container SAS with the permissions read, add, create, write, list and delete",
-            ));
-        }
-        let segments: Vec<&str> =
-            url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
-        let host_text = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let origin = match url.port() {
-            Some(port) => format!("{}://{}:{port}", url.scheme(), host_text),
-            None => format!("{}://{}", url.scheme(), host_text),
-        };
-        // Azure names the account in the host; emulators and Azure Stack in the path.
-        let (account, container, endpoint) = match (host_text.split_once(".blob."), segments.as_slice()) {
-            (Some((account, _)), [container]) => (account.to_string(), container.to_string(), origin.clone()),
-            (None, [account, container]) => {
-                (account.to_string(), container.to_string(), format!("{origin}/{account}"))
-            }
-            _ => {
-                return Err(bad(
-                    "must name one container: https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS",
-                ));
-            }
-        };
-        let valid_name = (3..=63).contains(&container.len())
-            && container.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid_name {
-            return Err(BlobError::BadUrl(format!(
-                "names the container '{container}'; container names are 3 to 63 lowercase letters, digits and hyphens"
-            )));
-        }
+        let SasUrl { account, container, endpoint, http, pairs } = parse_sas_url(text)?;
         let options = ClientOptions::new()
             .with_timeout(Duration::from_secs(30))
             .with_connect_timeout(Duration::from_secs(5))

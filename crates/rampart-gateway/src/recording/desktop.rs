@@ -45,10 +45,8 @@ pub(super) fn record(kind: Kind, t: f64, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A record read back: kind, milliseconds since the start, payload.
-#[cfg(test)]
-type Record<'a> = (u8, u32, &'a [u8]);
+pub(crate) type Record<'a> = (u8, u32, &'a [u8]);
 
-#[cfg(test)]
 /// The records of a recording's bytes (after its two header lines): kind, milliseconds,
 /// payload. Stops at a truncated record (the end of a recording cut by a crash).
 pub(crate) fn records(bytes: &[u8]) -> Result<Vec<Record<'_>>, &'static str> {
