@@ -519,6 +519,21 @@ pub enum RecordingCommand {
         /// Only recordings whose output contains this text.
         #[arg(long)]
         search: Option<String>,
+        /// Only recordings started since this time (2026-12-01T00:00:00Z) or within this long
+        /// (P7D, PT4H).
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format (as az's `--output`).
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// One recording's details: user, target, start, end, size, SHA-256, whether complete.
+    Show {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        /// The recording's ID (its session's).
+        #[arg(long)]
+        ids: String,
         /// Output format (as az's `--output`).
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,

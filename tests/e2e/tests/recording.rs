@@ -144,6 +144,37 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
         "--search finds it by a word it printed"
     );
     ensure!(recordings(&gw, &["--search", "no-such-word-xyzzy"])?.is_empty(), "and not by one it did not");
+    ensure!(recordings(&gw, &["--since", "PT1H"])?.len() == 1, "--since a duration finds it");
+    ensure!(
+        recordings(&gw, &["--since", "2099-01-01T00:00:00Z"])?.is_empty(),
+        "--since a later time does not"
+    );
+    let bad = gw.refused(&[
+        "network",
+        "bastion",
+        "recording",
+        "list",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--since",
+        "soon",
+    ])?;
+    ensure!(bad.contains("InvalidSince"), "a bad --since says why: {bad}");
+    let shown: serde_json::Value = serde_json::from_str(&gw.ok(&[
+        "network",
+        "bastion",
+        "recording",
+        "show",
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--ids",
+        &id,
+    ])?)?;
+    ensure!(shown["sha256"] == rec["sha256"] && shown["complete"] == true, "show: {shown}");
 
     let cast = out.join("session.cast");
     gw.ok(&[

@@ -79,9 +79,9 @@ async fn recordings(cmd: crate::cli::RecordingCommand) -> Result<ExitCode> {
     let (profile, client) = under_bastion().await?;
     let path = |b: &crate::cli::ResourceRef| bastion_part(&profile, b, "recordings");
     match cmd {
-        RecordingCommand::List { bastion, user, target, search, output } => {
+        RecordingCommand::List { bastion, user, target, search, since, output } => {
             let mut query: Vec<String> = Vec::new();
-            for (k, v) in [("user", user), ("target", target), ("search", search)] {
+            for (k, v) in [("user", user), ("target", target), ("search", search), ("since", since)] {
                 if let Some(v) = v {
                     query.push(format!("{k}={}", urlencode(&v)));
                 }
@@ -90,6 +90,11 @@ async fn recordings(cmd: crate::cli::RecordingCommand) -> Result<ExitCode> {
             let list: Option<Vec<RecordingView>> =
                 client.request::<(), _>(Method::GET, &format!("{}{qs}", path(&bastion)?), None).await?;
             print(&list.unwrap_or_default(), output, RECORDING_COLUMNS)?;
+        }
+        RecordingCommand::Show { bastion, ids, output } => {
+            let url = format!("{}/{}", path(&bastion)?, urlencode(&ids));
+            let shown: Option<RecordingView> = client.request::<(), _>(Method::GET, &url, None).await?;
+            print(&shown, output, RECORDING_COLUMNS)?;
         }
         RecordingCommand::Export { bastion, ids, output_file } => {
             let url = format!("{}/{}/content", path(&bastion)?, urlencode(&ids));

@@ -135,8 +135,9 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", METRICS, "Prometheus metrics"),
     ("get", SESSIONS, "Live sessions on a bastion, on every node"),
     ("get", SESSION_JOIN, "Join a browser terminal running on this node (WebSocket; ?mode=view|interact)"),
-    ("get", RECORDINGS, "A bastion's session recordings (?user, ?target, ?search)"),
-    ("get", RECORDING_CONTENT, "A recording's bytes (asciicast v2)"),
+    ("get", RECORDINGS, "A bastion's session recordings (?user, ?target, ?search, ?since)"),
+    ("get", RECORDING, "One recording's details"),
+    ("get", RECORDING_CONTENT, "A recording's bytes (asciicast v2, or rampart-desktop-v1)"),
     ("get", RECORDING_VERIFY, "Check a recording's size and SHA-256 against those recorded"),
     ("get", NODES, "The gateway nodes sharing this store, as their heartbeats show them"),
     ("post", NODE_DRAIN, "Drain a node: it refuses new work and stops once its sessions end"),
@@ -199,6 +200,8 @@ const SESSION_JOIN: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}/join";
 const RECORDINGS: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/recordings";
+const RECORDING: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/recordings/{id}";
 const RECORDING_CONTENT: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/recordings/{id}/content";
 const RECORDING_VERIFY: &str =
@@ -270,6 +273,7 @@ pub fn router(state: AppState) -> Router {
         .route(SESSION_JOIN, get(crate::portal::join_over_api))
         .route(HOST_KEYS, get(host_keys::list).delete(host_keys::forget))
         .route(RECORDINGS, get(recordings::list))
+        .route(RECORDING, get(recordings::show))
         .route(RECORDING_CONTENT, get(recordings::export))
         .route(RECORDING_VERIFY, get(recordings::verify))
         .fallback(not_found)

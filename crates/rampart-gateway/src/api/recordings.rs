@@ -52,6 +52,23 @@ pub struct ListQuery {
     target: Option<String>,
     /// Text the session printed.
     search: Option<String>,
+    /// Recordings started since this time (RFC 3339) or within this long (ISO 8601: `P7D`, `PT4H`).
+    since: Option<String>,
+}
+
+/// `--since`: a time, or how long ago.
+fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let secs = rampart_core::activation::parse_duration(text).map_err(|_| {
+        ApiError::bad_request(
+            "InvalidSince",
+            format!("'{text}' is neither a time (2026-12-01T00:00:00Z) nor a duration (P7D, PT4H)"),
+        )
+    })?;
+    let ago = chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+    Ok(chrono::Utc::now().checked_sub_signed(ago).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC))
 }
 
 pub async fn list(
@@ -61,8 +78,19 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<RecordingView>>, ApiError> {
     let id = bastion(&gw, &caller, &sub, &group, &name).await?;
+    let from = q.since.as_deref().filter(|s| !s.is_empty()).map(since).transpose()?;
     let found = matching(&gw, &id, q.user.as_deref(), q.target.as_deref(), q.search.as_deref()).await?;
-    Ok(Json(found.iter().map(view).collect()))
+    Ok(Json(found.iter().filter(|r| from.is_none_or(|t| r.started_at >= t)).map(view).collect()))
+}
+
+/// One recording's details.
+pub async fn show(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path((sub, group, name, rec)): Path<(String, String, String, String)>,
+) -> Result<Json<RecordingView>, ApiError> {
+    let id = bastion(&gw, &caller, &sub, &group, &name).await?;
+    Ok(Json(view(&find(&gw, &id, &rec).await?)))
 }
 
 /// A bastion's recordings by the filters given (empty ones match all): a user (any case), part
