@@ -27,6 +27,9 @@ pub enum TargetKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
     Native,
+    /// The native client whose shell the gateway opens and records itself (`rampart ssh` on a
+    /// recording bastion): native client support applies, the refusal of raw tunnels does not.
+    NativeRecorded,
     Browser,
 }
 
@@ -376,12 +379,12 @@ pub fn authorize_target(
     let port = request.port;
     let mut reasons = Vec::new();
 
-    if request.client == ClientKind::Native {
+    if matches!(request.client, ClientKind::Native | ClientKind::NativeRecorded) {
         if !s.tier.includes_native_client() {
             reasons.push(RefusalReason::TierLacksNativeClient { tier: s.tier });
         } else if !s.enable_tunneling {
             reasons.push(RefusalReason::NativeClientDisabled);
-        } else if s.session_recording && !s.allow_unrecorded_tunnels {
+        } else if request.client == ClientKind::Native && s.session_recording && !s.allow_unrecorded_tunnels {
             reasons.push(RefusalReason::RecordingRequired);
         }
     }
@@ -457,6 +460,28 @@ mod tests {
             Ok(a) => format!("ok {}", a.addr()),
             Err(e) => e.code(),
         }
+    }
+
+    #[test]
+    fn a_recording_bastion_refuses_raw_tunnels_but_not_the_shells_it_records() {
+        let gateway = GatewayEndpoints::default();
+        let mut s = settings(Tier::Premium, true, &["10.1.0.0/16"]);
+        s.session_recording = true;
+        let ip = parse_target_ip("10.1.2.3").expect("ip");
+        let ask = |s: &BastionSettings, client| {
+            codes(authorize_target(
+                &TargetRequest { settings: s, client, kind: TargetKind::IpAddress, ip, port: 22 },
+                &gateway,
+            ))
+        };
+        assert_eq!(ask(&s, ClientKind::Native), "RecordingRequired");
+        assert_eq!(ask(&s, ClientKind::NativeRecorded), "ok 10.1.2.3:22");
+        s.enable_tunneling = false;
+        assert_eq!(
+            ask(&s, ClientKind::NativeRecorded),
+            "NativeClientDisabled",
+            "native client support still applies"
+        );
     }
 
     #[test]

@@ -128,6 +128,14 @@ impl SshCa {
     }
 }
 
+/// A key pair made for one sign-in, in OpenSSH form: (private, public).
+pub fn session_key() -> Result<(String, String), SshCaError> {
+    let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(SshCaError::Sign)?;
+    let public = key.public_key().to_openssh().map_err(SshCaError::Sign)?;
+    let private = key.to_openssh(ssh_key::LineEnding::LF).map_err(SshCaError::Sign)?.to_string();
+    Ok((private, public))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,4 +5,4 @@
 pub mod ca;
 pub mod terminal;
 
-pub use ca::{CertificateRequest, SshCa, SshCaError};
+pub use ca::{CertificateRequest, SshCa, SshCaError, session_key};

@@ -22,6 +22,12 @@ pub enum TerminalAuth {
         key: String,
         passphrase: Option<String>,
     },
+    /// A key made for this sign-in and its certificate from the gateway's SSH CA (OpenSSH
+    /// form): identity sign-in, where the target trusts the CA.
+    Certificate {
+        key: String,
+        certificate: String,
+    },
 }
 
 impl std::fmt::Debug for TerminalAuth {
@@ -30,6 +36,7 @@ impl std::fmt::Debug for TerminalAuth {
         match self {
             TerminalAuth::Password(_) => f.write_str("Password(…)"),
             TerminalAuth::PrivateKey { .. } => f.write_str("PrivateKey(…)"),
+            TerminalAuth::Certificate { .. } => f.write_str("Certificate(…)"),
         }
     }
 }
@@ -119,6 +126,9 @@ impl SshTerminal {
                     },
                 )?,
             )),
+            TerminalAuth::Certificate { key, .. } => Some(Arc::new(
+                decode_secret_key(key, None).map_err(|e| TerminalError::BadPrivateKey(e.to_string()))?,
+            )),
             TerminalAuth::Password(_) => None,
         };
         let _ = stream.set_nodelay(true);
@@ -157,7 +167,12 @@ impl SshTerminal {
                     .await
                     .map_err(protocol)?
             }
-            (TerminalAuth::PrivateKey { .. }, None) => {
+            (TerminalAuth::Certificate { certificate, .. }, Some(key)) => {
+                let certificate = russh::keys::Certificate::from_openssh(certificate.trim())
+                    .map_err(|e| TerminalError::BadPrivateKey(format!("the certificate: {e}")))?;
+                handle.authenticate_openssh_cert(username, key, certificate).await.map_err(protocol)?
+            }
+            (TerminalAuth::PrivateKey { .. } | TerminalAuth::Certificate { .. }, None) => {
                 return Err(TerminalError::BadPrivateKey("no key".into()));
             }
         };

@@ -485,3 +485,96 @@ fn recordings_go_to_an_azure_blob_container() -> Result<()> {
     drop(gw);
     Ok(())
 }
+
+/// `rampart ssh --auth-type AAD` on a recording bastion: the gateway signs in to the VM with a
+/// certificate of its own CA (under the user's login role) and relays the shell to the client,
+/// so the native session is recorded like a browser one; a remote command after `--` is refused
+/// there, saying why.
+#[test]
+fn a_native_identity_session_is_recorded() -> Result<()> {
+    use std::io::Write;
+    let gw = Gateway::start(&[])?;
+    let ca = gw.ok(&["ssh-ca", "show"])?;
+    let sshd = Sshd::start_with(SshdOptions { trusted_ca: Some(ca), ..Default::default() })?;
+    gw.allow_loopback()?;
+    let vm = "/subscriptions/default/resourceGroups/apps/providers/Microsoft.Compute/virtualMachines/web1";
+    let port = sshd.port.to_string();
+    gw.ok(&[
+        "vm",
+        "register",
+        "-n",
+        "web1",
+        "-g",
+        "apps",
+        "--os-type",
+        "linux",
+        "--private-ip-address",
+        "127.0.0.1",
+        "--port-ssh",
+        &port,
+    ])?;
+    gw.ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        "admin",
+        "--role",
+        "Virtual Machine Administrator Login",
+        "--scope",
+        vm,
+    ])?;
+    gw.update_bastion("default", &["--sku", "Premium", "--enable-session-recording", "true"])?;
+
+    let ssh = |extra: &[&str]| {
+        let mut cmd = gw.cli();
+        cmd.args(["ssh", "-n", "default", "-g", "default", "--target-resource-id", vm])
+            .args(["--auth-type", "AAD", "--username", &sshd.user])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let refused = ssh(&["--", "whoami"]).output()?;
+    let said = String::from_utf8_lossy(&refused.stderr);
+    ensure!(!refused.status.success() && said.contains("cannot be passed"), "{said}");
+
+    let mut child = ssh(&[]).spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    stdin.write_all(b"echo native-$((5+5)) recorded\nexit\n")?;
+    let t = Instant::now();
+    let out = loop {
+        if child.try_wait()?.is_some() {
+            break child.wait_with_output()?;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            anyhow::bail!("the recorded native session did not end");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let shown = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && shown.contains("native-10 recorded"),
+        "{shown} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let t = Instant::now();
+    let rec = loop {
+        let list = recordings(&gw, &["--search", "native-10"])?;
+        if let Some(r) = list.into_iter().find(|r| r["complete"] == true) {
+            break r;
+        }
+        ensure!(t.elapsed() < Duration::from_secs(10), "the native session's recording is not listed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let web1 = |v: &serde_json::Value| v.as_str().is_some_and(|t| t.ends_with("/virtualMachines/web1"));
+    ensure!(rec["user"] == "admin" && rec["protocol"] == "ssh" && web1(&rec["target"]), "{rec}");
+    let opened = gw.audit()?.into_iter().find(|r| {
+        r["event"] == "connection-open" && r["result"] == "allowed" && web1(&r["targetResourceId"])
+    });
+    ensure!(opened.is_some(), "the session's open record names the VM");
+    Ok(())
+}

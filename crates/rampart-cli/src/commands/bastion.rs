@@ -148,7 +148,8 @@ async fn sessions(cmd: SessionCommand) -> Result<ExitCode> {
                 urlencode(&ids),
                 if interact { "interact" } else { "view" }
             );
-            return super::join::run(&client, &url, interact).await;
+            let banner = if interact { "joined (you may type)" } else { "joined (view only)" };
+            return super::join::run(&client, &url, interact, banner).await;
         }
     }
     Ok(ExitCode::SUCCESS)

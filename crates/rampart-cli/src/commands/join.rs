@@ -34,13 +34,19 @@ impl Drop for RawTerminal {
     }
 }
 
-pub async fn run(client: &ApiClient, path: &str, interact: bool) -> Result<ExitCode> {
+/// The local terminal's size (columns, rows), when there is one.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    let size = stty(&["size"])?;
+    let mut parts = size.split_whitespace().map(|n| n.parse::<u16>().ok());
+    let (rows, cols) = (parts.next()??, parts.next()??);
+    Some((cols, rows))
+}
+
+/// Relays the terminal at `path` here until it ends or Ctrl-] is pressed; `banner` is said
+/// first (on standard error).
+pub async fn run(client: &ApiClient, path: &str, interact: bool, banner: &str) -> Result<ExitCode> {
     let raw = (interact && std::io::stdin().is_terminal()).then(RawTerminal::enter).flatten();
-    eprint!(
-        "joined ({}); Ctrl-] leaves{}",
-        if interact { "you may type" } else { "view only" },
-        if raw.is_some() { "\r\n" } else { "\n" }
-    );
+    eprint!("{banner}; Ctrl-] leaves{}", if raw.is_some() { "\r\n" } else { "\n" });
     let end = join(client, path, interact, tokio::io::stdin(), tokio::io::stdout()).await;
     drop(raw);
     match end? {

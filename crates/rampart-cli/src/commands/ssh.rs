@@ -84,6 +84,17 @@ pub async fn ssh(args: SshArgs) -> Result<ExitCode> {
             registered_port(&client, args.target.target_resource_id.as_deref(), false).await.unwrap_or(22)
         }
     };
+    if args.auth_type == AuthType::Aad
+        && let Some(path) = recorded_shell(&profile, &client, &args, port).await?
+    {
+        return super::join::run(
+            &client,
+            &path,
+            true,
+            "this bastion records sessions: the gateway opens the shell",
+        )
+        .await;
+    }
     // Private (0700) and removed on return: it holds the identity key pair.
     let temp = tempfile::Builder::new().prefix("rampart-ssh-").tempdir()?;
     // Identity sign-in is checked (and a refusal shown) before any tunnel opens.
@@ -152,6 +163,50 @@ pub async fn ssh(args: SshArgs) -> Result<ExitCode> {
     let status = cmd.status().await.context("cannot run ssh (install OpenSSH's client)")?;
     drop(temp);
     Ok(ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(255)))
+}
+
+/// On a bastion that records sessions (and refuses raw tunnels), identity sign-in is done by
+/// the gateway, which records the shell: the API path of that shell, or `None` elsewhere.
+async fn recorded_shell(
+    profile: &Profile,
+    client: &rampart_client::ApiClient,
+    args: &SshArgs,
+    port: u16,
+) -> Result<Option<String>> {
+    let id: rampart_core::ResourceId =
+        bastion_id(profile, &args.bastion, args.target.target_resource_id.as_deref())?.parse()?;
+    let bastion = client.bastion(&id.subscription, &id.resource_group, &id.name).await?;
+    if !bastion.enable_session_recording || bastion.allow_unrecorded_tunnels {
+        return Ok(None);
+    }
+    if !args.ssh_args.is_empty() {
+        bail!(
+            "bastion '{}' records sessions: rampart ssh opens an interactive shell there, recorded by the gateway, \
+             so a remote command or ssh options after -- cannot be passed",
+            id.name
+        );
+    }
+    use rampart_client::api::urlencode;
+    let mut query = vec![format!("resourcePort={port}")];
+    if let Some(vm) = &args.target.target_resource_id {
+        query.push(format!("targetResourceId={}", urlencode(vm)));
+    }
+    if let Some(ip) = &args.target.target_ip_address {
+        query.push(format!("targetIpAddress={}", urlencode(ip)));
+    }
+    if let Some(user) = &args.username {
+        query.push(format!("username={}", urlencode(user)));
+    }
+    if let Some((cols, rows)) = super::join::terminal_size() {
+        query.push(format!("cols={cols}&rows={rows}"));
+    }
+    Ok(Some(format!(
+        "/api/subscriptions/{}/resourceGroups/{}/bastionHosts/{}/shell?{}",
+        urlencode(&id.subscription),
+        urlencode(&id.resource_group),
+        urlencode(&id.name),
+        query.join("&")
+    )))
 }
 
 /// `rampart ssh-proxy`: one connection over standard input and output.

@@ -16,7 +16,7 @@ mod principals;
 pub(crate) mod recordings;
 pub(crate) mod session;
 pub(crate) mod sessions;
-mod ssh;
+pub(crate) mod ssh;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -134,6 +134,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", READYZ, "Ready for new work (503 while draining)"),
     ("get", METRICS, "Prometheus metrics"),
     ("get", SESSIONS, "Live sessions on a bastion, on every node"),
+    (
+        "get",
+        SHELL,
+        "A shell the gateway opens by identity sign-in and records (WebSocket; rampart ssh on a recording bastion)",
+    ),
     ("get", SESSION_JOIN, "Join a browser terminal running on this node (WebSocket; ?mode=view|interact)"),
     ("get", RECORDINGS, "A bastion's session recordings (?user, ?target, ?search, ?since)"),
     ("get", RECORDING, "One recording's details"),
@@ -196,6 +201,7 @@ const NIC: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/netw
 const USER: &str = "/api/users/{upn}";
 const SESSIONS: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions";
+const SHELL: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/shell";
 const SESSION_JOIN: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}/join";
 const RECORDINGS: &str =
@@ -271,6 +277,7 @@ pub fn router(state: AppState) -> Router {
         .route(NODE_DRAIN, post(nodes::drain))
         .route(SESSION, axum::routing::delete(sessions::disconnect))
         .route(SESSION_JOIN, get(crate::portal::join_over_api))
+        .route(SHELL, get(crate::portal::native_shell))
         .route(HOST_KEYS, get(host_keys::list).delete(host_keys::forget))
         .route(RECORDINGS, get(recordings::list))
         .route(RECORDING, get(recordings::show))

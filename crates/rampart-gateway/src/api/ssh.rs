@@ -82,7 +82,7 @@ pub async fn issue_certificate(
     }
 }
 
-async fn sign(
+pub(crate) async fn sign(
     gw: &Gateway,
     caller: &Caller,
     req: &SshCertificateRequest,

@@ -12,6 +12,7 @@ mod assets;
 mod bridge;
 mod desktop;
 mod join;
+mod native;
 mod pages;
 mod passkeys;
 pub(crate) mod paste;
@@ -33,6 +34,7 @@ use crate::api::{ApiError, AppState, AuthUser, ClientAddr, UserAgent};
 use crate::auth::{self, AccessClaims};
 
 pub use join::{DesktopView, JoinPoint, Joins, api_websocket as join_over_api};
+pub use native::shell as native_shell;
 pub(crate) use pages::safe_next;
 pub use terminal::PendingTerminals;
 

@@ -46,13 +46,13 @@ pub(crate) enum TargetConnection {
 pub(crate) struct PendingTerminal {
     user_id: String,
     title: String,
-    connection: TargetConnection,
+    pub(crate) connection: TargetConnection,
     /// The open record to write when the shell starts.
-    entry: AuditEntry,
+    pub(crate) entry: AuditEntry,
     /// What was authorized: decided on again while the session runs.
-    request: Request,
+    pub(crate) request: Request,
     /// The admission service's change mark when it was authorized.
-    mark: u64,
+    pub(crate) mark: u64,
     created: Instant,
 }
 
@@ -118,6 +118,36 @@ pub struct ConnectForm {
     height: Option<u16>,
 }
 
+impl ConnectForm {
+    /// An SSH sign-in by identity (the gateway's CA), as `rampart ssh --auth-type AAD` asks for
+    /// on a recording bastion.
+    pub(crate) fn identity_ssh(
+        bastion: String,
+        target: (Option<String>, Option<String>),
+        port: Option<u16>,
+        username: String,
+    ) -> ConnectForm {
+        let (vm, ip) = target;
+        ConnectForm {
+            csrf: String::new(),
+            bastion,
+            target: if vm.is_some() { "vm" } else { "ip" }.into(),
+            vm,
+            ip,
+            protocol: "ssh".into(),
+            port: port.map(|p| p.to_string()),
+            username,
+            auth: "identity".into(),
+            password: None,
+            private_key: None,
+            passphrase: None,
+            domain: None,
+            width: None,
+            height: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for ConnectForm {
     // The secrets never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,7 +176,7 @@ pub async fn connect(
     entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
     entry.protocol = Some(form.protocol.chars().take(16).collect());
     entry.bastion_id = Some(form.bastion.chars().take(512).collect());
-    match sign_in_to_target(&gw, &user, &form, &mut entry).await {
+    match sign_in_to_target(&gw, &user.caller, ClientKind::Browser, &form, &mut entry).await {
         Ok(pending) => {
             let ticket = gw.terminals.insert(pending);
             Redirect::to(&format!("/portal/terminal/{ticket}")).into_response()
@@ -165,9 +195,12 @@ pub async fn connect(
     }
 }
 
-async fn sign_in_to_target(
+/// Authorizes the form's target, dials it and signs in (the portal's Connect form, and
+/// `rampart ssh` on a recording bastion, whose sessions the gateway terminates).
+pub(crate) async fn sign_in_to_target(
     gw: &Gateway,
-    user: &PortalUser,
+    caller: &crate::api::caller::Caller,
+    client_kind: ClientKind,
     form: &ConnectForm,
     entry: &mut AuditEntry,
 ) -> Result<PendingTerminal, ApiError> {
@@ -207,13 +240,13 @@ async fn sign_in_to_target(
     };
     entry.target_port = Some(port);
     let request = Request {
-        identity: user.caller.identity(),
+        identity: caller.identity(),
         bastion: bastion.clone(),
         target,
         port,
         protocol: protocol.unwrap_or(Protocol::Ssh),
-        client_kind: ClientKind::Browser,
-        client: user.caller.user.client,
+        client_kind,
+        client: caller.user.client,
     };
     let mark = admission.change_mark();
     let authorization = admission.authorize(&request).await?;
@@ -244,6 +277,9 @@ async fn sign_in_to_target(
                 return Err(invalid("NoPrivateKey", "choose a private key file or paste the key"));
             }
             Credentials::Ssh(TerminalAuth::PrivateKey { key, passphrase: form.passphrase.clone() })
+        }
+        (_, "identity") => {
+            Credentials::Ssh(identity_certificate(gw, caller, &bastion, form, username).await?)
         }
         (_, other) => {
             return Err(invalid("InvalidAuthType", format!("unknown authentication type '{other}'")));
@@ -307,7 +343,7 @@ async fn sign_in_to_target(
     entry.result = AuditResult::Allowed;
     let shown = machine.map(|m| m.id.name.clone()).unwrap_or_else(|| addr.to_string());
     Ok(PendingTerminal {
-        user_id: user.caller.user.claims.sub.clone(),
+        user_id: caller.user.claims.sub.clone(),
         title: format!("{username}@{shown}"),
         connection,
         entry: entry.clone(),
@@ -315,6 +351,28 @@ async fn sign_in_to_target(
         mark,
         created: Instant::now(),
     })
+}
+
+/// Identity sign-in done by the gateway: a key made for this session and a certificate for it
+/// from the gateway's CA, under the same rules as `rampart ssh --auth-type AAD` (a login role on
+/// the VM; only one's own login without Administrator Login).
+async fn identity_certificate(
+    gw: &Gateway,
+    caller: &crate::api::caller::Caller,
+    bastion: &rampart_core::ResourceId,
+    form: &ConnectForm,
+    username: &str,
+) -> Result<TerminalAuth, ApiError> {
+    let (key, public) = rampart_ssh::session_key().map_err(ApiError::internal)?;
+    let request = rampart_proto::api::SshCertificateRequest {
+        bastion_id: bastion.to_string(),
+        target_resource_id: form.vm.clone().filter(|v| form.target == "vm" && !v.is_empty()),
+        target_ip_address: form.ip.clone().filter(|_| form.target == "ip"),
+        username: Some(username.to_string()),
+        public_key: public,
+    };
+    let cert = crate::api::ssh::sign(gw, caller, &request).await?;
+    Ok(TerminalAuth::Certificate { key, certificate: cert.certificate })
 }
 
 enum Credentials {
