@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
-# PostgreSQL, HAProxy, sshpass, stunnel4, FreeRDP, OpenSSL's headers, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip,
+# PostgreSQL, HAProxy, sshpass, stunnel4, FreeRDP, OpenSSL's headers, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip, testssl.sh, groff,
 # Chromium and Node.js from Debian; xterm.js and
 # playwright-core from npm, never a downloaded browser), then checks formatting and lints, builds
 # the `rampart` binary the end-to-end tests drive, and runs all unit and end-to-end tests.
@@ -41,6 +41,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# testssl.sh checks the gateway's HTTPS headers (HSTS) as an operator's scanner would.
+command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
 # Renders the man pages `rampart man` writes (a test reads them as man shows them).
 command -v groff >/dev/null 2>&1 || missing+=(groff-base)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)

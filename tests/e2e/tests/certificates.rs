@@ -180,3 +180,37 @@ fn a_generated_certificate_lasts_a_year_and_is_renewed_near_its_end() -> Result<
     drop(again);
     Ok(())
 }
+
+/// Debian's testssl.sh, headers only, no DNS: a fresh gateway sends HSTS (a year).
+#[test]
+fn testssl_finds_hsts_on_a_fresh_gateway() -> Result<()> {
+    ensure!(
+        Path::new("/usr/bin/testssl").exists(),
+        "/usr/bin/testssl is missing: the README's test command installs testssl.sh"
+    );
+    let gw = Gateway::start(&[])?;
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("testssl.json");
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "testssl",
+            "--quiet",
+            "--nodns",
+            "none",
+            "--headers",
+            "--warnings",
+            "off",
+            "--jsonfile",
+        ])
+        .arg(&json)
+        .arg(gw.url())
+        .output()?;
+    ensure!(out.status.success(), "testssl: {}", String::from_utf8_lossy(&out.stdout));
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let hsts = findings.iter().find(|f| f["id"] == "HSTS_time").context("testssl reports no HSTS finding")?;
+    let said = hsts["finding"].as_str().unwrap_or_default();
+    ensure!(said.contains("31536000"), "HSTS for a year: {said}");
+    ensure!(hsts["severity"] == "OK", "testssl rates it OK: {hsts}");
+    Ok(())
+}
