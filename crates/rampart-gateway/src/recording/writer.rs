@@ -20,6 +20,8 @@ use super::desktop;
 
 /// Written data reaches durable storage at least this often.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// A file's write buffer.
+const WRITE_BUFFER: usize = 64 << 10;
 /// A chunk is sent to a container before it grows past this.
 const CHUNK_MAX: usize = 4 << 20;
 /// Unsent bytes kept while a container refuses, before the recording gives up.
@@ -38,8 +40,19 @@ pub(super) enum Event {
 
 /// Where a recording's bytes go.
 pub(super) enum Sink {
-    File { path: PathBuf, file: Option<tokio::fs::File>, dirty: bool },
-    Blob { container: Arc<Container>, location: String, unsent: Vec<u8>, next: u32 },
+    /// Buffered: a busy terminal's many small events become few writes (each write of a
+    /// tokio file is a trip to a blocking thread); flushed and synced each second.
+    File {
+        path: PathBuf,
+        file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+        dirty: bool,
+    },
+    Blob {
+        container: Arc<Container>,
+        location: String,
+        unsent: Vec<u8>,
+        next: u32,
+    },
 }
 
 impl Sink {
@@ -57,7 +70,8 @@ impl Sink {
                     if let Some(dir) = path.parent() {
                         tokio::fs::create_dir_all(dir).await?;
                     }
-                    *file = Some(tokio::fs::File::create(&*path).await?);
+                    let created = tokio::fs::File::create(&*path).await?;
+                    *file = Some(tokio::io::BufWriter::with_capacity(WRITE_BUFFER, created));
                 }
                 if let Some(f) = file {
                     f.write_all(bytes).await?;
@@ -82,7 +96,7 @@ impl Sink {
         match self {
             Sink::File { file: Some(f), dirty, .. } if *dirty => {
                 f.flush().await?;
-                f.sync_data().await?;
+                f.get_ref().sync_data().await?;
                 *dirty = false;
                 Ok(())
             }
