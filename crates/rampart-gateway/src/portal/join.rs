@@ -123,8 +123,14 @@ pub async fn websocket(
     user: PortalUser,
     Path(id): Path<String>,
     Query(q): Query<JoinQuery>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // As the terminal's own WebSocket: only pages of this gateway may open it.
+    if let Err(refused) = super::same_origin(&headers, &uri) {
+        return refused.into_response();
+    }
     join(&gw, &user.caller, &id, interact(&q), upgrade).await
 }
 
