@@ -16,7 +16,7 @@ use rampart_e2e::{Gateway, Sshd};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::peers;
-use crate::terminal::{PortalSocket, open_portal_session};
+use crate::terminal::{PortalSocket, open_shell};
 
 fn set_recording(gateway: &Gateway, on: bool) -> Result<()> {
     let on = if on { "true" } else { "false" };
@@ -40,36 +40,6 @@ async fn newest_recording_size(gateway: &Gateway) -> Result<u64> {
         ensure!(t.elapsed() < Duration::from_secs(20), "the recording did not complete: {list:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn terminal(gateway: &Gateway, sshd: &Sshd) -> Result<PortalSocket> {
-    let key = std::fs::read_to_string(sshd.dir.path().join("userkey"))?;
-    let port = sshd.port.to_string();
-    let fields = [
-        ("target", "ip"),
-        ("ip", "127.0.0.1"),
-        ("protocol", "ssh"),
-        ("port", port.as_str()),
-        ("username", sshd.user.as_str()),
-        ("auth", "key"),
-        ("private_key", key.as_str()),
-    ];
-    let mut ws = open_portal_session(gateway, &fields).await?;
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        ensure!(Instant::now() < end, "the terminal did not become ready");
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.contains("ready") => break,
-            Ok(Some(Ok(Message::Text(t)))) => bail!("terminal: {t}"),
-            Ok(Some(Ok(_))) => {}
-            other => bail!("terminal WebSocket: {other:?}"),
-        }
-    }
-    // The prompt, then quiet.
-    while let Ok(Some(Ok(Message::Binary(_)))) =
-        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
-    {}
-    Ok(ws)
 }
 
 /// Types `command` and reads output until `marker` shows; returns the bytes read.
@@ -106,7 +76,7 @@ struct Busy {
 
 async fn busy(gateway: &Gateway, sshd: &Sshd, pid: u32, lines: u64, record: bool) -> Result<Busy> {
     set_recording(gateway, record)?;
-    let mut ws = terminal(gateway, sshd).await?;
+    let mut ws = open_shell(gateway, sshd).await?;
     let cpu0 = peers::cpu_seconds(&[pid]);
     let t = Instant::now();
     // The marker is computed by the shell, so its echo of the command does not match.
@@ -137,7 +107,7 @@ async fn interactive(
     record: bool,
 ) -> Result<(f64, Option<f64>)> {
     set_recording(gateway, record)?;
-    let mut ws = terminal(gateway, sshd).await?;
+    let mut ws = open_shell(gateway, sshd).await?;
     let cpu0 = peers::cpu_seconds(&[pid]);
     let t = Instant::now();
     let mut i = 0u64;

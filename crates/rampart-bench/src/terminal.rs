@@ -31,7 +31,7 @@ fn keystroke(i: usize) -> &'static [u8] {
 
 pub async fn measure(gateway: &Gateway, sshd: &Sshd, keystrokes: usize) -> Result<EchoResult> {
     let key = std::fs::read_to_string(sshd.dir.path().join("userkey"))?;
-    let through_gateway = through_gateway(gateway, sshd, &key, keystrokes).await?;
+    let through_gateway = through_gateway(gateway, sshd, keystrokes).await?;
     let direct_ssh = direct(sshd, &key, keystrokes).await?;
     Ok(EchoResult { through_gateway, direct_ssh })
 }
@@ -142,12 +142,10 @@ pub async fn open_portal_session(gateway: &Gateway, fields: &[(&str, &str)]) -> 
     Ok(ws)
 }
 
-async fn through_gateway(
-    gateway: &Gateway,
-    sshd: &Sshd,
-    key: &str,
-    keystrokes: usize,
-) -> Result<Vec<Duration>> {
+/// A browser terminal to `sshd` through the gateway, signed in with sshd's key, once its
+/// prompt has arrived and it has been quiet for [`QUIET`].
+pub async fn open_shell(gateway: &Gateway, sshd: &Sshd) -> Result<PortalSocket> {
+    let key = std::fs::read_to_string(sshd.dir.path().join("userkey"))?;
     let port = sshd.port.to_string();
     let fields = [
         ("target", "ip"),
@@ -156,7 +154,7 @@ async fn through_gateway(
         ("port", port.as_str()),
         ("username", sshd.user.as_str()),
         ("auth", "key"),
-        ("private_key", key),
+        ("private_key", key.as_str()),
     ];
     let mut ws = open_portal_session(gateway, &fields).await?;
     // Wait for "ready" and the prompt.
@@ -174,6 +172,11 @@ async fn through_gateway(
     while Instant::now() < end {
         let Ok(Some(Ok(Message::Binary(_)))) = tokio::time::timeout(QUIET, ws.next()).await else { break };
     }
+    Ok(ws)
+}
+
+async fn through_gateway(gateway: &Gateway, sshd: &Sshd, keystrokes: usize) -> Result<Vec<Duration>> {
+    let mut ws = open_shell(gateway, sshd).await?;
     let mut samples = Vec::with_capacity(keystrokes);
     for i in 0..keystrokes {
         let t = Instant::now();

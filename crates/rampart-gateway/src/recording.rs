@@ -134,6 +134,16 @@ impl Recorder {
     }
 }
 
+/// Whether a recording of this format is a terminal's (text to search, xterm.js to play).
+pub fn is_terminal(format: &str) -> bool {
+    format == asciicast::FORMAT
+}
+
+/// The media type a recording's bytes are served with.
+pub fn content_type(format: &str) -> &'static str {
+    if is_terminal(format) { "application/x-asciicast" } else { "application/octet-stream" }
+}
+
 /// Locations in a container are URLs; files are paths.
 fn is_blob(location: &str) -> bool {
     location.starts_with("https://") || location.starts_with("http://")

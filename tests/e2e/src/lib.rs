@@ -406,6 +406,37 @@ impl Session {
         Ok(())
     }
 
+    /// Bastion `default`'s resource ID, as the gateway shows it.
+    pub fn bastion_id(&self) -> Result<String> {
+        let shown: serde_json::Value = serde_json::from_str(
+            &self.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?,
+        )?;
+        Ok(shown["id"].as_str().context("bastion id")?.to_string())
+    }
+
+    /// `network bastion recording list` of bastion `default` with `extra` flags, as JSON.
+    pub fn recordings(&self, extra: &[&str]) -> Result<Vec<serde_json::Value>> {
+        let mut args = vec!["network", "bastion", "recording", "list", "-n", "default", "-g", "default"];
+        args.extend_from_slice(extra);
+        Ok(serde_json::from_str(&self.ok(&args)?)?)
+    }
+
+    /// `network bastion recording export` of recording `id` into `file`.
+    pub fn export_recording(&self, id: &str, file: &Path) -> Result<()> {
+        let file = file.to_str().context("a file name in UTF-8")?;
+        let args = ["network", "bastion", "recording", "export", "-n", "default", "-g", "default"];
+        self.ok(&[&args[..], &["--ids", id, "--output-file", file]].concat())?;
+        Ok(())
+    }
+
+    /// `network bastion recording verify` of recording `id`: whether it passed, and its output.
+    pub fn verify_recording(&self, id: &str) -> Result<(bool, String)> {
+        let args =
+            ["network", "bastion", "recording", "verify", "-n", "default", "-g", "default", "--ids", id];
+        let out = self.run(&args)?;
+        Ok((out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned()))
+    }
+
     /// `rampart network bastion update` of bastion `name` in resource group `default` with
     /// these settings (flags and values); its output.
     pub fn update_bastion(&self, name: &str, settings: &[&str]) -> Result<String> {
@@ -659,6 +690,15 @@ pub fn form_body(fields: &[(&str, &str)]) -> String {
 /// The repository's root (for `web/` and `target/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A fresh directory for a test's screenshots and files, kept after the run
+/// (`target/e2e-artifacts/NAME`).
+pub fn artifacts(name: &str) -> Result<PathBuf> {
+    let out = repo_root().join("target/e2e-artifacts").join(name);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    Ok(out)
 }
 
 /// Starts a Playwright script from `web/tests` with `node`, its output captured. Checks

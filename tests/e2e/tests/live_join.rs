@@ -28,18 +28,14 @@ fn an_operator_watches_then_types_into_a_browser_terminal() -> Result<()> {
     let user = "watched@example.com";
     gw.new_user(user)?;
     gw.ok(&["role", "assignment", "create", "--assignee", user, "--role", "Reader", "--scope", BASTION])?;
-    let bastion: serde_json::Value =
-        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
-    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/live-join");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
+    let out = rampart_e2e::artifacts("live-join")?;
     let script = rampart_e2e::spawn_browser_script(
         "join.mjs",
         &[
             ("RAMPART_URL", gw.url()),
             ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
             ("ARTIFACTS", out.display().to_string()),
-            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+            ("BASTION_ID", gw.bastion_id()?),
             ("PORTAL_USER", user.into()),
             ("PORTAL_PASSWORD", format!("{user}-Passw0rd-long")),
             ("SSH_PORT", sshd.port.to_string()),
@@ -61,16 +57,7 @@ fn an_operator_watches_then_types_into_a_browser_terminal() -> Result<()> {
     ensure!(joins.len() >= 3, "the command line's join is audited too: {joins:?}");
     let t = Instant::now();
     let rec = loop {
-        let list: Vec<serde_json::Value> = serde_json::from_str(&gw.ok(&[
-            "network",
-            "bastion",
-            "recording",
-            "list",
-            "-n",
-            "default",
-            "-g",
-            "default",
-        ])?)?;
+        let list: Vec<serde_json::Value> = gw.recordings(&[])?;
         if let Some(r) = list.into_iter().find(|r| r["complete"] == true) {
             break r;
         }
@@ -78,20 +65,7 @@ fn an_operator_watches_then_types_into_a_browser_terminal() -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     };
     let cast = out.join("joined.cast");
-    gw.ok(&[
-        "network",
-        "bastion",
-        "recording",
-        "export",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--ids",
-        rec["id"].as_str().context("id")?,
-        "--output-file",
-        cast.to_str().context("path")?,
-    ])?;
+    gw.export_recording(rec["id"].as_str().context("id")?, &cast)?;
     let markers: Vec<String> = std::fs::read_to_string(&cast)?
         .lines()
         .skip(1)

@@ -22,52 +22,26 @@ fn a_browser_desktop_is_recorded_and_plays_back() -> Result<()> {
     let gw = Gateway::start(&[])?;
     gw.allow_loopback()?;
     gw.update_bastion("default", &["--sku", "Premium", "--enable-session-recording", "true"])?;
-    let bastion: serde_json::Value =
-        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
-    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/rdp-recording");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
+    let out = rampart_e2e::artifacts("rdp-recording")?;
     let script = rampart_e2e::spawn_browser_script(
         "rdp-recording.mjs",
         &[
             ("RAMPART_URL", gw.url()),
             ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
             ("ARTIFACTS", out.display().to_string()),
-            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+            ("BASTION_ID", gw.bastion_id()?),
             ("RDP_DISPLAY", format!(":{n}")),
             ("RDP_PORT", port.to_string()),
         ],
     )?;
     let played = rampart_e2e::finish_browser_script(script, Duration::from_secs(150));
 
-    let listed: Vec<serde_json::Value> = serde_json::from_str(&gw.ok(&[
-        "network",
-        "bastion",
-        "recording",
-        "list",
-        "-n",
-        "default",
-        "-g",
-        "default",
-    ])?)?;
+    let listed: Vec<serde_json::Value> = gw.recordings(&[])?;
     let rec = listed.iter().find(|r| r["protocol"] == "rdp").context("the desktop's recording is listed")?;
     ensure!(rec["format"] == "rampart-desktop-v1" && rec["complete"] == true, "{rec}");
     let id = rec["id"].as_str().context("id")?;
     let file = out.join("session.desktop");
-    gw.ok(&[
-        "network",
-        "bastion",
-        "recording",
-        "export",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--ids",
-        id,
-        "--output-file",
-        file.to_str().context("path")?,
-    ])?;
+    gw.export_recording(id, &file)?;
     let bytes = std::fs::read(&file)?;
     ensure!(bytes.starts_with(b"RAMPART-DESKTOP 1\n"), "the export is the recording's own bytes");
     ensure!(
@@ -86,9 +60,8 @@ fn a_browser_desktop_is_recorded_and_plays_back() -> Result<()> {
         "the watch is audited"
     );
     ensure!(out.join("desktop-player.png").exists(), "a screenshot of the player is kept");
-    let verified =
-        gw.ok(&["network", "bastion", "recording", "verify", "-n", "default", "-g", "default", "--ids", id])?;
-    ensure!(verified.contains("\"valid\": true"), "{verified}");
+    let (valid, verified) = gw.verify_recording(id)?;
+    ensure!(valid && verified.contains("\"valid\": true"), "{verified}");
     Ok(())
 }
 

@@ -13,14 +13,6 @@ use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Sshd, SshdOptions};
 const BASTION: &str =
     "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
 
-/// A fresh directory for a test's screenshots and files, kept after the run.
-fn artifacts(name: &str) -> Result<std::path::PathBuf> {
-    let out = rampart_e2e::repo_root().join("target/e2e-artifacts").join(name);
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
-    Ok(out)
-}
-
 /// `recording.mjs` in Chromium: the admin's browser terminal to `sshd` as `local`; with
 /// `hold`, it stays open until the test writes `killed`.
 fn browser_session(
@@ -30,13 +22,11 @@ fn browser_session(
     out: &std::path::Path,
     hold: bool,
 ) -> Result<std::process::Child> {
-    let bastion: serde_json::Value =
-        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
     let mut env = vec![
         ("RAMPART_URL", gw.url()),
         ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
         ("ARTIFACTS", out.display().to_string()),
-        ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+        ("BASTION_ID", gw.bastion_id()?),
         ("SSH_PORT", sshd.port.to_string()),
         ("SSH_USER", local.name.clone()),
         ("SSH_PASSWORD", local.password.clone()),
@@ -45,12 +35,6 @@ fn browser_session(
         env.push(("HOLD", "1".into()));
     }
     rampart_e2e::spawn_browser_script("recording.mjs", &env)
-}
-
-fn recordings(gw: &Gateway, extra: &[&str]) -> Result<Vec<serde_json::Value>> {
-    let mut args = vec!["network", "bastion", "recording", "list", "-n", "default", "-g", "default"];
-    args.extend_from_slice(extra);
-    Ok(serde_json::from_str(&gw.ok(&args)?)?)
 }
 
 #[test]
@@ -118,13 +102,13 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
     ensure!(sshd.ssh(open.port, "echo unrecorded")?.trim() == "unrecorded", "allowed unrecorded");
     drop(open);
 
-    let out = artifacts("recording")?;
+    let out = rampart_e2e::artifacts("recording")?;
     let script = browser_session(&gw, &sshd, &local, &out, false)?;
     rampart_e2e::finish_browser_script(script, Duration::from_secs(90))?;
 
     let t = Instant::now();
     let listed = loop {
-        let list = recordings(&gw, &[])?;
+        let list = gw.recordings(&[])?;
         if list.iter().any(|r| r["complete"] == true) {
             break list;
         }
@@ -139,16 +123,10 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
             && rec["sha256"].as_str().is_some_and(|s| s.len() == 64),
         "{rec}"
     );
-    ensure!(
-        recordings(&gw, &["--search", "marmalade"])?.len() == 1,
-        "--search finds it by a word it printed"
-    );
-    ensure!(recordings(&gw, &["--search", "no-such-word-xyzzy"])?.is_empty(), "and not by one it did not");
-    ensure!(recordings(&gw, &["--since", "PT1H"])?.len() == 1, "--since a duration finds it");
-    ensure!(
-        recordings(&gw, &["--since", "2099-01-01T00:00:00Z"])?.is_empty(),
-        "--since a later time does not"
-    );
+    ensure!(gw.recordings(&["--search", "marmalade"])?.len() == 1, "--search finds it by a word it printed");
+    ensure!(gw.recordings(&["--search", "no-such-word-xyzzy"])?.is_empty(), "and not by one it did not");
+    ensure!(gw.recordings(&["--since", "PT1H"])?.len() == 1, "--since a duration finds it");
+    ensure!(gw.recordings(&["--since", "2099-01-01T00:00:00Z"])?.is_empty(), "--since a later time does not");
     let bad = gw.refused(&[
         "network",
         "bastion",
@@ -177,20 +155,7 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
     ensure!(shown["sha256"] == rec["sha256"] && shown["complete"] == true, "show: {shown}");
 
     let cast = out.join("session.cast");
-    gw.ok(&[
-        "network",
-        "bastion",
-        "recording",
-        "export",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--ids",
-        &id,
-        "--output-file",
-        cast.to_str().context("path")?,
-    ])?;
+    gw.export_recording(&id, &cast)?;
     let text = std::fs::read_to_string(&cast)?;
     let header: serde_json::Value = serde_json::from_str(text.lines().next().context("header")?)?;
     ensure!(header["version"] == 2, "an asciicast v2 header: {header}");
@@ -212,38 +177,15 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
     ensure!(!text.contains("hunter2-xyzzy"), "a secret typed at a password prompt is not recorded");
     ensure!(output.contains("got-13"), "the session went on after the secret");
 
-    let verified = gw.ok(&[
-        "network",
-        "bastion",
-        "recording",
-        "verify",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--ids",
-        &id,
-    ])?;
-    ensure!(verified.contains("\"valid\": true"), "{verified}");
+    let (valid, verified) = gw.verify_recording(&id)?;
+    ensure!(valid && verified.contains("\"valid\": true"), "{verified}");
     let stored = gw.data_dir.join("recordings").join(format!("{id}.cast"));
     let mut bytes = std::fs::read(&stored)?;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&stored, bytes)?;
-    let tampered = gw.run(&[
-        "network",
-        "bastion",
-        "recording",
-        "verify",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--ids",
-        &id,
-    ])?;
-    let said = String::from_utf8_lossy(&tampered.stdout);
-    ensure!(!tampered.status.success() && said.contains("modified"), "a flipped byte is reported: {said}");
+    let (valid, said) = gw.verify_recording(&id)?;
+    ensure!(!valid && said.contains("modified"), "a flipped byte is reported: {said}");
 
     // Reader sees the bastion, not its recordings.
     let reader = gw.new_user("rec-reader")?;
@@ -290,7 +232,7 @@ fn a_browser_terminal_is_recorded_found_exported_and_verified() -> Result<()> {
     let again = Gateway::start_in(&gw.data_dir, &gw.admin.config_dir, &[])?;
     again.login()?;
     let t = Instant::now();
-    while !recordings(&again, &[])?.is_empty() {
+    while !again.recordings(&[])?.is_empty() {
         ensure!(t.elapsed() < Duration::from_secs(10), "a recording past its retention is deleted at start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -317,7 +259,7 @@ fn a_recording_survives_a_killed_gateway_as_incomplete() -> Result<()> {
     gw.allow_loopback()?;
     gw.update_bastion("default", &["--sku", "Premium", "--enable-session-recording", "true"])?;
     let sshd = Sshd::start_with(SshdOptions { password_auth: true, ..Default::default() })?;
-    let out = artifacts("recording-killed")?;
+    let out = rampart_e2e::artifacts("recording-killed")?;
     let script = browser_session(&gw, &sshd, &local, &out, true)?;
     let t = Instant::now();
     while !out.join("holding").exists() {
@@ -333,55 +275,18 @@ fn a_recording_survives_a_killed_gateway_as_incomplete() -> Result<()> {
 
     let again = Gateway::start_in(&gw.data_dir, &gw.admin.config_dir, &[])?;
     again.login()?;
-    let listed: Vec<serde_json::Value> = serde_json::from_str(&again.ok(&[
-        "network",
-        "bastion",
-        "recording",
-        "list",
-        "-n",
-        "default",
-        "-g",
-        "default",
-    ])?)?;
+    let listed = again.recordings(&[])?;
     let rec = listed.first().context("the recording is listed after the restart")?;
     ensure!(rec["complete"] == false && rec.get("sha256").is_none(), "listed as incomplete: {rec}");
     let id = rec["id"].as_str().context("id")?;
     let kept = std::fs::read_to_string(gw.data_dir.join("recordings").join(format!("{id}.cast")))?;
     ensure!(kept.contains("rec-42 marmalade"), "what was shown before the kill is kept");
-    let said = again.run(&[
-        "network",
-        "bastion",
-        "recording",
-        "verify",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--ids",
-        id,
-    ])?;
-    let text = String::from_utf8_lossy(&said.stdout);
-    ensure!(!said.status.success() && text.contains("incomplete"), "{text}");
+    let (valid, text) = again.verify_recording(id)?;
+    ensure!(!valid && text.contains("incomplete"), "{text}");
     // `gw` keeps the directories the restarted gateway runs on.
     drop(again);
     drop(gw);
     Ok(())
-}
-
-fn verify(gw: &Gateway, id: &str) -> Result<(bool, String)> {
-    let said = gw.run(&[
-        "network",
-        "bastion",
-        "recording",
-        "verify",
-        "-n",
-        "default",
-        "-g",
-        "default",
-        "--ids",
-        id,
-    ])?;
-    Ok((said.status.success(), String::from_utf8_lossy(&said.stdout).into_owned()))
 }
 
 /// With `--session-recording-storage-url` (a container SAS URL of real azurite), the recording
@@ -432,12 +337,12 @@ fn recordings_go_to_an_azure_blob_container() -> Result<()> {
         "the container is shown, its token is not: {shown}"
     );
 
-    let out = artifacts("recording-blob")?;
+    let out = rampart_e2e::artifacts("recording-blob")?;
     let script = browser_session(&gw, &sshd, &local, &out, false)?;
     rampart_e2e::finish_browser_script(script, Duration::from_secs(90))?;
     let t = Instant::now();
     let rec = loop {
-        let list = recordings(&gw, &[])?;
+        let list = gw.recordings(&[])?;
         if let Some(r) = list.into_iter().find(|r| r["complete"] == true) {
             break r;
         }
@@ -457,8 +362,8 @@ fn recordings_go_to_an_azure_blob_container() -> Result<()> {
         stored.extend(azurite.get("recordings", b)?);
     }
     ensure!(String::from_utf8_lossy(&stored).contains("rec-42 marmalade"), "the blobs hold the session");
-    ensure!(recordings(&gw, &["--search", "marmalade"])?.len() == 1, "--search reads the container");
-    let (valid, said) = verify(&gw, &id)?;
+    ensure!(gw.recordings(&["--search", "marmalade"])?.len() == 1, "--search reads the container");
+    let (valid, said) = gw.verify_recording(&id)?;
     ensure!(valid && said.contains("\"valid\": true"), "{said}");
     let close = gw
         .audit()?
@@ -471,7 +376,7 @@ fn recordings_go_to_an_azure_blob_container() -> Result<()> {
     gw.process.child.wait()?;
     let again = Gateway::start_in(&gw.data_dir, &gw.admin.config_dir, &[])?;
     again.login()?;
-    let (valid, said) = verify(&again, &id)?;
+    let (valid, said) = again.verify_recording(&id)?;
     ensure!(valid, "after a restart: {said}");
 
     let first = blobs.first().context("a blob")?;
@@ -479,7 +384,7 @@ fn recordings_go_to_an_azure_blob_container() -> Result<()> {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     azurite.put("recordings", first, &bytes)?;
-    let (valid, said) = verify(&again, &id)?;
+    let (valid, said) = again.verify_recording(&id)?;
     ensure!(!valid && said.contains("modified"), "a flipped byte in a blob is reported: {said}");
     drop(again);
     drop(gw);
@@ -563,7 +468,7 @@ fn a_native_identity_session_is_recorded() -> Result<()> {
 
     let t = Instant::now();
     let rec = loop {
-        let list = recordings(&gw, &["--search", "native-10"])?;
+        let list = gw.recordings(&["--search", "native-10"])?;
         if let Some(r) = list.into_iter().find(|r| r["complete"] == true) {
             break r;
         }

@@ -90,32 +90,14 @@ fn role_assignment_delete_takes_assignee_role_and_scope() -> Result<()> {
         "--scope",
         APPS,
     ])?;
-    gw.ok(&[
-        "role",
-        "assignment",
-        "delete",
-        "--assignee",
-        "temp-reader",
-        "--role",
-        "Reader",
-        "--scope",
-        APPS,
-    ])?;
+    let delete =
+        ["role", "assignment", "delete", "--assignee", "temp-reader", "--role", "Reader", "--scope", APPS];
+    gw.ok(&delete)?;
     ensure!(
         !gw.ok(&["role", "assignment", "list", "--assignee", "temp-reader"])?.contains("Reader"),
         "deleted"
     );
-    let again = gw.refused(&[
-        "role",
-        "assignment",
-        "delete",
-        "--assignee",
-        "temp-reader",
-        "--role",
-        "Reader",
-        "--scope",
-        APPS,
-    ])?;
+    let again = gw.refused(&delete)?;
     ensure!(
         again.contains("no role assignment of Reader to temp-reader"),
         "names what it looked for: {again}"

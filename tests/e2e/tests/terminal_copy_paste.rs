@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Sshd, SshdOptions};
 
 #[test]
@@ -16,18 +16,14 @@ fn pastes_follow_the_copy_and_paste_setting() -> Result<()> {
     let gw = Gateway::start(&[])?;
     gw.allow_loopback()?;
     let sshd = Sshd::start_with(SshdOptions { password_auth: true, ..Default::default() })?;
-    let bastion: serde_json::Value =
-        serde_json::from_str(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
-    let out = rampart_e2e::repo_root().join("target/e2e-artifacts/terminal-paste");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
+    let out = rampart_e2e::artifacts("terminal-paste")?;
     let script = rampart_e2e::spawn_browser_script(
         "terminal-paste.mjs",
         &[
             ("RAMPART_URL", gw.url()),
             ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
             ("ARTIFACTS", out.display().to_string()),
-            ("BASTION_ID", bastion["id"].as_str().context("bastion id")?.to_string()),
+            ("BASTION_ID", gw.bastion_id()?),
             ("SSH_PORT", sshd.port.to_string()),
             ("SSH_USER", local.name.clone()),
             ("SSH_PASSWORD", local.password.clone()),

@@ -113,7 +113,7 @@ pub(crate) async fn matching(
         }
         if let Some(text) = search {
             // Only terminals' recordings hold text to search.
-            if r.format != "asciicast-v2" {
+            if !crate::recording::is_terminal(&r.format) {
                 continue;
             }
             let cast = gw.recorder.read(&r).await.unwrap_or_default();
@@ -148,19 +148,25 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let id = bastion(&gw, &caller, &sub, &group, &name).await?;
     let r = find(&gw, &id, &rec).await?;
-    let bytes = gw.recorder.read(&r).await.map_err(|e| {
+    let response = content(&gw, &r).await?;
+    caller
+        .record(&gw, AuditEvent::Read, &format!("recordings/{rec}"), format!("exported recording {rec}"))
+        .await?;
+    Ok(response)
+}
+
+/// A recording's bytes as an answer, typed by its format (the API's export and the portal's
+/// player read the same way).
+pub(crate) async fn content(gw: &AppState, r: &RecordingRecord) -> Result<Response, ApiError> {
+    let bytes = gw.recorder.read(r).await.map_err(|e| {
         ApiError::new(
             StatusCode::GONE,
             "RecordingMissing",
             format!("the recording's bytes cannot be had: {e}"),
         )
     })?;
-    caller
-        .record(&gw, AuditEvent::Read, &format!("recordings/{rec}"), format!("exported recording {rec}"))
-        .await?;
     let mut response = bytes.into_response();
-    let kind =
-        if r.format == "asciicast-v2" { "application/x-asciicast" } else { "application/octet-stream" };
+    let kind = crate::recording::content_type(&r.format);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     Ok(response)
 }

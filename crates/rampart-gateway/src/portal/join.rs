@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use askama::Template;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -90,13 +89,6 @@ async fn allowed(gw: &AppState, caller: &Caller, session: &str) -> Result<JoinPo
     Ok(point)
 }
 
-#[derive(Template)]
-#[template(path = "join.html")]
-struct JoinPage<'a> {
-    title: String,
-    ws: &'a str,
-}
-
 pub async fn page(
     State(gw): State<AppState>,
     user: PortalUser,
@@ -112,7 +104,7 @@ pub async fn page(
         Ok(point) => {
             let mode = if interact(&q) { "interact" } else { "view" };
             let ws = format!("/portal/sessions/{id}/join/ws?mode={mode}");
-            render(&JoinPage { title: format!("{}'s session ({mode})", point.user), ws: &ws })
+            render(&super::terminal::TerminalPage { title: format!("{}'s session ({mode})", point.user), ws })
         }
         Err(e) => error_page(&e, super::HOME),
     }

@@ -457,14 +457,15 @@ fn terminal_error(e: &TerminalError, addr: std::net::SocketAddr) -> ApiError {
 
 #[derive(Template)]
 #[template(path = "terminal.html")]
-struct TerminalPage {
-    title: String,
-    ticket: String,
+pub(crate) struct TerminalPage {
+    pub title: String,
+    /// The WebSocket the page opens: its own terminal's, or a join's.
+    pub ws: String,
 }
 
 pub async fn page(State(gw): State<AppState>, user: PortalUser, Path(ticket): Path<String>) -> Response {
     match gw.terminals.title(&ticket, &user.caller.user.claims.sub) {
-        Some((title, false)) => render(&TerminalPage { title, ticket }),
+        Some((title, false)) => render(&TerminalPage { title, ws: format!("/portal/terminal/{ticket}/ws") }),
         Some((title, true)) => render(&super::desktop::DesktopPage::own(title, &ticket)),
         None => gone(),
     }

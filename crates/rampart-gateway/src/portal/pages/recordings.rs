@@ -4,14 +4,13 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use rampart_core::{AuditEvent, Scope};
 use rampart_proto::recording::RecordingView;
 use serde::Deserialize;
 
 use super::super::{PortalUser, error_page, render};
-use crate::api::recordings::{RECORDINGS, find, matching, view};
+use crate::api::recordings::{RECORDINGS, content, find, matching, view};
 use crate::api::{ApiError, AppState};
 
 #[derive(Deserialize, Default)]
@@ -95,7 +94,7 @@ pub async fn player_page(
             id: rec,
             bastion_id: id.to_string(),
             find: q.find.unwrap_or_default(),
-            desktop: r.format == "rampart-desktop-v1",
+            desktop: !crate::recording::is_terminal(&r.format),
         })
     };
     match page.await {
@@ -110,26 +109,9 @@ pub async fn cast(
     Path(rec): Path<String>,
     Query(q): Query<RecordingsQuery>,
 ) -> Response {
-    let bytes = async {
+    let answer = async {
         let id = bastion(&gw, &user, q.bastion.as_deref()).await?;
-        let r = find(&gw, &id, &rec).await?;
-        let kind =
-            if r.format == "asciicast-v2" { "application/x-asciicast" } else { "application/octet-stream" };
-        let bytes = gw.recorder.read(&r).await.map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::GONE,
-                "RecordingMissing",
-                format!("the recording's bytes cannot be had: {e}"),
-            )
-        })?;
-        Ok::<_, ApiError>((kind, bytes))
+        content(&gw, &find(&gw, &id, &rec).await?).await
     };
-    match bytes.await {
-        Ok((kind, b)) => {
-            let mut response = b.into_response();
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-            response
-        }
-        Err(e) => e.into_response(),
-    }
+    answer.await.unwrap_or_else(IntoResponse::into_response)
 }
