@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
 # PostgreSQL, HAProxy, sshpass, stunnel4, FreeRDP, OpenSSL's headers, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip, testssl.sh, groff,
-# Chromium and Node.js from Debian; xterm.js and
+# Chromium, pebble, binutils and Node.js from Debian; xterm.js and
 # playwright-core from npm, never a downloaded browser), then checks formatting and lints, builds
-# the `rampart` binary the end-to-end tests drive, and runs all unit and end-to-end tests.
+# the `rampart` binary the end-to-end tests drive, runs all unit and end-to-end tests,
+# schemathesis (PyPI, pinned) against the API, and builds, installs and starts the Debian
+# package (cargo-deb, installed when missing).
 # Traffic stays on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,8 +47,15 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
 # Renders the man pages `rampart man` writes (a test reads them as man shows them).
 command -v groff >/dev/null 2>&1 || missing+=(groff-base)
+# Let's Encrypt's ACME test server (the --acme-domain test).
+command -v pebble >/dev/null 2>&1 || missing+=(pebble)
+# objcopy splits the package's debug information off the binary.
+command -v objcopy >/dev/null 2>&1 || missing+=(binutils)
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+command -v adduser >/dev/null 2>&1 || missing+=(adduser)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -84,3 +93,10 @@ echo "gateway logs checked for panics: $(ls "$RAMPART_E2E_LOG_DIR" | wc -l) logs
 ./target/debug/rampart-bench --stores --smoke
 # What recording costs, in smoke mode: terminals and desktops with recording off and on.
 ./target/debug/rampart-bench --recording --smoke
+# The API's OpenAPI document against the live gateway: schemathesis (PyPI, pinned), no
+# server errors, and every answer's status, content type and body as documented.
+./tests/api/schemathesis.sh target/debug/rampart
+# The Debian package: built (release, stripped, cargo-deb), installed with dpkg -i, started
+# the way its systemd unit starts it, purged.
+deb=$(./scripts/package.sh)
+./tests/package/install.sh "$deb"

@@ -131,6 +131,19 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "RAMPART_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Get the certificate from an ACME CA (Let's Encrypt by default) for this DNS name,
+    /// proven by TLS-ALPN-01 on the listening port, renewed when a third of it is left.
+    #[arg(long, env = "RAMPART_ACME_DOMAIN", conflicts_with = "tls_cert")]
+    pub acme_domain: Option<String>,
+    /// Contact address given to the ACME CA (expiry notices).
+    #[arg(long, env = "RAMPART_ACME_EMAIL", requires = "acme_domain")]
+    pub acme_email: Option<String>,
+    /// The ACME directory URL [default: Let's Encrypt's production directory].
+    #[arg(long, env = "RAMPART_ACME_DIRECTORY", requires = "acme_domain")]
+    pub acme_directory: Option<String>,
+    /// PEM file of the CA that signs the ACME directory's HTTPS certificate (a private or test CA).
+    #[arg(long, env = "RAMPART_ACME_CA_FILE", requires = "acme_domain")]
+    pub acme_ca_file: Option<PathBuf>,
     /// Password of the bootstrap `admin` on first start (generated and printed when unset).
     #[arg(long, env = "RAMPART_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,

@@ -37,7 +37,10 @@ pub use policy::{
     ClientKind, GatewayEndpoints, Refusal, RefusalReason, TargetAuthorization, TargetKind, TargetRequest,
     authorize_target, parse_target_ip,
 };
-pub use rbac::{ConnectTarget, Principal, RoleAssignment, RoleDefinition, Scope, authorize_connect};
+pub use rbac::{
+    ConnectTarget, Principal, RoleAssignment, RoleDefinition, Scope, authorize_connect,
+    leaves_scope_unmanaged,
+};
 pub use request::{RequestedTarget, SessionRequest};
 pub use resource_id::{ResourceId, ResourceIdError, ResourceKind};
 pub use session::{EndReason, Identity, IdentityKind, Protocol, UnknownProtocol};

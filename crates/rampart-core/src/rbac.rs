@@ -291,6 +291,26 @@ impl Principal<'_> {
     }
 }
 
+/// Whether removing the assignment `id` would leave its scope with nobody able to manage role
+/// assignments there: no other standing, unconditional assignment at that scope or above whose
+/// role permits `action` (role-assignment write). Removing the last one locks every operator
+/// out of granting access again, so the API refuses it, naming why.
+pub fn leaves_scope_unmanaged(
+    assignments: &[RoleAssignment],
+    roles: &[RoleDefinition],
+    id: &str,
+    action: &str,
+) -> bool {
+    let manages = |a: &RoleAssignment| {
+        a.eligibility.is_none()
+            && a.condition.is_none()
+            && roles.iter().any(|r| r.name.eq_ignore_ascii_case(&a.role) && r.permits(action))
+    };
+    let Some(removed) = assignments.iter().find(|a| a.id == id) else { return false };
+    manages(removed)
+        && !assignments.iter().any(|a| a.id != id && manages(a) && a.scope.contains(&removed.scope))
+}
+
 fn suggest_role(action: &str) -> &'static str {
     let lower = action.to_ascii_lowercase();
     if lower.starts_with("microsoft.authorization/") {
@@ -377,6 +397,30 @@ mod tests {
             condition,
             eligibility: None,
         }
+    }
+
+    #[test]
+    fn the_last_assignment_that_manages_access_at_a_scope_is_kept() {
+        const WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
+        let roles = builtin_roles();
+        let with_id = |id: &str, role: &str, scope: &str| RoleAssignment {
+            id: id.into(),
+            ..assignment(role, scope, None)
+        };
+        let sub = "/subscriptions/s";
+        let owner = with_id("owner", OWNER, sub);
+        let reader = with_id("reader", READER, sub);
+        let deeper = with_id("deeper", OWNER, "/subscriptions/s/resourceGroups/g");
+        let all = [owner.clone(), reader.clone(), deeper.clone()];
+        assert!(leaves_scope_unmanaged(&all, &roles, "owner", WRITE), "the only Owner of the subscription");
+        assert!(!leaves_scope_unmanaged(&all, &roles, "reader", WRITE), "a Reader manages nothing");
+        assert!(
+            !leaves_scope_unmanaged(&all, &roles, "deeper", WRITE),
+            "the subscription's Owner still covers it"
+        );
+        let second = with_id("second", OWNER, sub);
+        assert!(!leaves_scope_unmanaged(&[owner, second], &roles, "owner", WRITE), "another Owner remains");
+        assert!(!leaves_scope_unmanaged(&all, &roles, "missing", WRITE));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct GatewayConfig {
     /// A real certificate and key (PEM); otherwise a self-signed one is generated.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// A certificate from an ACME CA for this domain (instead of files or a generated one).
+    pub acme: Option<crate::tls::AcmeSettings>,
     /// Password of the bootstrap `admin` on first start; generated and printed when absent.
     pub admin_password: Option<Secret>,
     pub access_token_ttl: Duration,
@@ -156,6 +158,7 @@ impl GatewayConfig {
             node_name: default_node_name(),
             tls_cert: None,
             tls_key: None,
+            acme: None,
             admin_password: None,
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -186,6 +189,10 @@ pub struct ConfigLayer {
     pub node_name: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub acme_domain: Option<String>,
+    pub acme_email: Option<String>,
+    pub acme_directory: Option<String>,
+    pub acme_ca_file: Option<PathBuf>,
     pub admin_password: Option<String>,
     pub access_token_ttl: Option<u64>,
     pub refresh_token_ttl: Option<u64>,
@@ -215,6 +222,8 @@ pub enum ConfigError {
     File(String, String),
     #[error("tls_cert and tls_key go together: give both or neither")]
     HalfTls,
+    #[error("{0}")]
+    Acme(String),
     #[error("metrics '{0}': expected https, off or ADDR:PORT")]
     Metrics(String),
     #[error("trusted proxies: '{0}' is not a network (e.g. 10.0.0.0/24 or 10.0.0.5/32)")]
@@ -257,6 +266,10 @@ impl ConfigLayer {
             node_name,
             tls_cert,
             tls_key,
+            acme_domain,
+            acme_email,
+            acme_directory,
+            acme_ca_file,
             admin_password,
             access_token_ttl,
             refresh_token_ttl,
@@ -289,6 +302,14 @@ impl GatewayConfig {
         }
         c.tls_cert = l.tls_cert;
         c.tls_key = l.tls_key;
+        c.acme = crate::tls::acme::settings(
+            l.acme_domain.as_deref(),
+            l.acme_email.clone(),
+            l.acme_directory.clone(),
+            l.acme_ca_file.clone(),
+            c.tls_cert.is_some(),
+        )
+        .map_err(ConfigError::Acme)?;
         c.store = match l.store.as_deref().map(str::trim) {
             None | Some("") | Some("sqlite") => StoreLocation::Sqlite,
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -370,6 +391,10 @@ impl GatewayConfig {
             node_name: Some(self.node_name.clone()),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
+            acme_domain: self.acme.as_ref().map(|a| a.domain.clone()),
+            acme_email: self.acme.as_ref().and_then(|a| a.email.clone()),
+            acme_directory: self.acme.as_ref().map(|a| a.directory.clone()),
+            acme_ca_file: self.acme.as_ref().and_then(|a| a.ca_file.clone()),
             // Never printed, not even masked: a printed file used as is must not set a password.
             admin_password: None,
             access_token_ttl: Some(self.access_token_ttl.as_secs()),

@@ -139,10 +139,20 @@ impl Gateway {
                 (TokenKeys::from_secret(token.as_bytes()), rampart_ssh::SshCa::from_openssh(&ca)?)
             }
         };
-        let cert =
-            tls::load_or_generate(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
-        let source = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => tls::Source::Files { cert: cert.clone(), key: key.clone() },
+        // An ACME certificate issued before is served at once; until the first is issued, the
+        // generated one.
+        let issued = config.acme.as_ref().and_then(|_| tls::acme::stored(&config.data_dir));
+        let cert = match issued {
+            Some(cert) => cert,
+            None => tls::load_or_generate(
+                &config.data_dir,
+                config.tls_cert.as_deref(),
+                config.tls_key.as_deref(),
+            )?,
+        };
+        let source = match (&config.tls_cert, &config.tls_key, &config.acme) {
+            (Some(cert), Some(key), _) => tls::Source::Files { cert: cert.clone(), key: key.clone() },
+            (_, _, Some(_)) => tls::Source::Acme,
             _ => tls::Source::Generated { data_dir: config.data_dir.clone() },
         };
         let (tls_config, certificate) = tls::server_config(&cert, source)?;
@@ -376,6 +386,13 @@ impl StartedGateway {
         let events = tokio::spawn(crate::node::follow_events(self.state.clone()));
         let retention = tokio::spawn(crate::recording::retention::keep_sweeping(self.state.clone()));
         let certificate = tokio::spawn(tls::keep_current(self.certificate.clone()));
+        let acme = self.state.config.acme.clone().map(|settings| {
+            tokio::spawn(tls::keep_issued(
+                self.certificate.clone(),
+                settings,
+                self.state.config.data_dir.clone(),
+            ))
+        });
         if let crate::config::MetricsEndpoint::Listen(addr) = self.state.config.metrics {
             match TcpListener::bind(addr).await {
                 Ok(listener) => {
@@ -449,6 +466,11 @@ impl StartedGateway {
                         return;
                     }
                 };
+                // A CA's TLS-ALPN-01 validation: the handshake was the answer.
+                if tls.get_ref().1.alpn_protocol() == Some(tls::acme::ACME_TLS_ALPN) {
+                    tracing::info!(%peer, "answered an ACME TLS-ALPN-01 validation");
+                    return;
+                }
                 let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
                     let app = app.clone();
@@ -484,6 +506,9 @@ impl StartedGateway {
         events.abort();
         retention.abort();
         certificate.abort();
+        if let Some(acme) = acme {
+            acme.abort();
+        }
         if self.state.sessions.write_unwritten_closes().await > 0 {
             tracing::error!("some close records could not be written: the store is away");
         }

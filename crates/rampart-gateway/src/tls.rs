@@ -2,8 +2,10 @@
 //! into `DATA_DIR/tls/`, kept across restarts and renewed a month before its year ends.
 //! [`current`] swaps either while the gateway runs.
 
+pub mod acme;
 mod current;
 
+pub use acme::{AcmeSettings, keep_issued};
 pub use current::{CurrentCertificate, Source, keep_current};
 
 use std::fs;
@@ -181,6 +183,19 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
 /// The TLS configuration of the gateway's listener, and the certificate it serves, which
 /// [`keep_current`] replaces while it runs.
 pub fn server_config(
+    cert: &ServerCertificate,
+    source: Source,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<CurrentCertificate>), TlsError> {
+    let acme = matches!(source, Source::Acme);
+    let (mut config, current) = server_config_inner(cert, source)?;
+    if acme {
+        // Offered last: a browser never asks for it, a CA's validation asks for nothing else.
+        Arc::make_mut(&mut config).alpn_protocols.push(acme::ACME_TLS_ALPN.to_vec());
+    }
+    Ok((config, current))
+}
+
+fn server_config_inner(
     cert: &ServerCertificate,
     source: Source,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<CurrentCertificate>), TlsError> {

@@ -3,12 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 /// Every error answer: `{"error": {"code": "...", "message": "..."}}`, as ARM does.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -20,7 +20,7 @@ impl ErrorBody {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -42,7 +42,7 @@ impl std::fmt::Debug for LoginRequest {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenResponse {
     pub access_token: String,
@@ -61,13 +61,13 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
     pub id: String,
@@ -75,13 +75,13 @@ pub struct Subscription {
     pub state: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Sku {
     pub name: String,
 }
 
 /// A bastion resource as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bastion {
     pub id: String,
@@ -118,7 +118,7 @@ pub struct Bastion {
 
 /// A target's SSH host key or RDP certificate, pinned by the gateway on first use for browser
 /// sessions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PinnedHostKey {
     /// As the user named it: a VM's resource ID, or `ip:port`.
@@ -130,7 +130,7 @@ pub struct PinnedHostKey {
 }
 
 /// A live session on a bastion.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     pub session_id: String,
@@ -150,7 +150,7 @@ pub struct Session {
 }
 
 /// A gateway node, as `rampart node list` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Node {
     pub name: String,
@@ -165,7 +165,7 @@ pub struct Node {
 }
 
 /// Body of create (all optional: defaults apply) and update (only what is given changes).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BastionChange {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,7 +198,7 @@ pub struct BastionChange {
 }
 
 /// One audit record. Fields follow Azure's BastionAuditLogs where they overlap.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     pub id: i64,
@@ -227,7 +227,7 @@ pub struct AuditRecord {
 }
 
 /// Answer of `GET /api/audit/verify` when the chain is intact.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditVerification {
     pub verified_records: u64,
@@ -239,7 +239,7 @@ pub struct AuditVerification {
 }
 
 /// One verified audit chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditChain {
     /// The node whose chain it is; absent for a single node's unnamed chain.
@@ -251,7 +251,7 @@ pub struct AuditChain {
 }
 
 /// A registered virtual machine or scale-set instance.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualMachine {
     pub id: String,
@@ -267,7 +267,7 @@ pub struct VirtualMachine {
 }
 
 /// Registering one VM (`resourceGroup` is needed only in imports).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VmRegistration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,7 +284,7 @@ pub struct VmRegistration {
     pub port_rdp: Option<u16>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScaleSetRegistration {
     pub os_type: String,
@@ -296,13 +296,13 @@ pub struct ScaleSetRegistration {
     pub port_rdp: Option<u16>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportResult {
     pub registered: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkInterface {
     pub id: String,
@@ -312,7 +312,7 @@ pub struct NetworkInterface {
     pub virtual_machine: Option<String>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserCreate {
     pub user_principal_name: String,
@@ -329,14 +329,14 @@ impl std::fmt::Debug for UserCreate {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordChange {
     pub password: String,
 }
 
 /// `ad sp create-for-rbac`: a service principal with a role at each scope.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServicePrincipalCreate {
     pub display_name: String,
@@ -345,7 +345,7 @@ pub struct ServicePrincipalCreate {
 }
 
 /// A service principal's credentials, shown once (az's `create-for-rbac` output).
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePrincipalCredentials {
     pub app_id: String,
@@ -364,7 +364,7 @@ impl std::fmt::Debug for ServicePrincipalCredentials {
 }
 
 /// A service principal as listed (never its secret).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePrincipalView {
     pub app_id: String,
@@ -372,7 +372,7 @@ pub struct ServicePrincipalView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub id: String,
@@ -381,7 +381,7 @@ pub struct UserView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleDefinitionView {
     pub name: String,
@@ -397,7 +397,7 @@ pub struct RoleDefinitionView {
 }
 
 /// Asks the gateway's SSH CA for a short-lived user certificate.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SshCertificateRequest {
     pub bastion_id: String,
@@ -412,7 +412,7 @@ pub struct SshCertificateRequest {
     pub public_key: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SshCertificate {
     /// One OpenSSH line, for `CertificateFile`.
@@ -425,7 +425,7 @@ pub struct SshCertificate {
 }
 
 /// Narrows an assignment for IP-based connections; empty lists mean any.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssignmentCondition {
     #[serde(default)]
@@ -434,7 +434,7 @@ pub struct AssignmentCondition {
     pub ports: Vec<u16>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleAssignmentCreate {
     /// A principal's name (user principal name, group name, application ID) or object ID.
@@ -452,7 +452,7 @@ pub struct RoleAssignmentCreate {
     pub eligibility: Option<crate::activation::EligibilitySpec>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleAssignmentView {
     pub id: String,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentityProviderCreate {
     pub name: String,
@@ -33,7 +33,7 @@ impl std::fmt::Debug for IdentityProviderCreate {
 }
 
 /// A provider as shown: never its secret.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityProviderView {
     pub name: String,
@@ -50,7 +50,7 @@ pub struct IdentityProviderView {
 }
 
 /// A device sign-in started: what to show the user, and the handle to poll with.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceCodeView {
     pub user_code: String,
@@ -73,7 +73,7 @@ impl std::fmt::Debug for DeviceCodeView {
 
 /// `POST /api/auth/oidc/{name}/token`: a device code to poll, or the code the browser handed
 /// to the CLI's loopback port with the CLI's PKCE verifier.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FederatedTokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +90,7 @@ impl std::fmt::Debug for FederatedTokenRequest {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupCreate {
     /// The group as the provider's groups claim names it (`ops`, or an Entra object ID).
@@ -101,7 +101,7 @@ pub struct GroupCreate {
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupView {
     /// The object ID role assignments name (`--assignee-object-id`).

@@ -2,14 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MfaStatus {
     pub enabled: bool,
 }
 
 /// A new authenticator secret, pending until a code from it is verified.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MfaEnrolment {
     /// `otpauth://totp/…`: what an authenticator app reads.
@@ -24,7 +24,7 @@ impl std::fmt::Debug for MfaEnrolment {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MfaCode {
     pub code: String,
@@ -37,7 +37,7 @@ impl std::fmt::Debug for MfaCode {
 }
 
 /// Shown once, at enrolment: each signs in once in place of a code.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MfaRecoveryCodes {
     pub recovery_codes: Vec<String>,

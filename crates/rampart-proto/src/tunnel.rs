@@ -34,7 +34,7 @@ pub const SUBPROTOCOL: &str = "rampart-tunnel.v1";
 pub const DATA_CHUNK: usize = 256 * 1024;
 pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TunnelRequest {
     /// The bastion's resource ID.
@@ -46,7 +46,7 @@ pub struct TunnelRequest {
     pub resource_port: u16,
 }
 
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelGrant {
     pub tunnel_id: String,

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 
 pub mod azurite;
 pub mod idp;
+pub mod pebble;
 mod rdp;
 pub use rdp::{XrdpServer, shadow_server, shadow_server_at, xvfb, xvfb_sized};
 

@@ -339,6 +339,24 @@ pub async fn delete_assignment(
         ));
     };
     caller.require(&gw, AuditEvent::RoleChange, ASSIGNMENTS_DELETE, &a.scope).await?;
+    if rampart_core::leaves_scope_unmanaged(&all, &caller.roles, &id, ASSIGNMENTS_WRITE) {
+        let why = format!(
+            "refused: '{}' for {} is the last assignment that may grant access at {} (or above it); \
+             assign another Owner there first",
+            a.role, a.principal_name, a.scope
+        );
+        let scope = a.scope.to_string();
+        return Err(caller
+            .refuse_because(
+                &gw,
+                AuditEvent::RoleChange,
+                &scope,
+                StatusCode::CONFLICT,
+                "LastAccessManager",
+                why,
+            )
+            .await);
+    }
     gw.store.delete_role_assignment(&id).await?;
     let what = format!("removed {} from {} at {}", a.role, a.principal_name, a.scope);
     caller.record(&gw, AuditEvent::RoleChange, &a.scope.to_string(), what).await?;

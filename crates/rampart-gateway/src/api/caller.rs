@@ -143,6 +143,26 @@ impl Caller {
         }
     }
 
+    /// Records a refusal the API makes itself (not a missing permission) and returns it.
+    pub async fn refuse_because(
+        &self,
+        gw: &Gateway,
+        event: AuditEvent,
+        target: &str,
+        status: axum::http::StatusCode,
+        code: &str,
+        message: String,
+    ) -> ApiError {
+        let mut e = self.entry(event, AuditResult::Refused);
+        e.target_resource_id = Some(target.chars().take(512).collect());
+        e.reason_code = Some(code.to_string());
+        e.reason = Some(message.clone());
+        match gw.store.append_audit(&e).await {
+            Ok(_) => ApiError::new(status, code, message),
+            Err(err) => ApiError::internal(err),
+        }
+    }
+
     /// Records a change that was made.
     pub async fn record(
         &self,

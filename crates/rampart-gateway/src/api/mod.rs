@@ -6,6 +6,7 @@ pub(crate) mod activation;
 mod audit;
 pub(crate) mod bastions;
 pub(crate) mod caller;
+mod contract;
 mod federation;
 mod host_keys;
 pub(crate) mod inventory;
@@ -284,7 +285,55 @@ pub fn router(state: AppState) -> Router {
         .route(RECORDING_CONTENT, get(recordings::export))
         .route(RECORDING_VERIFY, get(recordings::verify))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Every error answer in the API's one form, `{"error": {"code", "message"}}`, including the
+/// ones axum's own extractors and router make (a bad query string, a wrong method): the
+/// OpenAPI document promises it, and clients parse one shape.
+/// `/healthz`, `/readyz` and `/metrics` stay plain text, as balancers and scrapers expect.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    if !api {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let allow = response.headers().get(header::ALLOW).cloned();
+    // These bodies are one line of text; anything longer is cut, never buffered whole.
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "BadRequest",
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::UNPROCESSABLE_ENTITY => "InvalidBody",
+        StatusCode::PAYLOAD_TOO_LARGE => "BodyTooLarge",
+        StatusCode::UPGRADE_REQUIRED => "UpgradeRequired",
+        _ => "Error",
+    };
+    let message =
+        if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    for (name, value) in [(header::RETRY_AFTER, retry_after), (header::ALLOW, allow)] {
+        if let Some(v) = value {
+            answer.headers_mut().insert(name, v);
+        }
+    }
+    answer
 }
 
 async fn healthz() -> &'static str {

@@ -5,6 +5,7 @@
 //! with the new fingerprint; files that do not form a certificate and key are refused and the
 //! one in use stays.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,6 +26,8 @@ pub enum Source {
     Files { cert: PathBuf, key: PathBuf },
     /// Generated into this directory, renewed before it ends.
     Generated { data_dir: PathBuf },
+    /// Issued by an ACME CA: [`super::acme::keep_issued`] orders, renews and installs it.
+    Acme,
 }
 
 pub struct CurrentCertificate {
@@ -34,6 +37,8 @@ pub struct CurrentCertificate {
     provider: Arc<CryptoProvider>,
     /// The files' modification times when last read.
     seen: Mutex<Option<(SystemTime, SystemTime)>>,
+    /// TLS-ALPN-01 answers by domain, while an ACME order is pending.
+    challenges: Mutex<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl fmt::Debug for CurrentCertificate {
@@ -43,7 +48,12 @@ impl fmt::Debug for CurrentCertificate {
 }
 
 impl ResolvesServerCert for CurrentCertificate {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // Only a CA's validation asks for acme-tls/1; it gets the challenge or nothing.
+        if hello.alpn().is_some_and(|mut protocols| protocols.any(|p| p == super::acme::ACME_TLS_ALPN)) {
+            let name = hello.server_name()?.to_ascii_lowercase();
+            return self.challenges.lock().unwrap_or_else(|p| p.into_inner()).get(&name).cloned();
+        }
         Some(self.key.read().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }
@@ -68,7 +78,7 @@ impl CurrentCertificate {
     ) -> Result<Arc<CurrentCertificate>, TlsError> {
         let seen = match &source {
             Source::Files { cert, key } => stamps(cert, key),
-            Source::Generated { .. } => None,
+            Source::Generated { .. } | Source::Acme => None,
         };
         Ok(Arc::new(CurrentCertificate {
             key: RwLock::new(certified(cert, &provider)?),
@@ -76,7 +86,37 @@ impl CurrentCertificate {
             source,
             provider,
             seen: Mutex::new(seen),
+            challenges: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// A TLS-ALPN-01 challenge certificate and its key in the form the resolver serves. Not
+    /// put through `keys_match`: webpki refuses the critical acmeIdentifier extension such a
+    /// certificate must carry, and the pair was made together a moment ago.
+    pub fn challenge_key(
+        &self,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Arc<CertifiedKey>, TlsError> {
+        let signer = self.provider.key_provider.load_private_key(key)?;
+        Ok(Arc::new(CertifiedKey::new(chain, signer)))
+    }
+
+    /// Serves `cert` to new connections from now on; its fingerprint.
+    pub fn install(&self, cert: &ServerCertificate) -> Result<String, TlsError> {
+        let key = certified(cert, &self.provider)?;
+        let fingerprint = cert.fingerprint();
+        *self.key.write().unwrap_or_else(|p| p.into_inner()) = key;
+        *self.fingerprint.write().unwrap_or_else(|p| p.into_inner()) = fingerprint.clone();
+        Ok(fingerprint)
+    }
+
+    pub fn set_challenge(&self, domain: &str, answer: Arc<CertifiedKey>) {
+        self.challenges.lock().unwrap_or_else(|p| p.into_inner()).insert(domain.to_ascii_lowercase(), answer);
+    }
+
+    pub fn clear_challenges(&self) {
+        self.challenges.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     pub fn fingerprint(&self) -> String {
@@ -102,6 +142,7 @@ impl CurrentCertificate {
                 Some(renewed) => renewed,
                 None => return Ok(None),
             },
+            Source::Acme => return Ok(None),
         };
         // Checked even when the certificate is the same: a key that no longer matches it
         // would stop the next start, so it is reported now.
@@ -122,7 +163,7 @@ pub async fn keep_current(current: Arc<CurrentCertificate>) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let every = match current.source {
         Source::Files { .. } => LOOK_EVERY,
-        Source::Generated { .. } => Duration::from_secs(3600),
+        Source::Generated { .. } | Source::Acme => Duration::from_secs(3600),
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
