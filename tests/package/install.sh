@@ -25,7 +25,10 @@ dpkg -i "$deb" >"$workdir/dpkg.log" 2>&1 || { cat "$workdir/dpkg.log"; fail "dpk
 
 size=$(stat -c %s /usr/bin/rampart)
 [ "$size" -lt $((40 * 1024 * 1024)) ] || fail "/usr/bin/rampart is $size bytes, over 40 MB"
-if readelf -S /usr/bin/rampart | grep -q '\.debug_'; then fail "/usr/bin/rampart still holds debug sections"; fi
+if readelf -SW /usr/bin/rampart | grep -qE '\.debug_(info|line|str|abbrev) '; then fail "/usr/bin/rampart still holds debug sections"; fi
+ddeb=$(ls "$(dirname "$deb")"/rampart-dbgsym_*.ddeb 2>/dev/null | head -1)
+[ -n "$ddeb" ] || fail "no rampart-dbgsym .ddeb beside $deb"
+dpkg-deb -c "$ddeb" | grep -q "usr/lib/debug/.build-id/" || fail "the .ddeb holds no debug information by build ID"
 unit=/lib/systemd/system/rampart.service
 [ -f "$unit" ] || unit=/usr/lib/systemd/system/rampart.service
 [ -f "$unit" ] || fail "no systemd unit installed"
