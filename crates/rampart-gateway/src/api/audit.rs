@@ -12,15 +12,15 @@ use serde::Deserialize;
 use super::caller::Caller;
 use super::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default, Clone)]
 pub struct AuditQuery {
     /// RFC 3339 time; only records at or after it.
-    since: Option<String>,
-    user: Option<String>,
-    result: Option<String>,
+    pub since: Option<String>,
+    pub user: Option<String>,
+    pub result: Option<String>,
     /// A target IP address or resource ID.
-    target: Option<String>,
-    limit: Option<u32>,
+    pub target: Option<String>,
+    pub limit: Option<u32>,
 }
 
 /// Reading the audit log needs this action on some subscription (Reader has it).
@@ -31,7 +31,26 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditRecord>>, ApiError> {
-    caller.require_anywhere(&gw, AuditEvent::Read, AUDIT_READ).await?;
+    Ok(Json(records(&gw, &caller, q).await?))
+}
+
+/// The records `q` selects, newest first, for a caller who may read the log (the API's list,
+/// the portal's page and its exports).
+pub(crate) async fn records(
+    gw: &AppState,
+    caller: &Caller,
+    q: AuditQuery,
+) -> Result<Vec<AuditRecord>, ApiError> {
+    caller.require_anywhere(gw, AuditEvent::Read, AUDIT_READ).await?;
+    // Empty filters (a form's blank fields) select everything.
+    let some = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let q = AuditQuery {
+        since: some(q.since),
+        user: some(q.user),
+        result: some(q.result),
+        target: some(q.target),
+        ..q
+    };
     let since = q
         .since
         .map(|s| {
@@ -48,7 +67,7 @@ pub async fn list(
         limit: q.limit.map(|l| l.min(100_000)),
     };
     let entries = gw.store.list_audit(&filter).await?;
-    Ok(Json(entries.iter().map(to_api).collect()))
+    Ok(entries.iter().map(to_api).collect())
 }
 
 fn to_api(e: &AuditEntry) -> AuditRecord {
@@ -79,17 +98,23 @@ fn to_api(e: &AuditEntry) -> AuditRecord {
 /// `GET /api/audit/verify`: recomputes every hash chain (one per node on a shared store);
 /// names the first bad record of a broken one.
 pub async fn verify(State(gw): State<AppState>, caller: Caller) -> Result<Json<AuditVerification>, ApiError> {
-    caller.require_anywhere(&gw, AuditEvent::Read, AUDIT_READ).await?;
+    Ok(Json(verification(&gw, &caller).await?))
+}
+
+/// Whether every hash chain verifies: the answer, or `AuditChainBroken` naming the first bad
+/// record.
+pub(crate) async fn verification(gw: &AppState, caller: &Caller) -> Result<AuditVerification, ApiError> {
+    caller.require_anywhere(gw, AuditEvent::Read, AUDIT_READ).await?;
     let records = gw.store.audit_chain().await?;
     match verify_chains(&records) {
-        Ok(heads) => Ok(Json(AuditVerification {
+        Ok(heads) => Ok(AuditVerification {
             verified_records: records.len() as u64,
             last_hash: records.iter().max_by_key(|e| e.id).and_then(|e| e.hash.clone()),
             chains: heads
                 .into_iter()
                 .map(|h| AuditChain { node: h.chain, records: h.records as u64, last_hash: h.last_hash })
                 .collect(),
-        })),
+        }),
         Err(broken) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "AuditChainBroken",

@@ -3,7 +3,7 @@
 
 mod access;
 pub(crate) mod activation;
-mod audit;
+pub(crate) mod audit;
 pub(crate) mod bastions;
 pub(crate) mod caller;
 mod contract;

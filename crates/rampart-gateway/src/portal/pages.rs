@@ -3,6 +3,7 @@
 //! operators. What several pages show of a machine is here.
 
 mod access;
+mod audit;
 mod bastion;
 mod connect;
 mod home;
@@ -11,6 +12,7 @@ mod recordings;
 mod sign_in;
 
 pub use access::{access_page, change_access};
+pub use audit::{audit_export, audit_page};
 pub use bastion::{bastion_page, change_bastion, disconnect};
 pub use connect::connect_page;
 pub use home::home;
