@@ -256,6 +256,16 @@ pub async fn create_assignment(
     caller: Caller,
     JsonBody(body): JsonBody<RoleAssignmentCreate>,
 ) -> Result<(StatusCode, Json<RoleAssignmentView>), ApiError> {
+    Ok((StatusCode::CREATED, Json(assign(&gw, &caller, body).await?)))
+}
+
+/// Creates the assignment `body` asks for, if the caller may (the API and the portal).
+pub(crate) async fn assign(
+    gw: &AppState,
+    caller: &Caller,
+    body: RoleAssignmentCreate,
+) -> Result<RoleAssignmentView, ApiError> {
+    let gw = gw.clone();
     let scope = resolve_scope(&gw, &body.scope).await?;
     caller.require(&gw, AuditEvent::RoleChange, ASSIGNMENTS_WRITE, &scope).await?;
     let user = find_principal(&gw, &body.assignee, body.assignee_principal_type.as_deref()).await?;
@@ -289,16 +299,16 @@ pub async fn create_assignment(
     let kind = if assignment.eligibility.is_some() { "made eligible for" } else { "assigned" };
     let what = format!("{kind} {} to {} at {}", role.name, user.username, scope);
     caller.record(&gw, AuditEvent::RoleChange, &scope.to_string(), what).await?;
-    Ok((StatusCode::CREATED, Json(assignment_view(&assignment))))
+    Ok(assignment_view(&assignment))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 pub struct AssignmentQuery {
-    assignee: Option<String>,
-    scope: Option<String>,
+    pub assignee: Option<String>,
+    pub scope: Option<String>,
     /// Eligible assignments too (`--include-eligible`).
     #[serde(default, rename = "includeEligible")]
-    include_eligible: bool,
+    pub include_eligible: bool,
 }
 
 /// Lists the assignments whose scope the caller may read assignments at.
@@ -307,6 +317,17 @@ pub async fn list_assignments(
     caller: Caller,
     Query(q): Query<AssignmentQuery>,
 ) -> Result<Json<Vec<RoleAssignmentView>>, ApiError> {
+    Ok(Json(assignments(&gw, &caller, q).await?))
+}
+
+/// The assignments `q` selects that the caller may see: their own, and those at scopes where
+/// they may read assignments.
+pub(crate) async fn assignments(
+    gw: &AppState,
+    caller: &Caller,
+    q: AssignmentQuery,
+) -> Result<Vec<RoleAssignmentView>, ApiError> {
+    let gw = gw.clone();
     let principal = match &q.assignee {
         Some(upn) => Some(find_user(&gw, upn).await?.id),
         None => None,
@@ -316,13 +337,12 @@ pub async fn list_assignments(
         None => None,
     };
     let list = gw.store.role_assignments(principal.as_deref(), scope.as_deref()).await?;
-    Ok(Json(
-        list.iter()
-            .filter(|a| a.principal_id == caller.user.claims.sub || caller.may(ASSIGNMENTS_READ, &a.scope))
-            .filter(|a| q.include_eligible || a.eligibility.is_none())
-            .map(assignment_view)
-            .collect(),
-    ))
+    Ok(list
+        .iter()
+        .filter(|a| a.principal_id == caller.user.claims.sub || caller.may(ASSIGNMENTS_READ, &a.scope))
+        .filter(|a| q.include_eligible || a.eligibility.is_none())
+        .map(assignment_view)
+        .collect())
 }
 
 pub async fn delete_assignment(
@@ -330,6 +350,13 @@ pub async fn delete_assignment(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    unassign(&gw, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the assignment `id`, if the caller may and it is not the last that may grant access.
+pub(crate) async fn unassign(gw: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let (gw, id) = (gw.clone(), id.to_string());
     let all = gw.store.role_assignments(None, None).await?;
     let Some(a) = all.iter().find(|a| a.id == id) else {
         return Err(ApiError::new(
@@ -360,5 +387,15 @@ pub async fn delete_assignment(
     gw.store.delete_role_assignment(&id).await?;
     let what = format!("removed {} from {} at {}", a.role, a.principal_name, a.scope);
     caller.record(&gw, AuditEvent::RoleChange, &a.scope.to_string(), what).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
+}
+
+/// Whether the caller may create or remove assignments at `scope`: what the portal asks before
+/// it shows a button.
+pub(crate) fn may_assign(caller: &Caller, scope: &Scope) -> bool {
+    caller.may(ASSIGNMENTS_WRITE, scope)
+}
+
+pub(crate) fn may_unassign(caller: &Caller, scope: &Scope) -> bool {
+    caller.may(ASSIGNMENTS_DELETE, scope)
 }

@@ -1,7 +1,7 @@
 //! The HTTP API. JSON in and out; every error is an [`ErrorBody`] with a stable code and a
 //! message that names the reason.
 
-mod access;
+pub(crate) mod access;
 pub(crate) mod activation;
 pub(crate) mod audit;
 pub(crate) mod bastions;

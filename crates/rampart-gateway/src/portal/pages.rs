@@ -9,6 +9,7 @@ mod connect;
 mod home;
 mod mfa;
 mod recordings;
+mod roles;
 mod sign_in;
 
 pub use access::{access_page, change_access};
@@ -18,6 +19,7 @@ pub use connect::connect_page;
 pub use home::home;
 pub use mfa::{change_mfa, mfa_page};
 pub use recordings::{cast, player_page, recordings_page};
+pub use roles::{change_roles, roles_page};
 pub use sign_in::{safe_next, sign_in, sign_in_page, sign_out};
 
 use rampart_core::{Bastion, ConnectTarget, Machine, OsType, Scope, authorize_connect};
