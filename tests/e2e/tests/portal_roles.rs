@@ -15,7 +15,17 @@ fn owners_assign_and_remove_roles_in_the_portal_and_readers_only_read() -> Resul
     let bastion = gw.bastion_id()?;
     let subscription = bastion.split("/resourceGroups/").next().context("subscription scope")?;
     let group = format!("{subscription}/resourceGroups/default");
-    gw.ok(&["role", "assignment", "create", "--assignee", "reader", "--role", "Reader", "--scope", subscription])?;
+    gw.ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        "reader",
+        "--role",
+        "Reader",
+        "--scope",
+        subscription,
+    ])?;
 
     let out = rampart_e2e::artifacts("portal-roles")?;
     let script = rampart_e2e::spawn_browser_script(
@@ -33,9 +43,20 @@ fn owners_assign_and_remove_roles_in_the_portal_and_readers_only_read() -> Resul
     ensure!(text.contains("ok - the Owner removes the assignment"), "{text}");
 
     let err = reader.refused(&[
-        "role", "assignment", "create", "--assignee", "alice", "--role", "Reader", "--scope", &group,
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        "alice",
+        "--role",
+        "Reader",
+        "--scope",
+        &group,
     ])?;
-    ensure!(err.contains("roleAssignments/write"), "the API refuses the Reader, naming the permission: {err}");
+    ensure!(
+        err.contains("roleAssignments/write"),
+        "the API refuses the Reader, naming the permission: {err}"
+    );
     let audit = gw.audit()?;
     ensure!(
         rampart_e2e::audit_has(&audit, "role-change", "allowed", None)
