@@ -112,10 +112,31 @@ pub async fn register_vm(
     Path((sub, group, name)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<VmRegistration>,
 ) -> Result<(StatusCode, Json<api::VirtualMachine>), ApiError> {
-    let sub = resolve_subscription(&gw, &sub).await?;
-    let machine = machine_from(&sub.id, &group, &name, &body)?;
-    register(&gw, &caller, vec![machine.clone()], VM_WRITE).await?;
-    Ok((StatusCode::CREATED, Json(machine_view(&machine))))
+    Ok((StatusCode::CREATED, Json(register_one(&gw, &caller, &sub, &group, &name, &body).await?)))
+}
+
+/// Registers one VM with its network interface (the API and the portal).
+pub(crate) async fn register_one(
+    gw: &AppState,
+    caller: &Caller,
+    sub: &str,
+    group: &str,
+    name: &str,
+    body: &VmRegistration,
+) -> Result<api::VirtualMachine, ApiError> {
+    let sub = resolve_subscription(gw, sub).await?;
+    let machine = machine_from(&sub.id, group, name, body)?;
+    register(gw, caller, vec![machine.clone()], VM_WRITE).await?;
+    Ok(machine_view(&machine))
+}
+
+/// Whether the caller may register VMs at `scope`, or unregister the VM `scope` names.
+pub(crate) fn may_register(caller: &Caller, scope: &Scope) -> bool {
+    caller.may(VM_WRITE, scope)
+}
+
+pub(crate) fn may_unregister(caller: &Caller, scope: &Scope) -> bool {
+    caller.may(VM_DELETE, scope)
 }
 
 pub async fn import_vms(
@@ -169,8 +190,19 @@ pub async fn unregister_vm(
     caller: Caller,
     Path((sub, group, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let sub = resolve_subscription(&gw, &sub).await?;
-    unregister(&gw, &caller, ResourceId::vm(&sub.id, &group, &name), VM_DELETE).await
+    unregister_one(&gw, &caller, &sub, &group, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn unregister_one(
+    gw: &AppState,
+    caller: &Caller,
+    sub: &str,
+    group: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let sub = resolve_subscription(gw, sub).await?;
+    unregister(gw, caller, ResourceId::vm(&sub.id, group, name), VM_DELETE).await.map(|_| ())
 }
 
 pub async fn unregister_scale_set(
@@ -202,15 +234,23 @@ pub async fn list_vms(
     Path(sub): Path<String>,
     Query(q): Query<GroupQuery>,
 ) -> Result<Json<Vec<api::VirtualMachine>>, ApiError> {
-    let sub = resolve_subscription(&gw, &sub).await?;
-    let machines = gw.store.list_machines(&sub.id, q.resource_group.as_deref()).await?;
-    Ok(Json(
-        machines
-            .iter()
-            .filter(|m| caller.may(&m.id.read_action(), &Scope::Resource(m.id.clone())))
-            .map(machine_view)
-            .collect(),
-    ))
+    Ok(Json(machines(&gw, &caller, &sub, q.resource_group.as_deref()).await?))
+}
+
+/// The machines of a subscription (or one of its groups) the caller may read.
+pub(crate) async fn machines(
+    gw: &AppState,
+    caller: &Caller,
+    sub: &str,
+    group: Option<&str>,
+) -> Result<Vec<api::VirtualMachine>, ApiError> {
+    let sub = resolve_subscription(gw, sub).await?;
+    let machines = gw.store.list_machines(&sub.id, group).await?;
+    Ok(machines
+        .iter()
+        .filter(|m| caller.may(&m.id.read_action(), &Scope::Resource(m.id.clone())))
+        .map(machine_view)
+        .collect())
 }
 
 pub async fn register_scale_set(
@@ -278,14 +318,23 @@ pub async fn list_nics(
     Path(sub): Path<String>,
     Query(q): Query<GroupQuery>,
 ) -> Result<Json<Vec<api::NetworkInterface>>, ApiError> {
-    let sub = resolve_subscription(&gw, &sub).await?;
-    let nics = gw.store.list_network_interfaces(&sub.id, q.resource_group.as_deref()).await?;
-    Ok(Json(
-        nics.iter()
-            .filter(|n| caller.may(&n.id.read_action(), &Scope::Resource(n.id.clone())))
-            .map(nic_view)
-            .collect(),
-    ))
+    Ok(Json(nics(&gw, &caller, &sub, q.resource_group.as_deref()).await?))
+}
+
+/// The network interfaces of a subscription (or group) the caller may read.
+pub(crate) async fn nics(
+    gw: &AppState,
+    caller: &Caller,
+    sub: &str,
+    group: Option<&str>,
+) -> Result<Vec<api::NetworkInterface>, ApiError> {
+    let sub = resolve_subscription(gw, sub).await?;
+    let nics = gw.store.list_network_interfaces(&sub.id, group).await?;
+    Ok(nics
+        .iter()
+        .filter(|n| caller.may(&n.id.read_action(), &Scope::Resource(n.id.clone())))
+        .map(nic_view)
+        .collect())
 }
 
 pub async fn show_nic(

@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/access", get(pages::access_page).post(pages::change_access))
         .route("/portal/sessions/{id}/join", get(join::page))
         .route("/portal/sessions/{id}/join/ws", get(join::websocket))
+        .route("/portal/inventory", get(pages::inventory_page).post(pages::change_inventory))
         .route("/portal/roles", get(pages::roles_page).post(pages::change_roles))
         .route("/portal/audit", get(pages::audit_page))
         .route("/portal/audit/export", get(pages::audit_export))
