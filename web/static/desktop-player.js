@@ -82,7 +82,12 @@ function tick(now) {
   const batch = [];
   while (index < pictures.length && pictures[index].t <= position) batch.push(pictures[index++]);
   if (batch.length) drawing = drawing.then(() => draw(batch));
-  if (index >= pictures.length) { playing = false; play.textContent = 'Play'; position = duration; }
+  if (index >= pictures.length) {
+    playing = false;
+    position = duration;
+    // The button turns back once the last picture is on the screen, not when it was queued.
+    drawing.then(() => { if (!playing) play.textContent = 'Play'; });
+  }
   show();
   if (playing) requestAnimationFrame(tick);
 }

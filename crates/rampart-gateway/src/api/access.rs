@@ -56,6 +56,12 @@ pub async fn create_user(
     caller: Caller,
     JsonBody(body): JsonBody<UserCreate>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    Ok((StatusCode::CREATED, Json(add_user(&gw, &caller, body).await?)))
+}
+
+/// Creates a local user, if the caller administers users (the API and the portal).
+pub(crate) async fn add_user(gw: &AppState, caller: &Caller, body: UserCreate) -> Result<UserView, ApiError> {
+    let gw = gw.clone();
     caller.require_anywhere(&gw, AuditEvent::UserChange, USERS_WRITE).await?;
     rampart_core::resource_id::validate_name(&body.user_principal_name.replace('@', "."))
         .map_err(|e| ApiError::bad_request("InvalidUserName", e.to_string()))?;
@@ -63,14 +69,25 @@ pub async fn create_user(
     let hashed = hash(body.password.clone()).await?;
     let user = gw.store.create_user(&body.user_principal_name, body.display_name.as_deref(), &hashed).await?;
     caller.record(&gw, AuditEvent::UserChange, &user.username, "created user".into()).await?;
-    Ok((StatusCode::CREATED, Json(user_view(&user))))
+    Ok(user_view(&user))
 }
 
 pub async fn list_users(State(gw): State<AppState>, caller: Caller) -> Result<Json<Vec<UserView>>, ApiError> {
-    caller.require_anywhere(&gw, AuditEvent::Read, USERS_READ).await?;
+    Ok(Json(users(&gw, &caller).await?))
+}
+
+/// Every user (not groups or service principals), for a caller who may read users.
+pub(crate) async fn users(gw: &AppState, caller: &Caller) -> Result<Vec<UserView>, ApiError> {
+    caller.require_anywhere(gw, AuditEvent::Read, USERS_READ).await?;
     // Service principals are listed by `ad sp list`.
     let users = gw.store.list_users().await?;
-    Ok(Json(users.iter().filter(|u| u.kind == rampart_core::IdentityKind::User).map(user_view).collect()))
+    Ok(users.iter().filter(|u| u.kind == rampart_core::IdentityKind::User).map(user_view).collect())
+}
+
+/// Whether the caller administers users (on some subscription, as the API asks).
+pub(crate) async fn may_administer_users(gw: &AppState, caller: &Caller) -> Result<bool, ApiError> {
+    let subscriptions = gw.store.list_subscriptions().await?;
+    Ok(subscriptions.iter().any(|s| caller.may(USERS_WRITE, &Scope::Subscription(s.id.clone()))))
 }
 
 async fn find_user(gw: &AppState, upn: &str) -> Result<User, ApiError> {
@@ -130,6 +147,13 @@ pub async fn delete_user(
     caller: Caller,
     Path(upn): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    remove_user(&gw, &caller, &upn).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a user (never the caller), if the caller administers users.
+pub(crate) async fn remove_user(gw: &AppState, caller: &Caller, upn: &str) -> Result<(), ApiError> {
+    let (gw, upn) = (gw.clone(), upn.to_string());
     caller.require_anywhere(&gw, AuditEvent::UserChange, USERS_WRITE).await?;
     if caller.name().eq_ignore_ascii_case(&upn) {
         return Err(ApiError::bad_request(
@@ -139,7 +163,7 @@ pub async fn delete_user(
     }
     gw.store.delete_user(&upn).await?;
     caller.record(&gw, AuditEvent::UserChange, &upn, "deleted user".into()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// A user may change their own password; resetting another's needs user administration.

@@ -7,7 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod bastions;
 pub(crate) mod caller;
 mod contract;
-mod federation;
+pub(crate) mod federation;
 mod host_keys;
 pub(crate) mod inventory;
 pub(crate) mod mfa;

@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/sessions/{id}/join/ws", get(join::websocket))
         .route("/portal/inventory", get(pages::inventory_page).post(pages::change_inventory))
         .route("/portal/roles", get(pages::roles_page).post(pages::change_roles))
+        .route("/portal/users", get(pages::users_page).post(pages::change_users))
         .route("/portal/audit", get(pages::audit_page))
         .route("/portal/audit/export", get(pages::audit_export))
         .route("/portal/recordings", get(pages::recordings_page))

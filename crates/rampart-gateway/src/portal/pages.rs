@@ -12,6 +12,7 @@ mod mfa;
 mod recordings;
 mod roles;
 mod sign_in;
+mod users;
 
 pub use access::{access_page, change_access};
 pub use audit::{audit_export, audit_page};
@@ -23,6 +24,7 @@ pub use mfa::{change_mfa, mfa_page};
 pub use recordings::{cast, player_page, recordings_page};
 pub use roles::{change_roles, roles_page};
 pub use sign_in::{safe_next, sign_in, sign_in_page, sign_out};
+pub use users::{change_users, users_page};
 
 use rampart_core::{Bastion, ConnectTarget, Machine, OsType, Scope, authorize_connect};
 

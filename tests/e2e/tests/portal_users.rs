@@ -1,0 +1,42 @@
+//! Users in the portal, in real Chromium (web/tests/users.mjs): create, refuse a taken name,
+//! delete; a user without roles is refused the page; a Reader reads it without controls.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use rampart_e2e::{ADMIN_PASSWORD, Gateway};
+
+#[test]
+fn owners_create_and_delete_users_in_the_portal() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    drop(gw.new_user("reader")?);
+    let bastion = gw.bastion_id()?;
+    let subscription = bastion.split("/resourceGroups/").next().context("subscription scope")?;
+    gw.ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        "reader",
+        "--role",
+        "Reader",
+        "--scope",
+        subscription,
+    ])?;
+    let out = rampart_e2e::artifacts("portal-users")?;
+    let script = rampart_e2e::spawn_browser_script(
+        "users.mjs",
+        &[
+            ("RAMPART_URL", gw.url()),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+            ("READER", "reader".to_string()),
+            ("READER_PASSWORD", "reader-Passw0rd-long".to_string()),
+            ("ARTIFACTS", out.display().to_string()),
+        ],
+    )?;
+    let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(120))?;
+    ensure!(text.contains("ok - the Owner deletes the user, who can no longer sign in"), "{text}");
+    let audit = gw.audit()?;
+    ensure!(rampart_e2e::audit_has(&audit, "user-change", "allowed", None), "the changes are audited");
+    Ok(())
+}
