@@ -1,5 +1,5 @@
 // End-to-end: an operator sets up access entirely in the portal, in real Chromium. The Owner
-// registers a VM with its network interface (Inventory), assigns "Virtual Machine User Login"
+// registers a VM with its network interface and a scale set (Inventory), assigns "Virtual Machine User Login"
 // at the VM's scope and Reader at its resource group to a user (Roles); the user signs in,
 // connects to the VM from the Connect page and runs a command; the Owner finds the connection
 // on the Audit page. A Reader sees the inventory with no control that changes it.
@@ -46,6 +46,15 @@ await withBrowser(browser, out, async () => {
   check(vmId && vmId.endsWith('/virtualMachines/web1'), `the VM is listed: ${vmId}`);
   check((await owner.textContent('#nics tr[data-nic="web1-nic"] td:last-child')).trim() === 'web1', 'its network interface, attached to it');
   step('the Owner registers a VM and its network interface');
+
+  await owner.fill('#register-set input[name=name]', 'pool');
+  await owner.fill('#register-set input[name=instances]', '127.0.0.2, 127.0.0.3');
+  await submit(owner, '#register-set button[type=submit]');
+  check((await owner.textContent('#scale-sets tr[data-set="pool"]')).includes('2'), 'the scale set has two instances');
+  check(await owner.$('#vms tr[data-vm="1"]'), 'its instances are listed');
+  await submit(owner, '#scale-sets tr[data-set="pool"] button');
+  check(!(await owner.$('#scale-sets tr[data-set="pool"]')) && !(await owner.$('#vms tr[data-vm="1"]')), 'the scale set is gone');
+  step('the Owner registers a scale set of two instances and unregisters it');
 
   const group = vmId.split('/providers/')[0];
   for (const [role, scope] of [['Virtual Machine User Login', vmId], ['Reader', group]]) {

@@ -210,8 +210,26 @@ pub async fn unregister_scale_set(
     caller: Caller,
     Path((sub, group, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let sub = resolve_subscription(&gw, &sub).await?;
-    unregister(&gw, &caller, ResourceId::of_type(VMSS_TYPE, &sub.id, &group, &name), VMSS_DELETE).await
+    unregister_set(&gw, &caller, &sub, &group, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn unregister_set(
+    gw: &AppState,
+    caller: &Caller,
+    sub: &str,
+    group: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let sub = resolve_subscription(gw, sub).await?;
+    unregister(gw, caller, ResourceId::of_type(VMSS_TYPE, &sub.id, group, name), VMSS_DELETE)
+        .await
+        .map(|_| ())
+}
+
+/// Whether the caller may unregister the scale set `name` in `group` of `sub`.
+pub(crate) fn may_unregister_set(caller: &Caller, sub: &str, group: &str, name: &str) -> bool {
+    caller.may(VMSS_DELETE, &Scope::Resource(ResourceId::of_type(VMSS_TYPE, sub, group, name)))
 }
 
 async fn unregister(
@@ -259,8 +277,20 @@ pub async fn register_scale_set(
     Path((sub, group, name)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<ScaleSetRegistration>,
 ) -> Result<(StatusCode, Json<Vec<api::VirtualMachine>>), ApiError> {
-    let sub = resolve_subscription(&gw, &sub).await?;
-    for n in [&group, &name] {
+    Ok((StatusCode::CREATED, Json(register_set(&gw, &caller, &sub, &group, &name, &body).await?)))
+}
+
+/// Registers a scale set and its instances (the API and the portal).
+pub(crate) async fn register_set(
+    gw: &AppState,
+    caller: &Caller,
+    sub: &str,
+    group: &str,
+    name: &str,
+    body: &ScaleSetRegistration,
+) -> Result<Vec<api::VirtualMachine>, ApiError> {
+    let sub = resolve_subscription(gw, sub).await?;
+    for n in [group, name] {
         validate_name(n).map_err(|e| bad("InvalidName", e.to_string()))?;
     }
     if body.instances.is_empty() {
@@ -272,11 +302,11 @@ pub async fn register_scale_set(
         .iter()
         .enumerate()
         .map(|(i, ip)| {
-            let id = ResourceId::scale_set_instance(&sub.id, &group, &name, &i.to_string());
+            let id = ResourceId::scale_set_instance(&sub.id, group, name, &i.to_string());
             Ok(Machine {
                 os_type,
                 nic: NetworkInterface {
-                    id: ResourceId::nic(&sub.id, &group, &format!("{name}-nic-{i}")),
+                    id: ResourceId::nic(&sub.id, group, &format!("{name}-nic-{i}")),
                     private_ip: parse_ip(ip)?,
                     attached_to: Some(id.clone()),
                 },
@@ -286,8 +316,8 @@ pub async fn register_scale_set(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    register(&gw, &caller, machines.clone(), VMSS_WRITE).await?;
-    Ok((StatusCode::CREATED, Json(machines.iter().map(machine_view).collect())))
+    register(gw, caller, machines.clone(), VMSS_WRITE).await?;
+    Ok(machines.iter().map(machine_view).collect())
 }
 
 pub async fn show_scale_set(

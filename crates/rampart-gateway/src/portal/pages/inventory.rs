@@ -8,11 +8,14 @@ use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use rampart_core::{ResourceId, Scope};
-use rampart_proto::api::{NetworkInterface, VirtualMachine, VmRegistration};
+use rampart_proto::api::{NetworkInterface, ScaleSetRegistration, VirtualMachine, VmRegistration};
 use serde::Deserialize;
 
 use super::super::{PortalUser, error_page, render};
-use crate::api::inventory::{machines, may_register, may_unregister, nics, register_one, unregister_one};
+use crate::api::inventory::{
+    machines, may_register, may_unregister, may_unregister_set, nics, register_one, register_set,
+    unregister_one, unregister_set,
+};
 use crate::api::{ApiError, AppState};
 
 const INVENTORY: &str = "/portal/inventory";
@@ -20,6 +23,15 @@ const INVENTORY: &str = "/portal/inventory";
 struct VmRow {
     vm: VirtualMachine,
     subscription: String,
+    removable: bool,
+}
+
+/// A scale set, gathered from its instances.
+struct SetRow {
+    subscription: String,
+    group: String,
+    name: String,
+    instances: usize,
     removable: bool,
 }
 
@@ -37,6 +49,7 @@ struct InventoryPage<'a> {
     /// Subscriptions where the user may register VMs (the form's choices).
     writable: Vec<Subscription>,
     vms: Vec<VmRow>,
+    sets: Vec<SetRow>,
     nics: Vec<NetworkInterface>,
 }
 
@@ -50,6 +63,7 @@ async fn page(gw: &AppState, user: &PortalUser, error: Option<String>) -> Result
         .filter(|s| caller.assignments.iter().any(|a| a.scope.subscription().eq_ignore_ascii_case(&s.id)))
         .collect();
     let (mut vms, mut all_nics, mut writable) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sets: Vec<SetRow> = Vec::new();
     for s in &mine {
         if may_register(caller, &Scope::Subscription(s.id.clone()))
             || caller
@@ -59,7 +73,23 @@ async fn page(gw: &AppState, user: &PortalUser, error: Option<String>) -> Result
         {
             writable.push(Subscription { id: s.id.clone(), name: s.name.clone() });
         }
-        for vm in machines(gw, caller, &s.id, None).await? {
+        let listed = machines(gw, caller, &s.id, None).await?;
+        for vm in &listed {
+            let Some(set) = &vm.scale_set else { continue };
+            match sets.iter_mut().find(|r: &&mut SetRow| {
+                r.subscription == s.id && r.group == vm.resource_group && &r.name == set
+            }) {
+                Some(row) => row.instances += 1,
+                None => sets.push(SetRow {
+                    subscription: s.id.clone(),
+                    group: vm.resource_group.clone(),
+                    name: set.clone(),
+                    instances: 1,
+                    removable: may_unregister_set(caller, &s.id, &vm.resource_group, set),
+                }),
+            }
+        }
+        for vm in listed {
             let removable = vm.scale_set.is_none()
                 && vm.id.parse::<ResourceId>().is_ok_and(|id| may_unregister(caller, &Scope::Resource(id)));
             vms.push(VmRow { vm, subscription: s.id.clone(), removable });
@@ -72,6 +102,7 @@ async fn page(gw: &AppState, user: &PortalUser, error: Option<String>) -> Result
         error,
         writable,
         vms,
+        sets,
         nics: all_nics,
     }))
 }
@@ -95,6 +126,8 @@ pub struct InventoryForm {
     nic_name: Option<String>,
     port_ssh: Option<String>,
     port_rdp: Option<String>,
+    /// A scale set's instances: private IP addresses, separated by commas or spaces.
+    instances: Option<String>,
 }
 
 /// A port field: empty for the default, else 1-65535.
@@ -134,7 +167,28 @@ pub async fn change_inventory(
             .await
         }
         "unregister" => unregister_one(&gw, &user.caller, &sub, &group, &name).await,
-        _ => Err(ApiError::bad_request("InvalidAction", "register or unregister")),
+        "register_set" => {
+            async {
+                let body = ScaleSetRegistration {
+                    os_type: text(&form.os_type),
+                    instances: text(&form.instances)
+                        .split([',', ' ', '\n'])
+                        .map(str::trim)
+                        .filter(|i| !i.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    port_ssh: port(form.port_ssh.as_deref(), "SSH port")?,
+                    port_rdp: port(form.port_rdp.as_deref(), "RDP port")?,
+                };
+                register_set(&gw, &user.caller, &sub, &group, &name, &body).await.map(|_| ())
+            }
+            .await
+        }
+        "unregister_set" => unregister_set(&gw, &user.caller, &sub, &group, &name).await,
+        _ => Err(ApiError::bad_request(
+            "InvalidAction",
+            "register, unregister, register_set or unregister_set",
+        )),
     };
     match done {
         Ok(()) => Redirect::to(INVENTORY).into_response(),
