@@ -1,5 +1,6 @@
 // End-to-end: users in the portal, in real Chromium. An Owner creates a user (who can then
-// sign in), is told when the name is taken, cannot delete themself, and deletes the user (who
+// sign in), is told when the name is taken, cannot delete themself, adds an identity
+// provider's group (when the test names a provider), and deletes the user (who
 // then cannot sign in); a user without roles is refused the page with the reason; a Reader
 // sees the users with no control that changes them.
 import { check, env, launchChromium, step, withBrowser } from './lib.mjs';
@@ -56,6 +57,14 @@ await withBrowser(browser, out, async () => {
   const sideways = await reader.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   check(sideways <= 1, `the page scrolls sideways by ${sideways}px on a phone`);
   step('a Reader sees the users on a phone and nothing that changes them');
+
+  if (process.env.PROVIDER) {
+    await owner.selectOption('#create-group select[name=identity_provider]', process.env.PROVIDER);
+    await owner.fill('#create-group input[name=external_id]', 'ops');
+    await Promise.all([owner.waitForNavigation(), owner.click('#create-group button[type=submit]')]);
+    check(await owner.$(`#groups tr[data-group="ops@${process.env.PROVIDER}"]`), 'the group is listed');
+    step("an Owner adds an identity provider's group");
+  }
 
   await Promise.all([owner.waitForNavigation(), owner.click('#users tr[data-user="carol"] button')]);
   check(!(await owner.$('#users tr[data-user="carol"]')), 'carol is gone');

@@ -33,6 +33,28 @@ fn openssl(dir: &std::path::Path, args: &[&str]) -> Result<()> {
 }
 
 impl Idp {
+    /// Registers this provider with the gateway as `name`, as an administrator would
+    /// (`identity-provider create`, the client secret on stdin, the provider's CA file).
+    pub fn register_with(&self, gw: &crate::Gateway, name: &str) -> Result<()> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = gw
+            .cli()
+            .args(["identity-provider", "create", "--name", name, "--issuer", &self.issuer])
+            .args(["--client-id", CLIENT_ID, "--client-secret-stdin", "--ca-file"])
+            .arg(&self.ca_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{CLIENT_SECRET}")?;
+        }
+        let out = child.wait_with_output()?;
+        ensure!(out.status.success(), "identity-provider create: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    }
+
     /// Starts the provider with one confidential client that may use the code, refresh and
     /// device grants and return to `redirect_uris`.
     pub fn start(redirect_uris: &[String]) -> Result<Idp> {

@@ -23,20 +23,7 @@ fn gateway_with_provider(env: &[(&str, &str)]) -> Result<(Gateway, Idp)> {
     let gw = Gateway::start(env)?;
     gw.allow_loopback()?;
     let idp = Idp::start(&[format!("{}/auth/oidc/corp/callback", gw.url)])?;
-    let mut child = gw
-        .cli()
-        .args(["identity-provider", "create", "--name", "corp", "--issuer", &idp.issuer])
-        .args(["--client-id", CLIENT_ID, "--client-secret-stdin", "--ca-file"])
-        .arg(&idp.ca_file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        writeln!(stdin, "{CLIENT_SECRET}")?;
-    }
-    let out = child.wait_with_output()?;
-    ensure!(out.status.success(), "identity-provider create: {}", String::from_utf8_lossy(&out.stderr));
+    idp.register_with(&gw, "corp")?;
     Ok((gw, idp))
 }
 

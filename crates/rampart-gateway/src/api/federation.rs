@@ -301,6 +301,16 @@ pub async fn create_group(
     caller: Caller,
     JsonBody(body): JsonBody<GroupCreate>,
 ) -> Result<(StatusCode, Json<GroupView>), ApiError> {
+    Ok((StatusCode::CREATED, Json(add_group(&gw, &caller, body).await?)))
+}
+
+/// Adds a provider's group, if the caller administers users (the API and the portal).
+pub(crate) async fn add_group(
+    gw: &AppState,
+    caller: &Caller,
+    body: GroupCreate,
+) -> Result<GroupView, ApiError> {
+    let gw = gw.clone();
     caller.require_anywhere(&gw, AuditEvent::UserChange, USERS_WRITE).await?;
     let provider = gw
         .store
@@ -324,5 +334,5 @@ pub async fn create_group(
             format!("added group {} of {}", group.username, provider.name),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(group_view(&group, Vec::new()))))
+    Ok(group_view(&group, Vec::new()))
 }

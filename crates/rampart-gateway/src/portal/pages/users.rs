@@ -1,6 +1,6 @@
 //! Users and groups in the portal: every local and federated user, the identity providers'
-//! groups with their members, and, for those who administer users, a form that creates a local
-//! user and a Delete button per user (never oneself). Reading needs what `ad user list` needs.
+//! groups with their members, and, for those who administer users, forms that create a local
+//! user and add a provider's group, and a Delete button per user (never oneself). Reading needs what `ad user list` needs.
 //! Changes go through the API's own functions.
 
 use askama::Template;
@@ -8,12 +8,12 @@ use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use rampart_proto::api::{UserCreate, UserView};
-use rampart_proto::directory::GroupView;
+use rampart_proto::directory::{GroupCreate, GroupView};
 use serde::Deserialize;
 
 use super::super::{PortalUser, error_page, render};
 use crate::api::access::{add_user, may_administer_users, remove_user, users};
-use crate::api::federation::groups;
+use crate::api::federation::{add_group, groups};
 use crate::api::{ApiError, AppState};
 
 const USERS: &str = "/portal/users";
@@ -28,18 +28,27 @@ struct UsersPage<'a> {
     me: String,
     users: Vec<UserView>,
     groups: Vec<GroupView>,
+    /// Identity providers' names, for adding a group (administrators only).
+    providers: Vec<String>,
 }
 
 async fn page(gw: &AppState, user: &PortalUser, error: Option<String>) -> Result<Response, ApiError> {
     let caller = &user.caller;
+    let admin = may_administer_users(gw, caller).await?;
+    let providers = if admin {
+        gw.store.list_identity_providers().await?.into_iter().map(|p| p.name).collect()
+    } else {
+        Vec::new()
+    };
     Ok(render(&UsersPage {
         signed_in: Some(user.name()),
         csrf: &user.csrf,
         error,
-        admin: may_administer_users(gw, caller).await?,
+        admin,
         me: user.name().to_string(),
         users: users(gw, caller).await?,
         groups: groups(gw, caller).await?,
+        providers,
     }))
 }
 
@@ -57,6 +66,8 @@ pub struct UsersForm {
     user_principal_name: Option<String>,
     display_name: Option<String>,
     password: Option<String>,
+    external_id: Option<String>,
+    identity_provider: Option<String>,
 }
 
 pub async fn change_users(
@@ -78,7 +89,15 @@ pub async fn change_users(
             add_user(&gw, &user.caller, body).await.map(|_| ())
         }
         "delete" => remove_user(&gw, &user.caller, &upn).await,
-        _ => Err(ApiError::bad_request("InvalidAction", "create or delete")),
+        "create_group" => {
+            let body = GroupCreate {
+                external_id: form.external_id.unwrap_or_default(),
+                identity_provider: form.identity_provider.unwrap_or_default(),
+                display_name: form.display_name.map(|d| d.trim().to_string()).filter(|d| !d.is_empty()),
+            };
+            add_group(&gw, &user.caller, body).await.map(|_| ())
+        }
+        _ => Err(ApiError::bad_request("InvalidAction", "create, delete or create_group")),
     };
     match done {
         Ok(()) => Redirect::to(USERS).into_response(),
