@@ -7,12 +7,12 @@
 //! the portal's "Sign in with corp" with an SSH terminal; and the refusals of point 7 through
 //! the real flow (state, replayed codes, PKCE, rate limits), each audited.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use rampart_e2e::idp::{CLIENT_ID, CLIENT_SECRET, Idp};
+use rampart_e2e::idp::{CLIENT_SECRET, Idp};
 use rampart_e2e::{Gateway, LocalUser, Session, Sshd, SshdOptions, url_encode};
 
 const DEFAULT: &str =
