@@ -2,7 +2,7 @@
 // that the hash chain verifies, exports the selection as CSV and JSON (downloads read back);
 // a Reader sees the page and nothing on it changes anything; on a phone the page does not
 // scroll sideways; once the Rust test edits a record in the store, the page says the chain is broken.
-import { check, env, launchChromium, step, until, withBrowser } from './lib.mjs';
+import { check, env, launchChromium, step, until, withBrowser, signIn as portalSignIn } from './lib.mjs';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -10,14 +10,7 @@ const url = env('RAMPART_URL');
 const out = env('ARTIFACTS');
 mkdirSync(out, { recursive: true });
 
-async function signIn(context, user, password) {
-  const page = await context.newPage();
-  await page.goto(`${url}/portal/signin`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-  return page;
-}
+const signIn = (context, user, password) => portalSignIn(context, url, user, password);
 
 const rows = (page) => page.$$eval('#audit tbody tr', (trs) => trs.map((tr) => ({
   event: tr.dataset.event, result: tr.dataset.result, text: tr.textContent.replace(/\s+/g, ' ').trim(),

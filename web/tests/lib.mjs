@@ -49,3 +49,13 @@ export async function withBrowser(browser, out, body) {
     await browser.close();
   }
 }
+
+/// Signs `user` in to the portal at `url` in a new tab of `context`; returns the tab.
+export async function signIn(context, url, user, password) {
+  const page = await context.newPage();
+  await page.goto(`${url}/portal/signin`);
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', password);
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  return page;
+}

@@ -3,7 +3,7 @@
 // at the VM's scope and Reader at its resource group to a user (Roles); the user signs in,
 // connects to the VM from the Connect page and runs a command; the Owner finds the connection
 // on the Audit page. A Reader sees the inventory with no control that changes it.
-import { check, env, launchChromium, step, until, withBrowser } from './lib.mjs';
+import { check, env, launchChromium, step, until, withBrowser, signIn as portalSignIn } from './lib.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -11,14 +11,7 @@ const url = env('RAMPART_URL');
 const out = env('ARTIFACTS');
 mkdirSync(out, { recursive: true });
 
-async function signIn(context, user, password) {
-  const page = await context.newPage();
-  await page.goto(`${url}/portal/signin`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-  return page;
-}
+const signIn = (context, user, password) => portalSignIn(context, url, user, password);
 async function submit(page, selector) {
   await Promise.all([page.waitForNavigation(), page.click(selector)]);
   const error = await page.$('#error');

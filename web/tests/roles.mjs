@@ -2,7 +2,7 @@
 // Machine User Login" to a user at a resource group and removes it again; an unknown assignee
 // and removing the last Owner are refused with the reason on the page; a Reader on a phone
 // sees the assignments and no control that changes them.
-import { check, env, launchChromium, step, until, withBrowser } from './lib.mjs';
+import { check, env, launchChromium, step, until, withBrowser, signIn as portalSignIn } from './lib.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -11,14 +11,7 @@ const out = env('ARTIFACTS');
 const scope = env('SCOPE');
 mkdirSync(out, { recursive: true });
 
-async function signIn(context, user, password) {
-  const page = await context.newPage();
-  await page.goto(`${url}/portal/signin`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-  return page;
-}
+const signIn = (context, user, password) => portalSignIn(context, url, user, password);
 const rowOf = (page, assignee, role) => page.$(`#assignments tr[data-assignee="${assignee}"][data-role="${role}"]`);
 
 const browser = await launchChromium();

@@ -3,7 +3,7 @@
 // provider's group (when the test names a provider), and deletes the user (who
 // then cannot sign in); a user without roles is refused the page with the reason; a Reader
 // sees the users with no control that changes them.
-import { check, env, launchChromium, step, withBrowser } from './lib.mjs';
+import { check, env, launchChromium, step, withBrowser, signIn as portalSignIn } from './lib.mjs';
 import { mkdirSync } from 'node:fs';
 
 const url = env('RAMPART_URL');
@@ -11,14 +11,7 @@ const out = env('ARTIFACTS');
 mkdirSync(out, { recursive: true });
 const carolPassword = 'carol-Passw0rd-long';
 
-async function signIn(context, user, password) {
-  const page = await context.newPage();
-  await page.goto(`${url}/portal/signin`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-  return page;
-}
+const signIn = (context, user, password) => portalSignIn(context, url, user, password);
 const signedIn = async (page) => !(new URL(page.url())).pathname.startsWith('/portal/signin');
 
 async function create(page, name) {

@@ -311,6 +311,14 @@ impl Gateway {
         }
         Ok(session)
     }
+
+    /// A new user (as [`Gateway::new_user`]) with Reader on bastion `default`'s subscription.
+    pub fn reader(&self, upn: &str) -> Result<Session> {
+        let session = self.new_user(upn)?;
+        let scope = self.subscription_scope()?;
+        self.ok(&["role", "assignment", "create", "--assignee", upn, "--role", "Reader", "--scope", &scope])?;
+        Ok(session)
+    }
 }
 
 impl Session {
@@ -413,6 +421,12 @@ impl Session {
             &self.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?,
         )?;
         Ok(shown["id"].as_str().context("bastion id")?.to_string())
+    }
+
+    /// The scope of bastion `default`'s subscription (`/subscriptions/ID`).
+    pub fn subscription_scope(&self) -> Result<String> {
+        let bastion = self.bastion_id()?;
+        Ok(bastion.split("/resourceGroups/").next().context("subscription scope")?.to_string())
     }
 
     /// `network bastion recording list` of bastion `default` with `extra` flags, as JSON.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use rampart_e2e::{ADMIN_PASSWORD, Gateway};
 
 #[test]
@@ -13,20 +13,7 @@ fn operators_read_filter_and_export_the_audit_log_in_the_portal() -> Result<()> 
     // A refused sign-in to find, and a Reader at the subscription.
     let refused = gw.login_with("mallory", "not-the-password")?;
     ensure!(!refused.status.success(), "a wrong password is refused");
-    drop(gw.new_user("reader")?);
-    let bastion = gw.bastion_id()?;
-    let subscription = bastion.split("/resourceGroups/").next().context("subscription scope")?;
-    gw.ok(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee",
-        "reader",
-        "--role",
-        "Reader",
-        "--scope",
-        subscription,
-    ])?;
+    drop(gw.reader("reader")?);
 
     let out = rampart_e2e::artifacts("portal-audit")?;
     let mut script = rampart_e2e::spawn_browser_script(

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Sshd, SshdOptions};
 
 #[test]
@@ -18,20 +18,8 @@ fn an_operator_grants_access_through_the_portal_and_the_user_connects() -> Resul
     gw.allow_loopback()?;
     let sshd = Sshd::start_with(SshdOptions { password_auth: true, ..Default::default() })?;
     drop(gw.new_user("alice")?);
-    let reader = gw.new_user("reader")?;
+    let reader = gw.reader("reader")?;
     let bastion = gw.bastion_id()?;
-    let subscription = bastion.split("/resourceGroups/").next().context("subscription scope")?;
-    gw.ok(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee",
-        "reader",
-        "--role",
-        "Reader",
-        "--scope",
-        subscription,
-    ])?;
 
     let out = rampart_e2e::artifacts("portal-operator")?;
     let script = rampart_e2e::spawn_browser_script(

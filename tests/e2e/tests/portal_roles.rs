@@ -4,28 +4,15 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use rampart_e2e::{ADMIN_PASSWORD, Gateway};
 
 #[test]
 fn owners_assign_and_remove_roles_in_the_portal_and_readers_only_read() -> Result<()> {
     let gw = Gateway::start(&[])?;
     drop(gw.new_user("alice")?);
-    let reader = gw.new_user("reader")?;
-    let bastion = gw.bastion_id()?;
-    let subscription = bastion.split("/resourceGroups/").next().context("subscription scope")?;
-    let group = format!("{subscription}/resourceGroups/default");
-    gw.ok(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee",
-        "reader",
-        "--role",
-        "Reader",
-        "--scope",
-        subscription,
-    ])?;
+    let reader = gw.reader("reader")?;
+    let group = format!("{}/resourceGroups/default", gw.subscription_scope()?);
 
     let out = rampart_e2e::artifacts("portal-roles")?;
     let script = rampart_e2e::spawn_browser_script(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use rampart_e2e::idp::Idp;
 use rampart_e2e::{ADMIN_PASSWORD, Gateway};
 
@@ -12,20 +12,7 @@ fn owners_create_and_delete_users_in_the_portal() -> Result<()> {
     let gw = Gateway::start(&[])?;
     let idp = Idp::start(&[format!("{}/auth/oidc/corp/callback", gw.url)])?;
     idp.register_with(&gw, "corp")?;
-    drop(gw.new_user("reader")?);
-    let bastion = gw.bastion_id()?;
-    let subscription = bastion.split("/resourceGroups/").next().context("subscription scope")?;
-    gw.ok(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee",
-        "reader",
-        "--role",
-        "Reader",
-        "--scope",
-        subscription,
-    ])?;
+    drop(gw.reader("reader")?);
     let out = rampart_e2e::artifacts("portal-users")?;
     let script = rampart_e2e::spawn_browser_script(
         "users.mjs",
