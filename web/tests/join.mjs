@@ -1,7 +1,7 @@
 // End-to-end: live join, in real Chromium. A user runs a browser terminal; an operator watches
 // it from the bastion's page (the user is told), sees the user's typing, cannot type in view
 // mode, then joins to interact and types a command the user sees.
-import { check, env, launchChromium, step, until, withBrowser } from './lib.mjs';
+import { check, env, launchChromium, step, until, withBrowser, signIn as portalSignIn } from './lib.mjs';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -10,14 +10,7 @@ const out = env('ARTIFACTS');
 const bastion = env('BASTION_ID');
 mkdirSync(out, { recursive: true });
 
-async function signIn(context, user, password) {
-  const page = await context.newPage();
-  await page.goto(`${url}/portal/signin`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-  return page;
-}
+const signIn = (context, user, password) => portalSignIn(context, url, user, password);
 
 const screen = (tab) => tab.evaluate(() => {
   const b = window.rampartTerminal.buffer.active;

@@ -46,21 +46,14 @@ impl AuditForm {
             ("result", &self.result),
             ("since", &self.since),
         ];
-        fields
-            .iter()
-            .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", encode(v))))
-            .collect::<Vec<_>>()
-            .join("&")
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in fields {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                query.append_pair(k, v);
+            }
+        }
+        query.finish()
     }
-}
-
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Template)]
