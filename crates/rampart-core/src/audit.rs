@@ -30,6 +30,9 @@ pub enum AuditEvent {
     Recording,
     /// An operator joined someone's live session (to watch, or to type too).
     SessionJoin,
+    /// A shareable link made or deleted (its uses are `connection-open` records whose user
+    /// names the link).
+    ShareableLink,
 }
 
 impl AuditEvent {
@@ -49,6 +52,7 @@ impl AuditEvent {
             AuditEvent::Activation => "activation",
             AuditEvent::Recording => "recording",
             AuditEvent::SessionJoin => "session-join",
+            AuditEvent::ShareableLink => "shareable-link",
         }
     }
 
@@ -68,6 +72,7 @@ impl AuditEvent {
             AuditEvent::Activation,
             AuditEvent::Recording,
             AuditEvent::SessionJoin,
+            AuditEvent::ShareableLink,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

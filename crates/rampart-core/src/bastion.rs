@@ -23,6 +23,9 @@ pub struct BastionSettings {
     /// "Disable copy/paste" for browser sessions (`disableCopyPaste` in Azure): no text
     /// crosses between the browser's clipboard and the remote machine's either way.
     pub disable_copy_paste: bool,
+    /// "Shareable link" (`enableShareableLink` in Azure; Standard and Premium): links to one
+    /// VM that people without an account open.
+    pub enable_shareable_link: bool,
     /// Record the sessions the gateway terminates (browser terminals) (Premium).
     pub session_recording: bool,
     /// With recording on, let raw tunnels through unrecorded instead of refusing them.
@@ -46,6 +49,7 @@ impl BastionSettings {
             idle_timeout_secs: None,
             max_session_secs: None,
             disable_copy_paste: false,
+            enable_shareable_link: false,
             session_recording: false,
             allow_unrecorded_tunnels: false,
             recording_storage_url: None,
@@ -80,6 +84,12 @@ impl BastionSettings {
             return Err(SettingsError::TierLacksFeature {
                 tier: self.tier,
                 feature: "turning copy and paste off (--disable-copy-paste)",
+            });
+        }
+        if self.enable_shareable_link && !self.tier.includes_shareable_links() {
+            return Err(SettingsError::TierLacksFeature {
+                tier: self.tier,
+                feature: "shareable links (--enable-shareable-link)",
             });
         }
         Ok(())
@@ -172,6 +182,7 @@ mod tests {
             idle_timeout_secs: None,
             max_session_secs: None,
             disable_copy_paste: false,
+            enable_shareable_link: false,
             session_recording: false,
             allow_unrecorded_tunnels: false,
             recording_storage_url: None,

@@ -11,6 +11,7 @@
 //! - [`policy`]: whether a tunnel to a target may be opened, with the reason when not.
 //! - [`request`]: what a session asks for ([`SessionRequest`]), decided on at its start and
 //!   again while it runs.
+//! - [`shareable`]: shareable links, the one authorization that is not a role assignment.
 //! - [`session`]: who asks ([`Identity`]), over what ([`Protocol`]), why a session ended.
 //!
 //! Everything the rules need from the outside world (the gateway's own endpoints, the
@@ -25,6 +26,7 @@ pub mod rbac;
 pub mod request;
 pub mod resource_id;
 pub mod session;
+pub mod shareable;
 pub mod tier;
 
 pub use activation::{Activation, ActivationError, ActivationState, Eligibility};
@@ -44,4 +46,5 @@ pub use rbac::{
 pub use request::{RequestedTarget, SessionRequest};
 pub use resource_id::{ResourceId, ResourceIdError, ResourceKind};
 pub use session::{EndReason, Identity, IdentityKind, Protocol, UnknownProtocol};
+pub use shareable::ShareableLink;
 pub use tier::Tier;

@@ -160,6 +160,23 @@ pub enum RefusalReason {
     ActivationNotAllowed {
         detail: String,
     },
+    TierLacksShareableLinks {
+        tier: Tier,
+    },
+    ShareableLinksDisabled,
+    ShareableLinkLimit {
+        limit: usize,
+        existing: usize,
+    },
+    /// The link is unknown: never made, deleted, or its bastion deleted.
+    ShareableLinkNotFound,
+    ShareableLinkExpired {
+        at: String,
+    },
+    /// A link opens its one machine through its one bastion, nothing else.
+    ShareableLinkOtherTarget {
+        target: String,
+    },
 }
 
 impl RefusalReason {
@@ -184,6 +201,12 @@ impl RefusalReason {
             RefusalReason::ActivationRequired { .. } => "ActivationRequired",
             RefusalReason::RecordingRequired => "RecordingRequired",
             RefusalReason::ActivationNotAllowed { .. } => "ActivationNotAllowed",
+            RefusalReason::TierLacksShareableLinks { .. } => "TierLacksShareableLinks",
+            RefusalReason::ShareableLinksDisabled => "ShareableLinksDisabled",
+            RefusalReason::ShareableLinkLimit { .. } => "ShareableLinkLimit",
+            RefusalReason::ShareableLinkNotFound => "ShareableLinkNotFound",
+            RefusalReason::ShareableLinkExpired { .. } => "ShareableLinkExpired",
+            RefusalReason::ShareableLinkOtherTarget { .. } => "ShareableLinkOtherTarget",
         }
     }
 }
@@ -249,6 +272,23 @@ impl fmt::Display for RefusalReason {
             ),
             RefusalReason::ActivationRequired { detail } | RefusalReason::ActivationNotAllowed { detail } => {
                 f.write_str(detail)
+            }
+            RefusalReason::TierLacksShareableLinks { tier } => {
+                write!(f, "tier {tier} does not include shareable links (needs Standard or Premium)")
+            }
+            RefusalReason::ShareableLinksDisabled => {
+                f.write_str("shareable links are turned off on this bastion (setting --enable-shareable-link)")
+            }
+            RefusalReason::ShareableLinkLimit { limit, existing } => write!(
+                f,
+                "a bastion has at most {limit} shareable links and this one has {existing}; delete some first"
+            ),
+            RefusalReason::ShareableLinkNotFound => {
+                f.write_str("this shareable link does not exist: it was deleted, or never made")
+            }
+            RefusalReason::ShareableLinkExpired { at } => write!(f, "this shareable link expired at {at}"),
+            RefusalReason::ShareableLinkOtherTarget { target } => {
+                write!(f, "this shareable link opens only {target}")
             }
         }
     }
@@ -436,6 +476,7 @@ mod tests {
             idle_timeout_secs: None,
             max_session_secs: None,
             disable_copy_paste: false,
+            enable_shareable_link: false,
             session_recording: false,
             allow_unrecorded_tunnels: false,
             recording_storage_url: None,

@@ -73,6 +73,9 @@ pub enum IdentityKind {
     ServicePrincipal,
     /// A group: never signs in; its role assignments apply to its members.
     Group,
+    /// Whoever holds a shareable link: never stored as a principal, has no role assignments;
+    /// the link itself (its id is the identity's) is what allows its one machine.
+    ShareableLink,
 }
 
 impl IdentityKind {
@@ -82,6 +85,7 @@ impl IdentityKind {
             IdentityKind::User => "user",
             IdentityKind::ServicePrincipal => "servicePrincipal",
             IdentityKind::Group => "group",
+            IdentityKind::ShareableLink => "shareableLink",
         }
     }
 

@@ -44,6 +44,12 @@ impl Tier {
         self >= Tier::Standard
     }
 
+    /// Shareable links (a link to one VM for someone without an account): Standard and
+    /// Premium, as in Azure.
+    pub fn includes_shareable_links(self) -> bool {
+        self >= Tier::Standard
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::Developer => "Developer",

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use rampart_core::rbac::builtin_roles;
 use rampart_core::{
-    AuditEntry, AuditResult, ConnectTarget, EndReason, GatewayEndpoints, Machine, Principal, Refusal,
-    RefusalReason, ResourceId, ResourceKind, RoleDefinition, TargetAuthorization, TargetKind, TargetRequest,
-    authorize_connect, authorize_target,
+    AuditEntry, AuditResult, ConnectTarget, EndReason, GatewayEndpoints, IdentityKind, Machine, Principal,
+    Refusal, RefusalReason, ResourceId, ResourceKind, RoleDefinition, TargetAuthorization, TargetKind,
+    TargetRequest, authorize_connect, authorize_target,
 };
 use rampart_store::Store;
 use tokio::net::TcpStream;
@@ -94,16 +94,23 @@ impl AdmissionService {
                 bastion: req.bastion.to_string(),
             })));
         };
-        let assignments = assignments_of(self.store.as_ref(), &req.identity.id).await?;
-        let roles = all_roles(self.store.as_ref()).await?;
-        let principal = Principal { name: &req.identity.name, assignments: &assignments, roles: &roles };
         let ip = req.target.ip();
-        let target = match &req.target {
-            Target::Machine(m) => ConnectTarget::Resource { machine: &m.id, nic: &m.nic.id },
-            Target::Ip(_) => ConnectTarget::Ip { ip, port: req.port },
-        };
-        if let Err(refusal) = authorize_connect(&principal, &req.bastion, target) {
-            return Err(self.refusal_or_activation_hint(req, &assignments, &roles, target, refusal).await?);
+        if req.identity.kind == IdentityKind::ShareableLink {
+            // The link is the authorization: no role assignments.
+            self.check_link(req, &bastion.settings).await?;
+        } else {
+            let assignments = assignments_of(self.store.as_ref(), &req.identity.id).await?;
+            let roles = all_roles(self.store.as_ref()).await?;
+            let principal = Principal { name: &req.identity.name, assignments: &assignments, roles: &roles };
+            let target = match &req.target {
+                Target::Machine(m) => ConnectTarget::Resource { machine: &m.id, nic: &m.nic.id },
+                Target::Ip(_) => ConnectTarget::Ip { ip, port: req.port },
+            };
+            if let Err(refusal) = authorize_connect(&principal, &req.bastion, target) {
+                return Err(self
+                    .refusal_or_activation_hint(req, &assignments, &roles, target, refusal)
+                    .await?);
+            }
         }
         let request = TargetRequest {
             settings: &bastion.settings,
@@ -116,6 +123,25 @@ impl AdmissionService {
             port: req.port,
         };
         authorize_target(&request, &self.endpoints).map_err(|r| Denial::refused(&r))
+    }
+
+    /// A shareable link's session: the link still exists, has not expired, and opens this
+    /// machine through this bastion, whose tier and setting still allow links.
+    async fn check_link(
+        &self,
+        req: &Request,
+        settings: &rampart_core::BastionSettings,
+    ) -> Result<(), Denial> {
+        let refused = |reason| Denial::refused(&Refusal::new(reason));
+        let Some(record) = self.store.shareable_link(&req.identity.id).await? else {
+            return Err(refused(RefusalReason::ShareableLinkNotFound));
+        };
+        let link = crate::shareable::from_record(&record).map_err(Denial::internal)?;
+        let Target::Machine(machine) = &req.target else {
+            return Err(refused(RefusalReason::ShareableLinkOtherTarget { target: link.target.to_string() }));
+        };
+        rampart_core::shareable::check_use(&link, &req.bastion, settings, &machine.id, chrono::Utc::now())
+            .map_err(|r| Denial::refused(&r))
     }
 
     /// The refusal, or, when an eligible assignment would allow the request, the refusal that
@@ -172,10 +198,20 @@ impl AdmissionService {
     /// setting changed, the bastion, machine or user deleted); returns how many it stopped.
     /// A store that cannot be read stops nothing: live sessions never depend on the database.
     pub async fn reauthorize_live(&self) -> usize {
+        self.reauthorize_where(|_| true).await
+    }
+
+    /// [`Self::reauthorize_live`] for the sessions opened through shareable links: their links
+    /// expire without any write.
+    pub async fn reauthorize_links(&self) -> usize {
+        self.reauthorize_where(|r| r.identity.kind == IdentityKind::ShareableLink).await
+    }
+
+    async fn reauthorize_where(&self, which: impl Fn(&Request) -> bool) -> usize {
         let mut users: HashMap<String, bool> = HashMap::new();
         let mut stopped = 0;
         for session in self.sessions.all() {
-            if session.end_reason().is_some() {
+            if session.end_reason().is_some() || !which(&session.request) {
                 continue;
             }
             match self.still_allowed(&session.request, &mut users).await {
@@ -198,14 +234,17 @@ impl AdmissionService {
 
     /// The user still exists, the machine is still registered, and [`Self::decide`] allows it.
     async fn still_allowed(&self, req: &Request, users: &mut HashMap<String, bool>) -> Result<(), Denial> {
-        let exists = match users.get(&req.identity.id) {
-            Some(known) => *known,
-            None => {
-                let known = self.store.user_by_id(&req.identity.id).await?.is_some();
-                users.insert(req.identity.id.clone(), known);
-                known
-            }
-        };
+        // A link is no principal: its existence is part of the decision.
+        let link = req.identity.kind == IdentityKind::ShareableLink;
+        let exists = link
+            || match users.get(&req.identity.id) {
+                Some(known) => *known,
+                None => {
+                    let known = self.store.user_by_id(&req.identity.id).await?.is_some();
+                    users.insert(req.identity.id.clone(), known);
+                    known
+                }
+            };
         if !exists {
             return Err(Denial::unauthenticated(format!(
                 "the user '{}' no longer exists",

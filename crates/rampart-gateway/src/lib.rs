@@ -28,6 +28,7 @@ pub mod portal;
 pub mod proxy_protocol;
 pub mod recording;
 pub mod server;
+pub mod shareable;
 pub mod tls;
 pub mod tunnel;
 

@@ -189,7 +189,8 @@ pub async fn follow_events(gw: Arc<Gateway>) {
     tokio::join!(
         receive_events(&gw, &changed),
         reauthorize_on_change(&gw, &changed),
-        watch_activation_ends(&gw, &changed)
+        watch_activation_ends(&gw, &changed),
+        watch_link_expiry(&gw)
     );
 }
 
@@ -249,6 +250,22 @@ async fn reauthorize_on_change(gw: &Gateway, changed: &Notify) {
         let stopped = gw.admission.reauthorize_live().await;
         if stopped > 0 {
             tracing::info!(stopped, "ended live sessions whose access was revoked");
+        }
+    }
+}
+
+/// Sessions through a shareable link end within this of the link's expiry.
+const LINK_EXPIRY_WATCH: Duration = Duration::from_secs(1);
+
+/// Shareable links expire without any write: this node decides again on its link sessions
+/// every second (there are few; nothing is read while there are none).
+async fn watch_link_expiry(gw: &Gateway) {
+    let mut tick = tokio::time::interval(LINK_EXPIRY_WATCH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if gw.sessions.count() > 0 {
+            gw.admission.reauthorize_links().await;
         }
     }
 }

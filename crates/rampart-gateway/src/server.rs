@@ -49,6 +49,8 @@ pub struct Gateway {
     pub(crate) keys: TokenKeys,
     pub(crate) config: GatewayConfig,
     pub(crate) limiter: LoginLimiter,
+    /// Uses of shareable links per (link, address): a link opens a sign-in form to anyone.
+    pub(crate) link_limiter: LoginLimiter,
     pub(crate) ssh_ca: rampart_ssh::SshCa,
     /// Verified against when a user name does not exist, so timing reveals nothing.
     pub(crate) dummy_hash: String,
@@ -199,6 +201,10 @@ impl Gateway {
             instance,
             keys,
             limiter: LoginLimiter::new(config.login_max_failures, config.login_window),
+            link_limiter: LoginLimiter::new(
+                crate::shareable::USES_PER_MINUTE,
+                std::time::Duration::from_secs(60),
+            ),
             ssh_ca,
             metrics: install_metrics(&config),
             config,

@@ -99,6 +99,9 @@ pub struct Bastion {
     /// Browser sessions exchange no clipboard text with the remote machine.
     #[serde(default)]
     pub disable_copy_paste: bool,
+    /// Shareable links may be made (Standard and Premium).
+    #[serde(default)]
+    pub enable_shareable_link: bool,
     /// Browser sessions are recorded (Premium).
     #[serde(default)]
     pub enable_session_recording: bool,
@@ -184,6 +187,8 @@ pub struct BastionChange {
     pub max_session_duration_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_copy_paste: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_shareable_link: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_session_recording: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

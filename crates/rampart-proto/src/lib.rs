@@ -8,6 +8,7 @@ pub mod directory;
 pub mod mfa;
 pub mod mux;
 pub mod recording;
+pub mod shareable;
 pub mod tunnel;
 
 pub use api::ErrorBody;

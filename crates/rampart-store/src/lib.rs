@@ -35,6 +35,7 @@ mod mfa;
 mod nodes;
 mod postgres;
 mod recording;
+mod shareable;
 mod sqlite;
 
 pub use activation::ActivationStore;
@@ -44,6 +45,7 @@ pub use mfa::{MfaStore, TotpRecord};
 pub use nodes::{LiveSessionRecord, NodeRecord, NodeState, NodeStore, Reaped, StoreEvent};
 pub use postgres::PostgresStore;
 pub use recording::{RecordingRecord, RecordingStore};
+pub use shareable::{ShareableLinkRecord, ShareableLinkStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -270,6 +272,7 @@ pub trait Store:
     + MfaStore
     + ActivationStore
     + RecordingStore
+    + ShareableLinkStore
     + 'static
 {
     /// Flushes and closes the store; called once at shutdown.

@@ -53,6 +53,10 @@ pub struct BastionSettingsArgs {
     /// Turn copy and paste off for browser sessions (Standard and Premium).
     #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
     pub disable_copy_paste: Option<bool>,
+    /// Allow shareable links: links to one VM for people without an account (Standard and
+    /// Premium).
+    #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub enable_shareable_link: Option<bool>,
     /// Record the browser sessions (Premium); raw tunnels are then refused unless
     /// --allow-unrecorded-tunnels true.
     #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
@@ -131,6 +135,54 @@ pub enum BastionCommand {
     /// Recorded sessions (Premium, with --enable-session-recording true).
     #[command(subcommand)]
     Recording(RecordingCommand),
+    /// Links to one VM for people without an account (Standard and Premium, with
+    /// --enable-shareable-link true).
+    #[command(subcommand)]
+    ShareableLink(ShareableLinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShareableLinkCommand {
+    /// Make a link per VM; each link is shown once, here (the gateway keeps only its hash).
+    Create {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        /// The VMs' resource IDs.
+        #[arg(long, num_args = 1.., required = true)]
+        vms: Vec<String>,
+        /// How long the links work (ISO 8601: PT4H, P7D) [default: P1D; at most P365D].
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Output format (as az's `--output`).
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// The bastion's links (only these VMs' with --vms).
+    List {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        /// Only the links of these VMs.
+        #[arg(long, num_args = 1..)]
+        vms: Vec<String>,
+        /// Output format (as az's `--output`).
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Delete links: by id, by VM, or by the link (or its token) as handed out. Sessions
+    /// opened through them end.
+    Delete {
+        #[command(flatten)]
+        bastion: ResourceRef,
+        /// The links' ids.
+        #[arg(long, num_args = 1.., required_unless_present_any = ["vms", "tokens"])]
+        ids: Vec<String>,
+        /// Every link of these VMs.
+        #[arg(long, num_args = 1..)]
+        vms: Vec<String>,
+        /// The links (or their tokens) as they were handed out.
+        #[arg(long, num_args = 1..)]
+        tokens: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

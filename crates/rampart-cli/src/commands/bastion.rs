@@ -30,6 +30,7 @@ fn change(s: BastionSettingsArgs) -> BastionChange {
         idle_timeout_seconds: s.idle_timeout,
         max_session_duration_seconds: s.max_session_duration,
         disable_copy_paste: s.disable_copy_paste,
+        enable_shareable_link: s.enable_shareable_link,
         enable_session_recording: s.enable_session_recording,
         allow_unrecorded_tunnels: s.allow_unrecorded_tunnels,
         session_recording_storage_url: s.session_recording_storage_url,
@@ -155,6 +156,57 @@ async fn sessions(cmd: SessionCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+const LINK_COLUMNS: &[(&str, &str)] =
+    &[("Id", "id"), ("Vm", "vm.id"), ("ExpiresAt", "expiresAt"), ("CreatedBy", "createdBy"), ("Link", "bsl")];
+
+async fn shareable_links(cmd: crate::cli::ShareableLinkCommand) -> Result<ExitCode> {
+    use crate::cli::ShareableLinkCommand;
+    use rampart_proto::shareable::{
+        LinkedVm, ShareableLinkDelete, ShareableLinkList, ShareableLinkRequest, ShareableLinkTokens, VmRef,
+    };
+    let (profile, client) = under_bastion().await?;
+    let vms = |ids: Vec<String>| -> Vec<LinkedVm> {
+        ids.into_iter().map(|id| LinkedVm { vm: VmRef { id } }).collect()
+    };
+    match cmd {
+        ShareableLinkCommand::Create { bastion, vms: ids, expires_in, output } => {
+            let body = ShareableLinkRequest { vms: vms(ids), expires_in };
+            let url = bastion_part(&profile, &bastion, "createShareableLinks")?;
+            let made: Option<ShareableLinkList> = client.request(Method::POST, &url, Some(&body)).await?;
+            print(&made.unwrap_or_default().value, output, LINK_COLUMNS)?;
+            eprintln!("each link is shown only now: the gateway keeps its hash, not the link");
+        }
+        ShareableLinkCommand::List { bastion, vms: ids, output } => {
+            let body = ShareableLinkRequest { vms: vms(ids), expires_in: None };
+            let url = bastion_part(&profile, &bastion, "getShareableLinks")?;
+            let list: Option<ShareableLinkList> = client.request(Method::POST, &url, Some(&body)).await?;
+            print(&list.unwrap_or_default().value, output, LINK_COLUMNS)?;
+        }
+        ShareableLinkCommand::Delete { bastion, ids, vms: vm_ids, tokens } => {
+            let mut deleted = Vec::new();
+            if !ids.is_empty() || !vm_ids.is_empty() {
+                let body = ShareableLinkDelete { vms: vms(vm_ids), ids };
+                let url = bastion_part(&profile, &bastion, "deleteShareableLinks")?;
+                let gone: Option<ShareableLinkList> = client.request(Method::POST, &url, Some(&body)).await?;
+                deleted.extend(gone.unwrap_or_default().value);
+            }
+            if !tokens.is_empty() {
+                let body = ShareableLinkTokens { tokens };
+                let url = bastion_part(&profile, &bastion, "deleteShareableLinksByToken")?;
+                let gone: Option<ShareableLinkList> = client.request(Method::POST, &url, Some(&body)).await?;
+                deleted.extend(gone.unwrap_or_default().value);
+            }
+            for l in &deleted {
+                eprintln!("deleted shareable link {} to {}", l.id, l.vm.id);
+            }
+            if deleted.is_empty() {
+                eprintln!("no link matched: nothing deleted");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 const HOST_KEY_COLUMNS: &[(&str, &str)] =
     &[("Target", "target"), ("Kind", "kind"), ("PinnedAt", "pinnedAt"), ("Key", "key")];
 
@@ -187,6 +239,7 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
         BastionCommand::Session(cmd) => return sessions(cmd).await,
         BastionCommand::HostKey(cmd) => return host_keys(cmd).await,
         BastionCommand::Recording(cmd) => return recordings(cmd).await,
+        BastionCommand::ShareableLink(cmd) => return shareable_links(cmd).await,
         other => other,
     };
     let mut profile = Profile::require()?;
@@ -227,7 +280,8 @@ pub async fn run(cmd: BastionCommand) -> Result<ExitCode> {
         | BastionCommand::Rdp(_)
         | BastionCommand::Session(_)
         | BastionCommand::HostKey(_)
-        | BastionCommand::Recording(_) => {
+        | BastionCommand::Recording(_)
+        | BastionCommand::ShareableLink(_) => {
             unreachable!("handled above")
         }
     }

@@ -55,7 +55,12 @@ impl Denial {
     /// A policy refusal; not-found when every reason is a missing bastion or target.
     pub fn refused(refusal: &Refusal) -> Denial {
         let kind = if refusal.reasons().iter().all(|r| {
-            matches!(r, RefusalReason::BastionNotFound { .. } | RefusalReason::TargetNotFound { .. })
+            matches!(
+                r,
+                RefusalReason::BastionNotFound { .. }
+                    | RefusalReason::TargetNotFound { .. }
+                    | RefusalReason::ShareableLinkNotFound
+            )
         }) {
             DenialKind::NotFound
         } else if refusal.reasons().iter().any(|r| matches!(r, RefusalReason::Unauthenticated { .. })) {

@@ -73,7 +73,12 @@ pub async fn list_in_group(
     Ok(visible(&caller, gw.store.list_bastions(&sub.id, Some(&group)).await?))
 }
 
-async fn bastion_id(gw: &Gateway, sub: &str, group: &str, name: &str) -> Result<ResourceId, ApiError> {
+pub(crate) async fn bastion_id(
+    gw: &Gateway,
+    sub: &str,
+    group: &str,
+    name: &str,
+) -> Result<ResourceId, ApiError> {
     let sub = resolve_subscription(gw, sub).await?;
     for n in [group, name] {
         validate_name(n).map_err(|e| ApiError::bad_request("InvalidName", e.to_string()))?;
@@ -81,7 +86,7 @@ async fn bastion_id(gw: &Gateway, sub: &str, group: &str, name: &str) -> Result<
     Ok(ResourceId::bastion(&sub.id, group, name))
 }
 
-fn not_found(id: &ResourceId) -> ApiError {
+pub(crate) fn not_found(id: &ResourceId) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "BastionNotFound",
@@ -178,6 +183,9 @@ fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<Bastio
     if let Some(v) = change.disable_copy_paste {
         s.disable_copy_paste = v;
     }
+    if let Some(v) = change.enable_shareable_link {
+        s.enable_shareable_link = v;
+    }
     if let Some(v) = change.enable_session_recording {
         s.session_recording = v;
     }
@@ -229,11 +237,12 @@ async fn audit_change(
 ) -> Result<(), ApiError> {
     let nets: Vec<String> = s.reachable_networks.iter().map(|n| n.to_string()).collect();
     let summary = format!(
-        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, session recording {}{}{}{}, reachable networks [{}]",
+        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, shareable links {}, session recording {}{}{}{}, reachable networks [{}]",
         s.tier,
         s.enable_tunneling,
         s.enable_ip_connect,
         !s.disable_copy_paste,
+        s.enable_shareable_link,
         s.session_recording,
         if s.session_recording && s.allow_unrecorded_tunnels { " (raw tunnels unrecorded)" } else { "" },
         s.recording_storage_url.as_ref().map(|u| format!(" to {}", u.redacted())).unwrap_or_default(),
@@ -256,6 +265,7 @@ pub fn to_api(b: &Bastion) -> api::Bastion {
         idle_timeout_seconds: b.settings.idle_timeout_secs,
         max_session_duration_seconds: b.settings.max_session_secs,
         disable_copy_paste: b.settings.disable_copy_paste,
+        enable_shareable_link: b.settings.enable_shareable_link,
         enable_session_recording: b.settings.session_recording,
         allow_unrecorded_tunnels: b.settings.allow_unrecorded_tunnels,
         session_recording_storage_url: b.settings.recording_storage_url.as_ref().map(|u| u.redacted()),

@@ -17,6 +17,9 @@ use rampart_proto::directory::{
 };
 use rampart_proto::mfa::{MfaCode, MfaEnrolment, MfaRecoveryCodes, MfaStatus};
 use rampart_proto::recording::{RecordingVerification, RecordingView};
+use rampart_proto::shareable::{
+    ShareableLinkDelete, ShareableLinkList, ShareableLinkRequest, ShareableLinkTokens,
+};
 use rampart_proto::tunnel::{CONNECT_PATH, GRANT_PATH, MUX_PATH, STREAM_PATH, TunnelGrant, TunnelRequest};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
@@ -188,6 +191,19 @@ pub fn of_route(method: &str, path: &str) -> Option<Contract> {
             ],
             ..empty()
         },
+        ("post", LINKS_CREATE) => {
+            with_body(of::<ShareableLinkRequest>, Reply::Json(200, of::<ShareableLinkList>))
+        }
+        ("post", LINKS_GET) => Contract {
+            body_optional: true,
+            ..with_body(of::<ShareableLinkRequest>, Reply::Json(200, of::<ShareableLinkList>))
+        },
+        ("post", LINKS_DELETE) => {
+            with_body(of::<ShareableLinkDelete>, Reply::Json(200, of::<ShareableLinkList>))
+        }
+        ("post", LINKS_DELETE_BY_TOKEN) => {
+            with_body(of::<ShareableLinkTokens>, Reply::Json(200, of::<ShareableLinkList>))
+        }
         ("delete", _) | ("post", NODE_DRAIN) => empty(),
         _ => return None,
     };

@@ -17,6 +17,7 @@ mod principals;
 pub(crate) mod recordings;
 pub(crate) mod session;
 pub(crate) mod sessions;
+pub(crate) mod shareable;
 pub(crate) mod ssh;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -150,6 +151,10 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("delete", SESSION, "Disconnect a session"),
     ("get", HOST_KEYS, "Host keys and RDP certificates pinned for targets the bastion reaches"),
     ("delete", HOST_KEYS, "Forget a pinned host key or certificate (?target=…&kind=ssh|rdp)"),
+    ("post", LINKS_CREATE, "Make a shareable link per VM (Standard and Premium); each is shown once"),
+    ("post", LINKS_GET, "The bastion's shareable links (only these VMs' when some are named)"),
+    ("post", LINKS_DELETE, "Delete shareable links by VM or id; their sessions end"),
+    ("post", LINKS_DELETE_BY_TOKEN, "Delete shareable links by the link (or token) handed out"),
 ];
 
 /// Every path, named once for the table above and the router below.
@@ -196,6 +201,13 @@ const METRICS: &str = "/metrics";
 const SESSION: &str =
     "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/sessions/{id}";
 const BASTION: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}";
+const LINKS_CREATE: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/createShareableLinks";
+const LINKS_GET: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/getShareableLinks";
+const LINKS_DELETE: &str =
+    "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/deleteShareableLinks";
+const LINKS_DELETE_BY_TOKEN: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/bastionHosts/{name}/deleteShareableLinksByToken";
 const VM: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/virtualMachines/{name}";
 const VMSS: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/virtualMachineScaleSets/{name}";
 const NIC: &str = "/api/subscriptions/{subscription}/resourceGroups/{group}/networkInterfaces/{name}";
@@ -280,6 +292,10 @@ pub fn router(state: AppState) -> Router {
         .route(SESSION_JOIN, get(crate::portal::join_over_api))
         .route(SHELL, get(crate::portal::native_shell))
         .route(HOST_KEYS, get(host_keys::list).delete(host_keys::forget))
+        .route(LINKS_CREATE, post(shareable::create))
+        .route(LINKS_GET, post(shareable::list))
+        .route(LINKS_DELETE, post(shareable::delete))
+        .route(LINKS_DELETE_BY_TOKEN, post(shareable::delete_by_token))
         .route(RECORDINGS, get(recordings::list))
         .route(RECORDING, get(recordings::show))
         .route(RECORDING_CONTENT, get(recordings::export))
@@ -434,6 +450,7 @@ impl ApiError {
                 r,
                 rampart_core::RefusalReason::BastionNotFound { .. }
                     | rampart_core::RefusalReason::TargetNotFound { .. }
+                    | rampart_core::RefusalReason::ShareableLinkNotFound
             )
         }) {
             StatusCode::NOT_FOUND

@@ -36,9 +36,9 @@ pub(crate) struct DesktopPage {
 }
 
 impl DesktopPage {
-    /// The user's own desktop, opened with its ticket.
-    pub(crate) fn own(title: String, ticket: &str) -> DesktopPage {
-        DesktopPage { title, ws: format!("/portal/terminal/{ticket}/ws"), watching: false }
+    /// The user's own desktop, whose WebSocket is `ws`.
+    pub(crate) fn own(title: String, ws: &str) -> DesktopPage {
+        DesktopPage { title, ws: ws.to_string(), watching: false }
     }
 }
 

@@ -16,6 +16,7 @@ mod native;
 mod pages;
 mod passkeys;
 pub(crate) mod paste;
+mod share;
 mod shell;
 mod terminal;
 
@@ -79,6 +80,9 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/passkeys/login/finish", post(passkeys::login_finish))
         .route(crate::federation::LOGIN, get(crate::federation::web::login))
         .route(crate::federation::CALLBACK, get(crate::federation::web::callback))
+        .route("/share/{token}", get(share::page).post(share::connect))
+        .route("/share/{token}/terminal/{ticket}", get(share::terminal))
+        .route("/share/{token}/terminal/{ticket}/ws", get(share::websocket))
         .route(ASSETS, get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -46,7 +46,16 @@ pub async fn shell(
     entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
     entry.protocol = Some("ssh".into());
     entry.bastion_id = Some(bastion.chars().take(512).collect());
-    let pending = match sign_in_to_target(&gw, &caller, ClientKind::NativeRecorded, &form, &mut entry).await {
+    let pending = match sign_in_to_target(
+        &gw,
+        &caller,
+        caller.identity(),
+        ClientKind::NativeRecorded,
+        &form,
+        &mut entry,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(err) => {
             if entry.result == AuditResult::Allowed {

@@ -71,7 +71,7 @@ impl PendingTerminals {
         map.retain(|_, p| p.created.elapsed() < TICKET_TTL);
     }
 
-    fn insert(&self, pending: PendingTerminal) -> String {
+    pub(crate) fn insert(&self, pending: PendingTerminal) -> String {
         let ticket = auth::random_secret(24);
         let mut map = self.lock();
         Self::expire(&mut map);
@@ -148,6 +148,40 @@ impl ConnectForm {
     }
 }
 
+impl ConnectForm {
+    /// A shareable link's form: its bastion and machine, and what the visitor typed.
+    pub(crate) fn for_link(
+        bastion: String,
+        vm: String,
+        (protocol, port, username, auth): (String, Option<String>, String, String),
+        (password, private_key, passphrase, domain): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ),
+        (width, height): (Option<u16>, Option<u16>),
+    ) -> ConnectForm {
+        ConnectForm {
+            csrf: String::new(),
+            bastion,
+            target: "vm".into(),
+            vm: Some(vm),
+            ip: None,
+            protocol,
+            port,
+            username,
+            auth,
+            password,
+            private_key,
+            passphrase,
+            domain,
+            width,
+            height,
+        }
+    }
+}
+
 impl std::fmt::Debug for ConnectForm {
     // The secrets never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,7 +210,8 @@ pub async fn connect(
     entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
     entry.protocol = Some(form.protocol.chars().take(16).collect());
     entry.bastion_id = Some(form.bastion.chars().take(512).collect());
-    match sign_in_to_target(&gw, &user.caller, ClientKind::Browser, &form, &mut entry).await {
+    let identity = user.caller.identity();
+    match sign_in_to_target(&gw, &user.caller, identity, ClientKind::Browser, &form, &mut entry).await {
         Ok(pending) => {
             let ticket = gw.terminals.insert(pending);
             Redirect::to(&format!("/portal/terminal/{ticket}")).into_response()
@@ -197,9 +232,13 @@ pub async fn connect(
 
 /// Authorizes the form's target, dials it and signs in (the portal's Connect form, and
 /// `rampart ssh` on a recording bastion, whose sessions the gateway terminates).
+///
+/// `identity` is whom the session is for: the caller, or whoever holds a shareable link (then
+/// `caller` stands for the link's visitor, with no role assignments).
 pub(crate) async fn sign_in_to_target(
     gw: &Gateway,
     caller: &crate::api::caller::Caller,
+    identity: rampart_core::Identity,
     client_kind: ClientKind,
     form: &ConnectForm,
     entry: &mut AuditEntry,
@@ -239,8 +278,9 @@ pub(crate) async fn sign_in_to_target(
         },
     };
     entry.target_port = Some(port);
+    let by_link = identity.kind == rampart_core::IdentityKind::ShareableLink;
     let request = Request {
-        identity: caller.identity(),
+        identity,
         bastion: bastion.clone(),
         target,
         port,
@@ -277,6 +317,12 @@ pub(crate) async fn sign_in_to_target(
                 return Err(invalid("NoPrivateKey", "choose a private key file or paste the key"));
             }
             Credentials::Ssh(TerminalAuth::PrivateKey { key, passphrase: form.passphrase.clone() })
+        }
+        (_, "identity") if by_link => {
+            return Err(invalid(
+                "InvalidAuthType",
+                "a shareable link signs in with the machine's own credentials (a password or a key)",
+            ));
         }
         (_, "identity") => {
             Credentials::Ssh(identity_certificate(gw, caller, &bastion, form, username).await?)
@@ -464,14 +510,19 @@ pub(crate) struct TerminalPage {
 }
 
 pub async fn page(State(gw): State<AppState>, user: PortalUser, Path(ticket): Path<String>) -> Response {
-    match gw.terminals.title(&ticket, &user.caller.user.claims.sub) {
-        Some((title, false)) => render(&TerminalPage { title, ws: format!("/portal/terminal/{ticket}/ws") }),
-        Some((title, true)) => render(&super::desktop::DesktopPage::own(title, &ticket)),
+    page_for(&gw, &ticket, &user.caller.user.claims.sub, &format!("/portal/terminal/{ticket}/ws"))
+}
+
+/// The terminal or desktop page of a waiting connection, opening the WebSocket at `ws`.
+pub(crate) fn page_for(gw: &Gateway, ticket: &str, owner: &str, ws: &str) -> Response {
+    match gw.terminals.title(ticket, owner) {
+        Some((title, false)) => render(&TerminalPage { title, ws: ws.to_string() }),
+        Some((title, true)) => render(&super::desktop::DesktopPage::own(title, ws)),
         None => gone(),
     }
 }
 
-fn gone() -> Response {
+pub(crate) fn gone() -> Response {
     message(
         StatusCode::NOT_FOUND,
         "Terminal not available",
@@ -482,7 +533,7 @@ fn gone() -> Response {
 }
 
 #[derive(Deserialize)]
-pub struct TerminalSize {
+pub(crate) struct TerminalSize {
     cols: Option<u16>,
     rows: Option<u16>,
 }
@@ -500,12 +551,23 @@ pub async fn websocket(
     if let Err(refused) = same_origin(&headers, &uri) {
         return refused.into_response();
     }
-    let Some(pending) = gw.terminals.take(&ticket, &user.caller.user.claims.sub) else {
+    attach(gw, &ticket, &user.caller.user.claims.sub, user.caller.user.client, size, upgrade)
+}
+
+/// Bridges the WebSocket to the connection waiting under `ticket` for `owner`.
+pub(crate) fn attach(
+    gw: AppState,
+    ticket: &str,
+    owner: &str,
+    client: std::net::SocketAddr,
+    size: TerminalSize,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(pending) = gw.terminals.take(ticket, owner) else {
         return gone();
     };
     let cols = size.cols.unwrap_or(80).clamp(10, 1000);
     let rows = size.rows.unwrap_or(24).clamp(2, 500);
-    let client = user.caller.user.client;
     upgrade.on_upgrade(move |socket| async move {
         let PendingTerminal { connection, mut entry, mut request, mark, .. } = pending;
         // The session is where the page attached from.

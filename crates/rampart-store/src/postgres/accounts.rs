@@ -53,6 +53,7 @@ fn bastion_from_row(row: &PgRow) -> StoreResult<Bastion> {
             idle_timeout_secs: secs(row.try_get("idle_timeout_secs")?),
             max_session_secs: secs(row.try_get("max_session_secs")?),
             disable_copy_paste: row.try_get("disable_copy_paste")?,
+            enable_shareable_link: row.try_get("enable_shareable_link")?,
             session_recording: row.try_get("session_recording")?,
             allow_unrecorded_tunnels: row.try_get("allow_unrecorded_tunnels")?,
             recording_storage_url: row
@@ -286,8 +287,8 @@ impl AccountStore for PostgresStore {
             "INSERT INTO bastions (subscription_id, resource_group, name, tier, enable_tunneling,
                enable_ip_connect, reachable_networks, created_at, updated_at, idle_timeout_secs, max_session_secs,
                disable_copy_paste, session_recording, allow_unrecorded_tunnels,
-               recording_storage_url, recording_retention_days)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, $15)",
+               recording_storage_url, recording_retention_days, enable_shareable_link)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&id.subscription)
         .bind(&id.resource_group)
@@ -304,6 +305,7 @@ impl AccountStore for PostgresStore {
         .bind(settings.allow_unrecorded_tunnels)
         .bind(settings.recording_storage_url.as_ref().map(|u| u.expose().to_string()))
         .bind(settings.recording_retention_days.map(i64::from))
+        .bind(settings.enable_shareable_link)
         .execute(&self.pool)
         .await
         .map_err(conflict(|| format!("bastion '{}'", id.name)))?;
@@ -353,7 +355,7 @@ impl AccountStore for PostgresStore {
             "UPDATE bastions SET tier = $4, enable_tunneling = $5, enable_ip_connect = $6,
                reachable_networks = $7, updated_at = $8, idle_timeout_secs = $9, max_session_secs = $10,
                disable_copy_paste = $11, session_recording = $12, allow_unrecorded_tunnels = $13,
-               recording_storage_url = $14, recording_retention_days = $15
+               recording_storage_url = $14, recording_retention_days = $15, enable_shareable_link = $16
              WHERE subscription_id = $1 AND resource_group = $2 AND name = $3",
         )
         .bind(&id.subscription)
@@ -371,6 +373,7 @@ impl AccountStore for PostgresStore {
         .bind(settings.allow_unrecorded_tunnels)
         .bind(settings.recording_storage_url.as_ref().map(|u| u.expose().to_string()))
         .bind(settings.recording_retention_days.map(i64::from))
+        .bind(settings.enable_shareable_link)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -392,6 +395,11 @@ impl AccountStore for PostgresStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("bastion '{}'", id.name)));
         }
+        // Its links go with it (a bastion made again under the name starts with none).
+        sqlx::query("DELETE FROM shareable_links WHERE bastion_id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

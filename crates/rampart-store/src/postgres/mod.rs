@@ -15,6 +15,7 @@ mod inventory;
 mod mfa;
 mod nodes;
 mod recording;
+mod shareable;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ mod inventory;
 mod mfa;
 mod nodes;
 mod recording;
+mod shareable;
 
 use std::path::Path;
 use std::time::Duration;

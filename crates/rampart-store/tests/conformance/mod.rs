@@ -44,11 +44,13 @@ mod directory;
 mod mfa;
 mod nodes;
 mod recording;
+mod shareable;
 pub use activation::*;
 pub use directory::*;
 pub use mfa::*;
 pub use nodes::*;
 pub use recording::*;
+pub use shareable::*;
 
 /// Read-your-writes for every input of an authorization decision: a write is seen by the
 /// very next read, however often that read was made before (a backend may cache reads, and
@@ -71,6 +73,7 @@ pub async fn authorization_inputs_are_read_after_every_write(store: Arc<dyn Stor
     settings.recording_storage_url =
         Some(rampart_core::SecretUrl::new("https://a.blob.core.windows.net/rec?sv=1&sig=x"));
     settings.recording_retention_days = Some(30);
+    settings.enable_shareable_link = true;
     store.update_bastion(&id, &settings).await?;
     let b = store.bastion(&id).await?.ok_or_else(|| fail("bastion"))?;
     ensure!(b.settings.enable_ip_connect, "a changed setting is read at once");
@@ -362,6 +365,7 @@ macro_rules! conformance_tests {
             passkeys_are_kept_per_user,
             activations_are_decided_once_and_end,
             recordings_are_listed_and_finished,
+            shareable_links_keep_their_limit,
         );
     };
     ($backend:expr; $($check:ident),+ $(,)?) => {

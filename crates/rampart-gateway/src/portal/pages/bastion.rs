@@ -30,6 +30,7 @@ struct BastionPage<'a> {
     ip_connect: bool,
     native_client: bool,
     copy_paste: bool,
+    shareable_link: bool,
     networks: String,
     idle_timeout: u64,
     max_session: u64,
@@ -88,6 +89,7 @@ async fn bastion_page_for(
         ip_connect: s.enable_ip_connect,
         native_client: s.enable_tunneling,
         copy_paste: !s.disable_copy_paste,
+        shareable_link: s.enable_shareable_link,
         networks: s.reachable_networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         idle_timeout: s.idle_timeout_secs.unwrap_or(0),
         max_session: s.max_session_secs.unwrap_or(0),
@@ -135,6 +137,7 @@ pub async fn change_bastion(
             enable_tunneling: Some(get("enable_tunneling") == Some("true")),
             enable_ip_connect: Some(get("enable_ip_connect") == Some("true")),
             disable_copy_paste: Some(get("copy_paste") != Some("true")),
+            enable_shareable_link: Some(get("enable_shareable_link") == Some("true")),
             // The operator page does not show recording yet: it leaves it as it is.
             enable_session_recording: None,
             allow_unrecorded_tunnels: None,
