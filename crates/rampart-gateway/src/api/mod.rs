@@ -1,6 +1,8 @@
 //! The HTTP API. JSON in and out; every error is an [`ErrorBody`] with a stable code and a
 //! message that names the reason.
 
+pub use json_body::JsonBody;
+
 pub(crate) mod access;
 pub(crate) mod activation;
 pub(crate) mod audit;
@@ -10,6 +12,7 @@ mod contract;
 pub(crate) mod federation;
 mod host_keys;
 pub(crate) mod inventory;
+mod json_body;
 pub(crate) mod mfa;
 mod nodes;
 mod openapi;
@@ -577,28 +580,5 @@ impl FromRequestParts<AppState> for AuthUser {
             client: ClientAddr::from_parts(parts),
             user_agent: UserAgent::from_parts(parts),
         })
-    }
-}
-
-/// JSON body extractor whose rejection is an [`ApiError`] naming what is wrong.
-pub struct JsonBody<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BodyTooLarge",
-                "the request body is larger than the gateway accepts (2 MiB; import big fleets in batches)",
-            )),
-            Err(rejection) => Err(ApiError::bad_request("InvalidBody", rejection.body_text())),
-        }
     }
 }
