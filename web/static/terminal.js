@@ -51,6 +51,8 @@ ws.onmessage = (event) => {
     clipboard = message.clipboard !== false;
     setStatus('connected', 'connected');
     term.focus();
+    // The file panel (files.js) works on this session.
+    if (message.session) document.dispatchEvent(new CustomEvent('rampart:ready', { detail: { session: message.session } }));
   } else if (message.type === 'clipboard-state') {
     clipboard = message.on;
   } else if (message.type === 'notice') {

@@ -31,14 +31,23 @@ await withBrowser(browser, out, async () => {
   await owner.click('header a.inventory');
   await owner.waitForURL(/\/portal\/inventory/);
   await owner.fill('#register input[name=name]', 'web1');
-  await owner.fill('#register input[name=private_ip_address]', '127.0.0.1');
+  // First with the wrong address and port, put right in place below.
+  await owner.fill('#register input[name=private_ip_address]', '127.0.0.9');
   await owner.fill('#register input[name=nic_name]', 'web1-nic');
-  await owner.fill('#register input[name=port_ssh]', env('SSH_PORT'));
   await submit(owner, '#register button[type=submit]');
   const vmId = await owner.getAttribute('#vms tr[data-vm="web1"]', 'data-id');
   check(vmId && vmId.endsWith('/virtualMachines/web1'), `the VM is listed: ${vmId}`);
   check((await owner.textContent('#nics tr[data-nic="web1-nic"] td:last-child')).trim() === 'web1', 'its network interface, attached to it');
   step('the Owner registers a VM and its network interface');
+
+  await owner.click('#vms tr[data-vm="web1"] details.edit summary');
+  await owner.fill('#vms tr[data-vm="web1"] input[name=private_ip_address]', '127.0.0.1');
+  await owner.fill('#vms tr[data-vm="web1"] input[name=port_ssh]', env('SSH_PORT'));
+  await submit(owner, '#vms tr[data-vm="web1"] form.edit-vm button[type=submit]');
+  const row = (await owner.textContent('#vms tr[data-vm="web1"]')).replace(/\s+/g, ' ');
+  check(row.includes('127.0.0.1') && row.includes(`${env('SSH_PORT')} / 3389`), `the VM is changed in place: ${row}`);
+  check((await owner.textContent('#nics tr[data-nic="web1-nic"]')).includes('127.0.0.1'), 'its interface has the new address');
+  step('the Owner edits the VM in place (address and SSH port)');
 
   await owner.fill('#register-set input[name=name]', 'pool');
   await owner.fill('#register-set input[name=instances]', '127.0.0.2, 127.0.0.3');
@@ -87,6 +96,7 @@ await withBrowser(browser, out, async () => {
   check(await reader.$('#vms tr[data-vm="web1"]'), 'the Reader sees the VM');
   check(!(await reader.$('#register')), 'no register form for a Reader');
   check((await reader.$$('#vms button')).length === 0, 'no Unregister button for a Reader');
+  check((await reader.$$('#vms details.edit')).length === 0, 'no Edit control for a Reader');
   const sideways = await reader.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   check(sideways <= 1, `the page scrolls sideways by ${sideways}px on a phone`);
   await reader.screenshot({ path: join(out, 'inventory-phone.png') });

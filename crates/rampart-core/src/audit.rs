@@ -33,6 +33,9 @@ pub enum AuditEvent {
     /// A shareable link made or deleted (its uses are `connection-open` records whose user
     /// names the link).
     ShareableLink,
+    /// A file moved between the browser and the target (its path, size and SHA-256), or
+    /// refused.
+    FileTransfer,
 }
 
 impl AuditEvent {
@@ -53,6 +56,7 @@ impl AuditEvent {
             AuditEvent::Recording => "recording",
             AuditEvent::SessionJoin => "session-join",
             AuditEvent::ShareableLink => "shareable-link",
+            AuditEvent::FileTransfer => "file-transfer",
         }
     }
 
@@ -73,6 +77,7 @@ impl AuditEvent {
             AuditEvent::Recording,
             AuditEvent::SessionJoin,
             AuditEvent::ShareableLink,
+            AuditEvent::FileTransfer,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

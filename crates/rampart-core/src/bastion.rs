@@ -26,6 +26,11 @@ pub struct BastionSettings {
     /// "Shareable link" (`enableShareableLink` in Azure; Standard and Premium): links to one
     /// VM that people without an account open.
     pub enable_shareable_link: bool,
+    /// File transfer in browser terminals, by direction (Azure's `enableFileCopy`; Standard and
+    /// Premium). Off by default.
+    pub file_transfer: crate::files::FileTransfer,
+    /// The largest file one transfer may move; `None`: no limit (files stream, whatever their size).
+    pub file_transfer_max_bytes: Option<u64>,
     /// Record the sessions the gateway terminates (browser terminals) (Premium).
     pub session_recording: bool,
     /// With recording on, let raw tunnels through unrecorded instead of refusing them.
@@ -50,6 +55,8 @@ impl BastionSettings {
             max_session_secs: None,
             disable_copy_paste: false,
             enable_shareable_link: false,
+            file_transfer: crate::files::FileTransfer::NONE,
+            file_transfer_max_bytes: None,
             session_recording: false,
             allow_unrecorded_tunnels: false,
             recording_storage_url: None,
@@ -84,6 +91,12 @@ impl BastionSettings {
             return Err(SettingsError::TierLacksFeature {
                 tier: self.tier,
                 feature: "turning copy and paste off (--disable-copy-paste)",
+            });
+        }
+        if self.file_transfer.any() && !self.tier.includes_file_transfer() {
+            return Err(SettingsError::TierLacksFeature {
+                tier: self.tier,
+                feature: "file transfer (--file-transfer)",
             });
         }
         if self.enable_shareable_link && !self.tier.includes_shareable_links() {
@@ -183,6 +196,8 @@ mod tests {
             max_session_secs: None,
             disable_copy_paste: false,
             enable_shareable_link: false,
+            file_transfer: crate::files::FileTransfer::NONE,
+            file_transfer_max_bytes: None,
             session_recording: false,
             allow_unrecorded_tunnels: false,
             recording_storage_url: None,

@@ -4,6 +4,7 @@
 //! - [`activation`]: just-in-time access: eligible assignments and their activations.
 //! - [`tier`]: bastion tiers (SKUs) and the features each one includes.
 //! - [`bastion`]: a bastion's settings and the tier rules that constrain them.
+//! - [`files`]: file transfer in the browser terminal: directions, size limit, one transfer's check.
 //! - [`inventory`]: registered machines and their network interfaces.
 //! - [`resource_id`]: ARM-style resource IDs (`/subscriptions/…/providers/…`).
 //! - [`audit`]: audit entries (what happened, to whom, result, reason).
@@ -20,6 +21,7 @@
 pub mod activation;
 pub mod audit;
 pub mod bastion;
+pub mod files;
 pub mod inventory;
 pub mod policy;
 pub mod rbac;
@@ -34,6 +36,7 @@ pub use audit::{
     AuditEntry, AuditEvent, AuditResult, ChainBreak, ChainHead, chain_hash, verify_chain, verify_chains,
 };
 pub use bastion::{Bastion, BastionSettings, SecretUrl, SettingsError};
+pub use files::{FileTransfer, TransferDirection};
 pub use inventory::{Machine, NetworkInterface, OsType};
 pub use policy::{
     ClientKind, GatewayEndpoints, Refusal, RefusalReason, TargetAuthorization, TargetKind, TargetRequest,

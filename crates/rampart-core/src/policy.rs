@@ -223,6 +223,8 @@ mod tests {
             max_session_secs: None,
             disable_copy_paste: false,
             enable_shareable_link: false,
+            file_transfer: crate::files::FileTransfer::NONE,
+            file_transfer_max_bytes: None,
             session_recording: false,
             allow_unrecorded_tunnels: false,
             recording_storage_url: None,

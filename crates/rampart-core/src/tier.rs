@@ -50,6 +50,11 @@ impl Tier {
         self >= Tier::Standard
     }
 
+    /// File transfer in browser sessions (Azure's file copy): Standard and Premium.
+    pub fn includes_file_transfer(self) -> bool {
+        self >= Tier::Standard
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::Developer => "Developer",

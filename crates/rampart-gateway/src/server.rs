@@ -62,6 +62,8 @@ pub struct Gateway {
     pub(crate) terminals: crate::portal::PendingTerminals,
     /// Browser terminals running on this node that operators may join.
     pub(crate) joins: crate::portal::Joins,
+    /// Browser terminals running on this node whose users may move files.
+    pub(crate) files: crate::portal::FilePoints,
     /// Single sign-on's providers, discovered once per settings.
     pub(crate) providers: crate::federation::Providers,
     /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
@@ -214,6 +216,7 @@ impl Gateway {
             terminals: Default::default(),
             providers: Default::default(),
             joins: Default::default(),
+            files: Default::default(),
             draining,
             drain_requested: tokio::sync::Notify::new(),
             recorder,

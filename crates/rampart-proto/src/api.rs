@@ -102,6 +102,15 @@ pub struct Bastion {
     /// Shareable links may be made (Standard and Premium).
     #[serde(default)]
     pub enable_shareable_link: bool,
+    /// File transfer in browser terminals: `upload,download`, `upload`, `download` or `none`.
+    #[serde(default)]
+    pub file_transfer: String,
+    /// Some direction of file transfer is on (Azure's `enableFileCopy`).
+    #[serde(default)]
+    pub enable_file_copy: bool,
+    /// The largest file a transfer may move, in MiB; absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_transfer_max_mb: Option<u64>,
     /// Browser sessions are recorded (Premium).
     #[serde(default)]
     pub enable_session_recording: bool,
@@ -189,6 +198,12 @@ pub struct BastionChange {
     pub disable_copy_paste: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_shareable_link: Option<bool>,
+    /// `upload,download`, `upload`, `download` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_transfer: Option<String>,
+    /// MiB; 0 removes the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_transfer_max_mb: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_session_recording: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -283,6 +298,21 @@ pub struct VmRegistration {
     pub private_ip_address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nic_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_ssh: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_rdp: Option<u16>,
+}
+
+/// Changing a registered VM in place: only what is given changes (its name and its network
+/// interface's name stay).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VmChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_ssh: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

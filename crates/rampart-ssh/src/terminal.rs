@@ -203,7 +203,7 @@ impl SshTerminal {
             .map_err(shell)?;
         channel.request_shell(true).await.map_err(shell)?;
         let (read, write) = channel.split();
-        Ok((ShellOutput { read, exit_status: None }, ShellInput { write, _handle: Arc::new(self.handle) }))
+        Ok((ShellOutput { read, exit_status: None }, ShellInput { write, handle: Arc::new(self.handle) }))
     }
 }
 
@@ -240,8 +240,8 @@ impl ShellOutput {
 
 pub struct ShellInput {
     write: russh::ChannelWriteHalf<Msg>,
-    // Keeps the SSH connection open as long as someone can type into it.
-    _handle: Arc<Handle<PinningHandler>>,
+    // Keeps the SSH connection open as long as someone can type into it (and opens SFTP on it).
+    handle: Arc<Handle<PinningHandler>>,
 }
 
 impl ShellInput {
@@ -254,6 +254,14 @@ impl ShellInput {
             .window_change(cols.into(), rows.into(), 0, 0)
             .await
             .map_err(|e| TerminalError::Shell(e.to_string()))
+    }
+
+    /// Opens SFTP on the same SSH connection (a channel of its own), for the file panel.
+    pub async fn files(&self) -> Result<crate::files::RemoteFiles, TerminalError> {
+        let failed = |e: String| TerminalError::Shell(format!("SFTP: {e}"));
+        let channel = self.handle.channel_open_session().await.map_err(|e| failed(e.to_string()))?;
+        channel.request_subsystem(true, "sftp").await.map_err(|e| failed(e.to_string()))?;
+        crate::files::RemoteFiles::over(channel.into_stream()).await.map_err(|e| failed(e.to_string()))
     }
 
     /// Ends the session from our side.

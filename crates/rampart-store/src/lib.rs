@@ -205,6 +205,10 @@ pub trait InventoryStore: Send + Sync {
         subscription_id: &str,
         resource_group: Option<&str>,
     ) -> StoreResult<Vec<Machine>>;
+    /// Changes a registered machine in place: its OS, ports and its network interface's
+    /// address (the machine and interface keep their names). [`StoreError::NotFound`] when
+    /// it is not registered.
+    async fn update_machine(&self, machine: &Machine) -> StoreResult<()>;
     /// Removes a VM (or every instance of a scale set) and its network interfaces.
     async fn unregister_machine(&self, id: &ResourceId) -> StoreResult<usize>;
     async fn network_interface(&self, id: &ResourceId) -> StoreResult<Option<NetworkInterface>>;

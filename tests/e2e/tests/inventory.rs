@@ -90,6 +90,27 @@ fn connect_by_resource_id_to_a_vm_and_a_scale_set_instance() -> Result<()> {
         "no audit record names the scale-set instance"
     );
 
+    // Changed in place (`vm update`), the VM is reached at its new address: nothing listens
+    // there, so the connection fails; moved back, it works again.
+    let web_args = [
+        "-n",
+        "default",
+        "-g",
+        "default",
+        "--target-resource-id",
+        &vm_id("apps", "web1"),
+        "--resource-port",
+        &port,
+    ];
+    let update = ["vm", "update", "--name", "web1", "--resource-group", "apps", "--private-ip-address"];
+    let moved = gw.ok(&[&update[..], &["127.0.0.3", "-o", "json"]].concat())?;
+    ensure!(moved.contains("\"privateIpAddress\": \"127.0.0.3\""), "{moved}");
+    let away = gw.tunnel_with(&web_args)?;
+    ensure!(sshd.ssh(away.port, "echo away").is_err(), "the VM's old address was used after the change");
+    gw.ok(&[&update[..], &["127.0.0.1"]].concat())?;
+    let back = gw.tunnel_with(&web_args)?;
+    ensure!(sshd.ssh(back.port, "echo back")?.trim() == "back");
+
     // Unregistering the VM refuses the next connection of a tunnel already open to it.
     let web = gw.tunnel_with(&[
         "-n",

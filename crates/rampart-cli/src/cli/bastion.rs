@@ -57,6 +57,12 @@ pub struct BastionSettingsArgs {
     /// Premium).
     #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
     pub enable_shareable_link: Option<bool>,
+    /// File transfer in browser terminals, by direction (Standard and Premium).
+    #[arg(long, value_name = "upload,download|upload|download|none")]
+    pub file_transfer: Option<String>,
+    /// The largest file one transfer may move, in MiB (0: no limit).
+    #[arg(long, value_name = "MIB")]
+    pub file_transfer_max_mb: Option<u64>,
     /// Record the browser sessions (Premium); raw tunnels are then refused unless
     /// --allow-unrecorded-tunnels true.
     #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]

@@ -42,6 +42,26 @@ pub enum VmCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Change a registered VM in place: its OS, address or ports.
+    Update {
+        #[command(flatten)]
+        vm: ResourceRef,
+        /// The machine's operating system.
+        #[arg(long, value_name = "linux|windows")]
+        os_type: Option<String>,
+        /// The machine's private IP address (sessions to the old one end).
+        #[arg(long)]
+        private_ip_address: Option<String>,
+        /// The machine's SSH port.
+        #[arg(long)]
+        port_ssh: Option<u16>,
+        /// The machine's RDP port.
+        #[arg(long)]
+        port_rdp: Option<u16>,
+        /// Output format (as az's `--output`).
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
     /// List registered VMs you may read.
     List {
         #[command(flatten)]

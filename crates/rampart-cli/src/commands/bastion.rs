@@ -31,6 +31,8 @@ fn change(s: BastionSettingsArgs) -> BastionChange {
         max_session_duration_seconds: s.max_session_duration,
         disable_copy_paste: s.disable_copy_paste,
         enable_shareable_link: s.enable_shareable_link,
+        file_transfer: s.file_transfer,
+        file_transfer_max_mb: s.file_transfer_max_mb,
         enable_session_recording: s.enable_session_recording,
         allow_unrecorded_tunnels: s.allow_unrecorded_tunnels,
         session_recording_storage_url: s.session_recording_storage_url,

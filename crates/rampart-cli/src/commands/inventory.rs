@@ -75,6 +75,21 @@ pub async fn vm(cmd: VmCommand) -> Result<ExitCode> {
             let list: Option<Vec<VirtualMachine>> = call(&client, Method::GET, &path, none).await?;
             print(&list.unwrap_or_default(), group.output, VM_COLUMNS)?;
         }
+        VmCommand::Update { vm, os_type, private_ip_address, port_ssh, port_rdp, output } => {
+            let sub = profile.subscription(vm.subscription.as_deref())?;
+            let body = rampart_proto::api::VmChange { os_type, private_ip_address, port_ssh, port_rdp };
+            if body == rampart_proto::api::VmChange::default() {
+                anyhow::bail!(
+                    "nothing to update: give --os-type, --private-ip-address, --port-ssh or --port-rdp"
+                );
+            }
+            let path = format!(
+                "/api/subscriptions/{sub}/resourceGroups/{}/virtualMachines/{}",
+                vm.resource_group, vm.name
+            );
+            let updated: Option<VirtualMachine> = call(&client, Method::PATCH, &path, Some(&body)).await?;
+            print(&updated, output, VM_COLUMNS)?;
+        }
         VmCommand::Show { vm, output } => {
             let sub = profile.subscription(vm.subscription.as_deref())?;
             let path = format!(

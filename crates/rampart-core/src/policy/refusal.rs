@@ -100,6 +100,17 @@ pub enum RefusalReason {
     ShareableLinkOtherTarget {
         target: String,
     },
+    TierLacksFileTransfer {
+        tier: Tier,
+    },
+    /// The bastion's `--file-transfer` setting leaves this direction out.
+    FileTransferOff {
+        direction: &'static str,
+    },
+    FileTooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl RefusalReason {
@@ -130,6 +141,9 @@ impl RefusalReason {
             RefusalReason::ShareableLinkNotFound => "ShareableLinkNotFound",
             RefusalReason::ShareableLinkExpired { .. } => "ShareableLinkExpired",
             RefusalReason::ShareableLinkOtherTarget { .. } => "ShareableLinkOtherTarget",
+            RefusalReason::TierLacksFileTransfer { .. } => "TierLacksFileTransfer",
+            RefusalReason::FileTransferOff { .. } => "FileTransferOff",
+            RefusalReason::FileTooLarge { .. } => "FileTooLarge",
         }
     }
 }
@@ -213,6 +227,17 @@ impl fmt::Display for RefusalReason {
             RefusalReason::ShareableLinkOtherTarget { target } => {
                 write!(f, "this shareable link opens only {target}")
             }
+            RefusalReason::TierLacksFileTransfer { tier } => {
+                write!(f, "tier {tier} does not include file transfer (needs Standard or Premium)")
+            }
+            RefusalReason::FileTransferOff { direction } => write!(
+                f,
+                "file {direction} is turned off on this bastion (setting --file-transfer)"
+            ),
+            RefusalReason::FileTooLarge { size, limit } => write!(
+                f,
+                "the file has {size} bytes, more than this bastion's limit of {limit} bytes (setting --file-transfer-max-mb)"
+            ),
         }
     }
 }

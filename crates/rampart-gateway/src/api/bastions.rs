@@ -186,6 +186,14 @@ fn apply_change(mut s: BastionSettings, change: &BastionChange) -> Result<Bastio
     if let Some(v) = change.enable_shareable_link {
         s.enable_shareable_link = v;
     }
+    if let Some(v) = &change.file_transfer {
+        s.file_transfer = v.parse().map_err(|e: rampart_core::files::BadFileTransfer| {
+            ApiError::bad_request("InvalidFileTransfer", e.to_string())
+        })?;
+    }
+    if let Some(mb) = change.file_transfer_max_mb {
+        s.file_transfer_max_bytes = (mb > 0).then(|| mb.saturating_mul(1 << 20));
+    }
     if let Some(v) = change.enable_session_recording {
         s.session_recording = v;
     }
@@ -237,12 +245,14 @@ async fn audit_change(
 ) -> Result<(), ApiError> {
     let nets: Vec<String> = s.reachable_networks.iter().map(|n| n.to_string()).collect();
     let summary = format!(
-        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, shareable links {}, session recording {}{}{}{}, reachable networks [{}]",
+        "{what}: tier {}, native client {}, IP-based connection {}, copy and paste {}, shareable links {}, file transfer {}{}, session recording {}{}{}{}, reachable networks [{}]",
         s.tier,
         s.enable_tunneling,
         s.enable_ip_connect,
         !s.disable_copy_paste,
         s.enable_shareable_link,
+        s.file_transfer,
+        s.file_transfer_max_bytes.map(|b| format!(" up to {} MiB", b >> 20)).unwrap_or_default(),
         s.session_recording,
         if s.session_recording && s.allow_unrecorded_tunnels { " (raw tunnels unrecorded)" } else { "" },
         s.recording_storage_url.as_ref().map(|u| format!(" to {}", u.redacted())).unwrap_or_default(),
@@ -266,6 +276,9 @@ pub fn to_api(b: &Bastion) -> api::Bastion {
         max_session_duration_seconds: b.settings.max_session_secs,
         disable_copy_paste: b.settings.disable_copy_paste,
         enable_shareable_link: b.settings.enable_shareable_link,
+        file_transfer: b.settings.file_transfer.to_string(),
+        enable_file_copy: b.settings.file_transfer.any(),
+        file_transfer_max_mb: b.settings.file_transfer_max_bytes.map(|b| b >> 20),
         enable_session_recording: b.settings.session_recording,
         allow_unrecorded_tunnels: b.settings.allow_unrecorded_tunnels,
         session_recording_storage_url: b.settings.recording_storage_url.as_ref().map(|u| u.redacted()),

@@ -9,7 +9,7 @@ use rampart_proto::api::{
     Node, PasswordChange, PinnedHostKey, RefreshRequest, RoleAssignmentCreate, RoleAssignmentView,
     RoleDefinitionView, ServicePrincipalCreate, ServicePrincipalCredentials, ServicePrincipalView, Session,
     SshCertificate, SshCertificateRequest, Subscription, TokenResponse, UserCreate, UserView, VirtualMachine,
-    VmRegistration,
+    VmChange, VmRegistration,
 };
 use rampart_proto::directory::{
     DeviceCodeView, FederatedTokenRequest, GroupCreate, GroupView, IdentityProviderCreate,
@@ -104,6 +104,7 @@ pub fn of_route(method: &str, path: &str) -> Option<Contract> {
         ("post", VM_IMPORT) => with_body(of::<Vec<VmRegistration>>, Reply::Json(200, of::<ImportResult>)),
         ("get", VM) => json(200, of::<VirtualMachine>),
         ("put", VM) => with_body(of::<VmRegistration>, Reply::Json(201, of::<VirtualMachine>)),
+        ("patch", VM) => with_body(of::<VmChange>, Reply::Json(200, of::<VirtualMachine>)),
         ("get", VMSS) => json(200, of::<Vec<VirtualMachine>>),
         ("put", VMSS) => with_body(
             of::<rampart_proto::api::ScaleSetRegistration>,

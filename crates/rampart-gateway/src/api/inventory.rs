@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use rampart_core::resource_id::{VMSS_TYPE, validate_name};
 use rampart_core::{AuditEvent, Machine, NetworkInterface, OsType, ResourceId, Scope, parse_target_ip};
-use rampart_proto::api::{self, ImportResult, ScaleSetRegistration, VmRegistration};
+use rampart_proto::api::{self, ImportResult, ScaleSetRegistration, VmChange, VmRegistration};
 use serde::Deserialize;
 
 use super::bastions::resolve_subscription;
@@ -128,6 +128,69 @@ pub(crate) async fn register_one(
     let machine = machine_from(&sub.id, group, name, body)?;
     register(gw, caller, vec![machine.clone()], VM_WRITE).await?;
     Ok(machine_view(&machine))
+}
+
+/// `PATCH …/virtualMachines/{name}`: changes a registered VM in place.
+pub async fn update_vm(
+    State(gw): State<AppState>,
+    caller: Caller,
+    Path((sub, group, name)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<VmChange>,
+) -> Result<Json<api::VirtualMachine>, ApiError> {
+    Ok(Json(update_one(&gw, &caller, &sub, &group, &name, &body).await?))
+}
+
+/// Changes one VM's OS, ports or address (the API and the portal). Sessions admitted to its
+/// old address end: the live connection goes where it was admitted to.
+pub(crate) async fn update_one(
+    gw: &AppState,
+    caller: &Caller,
+    sub: &str,
+    group: &str,
+    name: &str,
+    change: &VmChange,
+) -> Result<api::VirtualMachine, ApiError> {
+    let sub = resolve_subscription(gw, sub).await?;
+    for n in [group, name] {
+        validate_name(n).map_err(|e| bad("InvalidName", e.to_string()))?;
+    }
+    let id = ResourceId::vm(&sub.id, group, name);
+    caller.require(gw, AuditEvent::InventoryChange, VM_WRITE, &Scope::Resource(id.clone())).await?;
+    let before = gw.store.machine(&id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "VmNotFound",
+            format!("virtual machine '{id}' is not registered"),
+        )
+    })?;
+    let mut m = before.clone();
+    if let Some(os) = &change.os_type {
+        m.os_type = OsType::from_str(os).map_err(|e| bad("InvalidOsType", e))?;
+    }
+    if let Some(ip) = &change.private_ip_address {
+        m.nic.private_ip = parse_ip(ip)?;
+    }
+    for (port, what) in [(change.port_ssh, "SSH"), (change.port_rdp, "RDP")] {
+        if port == Some(0) {
+            return Err(bad("InvalidPort", format!("the {what} port is from 1 to 65535")));
+        }
+    }
+    m.port_ssh = change.port_ssh.unwrap_or(m.port_ssh);
+    m.port_rdp = change.port_rdp.unwrap_or(m.port_rdp);
+    gw.store.update_machine(&m).await?;
+    let what = format!(
+        "updated {id}: {} at {}, ports {}/{} (was {} at {}, ports {}/{})",
+        m.os_type,
+        m.nic.private_ip,
+        m.port_ssh,
+        m.port_rdp,
+        before.os_type,
+        before.nic.private_ip,
+        before.port_ssh,
+        before.port_rdp
+    );
+    caller.record(gw, AuditEvent::InventoryChange, &id.to_string(), what).await?;
+    Ok(machine_view(&m))
 }
 
 /// Whether the caller may register VMs at `scope`, or unregister the VM `scope` names.

@@ -95,6 +95,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", VM_IMPORT, "Register many VMs at once"),
     ("get", VM, "Show a registered VM"),
     ("put", VM, "Register a VM"),
+    ("patch", VM, "Change a registered VM's OS, address or ports"),
     ("delete", VM, "Unregister a VM"),
     ("get", VMSS, "Show a scale set's instances"),
     ("put", VMSS, "Register a scale set and its instances"),
@@ -256,7 +257,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route(VMS, get(inventory::list_vms))
         .route(VM_IMPORT, post(inventory::import_vms))
-        .route(VM, get(inventory::show_vm).put(inventory::register_vm).delete(inventory::unregister_vm))
+        .route(
+            VM,
+            get(inventory::show_vm)
+                .put(inventory::register_vm)
+                .patch(inventory::update_vm)
+                .delete(inventory::unregister_vm),
+        )
         .route(
             VMSS,
             get(inventory::show_scale_set)

@@ -104,7 +104,11 @@ pub async fn page(
         Ok(point) => {
             let mode = if interact(&q) { "interact" } else { "view" };
             let ws = format!("/portal/sessions/{id}/join/ws?mode={mode}");
-            render(&super::terminal::TerminalPage { title: format!("{}'s session ({mode})", point.user), ws })
+            render(&super::terminal::TerminalPage {
+                title: format!("{}'s session ({mode})", point.user),
+                ws,
+                files: false,
+            })
         }
         Err(e) => error_page(&e, super::HOME),
     }

@@ -11,6 +11,7 @@
 mod assets;
 mod bridge;
 mod desktop;
+mod files;
 mod join;
 mod native;
 mod pages;
@@ -34,6 +35,7 @@ use crate::api::caller::Caller;
 use crate::api::{ApiError, AppState, AuthUser, ClientAddr, UserAgent};
 use crate::auth::{self, AccessClaims};
 
+pub use files::{FilePoint, FilePoints};
 pub use join::{DesktopView, JoinPoint, Joins, api_websocket as join_over_api};
 pub use native::shell as native_shell;
 pub(crate) use pages::safe_next;
@@ -80,6 +82,9 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/passkeys/login/finish", post(passkeys::login_finish))
         .route(crate::federation::LOGIN, get(crate::federation::web::login))
         .route(crate::federation::CALLBACK, get(crate::federation::web::callback))
+        .route("/portal/files/{session}", get(files::list))
+        .route("/portal/files/{session}/upload", post(files::upload))
+        .route("/portal/files/{session}/download", get(files::download))
         .route("/share/{token}", get(share::page).post(share::connect))
         .route("/share/{token}/terminal/{ticket}", get(share::terminal))
         .route("/share/{token}/terminal/{ticket}/ws", get(share::websocket))

@@ -195,7 +195,7 @@ pub async fn connect(
 pub async fn terminal(State(gw): State<AppState>, Path((token, ticket)): Path<(String, String)>) -> Response {
     match usable(&gw, &token).await {
         Ok((link, _)) => {
-            page_for(&gw, &ticket, &owner(&link), &format!("{}/terminal/{ticket}/ws", back(&token)))
+            page_for(&gw, &ticket, &owner(&link), &format!("{}/terminal/{ticket}/ws", back(&token)), false)
         }
         Err(e) => error_page(&e, "/"),
     }

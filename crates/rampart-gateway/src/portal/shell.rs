@@ -48,6 +48,8 @@ pub(crate) async fn run_terminal(
             return;
         }
     };
+    let input = std::sync::Arc::new(input);
+    let opened = entry.clone();
     let mut live = match bridge::start(&gw, entry, request).await {
         Ok(live) => live,
         Err(reason) => {
@@ -64,13 +66,28 @@ pub(crate) async fn run_terminal(
     }
     let mut copy_paste = live.session.copy_paste.subscribe();
     let mut pastes = super::paste::PasteFilter::default();
-    let ready = serde_json::json!({ "type": "ready", "clipboard": *copy_paste.borrow_and_update() });
+    // The file panel of the user's own portal terminal (never a link's: no portal user).
+    let session_id = live.session.id.clone();
+    let identity = &live.session.request.identity;
+    if identity.kind == rampart_core::IdentityKind::User {
+        let point = crate::portal::FilePoint::new(
+            identity.id.clone(),
+            live.session.bastion_id.clone(),
+            opened,
+            input.clone(),
+        );
+        gw.files.offer(&session_id, point);
+    }
+    let ready = serde_json::json!({
+        "type": "ready",
+        "clipboard": *copy_paste.borrow_and_update(),
+        "session": session_id,
+    });
     let _ = to_browser.send(Message::Text(ready.to_string().into())).await;
     // What operators who join see and type (portal::join).
     let (joined_output, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(256);
     let (joined_input, mut joiners_typing) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
     let (notices, mut notices_for_user) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let session_id = live.session.id.clone();
     gw.joins.offer(
         &session_id,
         crate::portal::JoinPoint {
@@ -152,6 +169,7 @@ pub(crate) async fn run_terminal(
         }
     };
     gw.joins.withdraw(&session_id);
+    gw.files.withdraw(&session_id);
     drop(joined_output);
     let _ = to_browser.send(ended(&end.to_string())).await;
     let _ = to_browser.send(Message::Close(None)).await;

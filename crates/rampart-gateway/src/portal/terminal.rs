@@ -507,16 +507,18 @@ pub(crate) struct TerminalPage {
     pub title: String,
     /// The WebSocket the page opens: its own terminal's, or a join's.
     pub ws: String,
+    /// The file panel is offered (the user's own terminal in the portal).
+    pub files: bool,
 }
 
 pub async fn page(State(gw): State<AppState>, user: PortalUser, Path(ticket): Path<String>) -> Response {
-    page_for(&gw, &ticket, &user.caller.user.claims.sub, &format!("/portal/terminal/{ticket}/ws"))
+    page_for(&gw, &ticket, &user.caller.user.claims.sub, &format!("/portal/terminal/{ticket}/ws"), true)
 }
 
 /// The terminal or desktop page of a waiting connection, opening the WebSocket at `ws`.
-pub(crate) fn page_for(gw: &Gateway, ticket: &str, owner: &str, ws: &str) -> Response {
+pub(crate) fn page_for(gw: &Gateway, ticket: &str, owner: &str, ws: &str, files: bool) -> Response {
     match gw.terminals.title(ticket, owner) {
-        Some((title, false)) => render(&TerminalPage { title, ws: ws.to_string() }),
+        Some((title, false)) => render(&TerminalPage { title, ws: ws.to_string(), files }),
         Some((title, true)) => render(&super::desktop::DesktopPage::own(title, ws)),
         None => gone(),
     }

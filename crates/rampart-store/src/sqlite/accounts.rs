@@ -53,6 +53,13 @@ fn bastion_from_row(row: &SqliteRow) -> StoreResult<Bastion> {
             max_session_secs: secs(row.try_get("max_session_secs")?),
             disable_copy_paste: row.try_get("disable_copy_paste")?,
             enable_shareable_link: row.try_get("enable_shareable_link")?,
+            file_transfer: row
+                .try_get::<String, _>("file_transfer")?
+                .parse()
+                .map_err(|e: rampart_core::files::BadFileTransfer| StoreError::Corrupt(e.to_string()))?,
+            file_transfer_max_bytes: row
+                .try_get::<Option<i64>, _>("file_transfer_max_bytes")?
+                .and_then(|b| u64::try_from(b).ok()),
             session_recording: row.try_get("session_recording")?,
             allow_unrecorded_tunnels: row.try_get("allow_unrecorded_tunnels")?,
             recording_storage_url: row
@@ -285,8 +292,9 @@ impl AccountStore for SqliteStore {
             "INSERT INTO bastions (subscription_id, resource_group, name, tier, enable_tunneling,
                enable_ip_connect, reachable_networks, created_at, updated_at, idle_timeout_secs, max_session_secs,
                disable_copy_paste, session_recording, allow_unrecorded_tunnels,
-               recording_storage_url, recording_retention_days, enable_shareable_link)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+               recording_storage_url, recording_retention_days, enable_shareable_link, file_transfer,
+               file_transfer_max_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )
         .bind(&id.subscription)
         .bind(&id.resource_group)
@@ -304,6 +312,8 @@ impl AccountStore for SqliteStore {
         .bind(settings.recording_storage_url.as_ref().map(|u| u.expose().to_string()))
         .bind(settings.recording_retention_days.map(i64::from))
         .bind(settings.enable_shareable_link)
+        .bind(settings.file_transfer.to_string())
+        .bind(settings.file_transfer_max_bytes.and_then(|b| i64::try_from(b).ok()))
         .execute(&self.pool)
         .await
         .map_err(conflict(|| format!("bastion '{}'", id.name)))?;
@@ -353,7 +363,8 @@ impl AccountStore for SqliteStore {
             "UPDATE bastions SET tier = ?4, enable_tunneling = ?5, enable_ip_connect = ?6,
                reachable_networks = ?7, updated_at = ?8, idle_timeout_secs = ?9, max_session_secs = ?10,
                disable_copy_paste = ?11, session_recording = ?12, allow_unrecorded_tunnels = ?13,
-               recording_storage_url = ?14, recording_retention_days = ?15, enable_shareable_link = ?16
+               recording_storage_url = ?14, recording_retention_days = ?15, enable_shareable_link = ?16,
+               file_transfer = ?17, file_transfer_max_bytes = ?18
              WHERE subscription_id = ?1 AND resource_group = ?2 AND name = ?3",
         )
         .bind(&id.subscription)
@@ -372,6 +383,8 @@ impl AccountStore for SqliteStore {
         .bind(settings.recording_storage_url.as_ref().map(|u| u.expose().to_string()))
         .bind(settings.recording_retention_days.map(i64::from))
         .bind(settings.enable_shareable_link)
+        .bind(settings.file_transfer.to_string())
+        .bind(settings.file_transfer_max_bytes.and_then(|b| i64::try_from(b).ok()))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {

@@ -143,6 +143,41 @@ impl InventoryStore for SqliteStore {
         rows.iter().map(machine_from_row).collect()
     }
 
+    async fn update_machine(&self, m: &Machine) -> StoreResult<()> {
+        let _written = self.cache.write_guard();
+        let (scale_set, name) = machine_key(&m.id)?;
+        let mut tx = self.pool.begin().await?;
+        let nic: Option<String> = sqlx::query_scalar(
+            "UPDATE machines SET os_type = ?5, port_ssh = ?6, port_rdp = ?7
+             WHERE subscription_id = ?1 AND resource_group = ?2 AND scale_set = ?3 AND name = ?4
+             RETURNING nic_name",
+        )
+        .bind(&m.id.subscription)
+        .bind(&m.id.resource_group)
+        .bind(&scale_set)
+        .bind(&name)
+        .bind(m.os_type.as_str())
+        .bind(i64::from(m.port_ssh))
+        .bind(i64::from(m.port_rdp))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(nic) = nic else {
+            return Err(StoreError::NotFound(format!("machine {}", m.id)));
+        };
+        sqlx::query(
+            "UPDATE network_interfaces SET private_ip = ?4
+             WHERE subscription_id = ?1 AND resource_group = ?2 AND name = ?3",
+        )
+        .bind(&m.id.subscription)
+        .bind(&m.id.resource_group)
+        .bind(&nic)
+        .bind(m.nic.private_ip.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn unregister_machine(&self, id: &ResourceId) -> StoreResult<usize> {
         let _written = self.cache.write_guard();
         // A VM, a scale-set instance, or a whole scale set.

@@ -41,12 +41,14 @@ fn assignment(id: &str, user: &rampart_store::User, role: &str, scope: &str) -> 
 
 mod activation;
 mod directory;
+mod inventory;
 mod mfa;
 mod nodes;
 mod recording;
 mod shareable;
 pub use activation::*;
 pub use directory::*;
+pub use inventory::*;
 pub use mfa::*;
 pub use nodes::*;
 pub use recording::*;
@@ -74,6 +76,8 @@ pub async fn authorization_inputs_are_read_after_every_write(store: Arc<dyn Stor
         Some(rampart_core::SecretUrl::new("https://a.blob.core.windows.net/rec?sv=1&sig=x"));
     settings.recording_retention_days = Some(30);
     settings.enable_shareable_link = true;
+    settings.file_transfer = rampart_core::FileTransfer { upload: false, download: true };
+    settings.file_transfer_max_bytes = Some(5 << 30);
     store.update_bastion(&id, &settings).await?;
     let b = store.bastion(&id).await?.ok_or_else(|| fail("bastion"))?;
     ensure!(b.settings.enable_ip_connect, "a changed setting is read at once");
@@ -366,6 +370,7 @@ macro_rules! conformance_tests {
             activations_are_decided_once_and_end,
             recordings_are_listed_and_finished,
             shareable_links_keep_their_limit,
+            a_machine_is_changed_in_place,
         );
     };
     ($backend:expr; $($check:ident),+ $(,)?) => {

@@ -216,7 +216,8 @@ pub async fn each_node_appends_to_its_own_chain(store: Arc<dyn Store>) -> Checke
 
     let mut edited = records.clone();
     if let Some(r) = edited.iter_mut().find(|r| r.chain.as_deref() == Some("gw-1") && r.seq == Some(30)) {
-        r.target_port = Some(9);
+        // A port no append used (they use 0..25): the edit always changes the record.
+        r.target_port = Some(60_000);
     }
     let broken = rampart_core::verify_chains(&edited).err().map(|b| b.to_string()).unwrap_or_default();
     ensure!(broken.contains("number 30 of node gw-1's chain"), "the broken chain is named: {broken}");

@@ -31,6 +31,7 @@ struct BastionPage<'a> {
     native_client: bool,
     copy_paste: bool,
     shareable_link: bool,
+    file_transfer: String,
     networks: String,
     idle_timeout: u64,
     max_session: u64,
@@ -90,6 +91,7 @@ async fn bastion_page_for(
         native_client: s.enable_tunneling,
         copy_paste: !s.disable_copy_paste,
         shareable_link: s.enable_shareable_link,
+        file_transfer: s.file_transfer.to_string(),
         networks: s.reachable_networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         idle_timeout: s.idle_timeout_secs.unwrap_or(0),
         max_session: s.max_session_secs.unwrap_or(0),
@@ -138,6 +140,9 @@ pub async fn change_bastion(
             enable_ip_connect: Some(get("enable_ip_connect") == Some("true")),
             disable_copy_paste: Some(get("copy_paste") != Some("true")),
             enable_shareable_link: Some(get("enable_shareable_link") == Some("true")),
+            file_transfer: get("file_transfer").map(str::to_string),
+            // The page does not show the size limit: it leaves it as it is.
+            file_transfer_max_mb: None,
             // The operator page does not show recording yet: it leaves it as it is.
             enable_session_recording: None,
             allow_unrecorded_tunnels: None,

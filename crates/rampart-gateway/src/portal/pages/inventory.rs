@@ -1,6 +1,7 @@
 //! The inventory in the portal: the virtual machines and network interfaces of the user's
 //! subscriptions that they may read, a form that registers a VM with its network interface
-//! (where the user may write VMs), and Unregister on each VM the user may delete. Changes go
+//! (where the user may write VMs), Edit on each VM the user may write (its OS, address and
+//! ports, in place), and Unregister on each VM the user may delete. Changes go
 //! through the API's own functions, which check the permission again.
 
 use askama::Template;
@@ -8,13 +9,13 @@ use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use rampart_core::{ResourceId, Scope};
-use rampart_proto::api::{NetworkInterface, ScaleSetRegistration, VirtualMachine, VmRegistration};
+use rampart_proto::api::{NetworkInterface, ScaleSetRegistration, VirtualMachine, VmChange, VmRegistration};
 use serde::Deserialize;
 
 use super::super::{PortalUser, error_page, render};
 use crate::api::inventory::{
     machines, may_register, may_unregister, may_unregister_set, nics, register_one, register_set,
-    unregister_one, unregister_set,
+    unregister_one, unregister_set, update_one,
 };
 use crate::api::{ApiError, AppState};
 
@@ -24,6 +25,8 @@ struct VmRow {
     vm: VirtualMachine,
     subscription: String,
     removable: bool,
+    /// The user may change it in place.
+    editable: bool,
 }
 
 /// A scale set, gathered from its instances.
@@ -90,9 +93,11 @@ async fn page(gw: &AppState, user: &PortalUser, error: Option<String>) -> Result
             }
         }
         for vm in listed {
-            let removable = vm.scale_set.is_none()
-                && vm.id.parse::<ResourceId>().is_ok_and(|id| may_unregister(caller, &Scope::Resource(id)));
-            vms.push(VmRow { vm, subscription: s.id.clone(), removable });
+            let scope =
+                vm.id.parse::<ResourceId>().ok().filter(|_| vm.scale_set.is_none()).map(Scope::Resource);
+            let removable = scope.as_ref().is_some_and(|s| may_unregister(caller, s));
+            let editable = scope.as_ref().is_some_and(|s| may_register(caller, s));
+            vms.push(VmRow { vm, subscription: s.id.clone(), removable, editable });
         }
         all_nics.extend(nics(gw, caller, &s.id, None).await?);
     }
@@ -166,6 +171,19 @@ pub async fn change_inventory(
             }
             .await
         }
+        "update" => {
+            async {
+                let given = |v: &Option<String>| Some(text(v)).filter(|t| !t.is_empty());
+                let change = VmChange {
+                    os_type: given(&form.os_type),
+                    private_ip_address: given(&form.private_ip_address),
+                    port_ssh: port(form.port_ssh.as_deref(), "SSH port")?,
+                    port_rdp: port(form.port_rdp.as_deref(), "RDP port")?,
+                };
+                update_one(&gw, &user.caller, &sub, &group, &name, &change).await.map(|_| ())
+            }
+            .await
+        }
         "unregister" => unregister_one(&gw, &user.caller, &sub, &group, &name).await,
         "register_set" => {
             async {
@@ -187,7 +205,7 @@ pub async fn change_inventory(
         "unregister_set" => unregister_set(&gw, &user.caller, &sub, &group, &name).await,
         _ => Err(ApiError::bad_request(
             "InvalidAction",
-            "register, unregister, register_set or unregister_set",
+            "register, update, unregister, register_set or unregister_set",
         )),
     };
     match done {

@@ -1,0 +1,386 @@
+//! The browser terminal's file panel: browse the target over SFTP on the terminal's own SSH
+//! connection, upload files (streamed to the target, never held whole), download them.
+//!
+//! Each transfer is allowed by the bastion's `--file-transfer` setting for its direction (and
+//! its size limit), and by the role action for that direction at the bastion
+//! (`bastionHosts/fileUpload/action`, `…/fileDownload/action`: Owner and Contributor have
+//! them, Reader does not). Every transfer is audited (`file-transfer`) with its path, size and
+//! SHA-256; every refusal with its reason. Only the user whose terminal it is may use it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use chrono::Utc;
+use futures_util::StreamExt;
+use rampart_core::files::check_transfer;
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, ResourceId, Scope, TransferDirection};
+use rampart_ssh::files::RemoteFiles;
+use rampart_ssh::terminal::ShellInput;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{PortalUser, same_origin};
+use crate::api::{ApiError, AppState};
+use crate::server::Gateway;
+
+pub(crate) const UPLOAD: &str = "Microsoft.Network/bastionHosts/fileUpload/action";
+pub(crate) const DOWNLOAD: &str = "Microsoft.Network/bastionHosts/fileDownload/action";
+/// Read from the target this much at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// A live browser terminal's files, offered while it runs.
+#[derive(Clone)]
+pub struct FilePoint {
+    /// The portal user whose terminal it is.
+    pub owner: String,
+    pub bastion_id: String,
+    /// The session's open record: who, where to (copied into each transfer's record).
+    pub entry: AuditEntry,
+    pub shell: Arc<ShellInput>,
+    sftp: Arc<tokio::sync::OnceCell<Arc<RemoteFiles>>>,
+}
+
+impl FilePoint {
+    pub fn new(owner: String, bastion_id: String, entry: AuditEntry, shell: Arc<ShellInput>) -> FilePoint {
+        FilePoint { owner, bastion_id, entry, shell, sftp: Default::default() }
+    }
+
+    /// SFTP on the terminal's connection, opened on first use.
+    async fn sftp(&self) -> Result<Arc<RemoteFiles>, ApiError> {
+        self.sftp
+            .get_or_try_init(|| async { self.shell.files().await.map(Arc::new) })
+            .await
+            .cloned()
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "SftpFailed", e.to_string()))
+    }
+}
+
+#[derive(Default)]
+pub struct FilePoints {
+    points: Mutex<HashMap<String, FilePoint>>,
+}
+
+impl FilePoints {
+    pub fn offer(&self, session: &str, point: FilePoint) {
+        self.points.lock().unwrap_or_else(|p| p.into_inner()).insert(session.to_string(), point);
+    }
+
+    pub fn withdraw(&self, session: &str) {
+        self.points.lock().unwrap_or_else(|p| p.into_inner()).remove(session);
+    }
+
+    fn get(&self, session: &str) -> Option<FilePoint> {
+        self.points.lock().unwrap_or_else(|p| p.into_inner()).get(session).cloned()
+    }
+}
+
+/// The terminal `session` of `user` on this node, with its bastion's current settings.
+async fn point(
+    gw: &Gateway,
+    user: &PortalUser,
+    session: &str,
+) -> Result<(FilePoint, rampart_core::Bastion), ApiError> {
+    let gone = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "SessionNotFound",
+            "this terminal has ended (or is not yours); open the panel from a running terminal",
+        )
+    };
+    let p = gw.files.get(session).filter(|p| p.owner == user.caller.user.claims.sub).ok_or_else(gone)?;
+    let id: ResourceId = p.bastion_id.parse().map_err(|_| gone())?;
+    let bastion = gw.store.bastion(&id).await?.ok_or_else(gone)?;
+    Ok((p, bastion))
+}
+
+/// A transfer's record: the session's who and where, this transfer's what.
+fn record(p: &FilePoint, user: &PortalUser, result: AuditResult) -> AuditEntry {
+    let mut e = AuditEntry::new(Utc::now(), AuditEvent::FileTransfer, result);
+    e.user = Some(user.name().to_string());
+    e.client_address = Some(user.caller.user.client.to_string());
+    e.user_agent = user.caller.user.user_agent.clone();
+    e.bastion_id = Some(p.bastion_id.clone());
+    e.target_ip = p.entry.target_ip.clone();
+    e.target_port = p.entry.target_port;
+    e.target_resource_id = p.entry.target_resource_id.clone();
+    e.connection_id = p.entry.connection_id.clone();
+    e.protocol = Some("sftp".into());
+    e
+}
+
+/// Allows a transfer (role action, then the bastion's setting), or records the refusal.
+async fn allow(
+    gw: &Gateway,
+    user: &PortalUser,
+    (p, bastion): (&FilePoint, &rampart_core::Bastion),
+    direction: TransferDirection,
+    size: Option<u64>,
+    path: &str,
+) -> Result<(), ApiError> {
+    let action = if direction == TransferDirection::Upload { UPLOAD } else { DOWNLOAD };
+    user.caller.require(gw, AuditEvent::FileTransfer, action, &Scope::Resource(bastion.id.clone())).await?;
+    if let Err(refusal) = check_transfer(&bastion.settings, direction, size) {
+        let mut e = record(p, user, AuditResult::Refused);
+        e.reason_code = Some(refusal.code());
+        e.reason = Some(format!("{} of {path} refused: {refusal}", direction.as_str()));
+        gw.store.append_audit(&e).await?;
+        return Err(ApiError::refused(&refusal));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct PathQuery {
+    path: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Entry {
+    name: String,
+    dir: bool,
+    size: u64,
+    modified: Option<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listing {
+    path: String,
+    entries: Vec<Entry>,
+    /// What the panel offers, and why not.
+    upload: Option<String>,
+    download: Option<String>,
+}
+
+fn target_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "TargetFileError", format!("the target says: {e}"))
+}
+
+/// `GET /portal/files/{session}?path=P`: a folder of the target (`.`: the user's home).
+pub async fn list(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Path(session): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<Response, ApiError> {
+    let (p, bastion) = point(&gw, &user, &session).await?;
+    let why_not = |d: TransferDirection, action: &str| {
+        if !user.caller.may(action, &Scope::Resource(bastion.id.clone())) {
+            Some(format!("your roles do not allow file {} here ({action})", d.as_str()))
+        } else {
+            check_transfer(&bastion.settings, d, None).err().map(|r| r.to_string())
+        }
+    };
+    let (upload, download) =
+        (why_not(TransferDirection::Upload, UPLOAD), why_not(TransferDirection::Download, DOWNLOAD));
+    if upload.is_some() && download.is_some() {
+        // Nothing to offer: the panel says why, and the target is not asked.
+        return Ok(
+            Json(Listing { path: String::new(), entries: Vec::new(), upload, download }).into_response()
+        );
+    }
+    let sftp = p.sftp().await?;
+    let path = sftp
+        .canonical(q.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("."))
+        .await
+        .map_err(target_error)?;
+    let entries = sftp
+        .list(&path)
+        .await
+        .map_err(target_error)?
+        .into_iter()
+        .map(|e| Entry { name: e.name, dir: e.dir, size: e.size, modified: e.modified })
+        .collect();
+    Ok(Json(Listing { path, entries, upload, download }).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    dir: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct Uploaded {
+    path: String,
+    size: u64,
+    sha256: String,
+}
+
+/// `POST /portal/files/{session}/upload?dir=D&name=N`: the body, streamed to `D/N` on the
+/// target (replacing a file of that name), hashed on the way.
+pub async fn upload(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Path(session): Path<String>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if let Err(refused) = same_origin(&headers, &uri) {
+        return Ok(refused.into_response());
+    }
+    let name = q.name.trim();
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request("InvalidFileName", format!("'{name}' is not a file name")));
+    }
+    let path = format!("{}/{name}", q.dir.trim_end_matches('/'));
+    let (p, bastion) = point(&gw, &user, &session).await?;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    allow(&gw, &user, (&p, &bastion), TransferDirection::Upload, declared, &path).await?;
+    let sftp = p.sftp().await?;
+    let mut file = sftp.create(&path).await.map_err(target_error)?;
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    let mut stream = body.into_data_stream();
+    let limit = bastion.settings.file_transfer_max_bytes;
+    let outcome: Result<(), ApiError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request("UploadBrokeOff", format!("the upload broke off: {e}")))?;
+            size += chunk.len() as u64;
+            if let Some(limit) = limit
+                && size > limit
+            {
+                let reason = rampart_core::RefusalReason::FileTooLarge { size, limit };
+                return Err(ApiError::refused(&rampart_core::Refusal::new(reason)));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(target_error)?;
+        }
+        file.shutdown().await.map_err(target_error)?;
+        Ok(())
+    }
+    .await;
+    let sha256 = hex::encode(hasher.finalize());
+    let mut e = record(&p, &user, AuditResult::Allowed);
+    e.bytes_to_target = Some(size);
+    match outcome {
+        Ok(()) => {
+            e.reason = Some(format!("uploaded {path}: {size} bytes, sha256 {sha256}"));
+            gw.store.append_audit(&e).await?;
+            Ok(Json(Uploaded { path, size, sha256 }).into_response())
+        }
+        Err(err) => {
+            drop(file);
+            // No partial file is left behind as if it were the file.
+            let _ = sftp.remove(&path).await;
+            e.result =
+                if err.status == StatusCode::FORBIDDEN { AuditResult::Refused } else { AuditResult::Failed };
+            e.reason_code = Some(err.code.clone());
+            e.reason = Some(format!("upload of {path} stopped after {size} bytes: {}", err.message));
+            gw.store.append_audit(&e).await?;
+            Err(err)
+        }
+    }
+}
+
+/// The record of a download, written when its stream ends, or (as broken off) when the
+/// browser stops reading before the end.
+struct DownloadRecord {
+    gw: AppState,
+    entry: Option<AuditEntry>,
+    path: String,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl DownloadRecord {
+    fn finish(&mut self, complete: bool) {
+        let Some(mut e) = self.entry.take() else { return };
+        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        e.bytes_from_target = Some(self.size);
+        if complete {
+            e.reason = Some(format!("downloaded {}: {} bytes, sha256 {sha256}", self.path, self.size));
+        } else {
+            e.result = AuditResult::Failed;
+            e.reason_code = Some("DownloadBrokeOff".into());
+            e.reason = Some(format!("download of {} broke off after {} bytes", self.path, self.size));
+        }
+        let gw = self.gw.clone();
+        tokio::spawn(async move {
+            if let Err(err) = gw.store.append_audit(&e).await {
+                tracing::error!(error = %err, "cannot record a file download");
+            }
+        });
+    }
+}
+
+impl Drop for DownloadRecord {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+/// `GET /portal/files/{session}/download?path=P`: a file of the target, streamed.
+pub async fn download(
+    State(gw): State<AppState>,
+    user: PortalUser,
+    Path(session): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<Response, ApiError> {
+    let path = q.path.unwrap_or_default();
+    let (p, bastion) = point(&gw, &user, &session).await?;
+    allow(&gw, &user, (&p, &bastion), TransferDirection::Download, None, &path).await?;
+    let sftp = p.sftp().await?;
+    let (dir, size) = sftp.stat(&path).await.map_err(target_error)?;
+    if dir {
+        return Err(ApiError::bad_request(
+            "FolderDownload",
+            format!(
+                "{path} is a folder: download its files one by one (folders as archives are not offered yet)"
+            ),
+        ));
+    }
+    allow(&gw, &user, (&p, &bastion), TransferDirection::Download, Some(size), &path).await?;
+    let file = sftp.open(&path).await.map_err(target_error)?;
+    let record = DownloadRecord {
+        gw: gw.clone(),
+        entry: Some(record(&p, &user, AuditResult::Allowed)),
+        path: path.clone(),
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    let stream = futures_util::stream::unfold((file, record), |(mut file, mut record)| async move {
+        let mut buf = BytesMut::zeroed(CHUNK);
+        match file.read(&mut buf).await {
+            Ok(0) => {
+                record.finish(true);
+                None
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                record.hasher.update(&buf);
+                record.size += n as u64;
+                Some((Ok::<_, std::io::Error>(buf.freeze()), (file, record)))
+            }
+            Err(e) => Some((Err(e), (file, record))),
+        }
+    });
+    let name = path.rsplit('/').next().unwrap_or("file").to_string();
+    let mut response = Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let disposition =
+        format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", super::url_encode(&name));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
