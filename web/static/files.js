@@ -1,6 +1,6 @@
 // The browser terminal's file panel: browse the target (SFTP on the terminal's own SSH
 // connection), upload files (picked or dropped, several at once, a progress bar each; each is
-// streamed, never held whole) and download them. The gateway decides and audits each
+// streamed, never held whole) and download them, a folder as one tar archive. The gateway decides and audits each
 // transfer; a refusal is shown here with its reason.
 const panel = document.getElementById('files');
 const toggle = document.getElementById('files-toggle');
@@ -47,7 +47,19 @@ async function show(path) {
       open.className = 'link';
       open.textContent = `${entry.name}/`;
       open.addEventListener('click', () => show(full));
-      li.append(open);
+      // The whole folder, as one tar archive.
+      const archive = document.createElement('a');
+      archive.href = api('/download', { path: full });
+      archive.download = `${entry.name}.tar`;
+      archive.className = 'archive';
+      archive.textContent = '.tar';
+      archive.setAttribute('aria-label', `Download ${entry.name} as a tar archive`);
+      li.append(open, archive);
+    } else if (!entry.file) {
+      const other = document.createElement('span');
+      other.textContent = entry.name;
+      other.title = 'not a regular file';
+      li.append(other);
     } else {
       const link = document.createElement('a');
       link.href = api('/download', { path: full });

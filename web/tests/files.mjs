@@ -49,6 +49,26 @@ await withBrowser(browser, out, async () => {
     check(!(await download.failure()), `${name} downloaded`);
   }
   step('and downloaded back');
+
+  // A folder, made in the terminal, comes down as one tar archive of what it holds.
+  await tab.click('#terminal');
+  await tab.keyboard.type('mkdir -p box/inner && echo one > box/a.txt && echo two > box/inner/b.txt && echo made-$((2*3))\n');
+  await until('the folder to be made', async () => (await tab.evaluate(() => {
+    const b = window.rampartTerminal.buffer.active;
+    const lines = [];
+    for (let i = 0; i < b.length; i += 1) lines.push(b.getLine(i).translateToString(true));
+    return lines.join('\n');
+  })).includes('made-6'));
+  await tab.click('#files-up');
+  await tab.click(`#files-list li[data-name="${env('SSH_USER')}"] button`);
+  await until('the folder to be listed', async () => (await tab.$('#files-list li[data-name="box"] a.archive')) !== null);
+  const [archive] = await Promise.all([
+    tab.waitForEvent('download', { timeout: 60000 }),
+    tab.click('#files-list li[data-name="box"] a.archive'),
+  ]);
+  await archive.saveAs(join(out, 'box.tar'));
+  check(archive.suggestedFilename() === 'box.tar', `saved as ${archive.suggestedFilename()}`);
+  step('a folder comes down as one tar archive');
   writeFileSync(join(out, 'transferred'), 'yes');
 
   await until('uploads to be turned off', async () => existsSync(join(out, 'download-only')), 60000);

@@ -12,8 +12,8 @@ use rampart_proto::tunnel::{Control, TunnelRequest};
 
 use crate::auth::TokenKeys;
 
-/// Resource IDs, scopes, target addresses and activation durations: parse, print, parse
-/// again.
+/// Resource IDs, scopes, target addresses, activation durations, file transfer settings and
+/// shareable links as pasted: parse, print, parse again.
 pub fn identifiers(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(id) = text.parse::<ResourceId>() {
@@ -25,6 +25,18 @@ pub fn identifiers(data: &[u8]) {
         let _ = scope.contains(&scope);
     }
     let _ = parse_target_ip(text);
+    // A bastion's file transfer setting: whatever parses prints to itself.
+    if let Ok(t) = text.parse::<rampart_core::FileTransfer>() {
+        assert_eq!(
+            t.to_string().parse::<rampart_core::FileTransfer>(),
+            Ok(t),
+            "a printed setting parses back"
+        );
+    }
+    // A shareable link as pasted: the token found is one path segment of it.
+    let token = crate::shareable::token_of(text);
+    assert!(text.contains(token) && !token.contains(['/', '?', '#']), "a token is one segment");
+    let _ = rampart_core::shareable::lifetime_secs(Some(text));
     // Activation durations (`PT1H30M`): whatever parses prints back to the same length.
     if let Ok(secs) = rampart_core::activation::parse_duration(text) {
         let printed = rampart_core::activation::format_duration(secs);
@@ -59,6 +71,10 @@ pub fn messages(data: &[u8]) {
     let _ = serde_json::from_slice::<RoleAssignmentCreate>(data);
     let _ = serde_json::from_slice::<RoleDefinitionView>(data);
     let _ = serde_json::from_slice::<SshCertificateRequest>(data);
+    let _ = serde_json::from_slice::<rampart_proto::api::VmChange>(data);
+    let _ = serde_json::from_slice::<rampart_proto::shareable::ShareableLinkRequest>(data);
+    let _ = serde_json::from_slice::<rampart_proto::shareable::ShareableLinkDelete>(data);
+    let _ = serde_json::from_slice::<rampart_proto::shareable::ShareableLinkTokens>(data);
 }
 
 /// Token verification with a fixed key: any bytes are refused or accepted, never a panic.

@@ -21,6 +21,8 @@ impl From<russh_sftp::client::error::Error> for FilesError {
 pub struct RemoteEntry {
     pub name: String,
     pub dir: bool,
+    /// A regular file (not a folder, link, device or socket): what may be downloaded.
+    pub file: bool,
     pub size: u64,
     /// Seconds since the epoch, when the target says.
     pub modified: Option<u32>,
@@ -53,17 +55,30 @@ impl RemoteFiles {
             .filter(|e| e.file_name() != "." && e.file_name() != "..")
             .map(|e| {
                 let m = e.metadata();
-                RemoteEntry { name: e.file_name(), dir: m.is_dir(), size: m.len(), modified: m.mtime }
+                RemoteEntry {
+                    name: e.file_name(),
+                    dir: m.is_dir(),
+                    file: m.file_type().is_file(),
+                    size: m.len(),
+                    modified: m.mtime,
+                }
             })
             .collect();
         entries.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
         Ok(entries)
     }
 
-    /// Whether `path` is a folder, and its size.
-    pub async fn stat(&self, path: &str) -> Result<(bool, u64), FilesError> {
+    /// What `path` is (links followed), as an entry named by its last part.
+    pub async fn stat(&self, path: &str) -> Result<RemoteEntry, FilesError> {
         let m = self.sftp.metadata(path).await?;
-        Ok((m.is_dir(), m.len()))
+        let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+        Ok(RemoteEntry {
+            name,
+            dir: m.is_dir(),
+            file: m.file_type().is_file(),
+            size: m.len(),
+            modified: m.mtime,
+        })
     }
 
     /// A file to read.

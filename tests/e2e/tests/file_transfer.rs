@@ -88,6 +88,16 @@ fn files_go_up_and_down_through_the_panel_with_their_hashes_audited() -> Result<
         ensure!(&sha256_of(&home.join(name))? == sha, "{name} on the target differs from the one uploaded");
         ensure!(&sha256_of(&out.join(format!("downloaded-{name}")))? == sha, "{name} downloaded differs");
     }
+    // The folder's archive holds what the folder held.
+    let listed = std::process::Command::new("tar").arg("-tvf").arg(out.join("box.tar")).output()?;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    ensure!(
+        listed.contains("a.txt") && listed.contains("inner/b.txt") && listed.contains("inner/"),
+        "{listed}"
+    );
+    let inner =
+        std::process::Command::new("tar").arg("-xOf").arg(out.join("box.tar")).arg("inner/b.txt").output()?;
+    ensure!(inner.stdout == b"two\n", "a file in the archive has its bytes: {:?}", inner.stdout);
     let audit = gw.audit()?;
     for (verb, name, sha) in [
         ("uploaded", "big.bin", &big_sha),

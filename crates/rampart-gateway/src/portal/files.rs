@@ -27,6 +27,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{PortalUser, same_origin};
+
+mod archive;
 use crate::api::{ApiError, AppState};
 use crate::server::Gateway;
 
@@ -145,6 +147,8 @@ pub struct PathQuery {
 struct Entry {
     name: String,
     dir: bool,
+    /// A regular file (downloadable; links and devices are listed but not offered).
+    file: bool,
     size: u64,
     modified: Option<u32>,
 }
@@ -196,7 +200,7 @@ pub async fn list(
         .await
         .map_err(target_error)?
         .into_iter()
-        .map(|e| Entry { name: e.name, dir: e.dir, size: e.size, modified: e.modified })
+        .map(|e| Entry { name: e.name, dir: e.dir, file: e.file, size: e.size, modified: e.modified })
         .collect();
     Ok(Json(Listing { path, entries, upload, download }).into_response())
 }
@@ -299,6 +303,10 @@ struct DownloadRecord {
 }
 
 impl DownloadRecord {
+    fn new(gw: &AppState, entry: AuditEntry, path: String) -> DownloadRecord {
+        DownloadRecord { gw: gw.clone(), entry: Some(entry), path, hasher: Sha256::new(), size: 0 }
+    }
+
     fn finish(&mut self, complete: bool) {
         let Some(mut e) = self.entry.take() else { return };
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
@@ -325,7 +333,8 @@ impl Drop for DownloadRecord {
     }
 }
 
-/// `GET /portal/files/{session}/download?path=P`: a file of the target, streamed.
+/// `GET /portal/files/{session}/download?path=P`: a file of the target, streamed; a folder as
+/// one tar archive of what it holds.
 pub async fn download(
     State(gw): State<AppState>,
     user: PortalUser,
@@ -336,51 +345,91 @@ pub async fn download(
     let (p, bastion) = point(&gw, &user, &session).await?;
     allow(&gw, &user, (&p, &bastion), TransferDirection::Download, None, &path).await?;
     let sftp = p.sftp().await?;
-    let (dir, size) = sftp.stat(&path).await.map_err(target_error)?;
-    if dir {
-        return Err(ApiError::bad_request(
-            "FolderDownload",
-            format!(
-                "{path} is a folder: download its files one by one (folders as archives are not offered yet)"
-            ),
-        ));
+    let found = sftp.stat(&path).await.map_err(target_error)?;
+    let name = if found.name.is_empty() { "files".to_string() } else { found.name.clone() };
+    if found.dir {
+        let (items, total) = archive::walk(&sftp, &path).await.map_err(target_error)?;
+        allow(&gw, &user, (&p, &bastion), TransferDirection::Download, Some(total), &path).await?;
+        let count = items.len();
+        let (writer, reader) = tokio::io::duplex(CHUNK);
+        let (done, written) = tokio::sync::oneshot::channel();
+        let root = path.clone();
+        tokio::spawn(async move {
+            let _ = done.send(archive::write(sftp, &root, items, writer).await);
+        });
+        let what = format!("{path} (a tar archive of {count} entries)");
+        let body = stream_out(
+            reader,
+            DownloadRecord::new(&gw, record(&p, &user, AuditResult::Allowed), what),
+            Some(written),
+        );
+        return Ok(attachment(body, &format!("{name}.tar"), "application/x-tar", None));
     }
-    allow(&gw, &user, (&p, &bastion), TransferDirection::Download, Some(size), &path).await?;
+    if !found.file {
+        return Err(ApiError::bad_request("NotAFile", format!("{path} is not a regular file")));
+    }
+    allow(&gw, &user, (&p, &bastion), TransferDirection::Download, Some(found.size), &path).await?;
     let file = sftp.open(&path).await.map_err(target_error)?;
-    let record = DownloadRecord {
-        gw: gw.clone(),
-        entry: Some(record(&p, &user, AuditResult::Allowed)),
-        path: path.clone(),
-        hasher: Sha256::new(),
-        size: 0,
-    };
-    let stream = futures_util::stream::unfold((file, record), |(mut file, mut record)| async move {
+    let body =
+        stream_out(file, DownloadRecord::new(&gw, record(&p, &user, AuditResult::Allowed), path), None);
+    Ok(attachment(body, &name, "application/octet-stream", Some(found.size)))
+}
+
+/// The bytes of `from` as a response body, hashed and counted for the record, which is written
+/// at the end (and says "broke off" if the browser stops reading, or `written` reports that
+/// the archive could not be finished).
+fn stream_out<R>(
+    from: R,
+    record: DownloadRecord,
+    written: Option<tokio::sync::oneshot::Receiver<Result<(), String>>>,
+) -> Body
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    let stream = futures_util::stream::unfold(Some((from, record, written)), |state| async move {
+        let (mut from, mut record, written) = state?;
         let mut buf = BytesMut::zeroed(CHUNK);
-        match file.read(&mut buf).await {
+        match from.read(&mut buf).await {
             Ok(0) => {
-                record.finish(true);
-                None
+                let outcome = match written {
+                    Some(rx) => rx.await.unwrap_or_else(|_| Err("the archive's writer stopped".into())),
+                    None => Ok(()),
+                };
+                match outcome {
+                    Ok(()) => {
+                        record.finish(true);
+                        None
+                    }
+                    // The response fails (no truncated archive passes for a whole one).
+                    Err(e) => Some((Err(std::io::Error::other(e)), None)),
+                }
             }
             Ok(n) => {
                 buf.truncate(n);
                 record.hasher.update(&buf);
                 record.size += n as u64;
-                Some((Ok::<_, std::io::Error>(buf.freeze()), (file, record)))
+                Some((Ok(buf.freeze()), Some((from, record, written))))
             }
-            Err(e) => Some((Err(e), (file, record))),
+            Err(e) => Some((Err(e), None)),
         }
     });
-    let name = path.rsplit('/').next().unwrap_or("file").to_string();
-    let mut response = Body::from_stream(stream).into_response();
+    Body::from_stream(stream)
+}
+
+/// A download's response: its type, its length when known, and the name to save it under.
+fn attachment(body: Body, name: &str, kind: &'static str, size: Option<u64>) -> Response {
+    let mut response = body.into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Some(size) = size {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
     let ascii: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
     let disposition =
-        format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", super::url_encode(&name));
+        format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", super::url_encode(name));
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(response)
+    response
 }
