@@ -125,10 +125,9 @@ async function uploadAll(files) {
   if (refused.length) say(refused.join('\n'));
 }
 
-document.addEventListener('rampart:ready', (event) => {
-  session = event.detail.session;
-  toggle.hidden = false;
-});
+const ready = (id) => { session = id; toggle.hidden = false; };
+document.addEventListener('rampart:ready', (event) => ready(event.detail.session));
+if (document.body.dataset.session) ready(document.body.dataset.session);
 toggle.addEventListener('click', () => {
   panel.hidden = !panel.hidden;
   toggle.setAttribute('aria-expanded', String(!panel.hidden));

@@ -52,7 +52,11 @@ ws.onmessage = (event) => {
     setStatus('connected', 'connected');
     term.focus();
     // The file panel (files.js) works on this session.
-    if (message.session) document.dispatchEvent(new CustomEvent('rampart:ready', { detail: { session: message.session } }));
+    // (kept on the page too, should files.js load after this message)
+    if (message.session) {
+      document.body.dataset.session = message.session;
+      document.dispatchEvent(new CustomEvent('rampart:ready', { detail: { session: message.session } }));
+    }
   } else if (message.type === 'clipboard-state') {
     clipboard = message.on;
   } else if (message.type === 'notice') {

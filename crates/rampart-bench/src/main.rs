@@ -5,6 +5,7 @@
 //!
 //! Run: `./scripts/bench.sh` (release build; `--write BENCHMARKS.md` rewrites the table).
 
+mod capacity;
 mod desktop;
 mod peers;
 mod recording;
@@ -61,6 +62,12 @@ struct Args {
     /// Only what session recording costs: terminals and desktops, recording off and on.
     #[arg(long)]
     recording: bool,
+    /// Only what one node holds: browser terminals against a real sshd, opened in steps.
+    #[arg(long)]
+    capacity: bool,
+    /// The steps of `--capacity`: terminals open at each [default: 100,500,1000].
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
+    capacity_terminals: Vec<usize>,
 }
 
 /// Latency and new-connection samples are taken in this many rounds over the paths.
@@ -114,6 +121,9 @@ async fn run(args: Args) -> Result<()> {
     }
     if args.recording {
         return recording::run(args.smoke).await;
+    }
+    if args.capacity {
+        return capacity::run(args.smoke, &args.capacity_terminals).await;
     }
     if args.desktop_only {
         let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;

@@ -74,72 +74,127 @@ pub type PortalSocket = tokio_tungstenite::WebSocketStream<tokio_rustls::client:
 /// Signs in to the portal as admin, posts the Connect form (through bastion `default`) with
 /// `fields`, and opens the resulting page's WebSocket, as a browser does.
 pub async fn open_portal_session(gateway: &Gateway, fields: &[(&str, &str)]) -> Result<PortalSocket> {
-    let trust = Trust::Fingerprint(gateway.fingerprint.clone());
-    let tls = client_config(&trust, &[b"h2", b"http/1.1"])?;
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let base = gateway.url();
-    let origin = base.clone();
-    // Sign in as a browser does; keep the session cookie.
-    let signed_in = http
-        .post(format!("{base}/portal/signin"))
-        .header("origin", &origin)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[("username", "admin"), ("password", ADMIN_PASSWORD), ("next", "/portal")]))
-        .send()
-        .await?;
-    let cookie = signed_in
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .context("the sign-in set no cookie")?
-        .to_string();
-    let bastion =
-        "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
-    let page = http
-        .get(format!("{base}/portal/connect?bastion={}", url_encode(bastion)))
-        .header("cookie", &cookie)
-        .send()
-        .await?
-        .text()
-        .await?;
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .context("no CSRF token on the Connect page")?;
-    let mut all = vec![("csrf", csrf), ("bastion", bastion)];
-    all.extend_from_slice(fields);
-    let posted = http
-        .post(format!("{base}/portal/connect"))
-        .header("cookie", &cookie)
-        .header("origin", &origin)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&all))
-        .send()
-        .await?;
-    let location = match posted.headers().get("location").and_then(|v| v.to_str().ok()) {
-        Some(l) => l.to_string(),
-        None => {
-            bail!("connect was not redirected to a session ({}): {}", posted.status(), posted.text().await?)
-        }
-    };
+    Portal::sign_in(gateway).await?.open(fields).await
+}
 
-    // The page's WebSocket, over its own TLS connection as a browser opens it (HTTP/1.1).
-    let addr: SocketAddr = base.trim_start_matches("https://").parse()?;
-    let tcp = TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&trust, &[b"http/1.1"])?));
-    let name = rustls::pki_types::ServerName::from(addr.ip());
-    let stream = connector.connect(name, tcp).await?;
-    let mut request = format!("wss://{addr}{location}/ws?cols=80&rows=24").into_client_request()?;
-    request.headers_mut().insert("cookie", cookie.parse()?);
-    request.headers_mut().insert("origin", origin.parse()?);
-    let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
-    Ok(ws)
+/// A browser signed in to the portal as admin: it opens as many terminals as asked, each as
+/// the Connect form and the terminal page's WebSocket do.
+pub struct Portal {
+    http: reqwest::Client,
+    trust: Trust,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+const BASTION: &str =
+    "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
+
+impl Portal {
+    pub async fn sign_in(gateway: &Gateway) -> Result<Portal> {
+        let trust = Trust::Fingerprint(gateway.fingerprint.clone());
+        let tls = client_config(&trust, &[b"h2", b"http/1.1"])?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let base = gateway.url();
+        // Sign in as a browser does; keep the session cookie.
+        let signed_in = http
+            .post(format!("{base}/portal/signin"))
+            .header("origin", &base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[("username", "admin"), ("password", ADMIN_PASSWORD), ("next", "/portal")]))
+            .send()
+            .await?;
+        let cookie = signed_in
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .context("the sign-in set no cookie")?
+            .to_string();
+        let page = http
+            .get(format!("{base}/portal/connect?bastion={}", url_encode(BASTION)))
+            .header("cookie", &cookie)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("no CSRF token on the Connect page")?
+            .to_string();
+        Ok(Portal { http, trust, base, cookie, csrf })
+    }
+
+    /// Posts the Connect form with `fields` and opens the terminal page's WebSocket.
+    pub async fn open(&self, fields: &[(&str, &str)]) -> Result<PortalSocket> {
+        let base = &self.base;
+        let mut all = vec![("csrf", self.csrf.as_str()), ("bastion", BASTION)];
+        all.extend_from_slice(fields);
+        let posted = self
+            .http
+            .post(format!("{base}/portal/connect"))
+            .header("cookie", &self.cookie)
+            .header("origin", base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&all))
+            .send()
+            .await?;
+        let location = match posted.headers().get("location").and_then(|v| v.to_str().ok()) {
+            Some(l) => l.to_string(),
+            None => {
+                bail!(
+                    "connect was not redirected to a session ({}): {}",
+                    posted.status(),
+                    posted.text().await?
+                )
+            }
+        };
+        // The page's WebSocket, over its own TLS connection as a browser opens it (HTTP/1.1).
+        let addr: SocketAddr = base.trim_start_matches("https://").parse()?;
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let connector =
+            tokio_rustls::TlsConnector::from(Arc::new(client_config(&self.trust, &[b"http/1.1"])?));
+        let name = rustls::pki_types::ServerName::from(addr.ip());
+        let stream = connector.connect(name, tcp).await?;
+        let mut request = format!("wss://{addr}{location}/ws?cols=80&rows=24").into_client_request()?;
+        request.headers_mut().insert("cookie", self.cookie.parse()?);
+        request.headers_mut().insert("origin", base.parse()?);
+        let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+        Ok(ws)
+    }
+}
+
+/// The Connect form's fields for a terminal to `sshd` signed in with its key.
+pub fn key_fields<'a>(sshd: &'a Sshd, port: &'a str, key: &'a str) -> [(&'static str, &'a str); 7] {
+    [
+        ("target", "ip"),
+        ("ip", "127.0.0.1"),
+        ("protocol", "ssh"),
+        ("port", port),
+        ("username", sshd.user.as_str()),
+        ("auth", "key"),
+        ("private_key", key),
+    ]
+}
+
+/// Reads until the terminal says it is ready (its first output may come before).
+pub async fn until_ready(ws: &mut PortalSocket) -> Result<()> {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        ensure!(Instant::now() < end, "the terminal did not become ready");
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("ready") => return Ok(()),
+            Ok(Some(Ok(Message::Text(t)))) => bail!("terminal: {t}"),
+            Ok(Some(Ok(_))) => {}
+            other => bail!("terminal WebSocket: {other:?}"),
+        }
+    }
 }
 
 /// A browser terminal to `sshd` through the gateway, signed in with sshd's key, once its
@@ -147,27 +202,8 @@ pub async fn open_portal_session(gateway: &Gateway, fields: &[(&str, &str)]) -> 
 pub async fn open_shell(gateway: &Gateway, sshd: &Sshd) -> Result<PortalSocket> {
     let key = std::fs::read_to_string(sshd.dir.path().join("userkey"))?;
     let port = sshd.port.to_string();
-    let fields = [
-        ("target", "ip"),
-        ("ip", "127.0.0.1"),
-        ("protocol", "ssh"),
-        ("port", port.as_str()),
-        ("username", sshd.user.as_str()),
-        ("auth", "key"),
-        ("private_key", key.as_str()),
-    ];
-    let mut ws = open_portal_session(gateway, &fields).await?;
-    // Wait for "ready" and the prompt.
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        ensure!(Instant::now() < end, "the terminal did not become ready");
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.contains("ready") => break,
-            Ok(Some(Ok(Message::Text(t)))) => bail!("terminal: {t}"),
-            Ok(Some(Ok(_))) => {}
-            other => bail!("terminal WebSocket: {other:?}"),
-        }
-    }
+    let mut ws = open_portal_session(gateway, &key_fields(sshd, &port, &key)).await?;
+    until_ready(&mut ws).await?;
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
         let Ok(Some(Ok(Message::Binary(_)))) = tokio::time::timeout(QUIET, ws.next()).await else { break };

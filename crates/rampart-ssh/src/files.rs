@@ -91,6 +91,11 @@ impl RemoteFiles {
         Ok(self.sftp.create(path).await?)
     }
 
+    /// Renames a file (`to` must not exist: SFTP's rename does not replace).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), FilesError> {
+        Ok(self.sftp.rename(from, to).await?)
+    }
+
     /// Deletes a file (a partial upload that was refused or broke off).
     pub async fn remove(&self, path: &str) -> Result<(), FilesError> {
         Ok(self.sftp.remove_file(path).await?)

@@ -134,6 +134,14 @@ fn a_shareable_link_opens_its_vm_until_deleted_or_expired() -> Result<()> {
         opens.iter().all(|r| r["targetResourceId"] == web.as_str() && r["targetIp"] != "127.0.0.3"),
         "only the link's VM was reached: {opens:?}"
     );
+    let expired_id = expiring["id"].as_str().context("second link's id")?;
+    ensure!(
+        audit.iter().any(|r| r["event"] == "connection-open"
+            && r["result"] == "refused"
+            && r["user"] == format!("shareable-link:{expired_id}").as_str()
+            && r["reasonCode"] == "ShareableLinkExpired"),
+        "the expired link's refused use is audited under its id"
+    );
     ensure!(
         audit.iter().any(|r| r["event"] == "shareable-link"
             && r["reason"].as_str().is_some_and(|t| t.contains("deleted") && t.contains(&link_id))),

@@ -163,14 +163,13 @@ pub async fn list(
     body: Option<Json<ShareableLinkRequest>>,
 ) -> Result<Json<ShareableLinkList>, ApiError> {
     let b = bastion(&gw, &caller, &path, GET).await?;
-    let only: Vec<String> =
-        body.map(|Json(r)| r.vms.into_iter().map(|v| v.vm.id).collect()).unwrap_or_default();
+    let only = named_vms(&gw, &body.map(|Json(r)| r.vms).unwrap_or_default()).await?;
     let value = gw
         .store
         .shareable_links(&b.id.to_string())
         .await?
         .iter()
-        .filter(|l| only.is_empty() || only.iter().any(|v| v.eq_ignore_ascii_case(&l.target_id)))
+        .filter(|l| only.is_empty() || opens_one_of(l, &only))
         .map(|l| view(l, None))
         .collect();
     Ok(Json(ShareableLinkList { value }))
@@ -189,10 +188,34 @@ pub async fn delete(
     if !missing.is_empty() {
         return Err(not_found(&format!("no shareable link of this bastion has the id {missing:?}")));
     }
-    let chosen = links.into_iter().filter(|l| {
-        req.ids.contains(&l.id) || req.vms.iter().any(|v| v.vm.id.eq_ignore_ascii_case(&l.target_id))
-    });
-    remove(&gw, &caller, &b.id, chosen.collect()).await
+    let vms = named_vms(&gw, &req.vms).await?;
+    let chosen: Vec<_> =
+        links.into_iter().filter(|l| req.ids.contains(&l.id) || opens_one_of(l, &vms)).collect();
+    if chosen.is_empty() && !vms.is_empty() {
+        return Err(not_found("no shareable link of this bastion opens the VMs named"));
+    }
+    remove(&gw, &caller, &b.id, chosen).await
+}
+
+/// The VMs named, their subscription resolved (it may be given by name); a VM no longer
+/// registered is taken as written.
+async fn named_vms(gw: &Gateway, vms: &[LinkedVm]) -> Result<Vec<ResourceId>, ApiError> {
+    let mut named = Vec::new();
+    for v in vms {
+        let id = match gw.admission.resolve_machine(&v.vm.id).await {
+            Ok(m) => m.id,
+            Err(_) => v.vm.id.parse().map_err(|e: rampart_core::ResourceIdError| {
+                ApiError::bad_request("InvalidResourceId", e.to_string())
+            })?,
+        };
+        named.push(id);
+    }
+    Ok(named)
+}
+
+/// Whether the link opens one of `vms` (resource IDs compare without regard to case).
+fn opens_one_of(link: &ShareableLinkRecord, vms: &[ResourceId]) -> bool {
+    link.target_id.parse::<ResourceId>().is_ok_and(|t| vms.contains(&t))
 }
 
 /// `POST …/deleteShareableLinksByToken`: links as they were handed out (or their tokens).

@@ -25,6 +25,7 @@ use rampart_ssh::terminal::ShellInput;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
 
 use super::{PortalUser, same_origin};
 
@@ -46,12 +47,20 @@ pub struct FilePoint {
     /// The session's open record: who, where to (copied into each transfer's record).
     pub entry: AuditEntry,
     pub shell: Arc<ShellInput>,
+    /// Turns true when the terminal ends: transfers under way stop with it.
+    ended: watch::Receiver<bool>,
     sftp: Arc<tokio::sync::OnceCell<Arc<RemoteFiles>>>,
 }
 
 impl FilePoint {
-    pub fn new(owner: String, bastion_id: String, entry: AuditEntry, shell: Arc<ShellInput>) -> FilePoint {
-        FilePoint { owner, bastion_id, entry, shell, sftp: Default::default() }
+    pub fn new(
+        owner: String,
+        bastion_id: String,
+        entry: AuditEntry,
+        shell: Arc<ShellInput>,
+        ended: watch::Receiver<bool>,
+    ) -> FilePoint {
+        FilePoint { owner, bastion_id, entry, shell, ended, sftp: Default::default() }
     }
 
     /// SFTP on the terminal's connection, opened on first use.
@@ -133,7 +142,13 @@ async fn allow(
         e.reason_code = Some(refusal.code());
         e.reason = Some(format!("{} of {path} refused: {refusal}", direction.as_str()));
         gw.store.append_audit(&e).await?;
-        return Err(ApiError::refused(&refusal));
+        let too_large =
+            refusal.reasons().iter().all(|r| matches!(r, rampart_core::RefusalReason::FileTooLarge { .. }));
+        return Err(if too_large {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, refusal.code(), format!("refused: {refusal}"))
+        } else {
+            ApiError::refused(&refusal)
+        });
     }
     Ok(())
 }
@@ -247,48 +262,105 @@ pub async fn upload(
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     allow(&gw, &user, (&p, &bastion), TransferDirection::Upload, declared, &path).await?;
     let sftp = p.sftp().await?;
-    let mut file = sftp.create(&path).await.map_err(target_error)?;
-    let (mut hasher, mut size) = (Sha256::new(), 0u64);
-    let mut stream = body.into_data_stream();
-    let limit = bastion.settings.file_transfer_max_bytes;
-    let outcome: Result<(), ApiError> = async {
-        while let Some(chunk) = stream.next().await {
+    let receiving = Receiving {
+        gw: gw.clone(),
+        sftp,
+        path,
+        limit: bastion.settings.file_transfer_max_bytes,
+        entry: record(&p, &user, AuditResult::Allowed),
+        ended: p.ended.clone(),
+    };
+    // A task of its own: if the browser goes away mid-upload, the request's handler is dropped,
+    // and the partial file is still removed and the upload still recorded.
+    tokio::spawn(receiving.run(body)).await.map_err(ApiError::internal)?
+}
+
+/// One upload: streamed into a temporary file beside its destination, which takes its name
+/// only when every byte has arrived (a file it replaces is never left half-written).
+struct Receiving {
+    gw: AppState,
+    sftp: Arc<RemoteFiles>,
+    path: String,
+    limit: Option<u64>,
+    entry: AuditEntry,
+    ended: watch::Receiver<bool>,
+}
+
+impl Receiving {
+    async fn run(mut self, body: Body) -> Result<Response, ApiError> {
+        let (dir, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
+        let temp = format!("{dir}/.{name}.rampart-upload-{}", uuid::Uuid::new_v4().simple());
+        let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        let outcome = self.receive(body, &temp, &mut hasher, &mut size).await;
+        let sha256 = hex::encode(hasher.finalize());
+        let path = self.path.clone();
+        let mut e = self.entry.clone();
+        e.bytes_to_target = Some(size);
+        let outcome = match outcome {
+            // The destination is replaced: SFTP's rename does not overwrite.
+            Ok(()) => {
+                let _ = self.sftp.remove(&path).await;
+                self.sftp.rename(&temp, &path).await.map_err(target_error)
+            }
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(()) => {
+                e.reason = Some(format!("uploaded {path}: {size} bytes, sha256 {sha256}"));
+                self.gw.store.append_audit(&e).await?;
+                Ok(Json(Uploaded { path, size, sha256 }).into_response())
+            }
+            Err(err) => {
+                // No partial file is left behind.
+                let _ = self.sftp.remove(&temp).await;
+                e.result = if matches!(err.status, StatusCode::FORBIDDEN | StatusCode::PAYLOAD_TOO_LARGE) {
+                    AuditResult::Refused
+                } else {
+                    AuditResult::Failed
+                };
+                e.reason_code = Some(err.code.clone());
+                e.reason = Some(format!("upload of {path} stopped after {size} bytes: {}", err.message));
+                self.gw.store.append_audit(&e).await?;
+                Err(err)
+            }
+        }
+    }
+
+    async fn receive(
+        &mut self,
+        body: Body,
+        temp: &str,
+        hasher: &mut Sha256,
+        size: &mut u64,
+    ) -> Result<(), ApiError> {
+        let mut file = self.sftp.create(temp).await.map_err(target_error)?;
+        let mut stream = body.into_data_stream();
+        loop {
+            let chunk = tokio::select! {
+                chunk = stream.next() => chunk,
+                _ = self.ended.wait_for(|ended| *ended) => {
+                    return Err(ApiError::new(StatusCode::CONFLICT, "SessionEnded", "the terminal ended during the upload"));
+                }
+            };
+            let Some(chunk) = chunk else { break };
             let chunk = chunk
                 .map_err(|e| ApiError::bad_request("UploadBrokeOff", format!("the upload broke off: {e}")))?;
-            size += chunk.len() as u64;
-            if let Some(limit) = limit
-                && size > limit
+            *size += chunk.len() as u64;
+            if let Some(limit) = self.limit
+                && *size > limit
             {
-                let reason = rampart_core::RefusalReason::FileTooLarge { size, limit };
-                return Err(ApiError::refused(&rampart_core::Refusal::new(reason)));
+                let reason = rampart_core::RefusalReason::FileTooLarge { size: *size, limit };
+                let refusal = rampart_core::Refusal::new(reason);
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    refusal.code(),
+                    format!("refused: {refusal}"),
+                ));
             }
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(target_error)?;
         }
-        file.shutdown().await.map_err(target_error)?;
-        Ok(())
-    }
-    .await;
-    let sha256 = hex::encode(hasher.finalize());
-    let mut e = record(&p, &user, AuditResult::Allowed);
-    e.bytes_to_target = Some(size);
-    match outcome {
-        Ok(()) => {
-            e.reason = Some(format!("uploaded {path}: {size} bytes, sha256 {sha256}"));
-            gw.store.append_audit(&e).await?;
-            Ok(Json(Uploaded { path, size, sha256 }).into_response())
-        }
-        Err(err) => {
-            drop(file);
-            // No partial file is left behind as if it were the file.
-            let _ = sftp.remove(&path).await;
-            e.result =
-                if err.status == StatusCode::FORBIDDEN { AuditResult::Refused } else { AuditResult::Failed };
-            e.reason_code = Some(err.code.clone());
-            e.reason = Some(format!("upload of {path} stopped after {size} bytes: {}", err.message));
-            gw.store.append_audit(&e).await?;
-            Err(err)
-        }
+        file.shutdown().await.map_err(target_error)
     }
 }
 
@@ -340,6 +412,7 @@ pub async fn download(
     user: PortalUser,
     Path(session): Path<String>,
     Query(q): Query<PathQuery>,
+    method: axum::http::Method,
 ) -> Result<Response, ApiError> {
     let path = q.path.unwrap_or_default();
     let (p, bastion) = point(&gw, &user, &session).await?;
@@ -347,6 +420,15 @@ pub async fn download(
     let sftp = p.sftp().await?;
     let found = sftp.stat(&path).await.map_err(target_error)?;
     let name = if found.name.is_empty() { "files".to_string() } else { found.name.clone() };
+    if method == axum::http::Method::HEAD {
+        // What a download would be, without reading (or recording) it.
+        let (name, kind, size) = if found.dir {
+            (format!("{name}.tar"), "application/x-tar", None)
+        } else {
+            (name, "application/octet-stream", Some(found.size))
+        };
+        return Ok(attachment(Body::empty(), &name, kind, size));
+    }
     if found.dir {
         let (items, total) = archive::walk(&sftp, &path).await.map_err(target_error)?;
         allow(&gw, &user, (&p, &bastion), TransferDirection::Download, Some(total), &path).await?;
@@ -358,20 +440,18 @@ pub async fn download(
             let _ = done.send(archive::write(sftp, &root, items, writer).await);
         });
         let what = format!("{path} (a tar archive of {count} entries)");
-        let body = stream_out(
-            reader,
-            DownloadRecord::new(&gw, record(&p, &user, AuditResult::Allowed), what),
-            Some(written),
-        );
+        let record = DownloadRecord::new(&gw, record(&p, &user, AuditResult::Allowed), what);
+        let body = stream_out(reader, record, Some(written), p.ended.clone());
         return Ok(attachment(body, &format!("{name}.tar"), "application/x-tar", None));
     }
     if !found.file {
         return Err(ApiError::bad_request("NotAFile", format!("{path} is not a regular file")));
     }
     allow(&gw, &user, (&p, &bastion), TransferDirection::Download, Some(found.size), &path).await?;
-    let file = sftp.open(&path).await.map_err(target_error)?;
-    let body =
-        stream_out(file, DownloadRecord::new(&gw, record(&p, &user, AuditResult::Allowed), path), None);
+    // At most the size checked (and announced), should the file grow meanwhile.
+    let file = sftp.open(&path).await.map_err(target_error)?.take(found.size);
+    let record = DownloadRecord::new(&gw, record(&p, &user, AuditResult::Allowed), path);
+    let body = stream_out(file, record, None, p.ended.clone());
     Ok(attachment(body, &name, "application/octet-stream", Some(found.size)))
 }
 
@@ -382,12 +462,17 @@ fn stream_out<R>(
     from: R,
     record: DownloadRecord,
     written: Option<tokio::sync::oneshot::Receiver<Result<(), String>>>,
+    ended: watch::Receiver<bool>,
 ) -> Body
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
-    let stream = futures_util::stream::unfold(Some((from, record, written)), |state| async move {
-        let (mut from, mut record, written) = state?;
+    let stream = futures_util::stream::unfold(Some((from, record, written, ended)), |state| async move {
+        let (mut from, mut record, written, ended) = state?;
+        // The terminal ended: the download stops with it (and is recorded as broken off).
+        if *ended.borrow() {
+            return Some((Err(std::io::Error::other("the terminal ended")), None));
+        }
         let mut buf = BytesMut::zeroed(CHUNK);
         match from.read(&mut buf).await {
             Ok(0) => {
@@ -408,7 +493,7 @@ where
                 buf.truncate(n);
                 record.hasher.update(&buf);
                 record.size += n as u64;
-                Some((Ok(buf.freeze()), Some((from, record, written))))
+                Some((Ok(buf.freeze()), Some((from, record, written, ended))))
             }
             Err(e) => Some((Err(e), None)),
         }

@@ -35,28 +35,68 @@ fn owner(link: &ShareableLinkRecord) -> String {
     format!("shareable-link:{}", link.id)
 }
 
-/// The link behind `token` (still usable), and its machine; or the page that says why not.
-async fn usable(gw: &Gateway, token: &str) -> Result<(ShareableLinkRecord, Machine), ApiError> {
+/// The link behind `token` (still usable), and its machine; or why not (with the link, when
+/// there is one: the refusal is then recorded under its id).
+async fn usable(
+    gw: &Gateway,
+    token: &str,
+) -> Result<(ShareableLinkRecord, Machine), (Option<ShareableLinkRecord>, ApiError)> {
     let not_found =
         || ApiError::refused(&rampart_core::Refusal::new(rampart_core::RefusalReason::ShareableLinkNotFound));
     let token = crate::shareable::token_of(token);
     if token.is_empty() || token.len() > 128 {
-        return Err(not_found());
+        return Err((None, not_found()));
     }
-    let link = gw
-        .store
-        .shareable_link_by_token(&crate::shareable::token_hash(token))
-        .await?
-        .ok_or_else(not_found)?;
-    let rules = crate::shareable::from_record(&link).map_err(ApiError::internal)?;
-    let bastion = gw.store.bastion(&rules.bastion).await?.ok_or_else(not_found)?;
-    let machine = gw.admission.resolve_machine(&link.target_id).await?;
-    rampart_core::shareable::check_use(&rules, &bastion.id, &bastion.settings, &machine.id, Utc::now())
-        .map_err(|r| ApiError::refused(&r))?;
-    Ok((link, machine))
+    let link = match gw.store.shareable_link_by_token(&crate::shareable::token_hash(token)).await {
+        Ok(Some(link)) => link,
+        Ok(None) => return Err((None, not_found())),
+        Err(e) => return Err((None, e.into())),
+    };
+    let checked = async {
+        let rules = crate::shareable::from_record(&link).map_err(ApiError::internal)?;
+        let bastion = gw.store.bastion(&rules.bastion).await?.ok_or_else(not_found)?;
+        let machine = gw.admission.resolve_machine(&link.target_id).await?;
+        rampart_core::shareable::check_use(&rules, &bastion.id, &bastion.settings, &machine.id, Utc::now())
+            .map_err(|r| ApiError::refused(&r))?;
+        Ok::<_, ApiError>(machine)
+    }
+    .await;
+    match checked {
+        Ok(machine) => Ok((link, machine)),
+        Err(e) => Err((Some(link), e)),
+    }
 }
 
-/// Refuses an address that tried too often (`key`: the link, or "" for unknown tokens).
+/// The page for a link that cannot be used; the refusal is recorded under the link's id.
+async fn refused_use(
+    gw: &Gateway,
+    (link, err): (Option<ShareableLinkRecord>, ApiError),
+    client: std::net::SocketAddr,
+    headers: &HeaderMap,
+) -> Response {
+    if let Some(link) = link {
+        let mut e =
+            rampart_core::AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Refused);
+        e.user = Some(crate::shareable::identity(&link.id).name);
+        e.client_address = Some(client.to_string());
+        e.user_agent = UserAgent::from_headers(headers);
+        e.bastion_id = Some(link.bastion_id.clone());
+        e.target_resource_id = Some(link.target_id.clone());
+        e.reason_code = Some(err.code.clone());
+        e.reason = Some(err.message.clone());
+        if let Err(e) = gw.store.append_audit(&e).await {
+            return ApiError::internal(e).into_response();
+        }
+    } else if err.status == StatusCode::NOT_FOUND {
+        gw.link_limiter.record_failure(UNKNOWN, client.ip(), Instant::now());
+    }
+    error_page(&err, "/")
+}
+
+/// The rate limit's key for tokens that name no link (apart from each link's own).
+const UNKNOWN: &str = "\0unknown";
+
+/// Refuses an address that tried too often (`key`: the link, or [`UNKNOWN`]).
 fn limited(gw: &Gateway, key: &str, client: std::net::SocketAddr) -> Option<Response> {
     let wait = gw.link_limiter.blocked(key, client.ip(), Instant::now())?;
     Some(message(
@@ -88,8 +128,9 @@ pub async fn page(
     State(gw): State<AppState>,
     ClientAddr(client): ClientAddr,
     Path(token): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = limited(&gw, "", client) {
+    if let Some(r) = limited(&gw, UNKNOWN, client) {
         return r;
     }
     match usable(&gw, &token).await {
@@ -105,12 +146,7 @@ pub async fn page(
             rdp: m.os_type == OsType::Windows,
             expires_at: link.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         }),
-        Err(e) => {
-            if e.status == StatusCode::NOT_FOUND {
-                gw.link_limiter.record_failure("", client.ip(), Instant::now());
-            }
-            error_page(&e, "/")
-        }
+        Err(refused) => refused_use(&gw, refused, client, &headers).await,
     }
 }
 
@@ -143,7 +179,7 @@ pub async fn connect(
     }
     let (link, machine) = match usable(&gw, &token).await {
         Ok(found) => found,
-        Err(e) => return error_page(&e, "/"),
+        Err(refused) => return refused_use(&gw, refused, client, &headers).await,
     };
     if let Some(r) = limited(&gw, &link.id, client) {
         return r;
@@ -197,7 +233,7 @@ pub async fn terminal(State(gw): State<AppState>, Path((token, ticket)): Path<(S
         Ok((link, _)) => {
             page_for(&gw, &ticket, &owner(&link), &format!("{}/terminal/{ticket}/ws", back(&token)), false)
         }
-        Err(e) => error_page(&e, "/"),
+        Err((_, e)) => error_page(&e, "/"),
     }
 }
 
@@ -216,6 +252,6 @@ pub async fn websocket(
     }
     match usable(&gw, &token).await {
         Ok((link, _)) => attach(gw.clone(), &ticket, &owner(&link), client, size, upgrade),
-        Err(e) => error_page(&e, "/"),
+        Err((_, e)) => error_page(&e, "/"),
     }
 }

@@ -68,6 +68,7 @@ pub(crate) async fn run_terminal(
     let mut pastes = super::paste::PasteFilter::default();
     // The file panel of the user's own portal terminal (never a link's: no portal user).
     let session_id = live.session.id.clone();
+    let (terminal_ended, ended_rx) = tokio::sync::watch::channel(false);
     let identity = &live.session.request.identity;
     if identity.kind == rampart_core::IdentityKind::User {
         let point = crate::portal::FilePoint::new(
@@ -75,6 +76,7 @@ pub(crate) async fn run_terminal(
             live.session.bastion_id.clone(),
             opened,
             input.clone(),
+            ended_rx,
         );
         gw.files.offer(&session_id, point);
     }
@@ -170,6 +172,7 @@ pub(crate) async fn run_terminal(
     };
     gw.joins.withdraw(&session_id);
     gw.files.withdraw(&session_id);
+    terminal_ended.send_replace(true);
     drop(joined_output);
     let _ = to_browser.send(ended(&end.to_string())).await;
     let _ = to_browser.send(Message::Close(None)).await;

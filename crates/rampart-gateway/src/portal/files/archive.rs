@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rampart_ssh::files::RemoteFiles;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tar::{Builder, EntryType, Header};
 
 /// At most this many entries in one archive.
@@ -72,10 +72,39 @@ pub(super) async fn write<W: AsyncWrite + Unpin + Send + Sync + 'static>(
             header.set_size(item.size);
             // A file that grew since it was listed is cut at its listed size; one that shrank
             // fails the archive rather than leave a wrong entry.
-            let file = tokio::io::AsyncReadExt::take(file, item.size);
+            let file = Exactly { inner: tokio::io::AsyncReadExt::take(file, item.size), left: item.size };
             tar.append_data(&mut header, &item.rel, file).await.map_err(|e| format!("{path}: {e}"))?;
         }
     }
     let mut out = tar.into_inner().await.map_err(|e| e.to_string())?;
     out.shutdown().await.map_err(|e| e.to_string())
+}
+
+/// Reads exactly `left` bytes: ending sooner is an error (a tar entry's size is in its header).
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Exactly<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = polled {
+            let read = (buf.filled().len() - before) as u64;
+            if read == 0 && self.left > 0 && buf.remaining() > 0 {
+                let short = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was archived",
+                );
+                return std::task::Poll::Ready(Err(short));
+            }
+            self.left = self.left.saturating_sub(read);
+        }
+        polled
+    }
 }
