@@ -2,7 +2,8 @@
 # Benchmarks Rampart's tunnel against direct TCP, ssh -L and a stunnel pair, side by side,
 # on loopback only (about 5-10 minutes on 2 cores), plus the browser terminal and desktop.
 # Installs OpenSSH, stunnel4, FreeRDP's shadow server, Xvfb and xsetroot from Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
-# seconds-long correctness run, --desktop-only for the browser desktop row alone.
+# seconds-long correctness run, --desktop-only for the browser desktop row alone, --capacity for
+# what one node holds (browser terminals in steps, --capacity-terminals 100,500,1000,2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
