@@ -18,7 +18,7 @@ use rampart_core::{AuditEvent, AuditResult, ClientKind, Machine, OsType};
 use rampart_store::ShareableLinkRecord;
 use serde::Deserialize;
 
-use super::terminal::{ConnectForm, TerminalSize, attach, page_for, sign_in_to_target};
+use super::terminal::{ConnectForm, TerminalSize, attach, connect_failed, page_for, sign_in_to_target};
 use super::{error_page, message, render, same_origin};
 use crate::api::caller::Caller;
 use crate::api::{ApiError, AppState, AuthUser, ClientAddr, UserAgent};
@@ -213,17 +213,7 @@ pub async fn connect(
             let ticket = gw.terminals.insert(pending);
             Redirect::to(&format!("{}/terminal/{ticket}", back(&token))).into_response()
         }
-        Err(err) => {
-            if entry.result == AuditResult::Allowed {
-                entry.result = AuditResult::Failed;
-            }
-            entry.reason_code = Some(err.code.clone());
-            entry.reason = Some(err.message.clone());
-            if let Err(e) = gw.store.append_audit(&entry).await {
-                return ApiError::internal(e).into_response();
-            }
-            error_page(&err, &back(&token))
-        }
+        Err(err) => connect_failed(&gw, entry, &err, &back(&token)).await,
     }
 }
 

@@ -216,18 +216,27 @@ pub async fn connect(
             let ticket = gw.terminals.insert(pending);
             Redirect::to(&format!("/portal/terminal/{ticket}")).into_response()
         }
-        Err(err) => {
-            if entry.result == AuditResult::Allowed {
-                entry.result = AuditResult::Failed;
-            }
-            entry.reason_code = Some(err.code.clone());
-            entry.reason = Some(err.message.clone());
-            if let Err(e) = gw.store.append_audit(&entry).await {
-                return ApiError::internal(e).into_response();
-            }
-            error_page(&err, &back)
-        }
+        Err(err) => connect_failed(&gw, entry, &err, &back).await,
     }
+}
+
+/// Records why a Connect form (the portal's, or a shareable link's) did not open a session,
+/// and answers the page that says so. Nothing is answered unaudited.
+pub(crate) async fn connect_failed(
+    gw: &Gateway,
+    mut entry: AuditEntry,
+    err: &ApiError,
+    back: &str,
+) -> Response {
+    if entry.result == AuditResult::Allowed {
+        entry.result = AuditResult::Failed;
+    }
+    entry.reason_code = Some(err.code.clone());
+    entry.reason = Some(err.message.clone());
+    if let Err(e) = gw.store.append_audit(&entry).await {
+        return ApiError::internal(e).into_response();
+    }
+    error_page(err, back)
 }
 
 /// Authorizes the form's target, dials it and signs in (the portal's Connect form, and
