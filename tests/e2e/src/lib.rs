@@ -736,6 +736,21 @@ pub fn spawn_browser_script(script: &str, env: &[(&str, String)]) -> Result<Chil
     cmd.spawn().context("node (the test command installs nodejs)")
 }
 
+/// Waits until a browser script writes `flag` (its signal to the Rust side), at most `limit`;
+/// if the script stops or the time runs out first, the error carries the script's output.
+pub fn wait_for_flag(flag: &Path, script: Child, limit: Duration) -> Result<Child> {
+    let mut script = script;
+    let t = Instant::now();
+    while !flag.exists() {
+        if script.try_wait()?.is_some() || t.elapsed() > limit {
+            let text = finish_browser_script(script, Duration::from_secs(1));
+            bail!("the browser script did not reach {} in {limit:?}: {text:?}", flag.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(script)
+}
+
 /// Waits for a browser script at most `limit` (killed when over); returns its stdout and
 /// stderr together, or an error with them when it failed.
 pub fn finish_browser_script(mut child: Child, limit: Duration) -> Result<String> {

@@ -36,16 +36,6 @@ fn sha256_of(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn wait_for(flag: &Path, script: &mut std::process::Child, limit: Duration) -> Result<()> {
-    let t = Instant::now();
-    while !flag.exists() {
-        ensure!(script.try_wait()?.is_none(), "the browser script stopped before {}", flag.display());
-        ensure!(t.elapsed() < limit, "the browser script did not reach {} in {limit:?}", flag.display());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(())
-}
-
 #[test]
 fn files_go_up_and_down_through_the_panel_with_their_hashes_audited() -> Result<()> {
     let Some(local) = LocalUser::create("ft")? else {
@@ -62,7 +52,7 @@ fn files_go_up_and_down_through_the_panel_with_their_hashes_audited() -> Result<
     std::fs::write(&small, "notes from the browser\n")?;
     let (big_sha, small_sha) = (sha256_of(&big)?, sha256_of(&small)?);
 
-    let mut script = rampart_e2e::spawn_browser_script(
+    let script = rampart_e2e::spawn_browser_script(
         "files.mjs",
         &[
             ("RAMPART_URL", gw.url()),
@@ -77,10 +67,7 @@ fn files_go_up_and_down_through_the_panel_with_their_hashes_audited() -> Result<
         ],
     )?;
     let started = Instant::now();
-    if let Err(e) = wait_for(&out.join("transferred"), &mut script, Duration::from_secs(240)) {
-        let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(1));
-        anyhow::bail!("{e}: {text:?}");
-    }
+    let script = rampart_e2e::wait_for_flag(&out.join("transferred"), script, Duration::from_secs(240))?;
     let took = started.elapsed();
     // On the target (this machine), and back in the browser's downloads: the same bytes.
     let home = Path::new("/home").join(&local.name);

@@ -3,7 +3,7 @@
 //! terminal and the link, an expired link is refused, a Basic bastion refuses to make one
 //! naming its tier, and every use is audited under the link's id.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use rampart_e2e::{Gateway, LocalUser, Sshd, SshdOptions};
@@ -99,15 +99,8 @@ fn a_shareable_link_opens_its_vm_until_deleted_or_expired() -> Result<()> {
             ("ARTIFACTS", out.display().to_string()),
         ],
     )?;
-    let mut script = script;
-    let t = Instant::now();
-    while !out.join("connected").exists() {
-        if script.try_wait()?.is_some() || t.elapsed() > Duration::from_secs(90) {
-            let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(1));
-            anyhow::bail!("the browser never connected through the link: {text:?}\n{}", gw.log());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let script = rampart_e2e::wait_for_flag(&out.join("connected"), script, Duration::from_secs(90))
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", gw.log()))?;
     gw.ok(&[
         "network",
         "bastion",
