@@ -55,6 +55,7 @@ const RULES: &[Rule] = &[
     rule("rampart-core", &[], false, false, false),
     // Wire formats, sans I/O.
     rule("rampart-proto", &["rampart-core"], false, false, false),
+    rule("rampart-rdg", &[], false, false, false),
     rule("rampart-store", &["rampart-core"], true, true, true),
     rule("rampart-tunnel", &["rampart-proto"], true, false, true),
     rule("rampart-ssh", &[], true, false, true),
@@ -69,6 +70,7 @@ const RULES: &[Rule] = &[
             "rampart-ssh",
             "rampart-rdp",
             "rampart-oidc",
+            "rampart-rdg",
             "rampart-tunnel",
         ],
         true,

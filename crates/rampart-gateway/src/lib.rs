@@ -12,6 +12,7 @@
 //! - [`tunnel`]: tunnel grants and the three carriers of tunnelled connections.
 //! - [`federation`]: single sign-on with OpenID Connect providers (users, groups, flows).
 //! - [`portal`]: the browser portal (pages, sign-in cookie, CSRF) and SSH in the browser.
+//! - [`rd_gateway`]: the Remote Desktop Gateway endpoint stock RDP clients connect through.
 //! - [`node`]: this gateway among the nodes sharing its store: heartbeats, lost nodes.
 //! - [`server`]: first-start bootstrap, the TLS accept loop, drain and shutdown.
 
@@ -26,6 +27,7 @@ pub mod mfa;
 pub mod node;
 pub mod portal;
 pub mod proxy_protocol;
+pub mod rd_gateway;
 pub mod recording;
 pub mod server;
 pub mod shareable;

@@ -29,6 +29,7 @@ use crate::auth::{TargetNaming, TunnelClaims, ttl_secs};
 use crate::server::Gateway;
 
 pub use v1::connect;
+pub(crate) use v1::websocket_key;
 pub use v2::open_stream;
 pub use v3::open_mux;
 
@@ -187,7 +188,7 @@ async fn admit(
     }
     entry.target_resource_id = claims.resource.clone();
     entry.protocol = Some(Protocol::TcpTunnel.as_str().into());
-    let request = match connection_request(gw, &claims, client).await {
+    let request = match connection_request(gw, &claims, client, Protocol::TcpTunnel).await {
         Ok(r) => r,
         Err(denial) => return Err(admission.refuse(entry, denial).await),
     };
@@ -196,11 +197,12 @@ async fn admit(
 
 /// The admission request of a new connection of an open tunnel, read from its token and the
 /// store as they are now, so a deleted user or an unregistered or moved machine takes effect
-/// at once.
-async fn connection_request(
+/// at once. The RD Gateway endpoint asks the same for an RDP channel (`protocol`).
+pub(crate) async fn connection_request(
     gw: &Gateway,
     claims: &TunnelClaims,
     client: std::net::SocketAddr,
+    protocol: Protocol,
 ) -> Result<Request, Denial> {
     let unparsable = || Denial::internal("a signed tunnel token holds an unparsable target");
     let bastion = ResourceId::from_str(&claims.bastion).map_err(|_| unparsable())?;
@@ -227,7 +229,7 @@ async fn connection_request(
         bastion,
         target,
         port: claims.port,
-        protocol: Protocol::TcpTunnel,
+        protocol,
         client_kind: ClientKind::Native,
         client,
     })

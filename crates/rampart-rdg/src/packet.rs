@@ -50,20 +50,39 @@ const REDIRECT_ENABLE_ALL: u32 = 0x8000_0000;
 pub enum ClientPacket {
     /// HTTP_HANDSHAKE_REQUEST_PACKET: the protocol version and the extended authentication
     /// the client will use.
-    Handshake { version_major: u8, version_minor: u8, extended_auth: u16 },
+    Handshake {
+        version_major: u8,
+        version_minor: u8,
+        extended_auth: u16,
+    },
     /// HTTP_TUNNEL_PACKET: asks for a tunnel, with the PAA cookie when the client has one.
-    TunnelCreate { capabilities: u32, paa_cookie: Option<String>, reauth_context: Option<u64> },
+    TunnelCreate {
+        capabilities: u32,
+        paa_cookie: Option<String>,
+        reauth_context: Option<u64>,
+    },
     /// HTTP_TUNNEL_AUTH_PACKET: the client's computer name.
-    TunnelAuth { client_name: String },
+    TunnelAuth {
+        client_name: String,
+    },
     /// HTTP_CHANNEL_PACKET: the computer (names, then alternative names) and port to reach.
-    ChannelCreate { resources: Vec<String>, alternatives: Vec<String>, port: u16, protocol: u16 },
+    ChannelCreate {
+        resources: Vec<String>,
+        alternatives: Vec<String>,
+        port: u16,
+        protocol: u16,
+    },
     /// HTTP_DATA_PACKET: bytes for the computer.
     Data(Vec<u8>),
     Keepalive,
     /// HTTP_CLOSE_PACKET: the client closes the channel.
-    CloseChannel { status: u32 },
+    CloseChannel {
+        status: u32,
+    },
     /// The client's answer to the gateway's close.
-    CloseChannelResponse { status: u32 },
+    CloseChannelResponse {
+        status: u32,
+    },
 }
 
 impl ClientPacket {
@@ -185,10 +204,16 @@ impl<'a> Reader<'a> {
                 let capabilities = self.u32("capsFlags")?;
                 let fields = self.u16("fieldsPresent")?;
                 self.u16("reserved")?;
-                let reauth_context =
-                    if fields & TUNNEL_FIELD_REAUTH != 0 { Some(self.u64("reauthTunnelContext")?) } else { None };
-                let paa_cookie =
-                    if fields & TUNNEL_FIELD_PAA_COOKIE != 0 { Some(self.string("PAACookie")?) } else { None };
+                let reauth_context = if fields & TUNNEL_FIELD_REAUTH != 0 {
+                    Some(self.u64("reauthTunnelContext")?)
+                } else {
+                    None
+                };
+                let paa_cookie = if fields & TUNNEL_FIELD_PAA_COOKIE != 0 {
+                    Some(self.string("PAACookie")?)
+                } else {
+                    None
+                };
                 ClientPacket::TunnelCreate { capabilities, paa_cookie, reauth_context }
             }
             kind::TUNNEL_AUTH => {
@@ -224,7 +249,7 @@ impl<'a> Reader<'a> {
 
 /// UTF-16LE without its terminating NULs; `None` for an odd length or unpaired surrogates.
 fn utf16(raw: &[u8]) -> Option<String> {
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return None;
     }
     let units: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();

@@ -120,6 +120,10 @@ pub struct RdpArgs {
     /// Only write an .rdp file that connects through the tunnel, and keep the tunnel open.
     #[arg(long)]
     pub rdp_file: Option<PathBuf>,
+    /// Only write an .rdp file that connects through the gateway's RD Gateway endpoint with
+    /// a short-lived token (no tunnel, no CLI needed to open it), and exit.
+    #[arg(long, conflicts_with = "rdp_file")]
+    pub output_rdp_file: Option<PathBuf>,
     /// The user's name.
     #[arg(long)]
     pub username: Option<String>,

@@ -1,6 +1,7 @@
 //! `rampart rdp` (= `network bastion rdp`): a tunnel, then the platform's RDP client on it.
 //! Unlike Azure's client this works on Linux (xfreerdp) and macOS too; `--rdp-file` writes a
-//! file any client opens, and keeps the tunnel open for it.
+//! file any client opens, and keeps the tunnel open for it; `--output-rdp-file` writes one
+//! that goes through the gateway's RD Gateway endpoint instead, with no tunnel at all.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,6 +25,44 @@ fn rdp_file_contents(port: u16, username: Option<&str>) -> String {
         lines.push(format!("username:s:{user}"));
     }
     lines.join("\r\n") + "\r\n"
+}
+
+/// An .rdp file that connects through the gateway's RD Gateway endpoint: the target as the
+/// grant resolved it, the gateway's host and port, and the grant's token as the gateway
+/// access token (cookie authentication: no gateway password prompt).
+fn gateway_rdp_file(gateway: &str, target: &str, token: &str, username: Option<&str>) -> String {
+    let mut lines = vec![
+        format!("full address:s:{target}"),
+        format!("gatewayhostname:s:{gateway}"),
+        "gatewayusagemethod:i:1".to_string(),
+        "gatewayprofileusagemethod:i:1".to_string(),
+        "gatewaycredentialssource:i:5".to_string(),
+        format!("gatewayaccesstoken:s:{token}"),
+        "use multimon:i:0".to_string(),
+        "prompt for credentials:i:1".to_string(),
+    ];
+    if let Some(user) = username {
+        lines.push(format!("username:s:{user}"));
+    }
+    lines.join("\r\n") + "\r\n"
+}
+
+/// `host:port` of the gateway's address as the profile holds it (`https://host:port/`).
+fn gateway_host(server: &str) -> String {
+    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+/// Writes a file only its owner can read: it holds a token.
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// The RDP client for this platform: `$RAMPART_RDP_CLIENT` (a program and its arguments;
@@ -71,6 +110,20 @@ pub async fn run(args: RdpArgs) -> Result<ExitCode> {
                 .unwrap_or(3389),
         },
     };
+    if let Some(path) = &args.output_rdp_file {
+        let grant = client.grant_tunnel(&request).await?;
+        let gateway = gateway_host(client.server());
+        let contents =
+            gateway_rdp_file(&gateway, &grant.target, &grant.tunnel_token, args.username.as_deref());
+        write_private(path, &contents)?;
+        let minutes = (grant.expires_at - chrono::Utc::now().timestamp()).max(0) / 60;
+        println!(
+            "Wrote {} (it connects to {} through the RD Gateway at {gateway}; its token works for {minutes} minutes)",
+            path.display(),
+            grant.target
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let (_tunnel, port) = open_local(client, request).await?;
     let contents = rdp_file_contents(port, args.username.as_deref());
 
@@ -100,5 +153,20 @@ mod tests {
         let text = super::rdp_file_contents(40123, Some("azureuser"));
         assert!(text.contains("full address:s:127.0.0.1:40123\r\n"));
         assert!(text.contains("username:s:azureuser"));
+    }
+
+    #[test]
+    fn a_gateway_rdp_file_names_the_gateway_the_target_and_the_token() {
+        let text = super::gateway_rdp_file("gw.example:8443", "10.1.0.4:3389", "tok.en", None);
+        for line in [
+            "full address:s:10.1.0.4:3389\r\n",
+            "gatewayhostname:s:gw.example:8443\r\n",
+            "gatewayusagemethod:i:1\r\n",
+            "gatewayaccesstoken:s:tok.en\r\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert_eq!(super::gateway_host("https://gw.example:8443/"), "gw.example:8443");
+        assert_eq!(super::gateway_host("https://gw.example"), "gw.example");
     }
 }

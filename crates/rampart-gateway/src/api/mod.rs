@@ -288,6 +288,7 @@ pub fn router(state: AppState) -> Router {
         .route(CONNECT_PATH, get(tunnel::connect))
         .route(STREAM_PATH, post(tunnel::open_stream))
         .route(MUX_PATH, get(tunnel::open_mux))
+        .route(crate::rd_gateway::PATH, axum::routing::any(crate::rd_gateway::endpoint))
         .route(AUDIT, get(audit::list))
         .route(AUDIT_VERIFY, get(audit::verify))
         .route(OPENAPI, get(openapi::document))

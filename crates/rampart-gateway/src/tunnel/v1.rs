@@ -73,7 +73,7 @@ pub async fn connect(
     response
 }
 
-fn websocket_key(headers: &HeaderMap) -> Result<String, Denial> {
+pub(crate) fn websocket_key(headers: &HeaderMap) -> Result<String, Denial> {
     let is = |name: header::HeaderName, want: &str| {
         headers
             .get(name)
