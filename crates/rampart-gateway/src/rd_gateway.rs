@@ -17,6 +17,7 @@
 //! (`RDG_OUT_DATA` down, `RDG_IN_DATA` up, matched by `RDG-Connection-Id`): [`legacy`].
 
 mod channel;
+mod legacy;
 
 use std::net::IpAddr;
 
@@ -34,6 +35,8 @@ use rampart_tunnel::websocket_config;
 use crate::admission::Denial;
 use crate::api::{ApiError, AppState, ClientAddr, UserAgent};
 use crate::auth::TunnelClaims;
+
+pub use legacy::Pending;
 
 /// Where RD Gateway clients send their requests (fixed by the clients).
 pub const PATH: &str = "/remoteDesktopGateway/";
@@ -70,12 +73,7 @@ pub async fn endpoint(
         return response;
     }
     if !wants_websocket(req.headers()) {
-        let denial = Denial::new(
-            crate::admission::DenialKind::CarrierNotSupported,
-            "RdGatewayCarrier",
-            "this RD Gateway speaks the WebSocket transport (RDG_OUT_DATA with Upgrade: websocket)",
-        );
-        return refuse(&gw, client, user_agent, denial).await;
+        return legacy::request(gw, client, user_agent, req).await;
     }
     if method != OUT {
         let denial = Denial::bad_request("NotRdGateway", "the WebSocket carrier starts with RDG_OUT_DATA");

@@ -64,6 +64,8 @@ pub struct Gateway {
     pub(crate) joins: crate::portal::Joins,
     /// Browser terminals running on this node whose users may move files.
     pub(crate) files: crate::portal::FilePoints,
+    /// RD Gateway clients' `RDG_OUT_DATA` requests waiting for their `RDG_IN_DATA`.
+    pub(crate) rd_gateway: crate::rd_gateway::Pending,
     /// Single sign-on's providers, discovered once per settings.
     pub(crate) providers: crate::federation::Providers,
     /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
@@ -217,6 +219,7 @@ impl Gateway {
             providers: Default::default(),
             joins: Default::default(),
             files: Default::default(),
+            rd_gateway: Default::default(),
             draining,
             drain_requested: tokio::sync::Notify::new(),
             recorder,

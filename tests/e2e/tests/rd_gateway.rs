@@ -1,5 +1,5 @@
 //! Stock RDP clients through Rampart's RD Gateway endpoint (MS-TSGU over HTTPS, WebSocket
-//! transport): real xfreerdp with FreeRDP's own gateway options and with an .rdp file from
+//! and legacy HTTP transports): real xfreerdp with FreeRDP's own gateway options and with an .rdp file from
 //! `--output-rdp-file`, to a real RDP server (FreeRDP's shadow server) behind the gateway.
 
 use std::path::Path;
@@ -139,6 +139,17 @@ fn stock_freerdp_connects_through_the_rd_gateway_with_a_token() -> Result<()> {
         &[&format!("/g:{gateway}"), "/gt:http", &format!("/gat:{token}"), &format!("/v:127.0.0.1:{port}")],
     )?;
     ensure!(ok, "xfreerdp /g: /gat: failed:\n{said}");
+    // The legacy carrier (two long requests, RDG_OUT_DATA and RDG_IN_DATA), as older clients use.
+    let (ok, said) = xfreerdp(
+        &display,
+        &[
+            &format!("/g:{gateway}"),
+            "/gt:http,no-websockets",
+            &format!("/gat:{token}"),
+            &format!("/v:127.0.0.1:{port}"),
+        ],
+    )?;
+    ensure!(ok, "xfreerdp over RDG_OUT_DATA/RDG_IN_DATA failed:\n{said}");
     let audit = gw.audit()?;
     let opened = audit
         .iter()
@@ -149,7 +160,7 @@ fn stock_freerdp_connects_through_the_rd_gateway_with_a_token() -> Result<()> {
                 && r["user"] == "admin"
         })
         .count();
-    ensure!(opened >= 2, "two RD Gateway sessions should be audited as opened: {opened}");
+    ensure!(opened >= 3, "three RD Gateway sessions should be audited as opened: {opened}");
 
     // 3. A token is for its target only: the same token asking for another computer is
     //    refused at the channel request, and the refusal audited.
