@@ -16,6 +16,8 @@ function showAuth() {
   const rdp = protocol.value === 'rdp';
   document.getElementById('auth-choice').hidden = rdp;
   document.getElementById('rdp-domain').hidden = !rdp;
+  // An .rdp file is for a remote desktop: offered only with RDP chosen.
+  document.getElementById('rdp-file-row').hidden = !rdp;
   if (rdp) form.querySelector('input[name=auth][value=password]').checked = true;
   const key = form.auth.value === 'key';
   document.getElementById('auth-password').hidden = key;

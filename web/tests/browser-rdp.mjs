@@ -275,6 +275,18 @@ await withBrowser(browser, out, async () => {
 
   if (process.env.XRDP_PORT) await xrdpSteps();
 
+  // The Connect page's .rdp file (the Rust test opens it in xfreerdp, through the RD Gateway).
+  await page.goto(`${url}/portal`);
+  await page.goto(`${url}${await page.getAttribute(`tr[data-vm="${vmId}"] a`, 'href')}`);
+  check(await page.isVisible('#rdp-file'), 'a Windows VM offers an .rdp file');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#rdp-file')]);
+  await download.saveAs(join(out, 'portal.rdp'));
+  const rdpText = readFileSync(join(out, 'portal.rdp'), 'utf8');
+  check(/gatewayaccesstoken:s:\S+/.test(rdpText) && rdpText.includes(`gatewayhostname:s:${new URL(url).host}`), rdpText);
+  await page.selectOption('#protocol', 'ssh');
+  check(await page.isHidden('#rdp-file'), 'SSH offers no .rdp file');
+  step(`the Connect page downloads an .rdp file for the VM (${download.suggestedFilename()})`);
+
   tab = await open(true);
   const green = await showsColour(tab, '#44aa55', [68, 170, 85]);
   await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.02, 0.98], [0.98, 0.02]]);

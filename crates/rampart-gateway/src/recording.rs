@@ -151,6 +151,11 @@ fn is_blob(location: &str) -> bool {
 
 impl SessionObserver for Recorder {
     fn started(&self, session: &Session, _admitted_in: Option<Duration>) {
+        // A native client's bytes are its own end-to-end encryption (an RD Gateway channel
+        // is TLS between client and target): nothing the gateway could replay.
+        if session.request.client_kind == rampart_core::ClientKind::Native {
+            return;
+        }
         let format = match session.protocol {
             Protocol::Ssh => Format::Terminal(asciicast::Cast::default()),
             Protocol::Rdp => Format::Desktop,

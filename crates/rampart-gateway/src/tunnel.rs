@@ -42,13 +42,7 @@ pub async fn grant(
     JsonBody(req): JsonBody<TunnelRequest>,
 ) -> Result<Json<TunnelGrant>, ApiError> {
     let admission = &gw.admission;
-    let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Refused);
-    entry.client_address = Some(client.to_string());
-    entry.user_agent = user_agent;
-    entry.bastion_id = Some(req.bastion_id.chars().take(512).collect());
-    entry.target_ip = req.target_ip_address.as_ref().map(|t| t.chars().take(64).collect());
-    entry.target_port = Some(req.resource_port);
-
+    let entry = grant_entry(client, user_agent, &req);
     if let Err(denial) = admission.check_not_draining() {
         return Err(admission.refuse(entry, denial).await.into());
     }
@@ -59,21 +53,49 @@ pub async fn grant(
             return Err(admission.refuse(entry, denial).await.into());
         }
     };
+    issue(&gw, user, &req, entry).await.map(Json).map_err(ApiError::from)
+}
+
+/// The audit record a grant starts from.
+pub(crate) fn grant_entry(
+    client: std::net::SocketAddr,
+    user_agent: Option<String>,
+    req: &TunnelRequest,
+) -> AuditEntry {
+    let mut entry = AuditEntry::new(Utc::now(), AuditEvent::TunnelRequest, AuditResult::Refused);
+    entry.client_address = Some(client.to_string());
+    entry.user_agent = user_agent;
+    entry.bastion_id = Some(req.bastion_id.chars().take(512).collect());
+    entry.target_ip = req.target_ip_address.as_ref().map(|t| t.chars().take(64).collect());
+    entry.target_port = Some(req.resource_port);
+    entry
+}
+
+/// Grants a tunnel token to a signed-in `user` (the API's grant, the portal's .rdp file):
+/// the user's roles, the policy and the bastion's settings decide; every outcome is
+/// audited in `entry`.
+pub(crate) async fn issue(
+    gw: &Gateway,
+    user: AuthUser,
+    req: &TunnelRequest,
+    mut entry: AuditEntry,
+) -> Result<TunnelGrant, Denial> {
+    let admission = &gw.admission;
     entry.user = Some(user.claims.name.clone());
     entry.protocol = Some(Protocol::TcpTunnel.as_str().into());
     let probe =
         AuthUser { claims: user.claims.clone(), client: user.client, user_agent: user.user_agent.clone() };
-    if let Err(e) = crate::api::caller::Caller::load(&gw, probe).await {
+    if let Err(e) = crate::api::caller::Caller::load(gw, probe).await {
         let denial = Denial::new(DenialKind::Forbidden, e.code, e.message);
-        return Err(admission.refuse(entry, denial).await.into());
+        return Err(admission.refuse(entry, denial).await);
     }
-    let request = match grant_request(&gw, &user, &req, &mut entry).await {
+    let request = match grant_request(gw, &user, req, &mut entry).await {
         Ok(r) => r,
-        Err(denial) => return Err(admission.refuse(entry, denial).await.into()),
+        Err(denial) => return Err(admission.refuse(entry, denial).await),
     };
     let authorization = match admission.authorize(&request).await {
         Ok(a) => a,
-        Err(denial) => return Err(admission.refuse(entry, denial).await.into()),
+        Err(denial) => return Err(admission.refuse(entry, denial).await),
     };
     let naming = match request.target {
         Target::Ip(_) => TargetNaming::Ip,
@@ -94,16 +116,16 @@ pub async fn grant(
         naming,
         resource: entry.target_resource_id.clone(),
     };
-    let token = gw.keys.sign_tunnel(&claims).map_err(ApiError::internal)?;
+    let token = gw.keys.sign_tunnel(&claims).map_err(Denial::internal)?;
     entry.result = AuditResult::Allowed;
     entry.tunnel_id = Some(tunnel_id.clone());
-    gw.store.append_audit(&entry).await?;
-    Ok(Json(TunnelGrant {
+    gw.store.append_audit(&entry).await.map_err(Denial::internal)?;
+    Ok(TunnelGrant {
         tunnel_id,
         tunnel_token: token,
         expires_at: claims.exp,
         target: authorization.addr().to_string(),
-    }))
+    })
 }
 
 /// The admission request a grant asks for; fills `entry` as it learns the parts.

@@ -7,6 +7,7 @@ pub mod api;
 pub mod directory;
 pub mod mfa;
 pub mod mux;
+pub mod rdp_file;
 pub mod recording;
 pub mod shareable;
 pub mod tunnel;

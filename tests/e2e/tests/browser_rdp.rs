@@ -34,6 +34,7 @@ fn register_rdp_machine(gw: &Gateway, name: &str, os: &str, port: u16) -> Result
 #[test]
 fn rdp_in_the_browser() -> Result<()> {
     for needed in [
+        "/usr/bin/xfreerdp",
         "/usr/bin/freerdp-shadow-cli",
         "/usr/bin/Xvfb",
         "/usr/bin/xsetroot",
@@ -125,6 +126,7 @@ fn rdp_in_the_browser() -> Result<()> {
         "by registered VM",
         "typing reaches the remote desktop",
         "a click lands where it was aimed",
+        "the Connect page downloads an .rdp file for the VM",
     ] {
         ensure!(text.contains(&format!("ok - {step}")), "step '{step}' did not run:\n{text}");
     }
@@ -186,5 +188,30 @@ fn rdp_in_the_browser() -> Result<()> {
         );
         ensure!(!gw.log().contains(&user.password), "the RDP password never reaches the log");
     }
+
+    // The .rdp file the Connect page gave opens in a stock client and connects through the
+    // gateway's RD Gateway endpoint (xfreerdp, authentication only, on a display of its own).
+    let client_n = 1300 + std::process::id() % 200;
+    let _client_xvfb = rampart_e2e::xvfb(client_n)?;
+    let rdp_file = out.join("portal.rdp");
+    let client = Command::new("xfreerdp")
+        .env("DISPLAY", format!(":{client_n}"))
+        .arg(&rdp_file)
+        .args(["/cert:ignore", "/sec:tls", "/u:x", "/p:y", "+auth-only"])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    ensure!(
+        client.status.success(),
+        "xfreerdp could not open the portal's .rdp file: {}{}",
+        String::from_utf8_lossy(&client.stdout),
+        String::from_utf8_lossy(&client.stderr)
+    );
+    ensure!(
+        gw.audit()?.iter().any(|r| r["protocol"] == "rdp"
+            && r["event"] == "connection-open"
+            && r["result"] == "allowed"
+            && r["userAgent"].as_str().is_some_and(|a| a.contains("RDGateway"))),
+        "the RD Gateway session from the portal's file is audited"
+    );
     Ok(())
 }

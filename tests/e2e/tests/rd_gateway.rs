@@ -94,7 +94,7 @@ fn stock_freerdp_connects_through_the_rd_gateway_with_a_token() -> Result<()> {
         );
         return Ok(());
     }
-    let base = 240 + (std::process::id() % 200) * 2;
+    let base = 1000 + (std::process::id() % 100) * 2;
     let _server_display = xvfb(base)?;
     let _client_display = xvfb(base + 1)?;
     let display = format!(":{}", base + 1);

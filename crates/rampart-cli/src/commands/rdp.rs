@@ -27,26 +27,6 @@ fn rdp_file_contents(port: u16, username: Option<&str>) -> String {
     lines.join("\r\n") + "\r\n"
 }
 
-/// An .rdp file that connects through the gateway's RD Gateway endpoint: the target as the
-/// grant resolved it, the gateway's host and port, and the grant's token as the gateway
-/// access token (cookie authentication: no gateway password prompt).
-fn gateway_rdp_file(gateway: &str, target: &str, token: &str, username: Option<&str>) -> String {
-    let mut lines = vec![
-        format!("full address:s:{target}"),
-        format!("gatewayhostname:s:{gateway}"),
-        "gatewayusagemethod:i:1".to_string(),
-        "gatewayprofileusagemethod:i:1".to_string(),
-        "gatewaycredentialssource:i:5".to_string(),
-        format!("gatewayaccesstoken:s:{token}"),
-        "use multimon:i:0".to_string(),
-        "prompt for credentials:i:1".to_string(),
-    ];
-    if let Some(user) = username {
-        lines.push(format!("username:s:{user}"));
-    }
-    lines.join("\r\n") + "\r\n"
-}
-
 /// `host:port` of the gateway's address as the profile holds it (`https://host:port/`).
 fn gateway_host(server: &str) -> String {
     let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
@@ -113,8 +93,12 @@ pub async fn run(args: RdpArgs) -> Result<ExitCode> {
     if let Some(path) = &args.output_rdp_file {
         let grant = client.grant_tunnel(&request).await?;
         let gateway = gateway_host(client.server());
-        let contents =
-            gateway_rdp_file(&gateway, &grant.target, &grant.tunnel_token, args.username.as_deref());
+        let contents = rampart_proto::rdp_file::through_gateway(
+            &gateway,
+            &grant.target,
+            &grant.tunnel_token,
+            args.username.as_deref(),
+        );
         write_private(path, &contents)?;
         let minutes = (grant.expires_at - chrono::Utc::now().timestamp()).max(0) / 60;
         println!(
@@ -156,16 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gateway_rdp_file_names_the_gateway_the_target_and_the_token() {
-        let text = super::gateway_rdp_file("gw.example:8443", "10.1.0.4:3389", "tok.en", None);
-        for line in [
-            "full address:s:10.1.0.4:3389\r\n",
-            "gatewayhostname:s:gw.example:8443\r\n",
-            "gatewayusagemethod:i:1\r\n",
-            "gatewayaccesstoken:s:tok.en\r\n",
-        ] {
-            assert!(text.contains(line), "{line} in {text}");
-        }
+    fn the_gateway_is_named_by_host_and_port() {
         assert_eq!(super::gateway_host("https://gw.example:8443/"), "gw.example:8443");
         assert_eq!(super::gateway_host("https://gw.example"), "gw.example");
     }

@@ -17,6 +17,7 @@ mod native;
 mod pages;
 mod passkeys;
 pub(crate) mod paste;
+mod rdp_file;
 mod share;
 mod shell;
 mod terminal;
@@ -46,6 +47,7 @@ pub(crate) const HOME: &str = "/portal";
 pub(crate) const SIGNIN: &str = "/portal/signin";
 const SIGNOUT: &str = "/portal/signout";
 const CONNECT: &str = "/portal/connect";
+const RDP_FILE: &str = "/portal/rdp-file";
 const TERMINAL: &str = "/portal/terminal/{ticket}";
 const TERMINAL_WS: &str = "/portal/terminal/{ticket}/ws";
 const BASTION: &str = "/portal/bastion";
@@ -60,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route(SIGNIN, get(pages::sign_in_page).post(pages::sign_in))
         .route(SIGNOUT, post(pages::sign_out))
         .route(CONNECT, get(pages::connect_page).post(terminal::connect))
+        .route(RDP_FILE, post(rdp_file::download))
         .route(TERMINAL, get(terminal::page))
         .route(TERMINAL_WS, get(terminal::websocket))
         .route(BASTION, get(pages::bastion_page).post(pages::change_bastion))
