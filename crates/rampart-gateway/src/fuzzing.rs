@@ -159,3 +159,27 @@ pub fn recording_inputs(data: &[u8]) {
     out.extend(filter.filter(&data[cut..]).0);
     assert!(!out.windows(6).any(|w| w == b"\x1b[200~"), "no paste start passes the filter");
 }
+
+/// What an RD Gateway client sends (MS-TSGU packets), split anywhere the first byte says:
+/// every packet decodes or is refused, a decoded packet never claims more bytes than there
+/// are, and a connection stops at its first error.
+pub fn rd_gateway(data: &[u8]) {
+    let Some((&split, rest)) = data.split_first() else { return };
+    let mut at = rest;
+    while let Ok(Some((_, used))) = rampart_rdg::packet::decode(at) {
+        assert!(used >= rampart_rdg::packet::HEADER_LEN && used <= at.len(), "a packet takes what it has");
+        at = &at[used..];
+    }
+    let cut = usize::from(split).min(rest.len());
+    let mut conn = rampart_rdg::Connection::new();
+    for part in [&rest[..cut], &rest[cut..]] {
+        conn.receive(part);
+        loop {
+            match conn.next_event() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
