@@ -6,6 +6,7 @@
 //! Run: `./scripts/bench.sh` (release build; `--write BENCHMARKS.md` rewrites the table).
 
 mod capacity;
+mod capacity_desktop;
 mod desktop;
 mod peers;
 mod recording;
@@ -68,6 +69,13 @@ struct Args {
     /// The steps of `--capacity`: terminals open at each [default: 100,500,1000].
     #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
     capacity_terminals: Vec<usize>,
+    /// Only what one node holds in browser desktops: one RDP server at an office workload,
+    /// desktops opened in steps.
+    #[arg(long)]
+    capacity_desktops: bool,
+    /// The steps of `--capacity-desktops`: desktops open at each [default: 10,50,100].
+    #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+    capacity_desktop_steps: Vec<usize>,
 }
 
 /// Latency and new-connection samples are taken in this many rounds over the paths.
@@ -124,6 +132,9 @@ async fn run(args: Args) -> Result<()> {
     }
     if args.capacity {
         return capacity::run(args.smoke, &args.capacity_terminals).await;
+    }
+    if args.capacity_desktops {
+        return capacity_desktop::run(args.smoke, &args.capacity_desktop_steps).await;
     }
     if args.desktop_only {
         let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;
