@@ -3,7 +3,8 @@
 # on loopback only (about 5-10 minutes on 2 cores), plus the browser terminal and desktop.
 # Installs OpenSSH, stunnel4, FreeRDP's shadow server, Xvfb and xsetroot from Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
 # seconds-long correctness run, --desktop-only for the browser desktop row alone, --capacity for
-# what one node holds (browser terminals in steps, --capacity-terminals 100,500,1000,2000).
+# what one node holds (browser terminals in steps, --capacity-terminals 100,500,1000,2000;
+# browser desktops with --capacity-desktops, --capacity-desktop-steps, --capacity-desktop-workload).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -14,6 +15,8 @@ command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || mis
 command -v freerdp-shadow-cli >/dev/null 2>&1 || missing+=(freerdp2-shadow-x11)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 command -v xsetroot >/dev/null 2>&1 || missing+=(x11-xserver-utils)
+# The desktop capacity's office workload: a terminal window on the RDP server's screen.
+command -v xterm >/dev/null 2>&1 || missing+=(xterm)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

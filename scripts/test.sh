@@ -95,6 +95,8 @@ echo "gateway logs checked for panics: $(ls "$RAMPART_E2E_LOG_DIR" | wc -l) logs
 ./target/debug/rampart-bench --recording --smoke
 # What a node holds, in smoke mode: a few browser terminals typing against a real sshd.
 ./target/debug/rampart-bench --capacity --smoke
+# And browser desktops: two, on a real RDP server whose screen changes.
+./target/debug/rampart-bench --capacity-desktops --smoke
 # The API's OpenAPI document against the live gateway: schemathesis (PyPI, pinned), no
 # server errors, and every answer's status, content type and body as documented.
 ./tests/api/schemathesis.sh target/debug/rampart

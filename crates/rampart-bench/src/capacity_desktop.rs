@@ -2,7 +2,8 @@
 //! Connect form, then the desktop page's WebSocket) on one real RDP server (FreeRDP's shadow
 //! server, 1024×768), more and more of them, at an office workload: a terminal window on the
 //! server's screen printing a line every second (about a fifth of the screen redrawn each
-//! second), every desktop reading its frames as the page does. At each step: the desktops
+//! second), or with `page` the whole screen changing every 2 s (a plaid of new colours, as
+//! switching windows or pages does), every desktop reading its frames as the page does. At each step: the desktops
 //! still receiving frames, the frames each got per second, the gateway's resident memory and
 //! CPU per desktop, and the RDP server's CPU (it runs on the same two cores).
 //! Opening stops at the first desktop that fails, and that failure is reported as the limit.
@@ -107,26 +108,65 @@ struct Server {
     _processes: (Process, Process, Process),
 }
 
-fn start_server() -> Result<Server> {
+/// What changes on the server's screen while the desktops watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// A terminal window printing a line every second.
+    Line,
+    /// The whole screen changing every 2 s.
+    Page,
+}
+
+impl Workload {
+    fn describe(self) -> &'static str {
+        match self {
+            Workload::Line => "a terminal printing a line a second on its screen",
+            Workload::Page => "its whole screen changing every 2 s",
+        }
+    }
+}
+
+fn start_server(workload: Workload) -> Result<Server> {
     let n = 950 + std::process::id() % 40;
     let xvfb = rampart_e2e::xvfb_sized(n, WIDTH, HEIGHT)?;
     let (shadow, port) = rampart_e2e::shadow_server(n, false)?;
-    let mut cmd = std::process::Command::new("xterm");
-    cmd.env("DISPLAY", format!(":{n}"))
-        .args(["-geometry", "80x24+0+0", "-e", "bash", "-c", "while :; do date +%T.%N; sleep 1; done"])
-        .stderr(std::process::Stdio::null());
+    let mut cmd = match workload {
+        Workload::Line => {
+            let mut cmd = std::process::Command::new("xterm");
+            cmd.args([
+                "-geometry",
+                "80x24+0+0",
+                "-e",
+                "bash",
+                "-c",
+                "while :; do date +%T.%N; sleep 1; done",
+            ]);
+            cmd
+        }
+        Workload::Page => {
+            let mut cmd = std::process::Command::new("bash");
+            cmd.args([
+                "-c",
+                "i=0; while :; do xsetroot -mod $((2 + i % 7)) $((3 + i % 5)) \\
+                 -fg \"#$(printf %06x $((RANDOM * 512)))\" -bg \"#$(printf %06x $((RANDOM * 256)))\"; \\
+                 i=$((i + 1)); sleep 2; done",
+            ]);
+            cmd
+        }
+    };
+    cmd.env("DISPLAY", format!(":{n}")).stderr(std::process::Stdio::null());
     let workload = Process::spawn(cmd, "xterm workload")?;
     let pid = shadow.child.id();
     Ok(Server { port: port.to_string(), pid, _processes: (xvfb, shadow, workload) })
 }
 
-pub async fn run(smoke: bool, sizes: &[usize]) -> Result<()> {
+pub async fn run(smoke: bool, sizes: &[usize], workload: Workload) -> Result<()> {
     crate::raise_fd_limit();
     let sizes: Vec<usize> = if smoke { vec![2] } else { sizes.to_vec() };
     let window = if smoke { Duration::from_secs(5) } else { Duration::from_secs(20) };
     let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;
     gateway.allow_loopback()?;
-    let server = tokio::task::block_in_place(start_server)?;
+    let server = tokio::task::block_in_place(|| start_server(workload))?;
     let pid = gateway.process.child.id();
     let portal = Arc::new(Portal::sign_in(&gateway).await?);
     let stop = Arc::new(AtomicBool::new(false));
@@ -195,9 +235,7 @@ pub async fn run(smoke: bool, sizes: &[usize]) -> Result<()> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    println!(
-        "browser desktops on one node ({WIDTH}×{HEIGHT}, one RDP server, a terminal printing a line a second on its screen):"
-    );
+    println!("browser desktops on one node ({WIDTH}×{HEIGHT}, one RDP server, {}):", workload.describe());
     println!(
         "| desktops opened | still receiving frames | frames/s each, median (min) | KiB/s each | gateway RSS | RSS per desktop | gateway CPU | CPU per desktop | RDP server CPU |"
     );

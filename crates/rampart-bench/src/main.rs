@@ -76,6 +76,9 @@ struct Args {
     /// The steps of `--capacity-desktops`: desktops open at each [default: 10,50,100].
     #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
     capacity_desktop_steps: Vec<usize>,
+    /// What changes on the RDP server's screen during `--capacity-desktops`.
+    #[arg(long, value_enum, default_value = "line")]
+    capacity_desktop_workload: capacity_desktop::Workload,
 }
 
 /// Latency and new-connection samples are taken in this many rounds over the paths.
@@ -134,7 +137,12 @@ async fn run(args: Args) -> Result<()> {
         return capacity::run(args.smoke, &args.capacity_terminals).await;
     }
     if args.capacity_desktops {
-        return capacity_desktop::run(args.smoke, &args.capacity_desktop_steps).await;
+        return capacity_desktop::run(
+            args.smoke,
+            &args.capacity_desktop_steps,
+            args.capacity_desktop_workload,
+        )
+        .await;
     }
     if args.desktop_only {
         let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;
