@@ -16,6 +16,7 @@ use rampart_tunnel::tokio_tungstenite::WebSocketStream;
 use rampart_tunnel::tokio_tungstenite::tungstenite::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 use super::{audit_entry, names_the_target};
 use crate::admission::{Admission, Denial, DenialKind};
@@ -27,6 +28,8 @@ use crate::lifecycle::{Direction, LiveSession};
 const OPENING: Duration = Duration::from_secs(30);
 /// Bytes read from the target per data packet.
 const READ_CHUNK: usize = 16 * 1024;
+/// Packets queued for the client before the target's reader waits for the client.
+const TO_CLIENT_QUEUE: usize = 32;
 /// The channel's id in the answer (one channel per connection).
 const CHANNEL_ID: u32 = 1;
 
@@ -135,7 +138,7 @@ pub(super) async fn serve(
         }
     };
     // The admission service records its own refusals; only the client still needs its answer.
-    let Admission { target, mut session, .. } = match gw.admission.admit(request, entry, since).await {
+    let Admission { target, session, .. } = match gw.admission.admit(request, entry, since).await {
         Ok(admitted) => admitted,
         Err(denial) => {
             let code = if denial.is_failure() { status::CONNECT_FAILED } else { status::RAP_ACCESS_DENIED };
@@ -148,8 +151,7 @@ pub(super) async fn serve(
     if let Err(e) = carrier.send(packet::channel_response(status::OK, Some(CHANNEL_ID))).await {
         return session.finish(EndReason::ClientClosed { detail: e }).await;
     }
-    let end = relay(&mut carrier, &mut conn, target, &mut session, gw.config.keepalive).await;
-    let _ = carrier.outgoing.close().await;
+    let end = relay(carrier, conn, target, &session, gw.config.keepalive).await;
     session.finish(end).await;
 }
 
@@ -269,82 +271,126 @@ async fn refuse(gw: &AppState, carrier: &mut Carrier, entry: AuditEntry, refused
     let _ = carrier.outgoing.close().await;
 }
 
-/// Relays until the end; returns why it ended.
+/// Relays until the end; returns why it ended. Each direction is a pump of its own, so a
+/// target that stops reading while it still sends (or a client doing the same) never stalls
+/// the other direction; the packets for the client go through one queue to its writer.
 async fn relay(
-    carrier: &mut Carrier,
-    conn: &mut Connection,
+    carrier: Carrier,
+    mut conn: Connection,
     target: TcpStream,
-    session: &mut LiveSession,
+    session: &LiveSession,
     keepalive: Duration,
 ) -> EndReason {
-    let (mut from_target, mut to_target) = target.into_split();
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut stop = session.stop.clone();
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-    loop {
-        tokio::select! {
-            incoming = carrier.incoming.next() => {
-                let bytes = match incoming {
-                    Some(Ok(bytes)) => bytes,
-                    Some(Err(detail)) => return EndReason::Failed { detail },
-                    None => return EndReason::ClientClosed { detail: "the RDP client closed the connection".into() },
-                };
-                conn.receive(&bytes);
-                loop {
-                    match conn.next_event() {
-                        Ok(None) => break,
-                        Ok(Some(Event::Data(data))) => {
-                            session.data(Direction::ToTarget, &data);
-                            if let Err(e) = to_target.write_all(&data).await {
-                                let _ = carrier.send(packet::close_channel(status::CONNECT_FAILED)).await;
-                                return EndReason::TargetClosed { detail: e.to_string() };
-                            }
-                        }
-                        Ok(Some(Event::Close { .. })) => {
-                            let _ = carrier.send(packet::close_channel_response(status::OK)).await;
-                            return EndReason::ClientClosed { detail: "the RDP client closed the channel".into() };
-                        }
-                        Ok(Some(_)) => {}
-                        Err(e) => return EndReason::Failed { detail: e.to_string() },
-                    }
+    let Carrier { mut incoming, outgoing } = carrier;
+    let (from_target, to_target) = target.into_split();
+    let (to_client, queue) = mpsc::channel::<Bytes>(TO_CLIENT_QUEUE);
+    let pumps = async move {
+        let up = client_to_target(&mut incoming, &mut conn, to_target, session, to_client.clone());
+        let down = target_to_client(from_target, session, to_client.clone());
+        let mut stop = session.stop.clone();
+        let stopped = async {
+            let _ = stop.changed().await;
+            let end = session.stop_reason();
+            let code = match end {
+                EndReason::MaxDuration { .. } => status::SESSION_TIMEOUT,
+                _ => status::CONNECTION_ABORTED,
+            };
+            let message = packet::service_message(&format!("Rampart ended this session: {end}"));
+            let _ = to_client.send(Bytes::from(message)).await;
+            let _ = to_client.send(Bytes::from(packet::close_channel(code))).await;
+            end
+        };
+        let keeping_alive = async {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+            loop {
+                ticker.tick().await;
+                if to_client.send(Bytes::from(packet::keepalive())).await.is_err() {
+                    return EndReason::ClientClosed { detail: "the RDP client's connection ended".into() };
                 }
             }
-            read = from_target.read(&mut buf) => {
-                let n = match read {
-                    Ok(0) => 0,
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = carrier.send(packet::close_channel(status::CONNECT_FAILED)).await;
+        };
+        tokio::select! {
+            end = up => end,
+            end = down => end,
+            end = stopped => end,
+            end = keeping_alive => end,
+        }
+    };
+    // The writer drains the queue until every sender is gone (the pumps ended), then closes.
+    let writer = async move {
+        let (mut outgoing, mut queue) = (outgoing, queue);
+        while let Some(packet) = queue.recv().await {
+            if outgoing.send(packet).await.is_err() {
+                return;
+            }
+        }
+        let _ = outgoing.close().await;
+    };
+    let (end, ()) = tokio::join!(pumps, writer);
+    end
+}
+
+/// The client's packets to the target, until the client closes.
+async fn client_to_target(
+    incoming: &mut BoxStream<'static, Result<Bytes, String>>,
+    conn: &mut Connection,
+    mut to_target: tokio::net::tcp::OwnedWriteHalf,
+    session: &LiveSession,
+    to_client: mpsc::Sender<Bytes>,
+) -> EndReason {
+    loop {
+        let bytes = match incoming.next().await {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(detail)) => return EndReason::Failed { detail },
+            None => return EndReason::ClientClosed { detail: "the RDP client closed the connection".into() },
+        };
+        conn.receive(&bytes);
+        loop {
+            match conn.next_event() {
+                Ok(None) => break,
+                Ok(Some(Event::Data(data))) => {
+                    session.data(Direction::ToTarget, &data);
+                    if let Err(e) = to_target.write_all(&data).await {
+                        let _ =
+                            to_client.send(Bytes::from(packet::close_channel(status::CONNECT_FAILED))).await;
                         return EndReason::TargetClosed { detail: e.to_string() };
                     }
-                };
-                if n == 0 {
-                    let _ = carrier.send(packet::close_channel(status::OK)).await;
-                    return EndReason::TargetClosed { detail: "the computer closed the connection".into() };
                 }
-                session.data(Direction::FromTarget, &buf[..n]);
-                let mut out = Vec::with_capacity(n + 10);
-                packet::data_into(&mut out, &buf[..n]);
-                if let Err(detail) = carrier.send(out).await {
-                    return EndReason::ClientClosed { detail };
+                Ok(Some(Event::Close { .. })) => {
+                    let _ = to_client.send(Bytes::from(packet::close_channel_response(status::OK))).await;
+                    return EndReason::ClientClosed { detail: "the RDP client closed the channel".into() };
                 }
+                Ok(Some(_)) => {}
+                Err(e) => return EndReason::Failed { detail: e.to_string() },
             }
-            _ = stop.changed() => {
-                let end = session.stop_reason();
-                let code = match end {
-                    EndReason::MaxDuration { .. } => status::SESSION_TIMEOUT,
-                    _ => status::CONNECTION_ABORTED,
-                };
-                let _ = carrier.send(packet::service_message(&format!("Rampart ended this session: {end}"))).await;
-                let _ = carrier.send(packet::close_channel(code)).await;
-                conn.close();
-                return end;
+        }
+    }
+}
+
+/// The target's bytes to the client in data packets, until the target closes.
+async fn target_to_client(
+    mut from_target: tokio::net::tcp::OwnedReadHalf,
+    session: &LiveSession,
+    to_client: mpsc::Sender<Bytes>,
+) -> EndReason {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match from_target.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = to_client.send(Bytes::from(packet::close_channel(status::CONNECT_FAILED))).await;
+                return EndReason::TargetClosed { detail: e.to_string() };
             }
-            _ = ticker.tick() => {
-                if let Err(detail) = carrier.send(packet::keepalive()).await {
-                    return EndReason::ClientClosed { detail };
-                }
-            }
+        };
+        if n == 0 {
+            let _ = to_client.send(Bytes::from(packet::close_channel(status::OK))).await;
+            return EndReason::TargetClosed { detail: "the computer closed the connection".into() };
+        }
+        session.data(Direction::FromTarget, &buf[..n]);
+        let mut out = Vec::with_capacity(n + 10);
+        packet::data_into(&mut out, &buf[..n]);
+        if to_client.send(Bytes::from(out)).await.is_err() {
+            return EndReason::ClientClosed { detail: "the RDP client's connection ended".into() };
         }
     }
 }
