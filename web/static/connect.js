@@ -16,8 +16,10 @@ function showAuth() {
   const rdp = protocol.value === 'rdp';
   document.getElementById('auth-choice').hidden = rdp;
   document.getElementById('rdp-domain').hidden = !rdp;
-  // An .rdp file is for a remote desktop: offered only with RDP chosen.
-  document.getElementById('rdp-file-row').hidden = !rdp;
+  // An .rdp file is for a remote desktop: offered only with RDP chosen (a shareable link's
+  // page, which shares this script, has none).
+  const rdpFile = document.getElementById('rdp-file-row');
+  if (rdpFile) rdpFile.hidden = !rdp;
   if (rdp) form.querySelector('input[name=auth][value=password]').checked = true;
   const key = form.auth.value === 'key';
   document.getElementById('auth-password').hidden = key;

@@ -72,6 +72,7 @@ fn a_shareable_link_opens_its_vm_until_deleted_or_expired() -> Result<()> {
     let bsl = link["bsl"].as_str().context("the link is shown once")?.to_string();
     let link_id = link["id"].as_str().context("link id")?.to_string();
     let expiring = make_link(&gw, &web, &["--expires-in", "PT2S"])?;
+    let expires = std::time::Instant::now() + Duration::from_secs(3);
     let listed = gw.ok(&[
         "network",
         "bastion",
@@ -113,6 +114,8 @@ fn a_shareable_link_opens_its_vm_until_deleted_or_expired() -> Result<()> {
         "--tokens",
         &bsl,
     ])?;
+    // The script tries the expired link next: past its expiry whatever this machine's speed.
+    std::thread::sleep(expires.saturating_duration_since(std::time::Instant::now()));
     std::fs::write(out.join("deleted"), "yes")?;
     let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(90))?;
     ensure!(text.contains("ok - an expired link stops working"), "{text}");
