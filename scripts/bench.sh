@@ -4,7 +4,8 @@
 # Installs OpenSSH, stunnel4, FreeRDP's shadow server, Xvfb and xsetroot from Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
 # seconds-long correctness run, --desktop-only for the browser desktop row alone, --capacity for
 # what one node holds (browser terminals in steps, --capacity-terminals 100,500,1000,2000;
-# browser desktops with --capacity-desktops, --capacity-desktop-steps, --capacity-desktop-workload).
+# browser desktops with --capacity-desktops, --capacity-desktop-steps, --capacity-desktop-workload;
+# --input-latency for the desktop's mouse-move-to-screen-update time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -17,6 +18,8 @@ command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 command -v xsetroot >/dev/null 2>&1 || missing+=(x11-xserver-utils)
 # The desktop capacity's office workload: a terminal window on the RDP server's screen.
 command -v xterm >/dev/null 2>&1 || missing+=(xterm)
+# The input latency's window that follows the pointer.
+command -v xeyes >/dev/null 2>&1 || missing+=(x11-apps)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

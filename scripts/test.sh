@@ -97,6 +97,8 @@ echo "gateway logs checked for panics: $(ls "$RAMPART_E2E_LOG_DIR" | wc -l) logs
 ./target/debug/rampart-bench --capacity --smoke
 # And browser desktops: two, on a real RDP server whose screen changes.
 ./target/debug/rampart-bench --capacity-desktops --smoke
+# The browser desktop's input latency, in smoke mode: a few mouse moves, each seen drawn.
+./target/debug/rampart-bench --input-latency --smoke
 # The API's OpenAPI document against the live gateway: schemathesis (PyPI, pinned), no
 # server errors, and every answer's status, content type and body as documented.
 ./tests/api/schemathesis.sh target/debug/rampart

@@ -146,3 +146,39 @@ pub async fn measure(gateway: &Gateway, gateway_pid: u32, repaints: usize) -> Re
     let _ = ws.close(None).await;
     Ok(DesktopResult { width, height, repaints, frames, bytes, seconds, gateway_cores })
 }
+
+/// Mouse move to screen update through the gateway: an xeyes window on the server's screen
+/// follows the pointer, so each move the page sends makes the server draw; the time from
+/// sending the move to the next frame reaching the "browser", `moves` times (alternating
+/// between two far points), each once the screen is quiet again. It includes the server's own
+/// capture interval and encoding, as a user would see it.
+pub async fn input_latency(gateway: &Gateway, moves: usize) -> Result<crate::stats::Summary> {
+    use futures_util::SinkExt;
+    let (desktop, mut ws) = open_desktop(gateway).await?;
+    let mut eyes = std::process::Command::new("xeyes");
+    eyes.env("DISPLAY", &desktop.display).args(["-geometry", "400x300+700+400"]);
+    let _eyes = tokio::task::block_in_place(|| rampart_e2e::Process::spawn(eyes, "xeyes"))?;
+    let quiet = |ms: u64| Duration::from_millis(ms);
+    // The window's first drawing, then quiet.
+    while let Ok(Some(_)) = tokio::time::timeout(quiet(1000), ws.next()).await {}
+    let mut samples = Vec::with_capacity(moves);
+    for i in 0..moves {
+        let (x, y) = if i % 2 == 0 { (100, 100) } else { (1800, 1000) };
+        let t = Instant::now();
+        ws.send(Message::Text(format!(r#"{{"type":"mouse","x":{x},"y":{y}}}"#).into())).await?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                Err(_) => bail!("no frame within 5 s of a mouse move"),
+                Ok(Some(Ok(Message::Binary(_)))) => break,
+                Ok(Some(Ok(Message::Text(t)))) if t.contains("ended") => bail!("desktop ended: {t}"),
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => bail!("desktop WebSocket: {other:?}"),
+            }
+        }
+        samples.push(t.elapsed());
+        // The rest of this update, until the screen is quiet.
+        while let Ok(Some(_)) = tokio::time::timeout(quiet(150), ws.next()).await {}
+    }
+    let _ = ws.close(None).await;
+    Ok(crate::stats::Summary::of(&samples))
+}

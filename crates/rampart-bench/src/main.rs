@@ -79,6 +79,9 @@ struct Args {
     /// What changes on the RDP server's screen during `--capacity-desktops`.
     #[arg(long, value_enum, default_value = "line")]
     capacity_desktop_workload: capacity_desktop::Workload,
+    /// Only the browser desktop's input latency: mouse move to screen update, p50 and p99.
+    #[arg(long)]
+    input_latency: bool,
 }
 
 /// Latency and new-connection samples are taken in this many rounds over the paths.
@@ -143,6 +146,18 @@ async fn run(args: Args) -> Result<()> {
             args.capacity_desktop_workload,
         )
         .await;
+    }
+    if args.input_latency {
+        let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;
+        gateway.allow_loopback()?;
+        let moves = if args.smoke { 10 } else { 300 };
+        let s = desktop::input_latency(&gateway, moves).await?;
+        println!(
+            "browser desktop (RDP) 1920x1080, mouse move to screen update through the gateway, {moves} moves: p50 {:.1} ms, p99 {:.1} ms",
+            s.p50.as_secs_f64() * 1e3,
+            s.p99.as_secs_f64() * 1e3
+        );
+        return Ok(());
     }
     if args.desktop_only {
         let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;
