@@ -22,15 +22,10 @@ mod legacy;
 use std::net::IpAddr;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use hyper_util::rt::TokioIo;
 use rampart_core::{AuditEntry, AuditEvent, AuditResult, Protocol, RefusalReason};
-use rampart_tunnel::tokio_tungstenite::WebSocketStream;
-use rampart_tunnel::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use rampart_tunnel::tokio_tungstenite::tungstenite::protocol::Role;
-use rampart_tunnel::websocket_config;
 
 use crate::admission::Denial;
 use crate::api::{ApiError, AppState, ClientAddr, UserAgent};
@@ -87,26 +82,13 @@ pub async fn endpoint(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(websocket_config()),
-                )
-                .await;
+                let ws = crate::tunnel::server_websocket(upgraded).await;
                 channel::serve(gw, channel::Carrier::websocket(ws), client, user_agent).await;
             }
             Err(e) => tracing::debug!(error = %e, "RD Gateway WebSocket upgrade failed"),
         }
     });
-    let mut response = Response::new(axum::body::Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    response
+    crate::tunnel::switching_protocols(&key)
 }
 
 /// `RDG-Auth-Scheme: PAA`: the client will send a token in its tunnel request.

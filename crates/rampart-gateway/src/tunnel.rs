@@ -29,7 +29,7 @@ use crate::auth::{TargetNaming, TunnelClaims, ttl_secs};
 use crate::server::Gateway;
 
 pub use v1::connect;
-pub(crate) use v1::websocket_key;
+pub(crate) use v1::{server_websocket, switching_protocols, websocket_key};
 pub use v2::open_stream;
 pub use v3::open_mux;
 

@@ -41,12 +41,7 @@ pub async fn connect(
         let Admission { target, session, .. } = admitted;
         let report = match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(websocket_config()),
-                )
-                .await;
+                let ws = server_websocket(upgraded).await;
                 let options = RelayOptions {
                     keepalive: Some(keepalive),
                     counters: Some(session.session.counters.clone()),
@@ -59,6 +54,22 @@ pub async fn connect(
         session.finish_relay(report).await;
     });
 
+    let mut response = switching_protocols(&key);
+    if offered_protocol {
+        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+    }
+    response
+}
+
+/// The gateway's side of a WebSocket whose upgrade has completed.
+pub(crate) async fn server_websocket(
+    upgraded: hyper::upgrade::Upgraded,
+) -> WebSocketStream<TokioIo<hyper::upgrade::Upgraded>> {
+    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(websocket_config())).await
+}
+
+/// `101 Switching Protocols`, accepting the WebSocket whose `Sec-WebSocket-Key` was `key`.
+pub(crate) fn switching_protocols(key: &str) -> Response {
     let mut response = Response::new(axum::body::Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
@@ -66,9 +77,6 @@ pub async fn connect(
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    if offered_protocol {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     }
     response
 }
