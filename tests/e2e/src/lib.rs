@@ -400,6 +400,12 @@ impl Session {
         Ok(())
     }
 
+    /// The live sessions of bastion `default` (`network bastion session list`).
+    pub fn sessions(&self) -> Result<Vec<serde_json::Value>> {
+        let out = self.ok(&["network", "bastion", "session", "list", "-n", "default", "-g", "default"])?;
+        Ok(serde_json::from_str(&out)?)
+    }
+
     /// The audit log as JSON records, newest first.
     pub fn audit(&self) -> Result<Vec<serde_json::Value>> {
         let out = self.ok(&["audit", "list", "--limit", "10000", "--output", "json"])?;
@@ -648,6 +654,18 @@ pub fn audit_has(records: &[serde_json::Value], event: &str, result: &str, code:
 }
 
 /// Whether the tests run as root (needed to create local users and network namespaces).
+/// Calls `f` every 100 ms until it gives a value; fails after `limit`.
+pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
+        }
+        ensure!(std::time::Instant::now() < deadline, "gave up after {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
 }

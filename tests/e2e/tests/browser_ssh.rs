@@ -11,13 +11,8 @@ use rampart_e2e::{ADMIN_PASSWORD, Gateway, LocalUser, Sshd, SshdOptions, audit_h
 const BASTION: &str =
     "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
 
-fn sessions(gw: &Gateway) -> Result<Vec<serde_json::Value>> {
-    let out = gw.ok(&["network", "bastion", "session", "list", "-n", "default", "-g", "default"])?;
-    Ok(serde_json::from_str(&out)?)
-}
-
 fn browser_session(gw: &Gateway) -> Result<Option<serde_json::Value>> {
-    Ok(sessions(gw)?.into_iter().find(|s| s["protocol"] == "ssh"))
+    Ok(gw.sessions()?.into_iter().find(|s| s["protocol"] == "ssh"))
 }
 
 #[test]

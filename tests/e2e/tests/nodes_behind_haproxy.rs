@@ -74,12 +74,6 @@ fn haproxy(dir: &Path, port: u16, nodes: &[u16]) -> Result<Process> {
     Ok(process)
 }
 
-fn sessions(node: &Gateway) -> Result<Vec<serde_json::Value>> {
-    Ok(serde_json::from_str(
-        &node.ok(&["network", "bastion", "session", "list", "-n", "default", "-g", "default"])?,
-    )?)
-}
-
 fn nodes(node: &Gateway) -> Result<Vec<serde_json::Value>> {
     Ok(serde_json::from_str(&node.ok(&["node", "list"])?)?)
 }
@@ -150,7 +144,7 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
     let mut long =
         sshd.client("ssh", tunnel.port).arg(format!("{}@127.0.0.1", sshd.user)).arg("sleep 60").spawn()?;
     let listed = within(Duration::from_secs(3), "node 3 lists bob's session", || {
-        Ok(sessions(&all[2])?.into_iter().find(|s| s["userName"] == "bob"))
+        Ok(all[2].sessions()?.into_iter().find(|s| s["userName"] == "bob"))
     })?;
     let client = listed["clientAddress"].as_str().unwrap_or_default();
     ensure!(client.starts_with("127.0.0.1:"), "the user's own address, from the PROXY header: {listed}");
@@ -262,7 +256,7 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
 fn quiet(all: &[Gateway], user: &str) -> Result<()> {
     within(Duration::from_secs(5), "earlier sessions leave the list", || {
         for node in all {
-            if sessions(node)?.iter().any(|s| s["userName"] == user) {
+            if node.sessions()?.iter().any(|s| s["userName"] == user) {
                 return Ok(None);
             }
         }
@@ -275,7 +269,7 @@ fn quiet(all: &[Gateway], user: &str) -> Result<()> {
 fn reported(all: &[Gateway], names: &[String], user: &str) -> Result<(serde_json::Value, usize)> {
     within(Duration::from_secs(3), "the session is reported by its node", || {
         for (i, node) in all.iter().enumerate() {
-            let found = sessions(node)?.into_iter().find(|s| {
+            let found = node.sessions()?.into_iter().find(|s| {
                 s["userName"] == user && s["nodeName"].as_str().is_some_and(|n| n != names[i].as_str())
             });
             if let Some(s) = found {

@@ -58,22 +58,6 @@ fn xfreerdp(display: &str, args: &[&str]) -> Result<(bool, String)> {
     Ok((out.status.success(), said))
 }
 
-fn sessions(gw: &Gateway) -> Result<Vec<serde_json::Value>> {
-    let out = gw.ok(&["network", "bastion", "session", "list", "-n", "default", "-g", "default"])?;
-    Ok(serde_json::from_str(&out)?)
-}
-
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f()? {
-            return Ok(v);
-        }
-        ensure!(Instant::now() < deadline, "gave up after {limit:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn exited_within(child: &mut Child, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -209,8 +193,9 @@ fn stock_freerdp_connects_through_the_rd_gateway_with_a_token() -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let live = wait_for(Duration::from_secs(30), || {
-        Ok(sessions(&gw)?
+    let live = rampart_e2e::wait_until(Duration::from_secs(30), || {
+        Ok(gw
+            .sessions()?
             .into_iter()
             .find(|s| s["protocol"] == "rdp" && s["bytesFromTarget"].as_u64().unwrap_or(0) > 0))
     });
@@ -225,7 +210,7 @@ fn stock_freerdp_connects_through_the_rd_gateway_with_a_token() -> Result<()> {
     let id = live["sessionId"].as_str().context("session id")?.to_string();
     gw.ok(&["network", "bastion", "session", "delete", "-n", "default", "-g", "default", "--ids", &id])?;
     exited_within(&mut client, Duration::from_secs(10))?;
-    ensure!(sessions(&gw)?.iter().all(|s| s["sessionId"] != id.as_str()), "the session is still listed");
+    ensure!(gw.sessions()?.iter().all(|s| s["sessionId"] != id.as_str()), "the session is still listed");
     ensure!(
         gw.audit()?.iter().any(|r| r["event"] == "connection-close"
             && r["reason"].as_str().is_some_and(|x| x.contains("disconnected by admin"))),

@@ -43,22 +43,6 @@ fn open(gw: &Gateway, target: &SilentTarget) -> Result<(Tunnel, TcpStream)> {
     Ok((tunnel, conn))
 }
 
-fn sessions(gw: &Gateway) -> Result<Vec<serde_json::Value>> {
-    let out = gw.ok(&["network", "bastion", "session", "list", "-n", "default", "-g", "default"])?;
-    Ok(serde_json::from_str(&out)?)
-}
-
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f()? {
-            return Ok(v);
-        }
-        ensure!(Instant::now() < deadline, "gave up after {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Waits until the local connection is closed; returns how long that took.
 fn closed_within(conn: &mut TcpStream, limit: Duration) -> Result<Duration> {
     let started = Instant::now();
@@ -84,8 +68,8 @@ fn operators_list_and_disconnect_sessions_and_metrics_count_them() -> Result<()>
     let gw = Gateway::start(&[])?;
     let target = SilentTarget::start()?;
     let (tunnel, mut conn) = open(&gw, &target)?;
-    let live = wait_for(Duration::from_secs(5), || {
-        Ok(sessions(&gw)?.into_iter().find(|s| s["bytesToTarget"].as_u64().unwrap_or(0) >= 5))
+    let live = rampart_e2e::wait_until(Duration::from_secs(5), || {
+        Ok(gw.sessions()?.into_iter().find(|s| s["bytesToTarget"].as_u64().unwrap_or(0) >= 5))
     })?;
     ensure!(live["userName"] == "admin" && live["protocol"] == "tcptunnel", "{live}");
     ensure!(live["targetPort"] == target.port, "{live}");
@@ -113,7 +97,7 @@ fn operators_list_and_disconnect_sessions_and_metrics_count_them() -> Result<()>
     ensure!(t.elapsed() < Duration::from_secs(3));
     std::thread::sleep(Duration::from_millis(300));
     ensure!(tunnel.stderr().contains("disconnected by admin"), "{}", tunnel.stderr());
-    ensure!(sessions(&gw)?.is_empty(), "the session is still listed");
+    ensure!(gw.sessions()?.is_empty(), "the session is still listed");
     let audit = gw.audit()?;
     ensure!(audit.iter().any(|r| r["event"] == "session-disconnect" && r["user"] == "admin"));
     ensure!(audit.iter().any(|r| r["event"] == "connection-close"
@@ -173,11 +157,12 @@ fn a_dead_client_is_found_by_keepalive() -> Result<()> {
     let gw = Gateway::start(&[("RAMPART_KEEPALIVE", "1")])?;
     let target = SilentTarget::start()?;
     let (tunnel, _conn) = open(&gw, &target)?;
-    wait_for(Duration::from_secs(5), || Ok((!sessions(&gw)?.is_empty()).then_some(())))?;
+    rampart_e2e::wait_until(Duration::from_secs(5), || Ok((!gw.sessions()?.is_empty()).then_some(())))?;
     // Freeze the client: its socket stays open, but nothing answers the gateway's pings.
     let pid = tunnel.process.child.id().to_string();
     Command::new("kill").args(["-STOP", &pid]).status()?;
-    let found = wait_for(Duration::from_secs(15), || Ok(sessions(&gw)?.is_empty().then_some(())));
+    let found =
+        rampart_e2e::wait_until(Duration::from_secs(15), || Ok(gw.sessions()?.is_empty().then_some(())));
     Command::new("kill").args(["-CONT", &pid]).status()?;
     found.context("the gateway still lists the session of a frozen client")?;
     let audit = gw.audit()?;
@@ -209,7 +194,7 @@ fn a_paused_gateway_is_found_by_the_client() -> Result<()> {
     ])?;
     let mut conn = TcpStream::connect(("127.0.0.1", tunnel.port))?;
     conn.write_all(b"hello")?;
-    wait_for(Duration::from_secs(5), || Ok((!sessions(&gw)?.is_empty()).then_some(())))?;
+    rampart_e2e::wait_until(Duration::from_secs(5), || Ok((!gw.sessions()?.is_empty()).then_some(())))?;
     let pid = gw.process.child.id().to_string();
     Command::new("kill").args(["-STOP", &pid]).status()?;
     let closed = closed_within(&mut conn, Duration::from_secs(10));
@@ -225,7 +210,7 @@ fn sigterm_drains_then_ends_sessions_with_the_reason() -> Result<()> {
     let mut gw = Gateway::start(&[("RAMPART_DRAIN_TIMEOUT", "3")])?;
     let target = SilentTarget::start()?;
     let (tunnel, mut conn) = open(&gw, &target)?;
-    wait_for(Duration::from_secs(5), || Ok((!sessions(&gw)?.is_empty()).then_some(())))?;
+    rampart_e2e::wait_until(Duration::from_secs(5), || Ok((!gw.sessions()?.is_empty()).then_some(())))?;
     let runtime = tokio::runtime::Runtime::new()?;
     let client = runtime.block_on(api(&gw))?;
     ensure!(runtime.block_on(client.request_text("/readyz"))?.contains("ready"));
@@ -254,7 +239,7 @@ fn sigterm_drains_then_ends_sessions_with_the_reason() -> Result<()> {
     ensure!(!matches!(conn.read(&mut b), Ok(0)), "the session ended at once instead of draining");
     // …and is ended at the deadline, with the reason; then the gateway exits cleanly.
     closed_within(&mut conn, Duration::from_secs(6))?;
-    let status = wait_for(Duration::from_secs(10), || Ok(gw.process.child.try_wait()?))?;
+    let status = rampart_e2e::wait_until(Duration::from_secs(10), || Ok(gw.process.child.try_wait()?))?;
     ensure!(status.success(), "the gateway exited with {status}");
     std::thread::sleep(Duration::from_millis(300));
     ensure!(tunnel.stderr().contains("shutting down"), "{}", tunnel.stderr());
