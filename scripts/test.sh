@@ -2,7 +2,7 @@
 # Runs every test of Rampart. Installs what the tests need when it is missing (OpenSSH,
 # PostgreSQL, HAProxy, sshpass, stunnel4, FreeRDP, OpenSSL's headers, xrdp with xorgxrdp, Xvfb with xsetroot, xwd, xterm, xdotool and xclip, testssl.sh, groff,
 # Chromium, pebble, binutils and Node.js from Debian; xterm.js and
-# playwright-core from npm, never a downloaded browser), then checks formatting and lints, builds
+# playwright-core from npm, never a downloaded browser; the Azure CLI from PyPI, pinned), then checks formatting and lints, builds
 # the `rampart` binary the end-to-end tests drive, runs all unit and end-to-end tests,
 # schemathesis (PyPI, pinned) against the API, and builds, installs and starts the Debian
 # package (cargo-deb, installed when missing).
@@ -68,6 +68,14 @@ fi
 # Debian's Chromium in the browser tests) and oidc-provider (the certified OpenID provider
 # the single sign-on tests run). The lockfile pins them.
 (cd web && npm ci --no-audit --no-fund --loglevel=error)
+
+# The real Azure CLI (azure-cli from PyPI, pinned) with its bastion and ssh extensions, for
+# the az compatibility tests; they are skipped, saying why, where it cannot be installed.
+if az_program=$(tests/azure-cli/install.sh); then
+    export RAMPART_AZ="$az_program" RAMPART_AZ_EXTENSION_DIR="${az_program%/bin/az}/extensions"
+else
+    echo "the az compatibility tests will be skipped: tests/azure-cli/install.sh failed (above)" >&2
+fi
 
 # Incremental compilation's caches are half of a debug build's size (15 GB here) and a fresh
 # clone gains nothing from them: off, so a machine with a modest disk builds everything.

@@ -99,6 +99,9 @@ pub struct TunnelClaims {
     /// The target's resource ID, when it was named by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// Makes each of several tokens of one tunnel unique (az's single-use WebSocket tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 pub struct TokenKeys {

@@ -13,12 +13,15 @@
 //! - [`federation`]: single sign-on with OpenID Connect providers (users, groups, flows).
 //! - [`portal`]: the browser portal (pages, sign-in cookie, CSRF) and SSH in the browser.
 //! - [`rd_gateway`]: the Remote Desktop Gateway endpoint stock RDP clients connect through.
+//! - [`azure`]: what the real Azure CLI talks to: cloud metadata, an OAuth authority, ARM
+//!   reads and the bastion data plane of `az network bastion tunnel|ssh`.
 //! - [`node`]: this gateway among the nodes sharing its store: heartbeats, lost nodes.
 //! - [`server`]: first-start bootstrap, the TLS accept loop, drain and shutdown.
 
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod azure;
 pub mod config;
 pub mod federation;
 pub mod fuzzing;

@@ -161,6 +161,7 @@ mod tests {
             port: 3389,
             naming: TargetNaming::Resource,
             resource: resource.map(str::to_string),
+            nonce: None,
         }
     }
 

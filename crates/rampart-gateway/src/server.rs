@@ -66,6 +66,8 @@ pub struct Gateway {
     pub(crate) files: crate::portal::FilePoints,
     /// RD Gateway clients' `RDG_OUT_DATA` requests waiting for their `RDG_IN_DATA`.
     pub(crate) rd_gateway: crate::rd_gateway::Pending,
+    /// az's WebSocket tokens already used on this node (each opens one connection).
+    pub(crate) az_tokens: crate::azure::UsedTokens,
     /// Single sign-on's providers, discovered once per settings.
     pub(crate) providers: crate::federation::Providers,
     /// Set on SIGTERM: `/readyz` answers 503 and new tunnels are refused.
@@ -220,6 +222,7 @@ impl Gateway {
             joins: Default::default(),
             files: Default::default(),
             rd_gateway: Default::default(),
+            az_tokens: Default::default(),
             draining,
             drain_requested: tokio::sync::Notify::new(),
             recorder,
@@ -485,6 +488,7 @@ impl StartedGateway {
                 }
                 let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
+                    crate::azure::collapse_slashes(&mut req);
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
                 });

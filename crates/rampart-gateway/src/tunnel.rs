@@ -29,7 +29,7 @@ use crate::auth::{TargetNaming, TunnelClaims, ttl_secs};
 use crate::server::Gateway;
 
 pub use v1::connect;
-pub(crate) use v1::{server_websocket, switching_protocols, websocket_key};
+pub(crate) use v1::{relay_websocket, server_websocket, switching_protocols, websocket_key};
 pub use v2::open_stream;
 pub use v3::open_mux;
 
@@ -53,7 +53,7 @@ pub async fn grant(
             return Err(admission.refuse(entry, denial).await.into());
         }
     };
-    issue(&gw, user, &req, entry).await.map(Json).map_err(ApiError::from)
+    issue(&gw, user, &req, entry, None).await.map(Json).map_err(ApiError::from)
 }
 
 /// The audit record a grant starts from.
@@ -71,14 +71,16 @@ pub(crate) fn grant_entry(
     entry
 }
 
-/// Grants a tunnel token to a signed-in `user` (the API's grant, the portal's .rdp file):
-/// the user's roles, the policy and the bastion's settings decide; every outcome is
-/// audited in `entry`.
+/// Grants a tunnel token to a signed-in `user` (the API's grant, the portal's .rdp file,
+/// az's `/api/tokens`): the user's roles, the policy and the bastion's settings decide; every
+/// outcome is audited in `entry`. `tunnel_id` continues a tunnel (az asks once per
+/// connection); a new one is made otherwise.
 pub(crate) async fn issue(
     gw: &Gateway,
     user: AuthUser,
     req: &TunnelRequest,
     mut entry: AuditEntry,
+    tunnel_id: Option<String>,
 ) -> Result<TunnelGrant, Denial> {
     let admission = &gw.admission;
     entry.user = Some(user.claims.name.clone());
@@ -101,7 +103,7 @@ pub(crate) async fn issue(
         Target::Ip(_) => TargetNaming::Ip,
         Target::Machine(_) => TargetNaming::Resource,
     };
-    let tunnel_id = uuid::Uuid::new_v4().to_string();
+    let tunnel_id = tunnel_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let now = Utc::now().timestamp();
     let claims = TunnelClaims {
         sub: user.claims.sub.clone(),
@@ -115,6 +117,7 @@ pub(crate) async fn issue(
         port: authorization.addr().port(),
         naming,
         resource: entry.target_resource_id.clone(),
+        nonce: None,
     };
     let token = gw.keys.sign_tunnel(&claims).map_err(Denial::internal)?;
     entry.result = AuditResult::Allowed;
@@ -187,13 +190,24 @@ async fn admit(
     user_agent: Option<String>,
     carrier: Result<(), Denial>,
 ) -> Result<Admission, Denial> {
+    admit_claims(gw, client, tunnel_claims(gw, token), user_agent, carrier).await
+}
+
+/// [`admit`] with the token already verified (`claims`, or why it was not accepted).
+pub(crate) async fn admit_claims(
+    gw: &Gateway,
+    client: std::net::SocketAddr,
+    claims: Result<TunnelClaims, String>,
+    user_agent: Option<String>,
+    carrier: Result<(), Denial>,
+) -> Result<Admission, Denial> {
     let since = Instant::now();
     let admission = &gw.admission;
     let mut entry = AuditEntry::new(Utc::now(), AuditEvent::ConnectionOpen, AuditResult::Refused);
     entry.client_address = Some(client.to_string());
     entry.connection_id = Some(uuid::Uuid::new_v4().to_string());
     entry.user_agent = user_agent;
-    let claims = match tunnel_claims(gw, token) {
+    let claims = match claims {
         Ok(c) => c,
         Err(detail) => {
             let denial = Denial::refused(&RefusalReason::Unauthenticated { detail }.into());
@@ -258,6 +272,6 @@ pub(crate) async fn connection_request(
 }
 
 /// A denial as v1's and v2's HTTP answer (v3 sends the same status and body in a frame).
-fn answer(denial: Denial) -> axum::response::Response {
+pub(crate) fn answer(denial: Denial) -> axum::response::Response {
     axum::response::IntoResponse::into_response(ApiError::from(denial))
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
+pub mod az;
 pub mod azurite;
 pub mod idp;
 pub mod pebble;
@@ -344,16 +345,7 @@ impl Session {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("rampart {args:?}"))?;
-        let pid = child.id();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            if rx.recv_timeout(Duration::from_secs(120)).is_err() {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            }
-        });
-        let out = child.wait_with_output()?;
-        let _ = tx.send(());
-        Ok(out)
+        output_within(child, Duration::from_secs(120))
     }
 
     /// Runs `rampart ARGS`, which must succeed; returns its stdout.
@@ -642,6 +634,20 @@ fn spawn_sshd(dir: &Path, addr: SocketAddr) -> Result<Process> {
     let process = Process::spawn(cmd, "sshd")?;
     wait_for_port(addr, Duration::from_secs(10))?;
     Ok(process)
+}
+
+/// A child's output once it exits; it is killed after `limit`.
+pub fn output_within(child: std::process::Child, limit: Duration) -> Result<Output> {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit).is_err() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    });
+    let out = child.wait_with_output()?;
+    let _ = tx.send(());
+    Ok(out)
 }
 
 /// Finds audit records with `event` and `result` (and optionally a reason code fragment).

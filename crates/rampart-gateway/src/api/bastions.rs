@@ -100,9 +100,17 @@ pub async fn show(
     Path((sub, group, name)): Path<(String, String, String)>,
 ) -> Result<Json<api::Bastion>, ApiError> {
     let id = bastion_id(&gw, &sub, &group, &name).await?;
-    caller.require(&gw, AuditEvent::Read, READ, &Scope::Resource(id.clone())).await?;
-    let b = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
-    Ok(Json(to_api(&b)))
+    Ok(Json(to_api(&read_bastion(&gw, &caller, &id).await?)))
+}
+
+/// A bastion the caller may read (the API's GET and az's ARM GET).
+pub(crate) async fn read_bastion(
+    gw: &Gateway,
+    caller: &Caller,
+    id: &ResourceId,
+) -> Result<Bastion, ApiError> {
+    caller.require(gw, AuditEvent::Read, READ, &Scope::Resource(id.clone())).await?;
+    gw.store.bastion(id).await?.ok_or_else(|| not_found(id))
 }
 
 pub async fn create(
@@ -156,11 +164,16 @@ pub async fn delete(
     Path((sub, group, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let id = bastion_id(&gw, &sub, &group, &name).await?;
-    caller.require(&gw, AuditEvent::BastionChange, DELETE, &Scope::Resource(id.clone())).await?;
-    let current = gw.store.bastion(&id).await?.ok_or_else(|| not_found(&id))?;
-    gw.store.delete_bastion(&id).await?;
-    audit_change(&gw, &caller, &id, "deleted", &current.settings).await?;
+    delete_bastion(&gw, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a bastion the caller may delete, audited (the API's DELETE and az's).
+pub(crate) async fn delete_bastion(gw: &Gateway, caller: &Caller, id: &ResourceId) -> Result<(), ApiError> {
+    caller.require(gw, AuditEvent::BastionChange, DELETE, &Scope::Resource(id.clone())).await?;
+    let current = gw.store.bastion(id).await?.ok_or_else(|| not_found(id))?;
+    gw.store.delete_bastion(id).await?;
+    audit_change(gw, caller, id, "deleted", &current.settings).await
 }
 
 /// Applies a change to settings and checks the tier rules.

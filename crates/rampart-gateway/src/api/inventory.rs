@@ -320,7 +320,7 @@ pub async fn list_vms(
 
 /// The machines of a subscription (or one of its groups) the caller may read.
 pub(crate) async fn machines(
-    gw: &AppState,
+    gw: &crate::server::Gateway,
     caller: &Caller,
     sub: &str,
     group: Option<&str>,

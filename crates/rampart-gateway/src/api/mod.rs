@@ -16,7 +16,7 @@ mod json_body;
 pub(crate) mod mfa;
 mod nodes;
 mod openapi;
-mod principals;
+pub(crate) mod principals;
 pub(crate) mod recordings;
 pub(crate) mod session;
 pub(crate) mod sessions;
@@ -311,6 +311,7 @@ pub fn router(state: AppState) -> Router {
         .route(RECORDING, get(recordings::show))
         .route(RECORDING_CONTENT, get(recordings::export))
         .route(RECORDING_VERIFY, get(recordings::verify))
+        .merge(crate::azure::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)

@@ -44,7 +44,7 @@ pub async fn download(
     };
     let back = format!("{CONNECT}?bastion={}", crate::portal::url_encode(&form.bastion));
     let entry = crate::tunnel::grant_entry(client, user_agent, &request);
-    let grant = match crate::tunnel::issue(&gw, user.caller.user.clone(), &request, entry).await {
+    let grant = match crate::tunnel::issue(&gw, user.caller.user.clone(), &request, entry, None).await {
         Ok(grant) => grant,
         Err(denial) => return error_page(&ApiError::from(denial), &back),
     };

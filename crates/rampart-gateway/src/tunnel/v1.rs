@@ -10,14 +10,23 @@ use rampart_tunnel::tokio_tungstenite::tungstenite::handshake::derive_accept_key
 use rampart_tunnel::tokio_tungstenite::tungstenite::protocol::Role;
 use rampart_tunnel::{RelayOptions, relay, websocket_config};
 
-use super::{admit, answer, bearer_token};
+use super::{admit_claims, answer, bearer_token};
 use crate::admission::{Admission, Denial};
 use crate::api::{AppState, ClientAddr, UserAgent};
+use crate::server::Gateway;
 
 /// `GET /api/tunnels/connect` (WebSocket upgrade).
-pub async fn connect(
-    State(gw): State<AppState>,
-    ClientAddr(client): ClientAddr,
+pub async fn connect(State(gw): State<AppState>, ClientAddr(client): ClientAddr, req: Request) -> Response {
+    let claims = super::tunnel_claims(&gw, bearer_token(req.headers()));
+    relay_websocket(&gw, client, claims, req).await
+}
+
+/// One relayed TCP connection as one WebSocket of binary messages (v1, and az's
+/// `/webtunnelv2/`): admitted with the token's `claims`, then upgraded and relayed.
+pub(crate) async fn relay_websocket(
+    gw: &Gateway,
+    client: std::net::SocketAddr,
+    claims: Result<crate::auth::TunnelClaims, String>,
     mut req: Request,
 ) -> Response {
     let (key, carrier) = match websocket_key(req.headers()) {
@@ -25,7 +34,7 @@ pub async fn connect(
         Err(e) => (String::new(), Err(e)),
     };
     let user_agent = UserAgent::from_headers(req.headers());
-    let admitted = match admit(&gw, client, bearer_token(req.headers()), user_agent, carrier).await {
+    let admitted = match admit_claims(gw, client, claims, user_agent, carrier).await {
         Ok(a) => a,
         Err(denial) => return answer(denial),
     };

@@ -1,0 +1,245 @@
+//! The gateway as the cloud's metadata and OAuth 2.0 authority, in the shapes az and MSAL read:
+//! `GET /metadata/endpoints` (what `az cloud register` discovers), the authority's OpenID
+//! configuration under `/{tenant}/v2.0/`, and its token endpoint. The tokens are Rampart's own
+//! access tokens, so the ARM-shaped API and `/api/tokens` accept them as every other route
+//! does. Sign-in goes through the same checks, rate limits and audit as `rampart login`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use rampart_core::{AuditEntry, AuditEvent, AuditResult, IdentityKind};
+use rampart_proto::api::LoginRequest;
+use serde_json::{Value, json};
+
+use crate::api::{AppState, ClientAddr, UserAgent};
+use crate::auth::AccessClaims;
+use crate::federation::GatewayOrigin;
+use crate::server::Gateway;
+
+/// The tenants MSAL names when it does not know the user's: accepted for users' flows.
+const MULTI_TENANT: [&str; 3] = ["organizations", "common", "consumers"];
+
+/// `GET /metadata/endpoints`: this gateway as an Azure cloud. The resource manager, the
+/// authority and the token audience are all the gateway itself.
+pub async fn metadata(GatewayOrigin(origin): GatewayOrigin) -> Json<Value> {
+    let root = format!("{origin}/");
+    Json(json!({
+        "name": "Rampart",
+        "portal": format!("{origin}/portal"),
+        "resourceManager": root,
+        "authentication": {
+            "loginEndpoint": root,
+            "audiences": [root],
+            "tenant": "organizations",
+            "identityProvider": "AAD",
+        },
+        "suffixes": {},
+    }))
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`: where MSAL finds the endpoints.
+pub async fn openid_configuration(
+    State(gw): State<AppState>,
+    GatewayOrigin(origin): GatewayOrigin,
+    Path(tenant): Path<String>,
+) -> Response {
+    let tenant = match known_tenant(&gw, &tenant).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let base = format!("{origin}/{tenant}");
+    Json(json!({
+        "issuer": format!("{base}/v2.0"),
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "response_types_supported": ["code"],
+        "scopes_supported": ["openid", "profile", "offline_access"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["HS256"],
+        "tenant_region_scope": null,
+        "cloud_instance_name": origin.trim_start_matches("https://"),
+    }))
+    .into_response()
+}
+
+/// The path's tenant, if it is this gateway's (or one of MSAL's multi-tenant names).
+async fn known_tenant(gw: &Gateway, asked: &str) -> Result<String, OAuthError> {
+    let ours = crate::api::principals::tenant(gw).await.map_err(|e| OAuthError::server(&e.message))?;
+    if asked.eq_ignore_ascii_case(&ours) || MULTI_TENANT.iter().any(|t| asked.eq_ignore_ascii_case(t)) {
+        return Ok(asked.to_ascii_lowercase());
+    }
+    let asked: String = asked.chars().take(64).collect();
+    Err(OAuthError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_tenant",
+        format!(
+            "tenant '{asked}' is not this gateway's ({ours}); `rampart az-setup` prints the commands for it"
+        ),
+    ))
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token` (a form): `client_credentials` for a service principal.
+pub async fn token(
+    State(gw): State<AppState>,
+    GatewayOrigin(origin): GatewayOrigin,
+    ClientAddr(client): ClientAddr,
+    UserAgent(user_agent): UserAgent,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let answer = async {
+        let tenant = known_tenant(&gw, &tenant).await?;
+        check_scope(&origin, form.get("scope").map(String::as_str).unwrap_or_default())?;
+        match form.get("grant_type").map(String::as_str) {
+            Some("client_credentials") => client_credentials(&gw, &tenant, &form, client, user_agent).await,
+            Some(other) => {
+                let other: String = other.chars().take(80).collect();
+                Err(OAuthError::bad(
+                    "unsupported_grant_type",
+                    format!("grant type '{other}' is not offered here"),
+                ))
+            }
+            None => Err(OAuthError::bad("invalid_request", "grant_type is missing")),
+        }
+    };
+    match answer.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Every scope asked for must be this gateway's resource or one of OpenID's own.
+fn check_scope(origin: &str, scope: &str) -> Result<(), OAuthError> {
+    for s in scope.split_whitespace() {
+        if ["openid", "profile", "offline_access", "email"].contains(&s) {
+            continue;
+        }
+        let resource = s.strip_suffix(".default").unwrap_or(s).trim_end_matches('/');
+        if !resource.eq_ignore_ascii_case(origin) {
+            let s: String = s.chars().take(200).collect();
+            return Err(OAuthError::bad(
+                "invalid_scope",
+                format!("scope '{s}' is not this gateway's ({origin}/.default)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn client_credentials(
+    gw: &Gateway,
+    tenant: &str,
+    form: &HashMap<String, String>,
+    client: std::net::SocketAddr,
+    user_agent: Option<String>,
+) -> Result<Value, OAuthError> {
+    if form.contains_key("client_assertion") {
+        return Err(OAuthError::bad(
+            "invalid_client",
+            "certificate credentials are not offered; sign in with the client secret",
+        ));
+    }
+    let (Some(client_id), Some(secret)) = (form.get("client_id"), form.get("client_secret")) else {
+        return Err(OAuthError::bad("invalid_request", "client_id and client_secret are required"));
+    };
+    let login = LoginRequest {
+        username: client_id.clone(),
+        password: secret.clone(),
+        tenant: (!MULTI_TENANT.contains(&tenant)).then(|| tenant.to_string()),
+        mfa_code: None,
+    };
+    let user = crate::api::session::authenticate(gw, &login, client, user_agent.clone(), false)
+        .await
+        .map_err(|e| OAuthError::new(e.status, oauth_code(e.status), e.message))?;
+    if user.kind != IdentityKind::ServicePrincipal {
+        let mut entry = AuditEntry::new(Utc::now(), AuditEvent::SignIn, AuditResult::Refused);
+        entry.user = Some(user.username.clone());
+        entry.client_address = Some(client.to_string());
+        entry.user_agent = user_agent;
+        entry.reason_code = Some("NotServicePrincipal".into());
+        gw.store.append_audit(&entry).await.map_err(|e| OAuthError::server(&e.to_string()))?;
+        return Err(OAuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "client credentials are a service principal's; a user signs in with `az login --use-device-code`",
+        ));
+    }
+    let now = Utc::now().timestamp();
+    let ttl = gw.config.access_token_ttl;
+    let access = gw
+        .keys
+        .sign_access(&AccessClaims::new(&user.id, &user.username, now, ttl))
+        .map_err(|e| OAuthError::server(&e.to_string()))?;
+    Ok(json!({
+        "token_type": "Bearer",
+        "expires_in": ttl.as_secs(),
+        "ext_expires_in": ttl.as_secs(),
+        "access_token": access,
+    }))
+}
+
+/// The OAuth error code for an API refusal's status.
+fn oauth_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => "temporarily_unavailable",
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "invalid_client",
+        _ => "invalid_request",
+    }
+}
+
+/// An OAuth 2.0 error answer (`{"error", "error_description"}`), which MSAL and az print.
+#[derive(Debug)]
+pub(crate) struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        OAuthError { status, code, description: description.into() }
+    }
+
+    pub(crate) fn bad(code: &'static str, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, description)
+    }
+
+    fn server(what: &str) -> Self {
+        tracing::error!(error = %what, "internal error at the token endpoint");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the gateway failed; its log says why")
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.code, "error_description": self.description, "error_codes": []});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_gateways_own_scope_is_granted() {
+        let origin = "https://gw.example:8443";
+        assert!(
+            check_scope(origin, "https://gw.example:8443//.default offline_access openid profile").is_ok()
+        );
+        assert!(check_scope(origin, "https://gw.example:8443/.default").is_ok());
+        let refused =
+            check_scope(origin, "https://management.core.windows.net//.default").expect_err("foreign");
+        assert_eq!(refused.code, "invalid_scope");
+        assert!(refused.description.contains("management.core.windows.net"));
+    }
+}

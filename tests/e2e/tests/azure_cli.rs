@@ -1,0 +1,339 @@
+//! The real Azure CLI against Rampart: `az` 2.91 from PyPI with its `bastion` and `ssh`
+//! extensions, the gateway registered as a custom cloud. A service principal made by `rampart
+//! ad sp create-for-rbac` signs in with `az login`, reads and changes bastions as ARM
+//! resources, lists VMs, and reaches a real sshd through `az network bastion tunnel|ssh`, each
+//! connection a session the operator sees and can end.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use rampart_e2e::az::Az;
+use rampart_e2e::{Gateway, LocalUser, Process, Sshd, SshdOptions, wait_until};
+use sha2::{Digest, Sha256};
+
+const BASTION: &str =
+    "/subscriptions/default/resourceGroups/default/providers/Microsoft.Network/bastionHosts/default";
+
+/// `az`, or why the test is skipped.
+fn az_for(gw: &Gateway) -> Result<Option<Az>> {
+    match Az::new(gw)? {
+        Ok(az) => Ok(Some(az)),
+        Err(why) => {
+            println!("SKIPPED: the real Azure CLI is not installed here: {why}");
+            Ok(None)
+        }
+    }
+}
+
+fn json(text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).with_context(|| format!("not JSON: {text}"))
+}
+
+fn service_principal(gw: &Gateway, name: &str, role: &str, scope: &str) -> Result<serde_json::Value> {
+    json(&gw.ok(&["ad", "sp", "create-for-rbac", "--name", name, "--role", role, "--scopes", scope])?)
+}
+
+#[test]
+fn az_signs_in_reads_and_updates_bastions_and_lists_vms() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    let Some(az) = az_for(&gw)? else { return Ok(()) };
+    gw.allow_loopback()?;
+    gw.ok(&[
+        "vm",
+        "register",
+        "-n",
+        "web1",
+        "-g",
+        "apps",
+        "--os-type",
+        "linux",
+        "--private-ip-address",
+        "127.0.0.9",
+    ])?;
+    let vm_id = json(&gw.ok(&["vm", "show", "-n", "web1", "-g", "apps"])?)?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let subscription = gw.subscription_scope()?;
+    let reader = service_principal(&gw, "az-reader", "Reader", &subscription)?;
+    let app = reader["appId"].as_str().unwrap_or_default();
+
+    // Signed in, az lists exactly the subscription where the principal holds a role.
+    let accounts = json(&az.login_service_principal(&reader)?)?;
+    let accounts = accounts.as_array().context("az login prints accounts")?;
+    ensure!(accounts.len() == 1, "{accounts:?}");
+    ensure!(
+        format!("/subscriptions/{}", accounts[0]["id"].as_str().unwrap_or_default()) == subscription,
+        "{accounts:?}"
+    );
+    ensure!(
+        accounts[0]["user"]["name"] == app && accounts[0]["user"]["type"] == "servicePrincipal",
+        "{accounts:?}"
+    );
+    ensure!(json(&az.ok(&["account", "list"])?)?.as_array().map(Vec::len) == Some(1));
+
+    // A principal with no role anywhere sees no subscription; a wrong secret is refused, named.
+    let nobody = service_principal(&gw, "az-nobody", "Reader", BASTION)?;
+    let nobody_app = nobody["appId"].as_str().unwrap_or_default();
+    gw.ok(&[
+        "role",
+        "assignment",
+        "delete",
+        "--assignee",
+        nobody_app,
+        "--role",
+        "Reader",
+        "--scope",
+        BASTION,
+    ])?;
+    let second = az_for(&gw)?.context("az")?;
+    let none = second.refused(&[
+        "login",
+        "--service-principal",
+        "-u",
+        nobody_app,
+        "-p",
+        nobody["password"].as_str().unwrap_or_default(),
+        "--tenant",
+        nobody["tenant"].as_str().unwrap_or_default(),
+    ])?;
+    ensure!(none.contains("No subscriptions found"), "{none}");
+    let wrong = second.refused(&[
+        "login",
+        "--service-principal",
+        "-u",
+        app,
+        "-p",
+        "not-the-secret",
+        "--tenant",
+        reader["tenant"].as_str().unwrap_or_default(),
+    ])?;
+    ensure!(wrong.contains("wrong user name or password"), "{wrong}");
+
+    // Bastions as ARM resources: show, list.
+    let shown = json(&az.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
+    ensure!(shown["sku"]["name"] == "Standard" && shown["enableTunneling"] == true, "{shown}");
+    ensure!(shown["dnsName"] == gw.addr.to_string() && shown["enableIpConnect"] == true, "{shown}");
+    let listed = json(&az.ok(&["network", "bastion", "list"])?)?;
+    ensure!(listed.as_array().is_some_and(|l| l.len() == 1 && l[0]["name"] == "default"), "{listed}");
+
+    // Update: refused without the right, az printing Rampart's reason; allowed with it.
+    gw.update_bastion("default", &["--enable-ip-connect", "false"])?;
+    let update =
+        ["network", "bastion", "update", "-n", "default", "-g", "default", "--enable-ip-connect", "true"];
+    let refused = az.refused(&update)?;
+    ensure!(refused.contains("MissingPermission") && refused.contains("bastionHosts/write"), "{refused}");
+    gw.ok(&["role", "assignment", "create", "--assignee", app, "--role", "Contributor", "--scope", BASTION])?;
+    let updated = json(&az.ok(&update)?)?;
+    ensure!(updated["enableIpConnect"] == true, "{updated}");
+    let now = json(&gw.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
+    ensure!(now["enableIpConnect"] == true, "{now}");
+    let create = az.refused(&[
+        "network",
+        "bastion",
+        "create",
+        "-n",
+        "other",
+        "-g",
+        "default",
+        "--public-ip-address",
+        "x",
+        "--vnet-name",
+        "v",
+    ])?;
+    ensure!(!create.is_empty(), "az network bastion create must fail");
+
+    // The inventory's VM IDs, as the reference documents have users copy them.
+    let ids = az.ok(&["vm", "list", "--query", "[].id", "-o", "tsv"])?;
+    ensure!(ids.trim() == vm_id, "az vm list gave {ids:?}, the inventory has {vm_id}");
+
+    let audit = gw.audit()?;
+    ensure!(
+        rampart_e2e::audit_has(&audit, "bastion-change", "refused", Some("MissingPermission")),
+        "{audit:?}"
+    );
+    Ok(())
+}
+
+/// An sshd at port 22 of an address of its own (az allows only ports 22 and 3389 by IP).
+fn sshd_at_22(password_auth: bool) -> Result<(Sshd, Ipv4Addr)> {
+    let pid = std::process::id();
+    let ip = Ipv4Addr::new(127, 0, 40 + (pid % 100) as u8, 2 + ((pid / 100) % 200) as u8);
+    let sshd = Sshd::start_with(SshdOptions { password_auth, listen: Some((ip, 22)), ..Default::default() })?;
+    Ok((sshd, ip))
+}
+
+#[test]
+fn az_tunnel_and_ssh_reach_a_real_sshd_as_sessions() -> Result<()> {
+    if !rampart_e2e::is_root() {
+        println!("SKIPPED: an sshd at port 22 (az's only SSH port by IP) needs root");
+        return Ok(());
+    }
+    let gw = Gateway::start(&[])?;
+    let Some(az) = az_for(&gw)? else { return Ok(()) };
+    let (sshd, ip) = sshd_at_22(true)?;
+    let ip_text = ip.to_string();
+    gw.allow_loopback()?;
+    gw.ok(&[
+        "vm",
+        "register",
+        "-n",
+        "web1",
+        "-g",
+        "apps",
+        "--os-type",
+        "linux",
+        "--private-ip-address",
+        &ip_text,
+        "--port-ssh",
+        "22",
+    ])?;
+    let vm_id = json(&gw.ok(&["vm", "show", "-n", "web1", "-g", "apps"])?)?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ops = service_principal(&gw, "az-ops", "Reader", &gw.subscription_scope()?)?;
+    let app = ops["appId"].as_str().unwrap_or_default().to_string();
+    az.login_service_principal(&ops)?;
+    let key = sshd.dir.path().join("userkey");
+    let key = key.to_str().unwrap_or_default();
+    let on = ["-n", "default", "-g", "default"];
+
+    // `az network bastion ssh` by resource ID with a key, by IP address with a password.
+    let out = az.ok(&[
+        &["network", "bastion", "ssh"][..],
+        &on,
+        &[
+            "--target-resource-id",
+            &vm_id,
+            "--auth-type",
+            "ssh-key",
+            "--username",
+            &sshd.user,
+            "--ssh-key",
+            key,
+            "--",
+            "echo",
+            "through-az",
+        ],
+    ]
+    .concat())?;
+    ensure!(out.trim() == "through-az", "{out}");
+    if let Some(local) = LocalUser::create("az")? {
+        let out = Command::new("sshpass")
+            .arg("-e")
+            .arg(az.command().get_program())
+            .envs(az.command().get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))))
+            .env("SSHPASS", &local.password)
+            .args(
+                [
+                    &["network", "bastion", "ssh"][..],
+                    &on,
+                    &[
+                        "--target-ip-address",
+                        &ip_text,
+                        "--auth-type",
+                        "password",
+                        "--username",
+                        &local.name,
+                        "--",
+                        "whoami",
+                    ],
+                ]
+                .concat(),
+            )
+            .stdin(Stdio::null())
+            .output()?;
+        ensure!(String::from_utf8_lossy(&out.stdout).trim() == local.name, "{out:?}");
+    }
+
+    // `az network bastion tunnel` by IP: scp moves a file intact while another connection
+    // of the same tunnel is open; both are sessions of the principal.
+    let port = rampart_e2e::free_port();
+    let mut tunnel = az.command();
+    tunnel.args(
+        [
+            &["network", "bastion", "tunnel", "--verbose"][..],
+            &on,
+            &["--target-ip-address", &ip_text, "--resource-port", "22", "--port", &port.to_string()],
+        ]
+        .concat(),
+    );
+    let az_log = tempfile::NamedTempFile::new()?;
+    tunnel.stderr(az_log.reopen()?);
+    let mut tunnel = Process::spawn(tunnel, "az network bastion tunnel")?;
+    rampart_e2e::wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(30))?;
+    // az closes its side of a connection the gateway ended only when the client next sends
+    // (its thread reading the client is blocked in recv): ssh's keepalives make it send.
+    let mut held = sshd
+        .client("ssh", port)
+        .args(["-o", "ServerAliveInterval=1"])
+        .arg(format!("{}@127.0.0.1", sshd.user))
+        .arg("sleep 60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let dir = tempfile::tempdir()?;
+    let (sent, received) = (dir.path().join("sent.bin"), dir.path().join("received.bin"));
+    let mut data = vec![0u8; 4 << 20];
+    rand::Rng::fill(&mut rand::rng(), &mut data[..]);
+    std::fs::File::create(&sent)?.write_all(&data)?;
+    let remote = format!("{}@127.0.0.1:{}", sshd.user, received.display());
+    let scp = sshd.client("scp", port).arg(&sent).arg(&remote).output()?;
+    ensure!(
+        scp.status.success(),
+        "scp through az's tunnel: {}; az's log: {}",
+        String::from_utf8_lossy(&scp.stderr),
+        std::fs::read_to_string(az_log.path())?
+    );
+    ensure!(
+        Sha256::digest(std::fs::read(&received)?) == Sha256::digest(&data),
+        "the file changed on its way"
+    );
+
+    // The operator sees the held connection as the principal's session and ends it.
+    let live = wait_until(Duration::from_secs(10), || {
+        let sessions = gw.sessions()?;
+        Ok(sessions
+            .into_iter()
+            .find(|s| s["userName"] == app.as_str() && s["targetIpAddress"] == ip_text.as_str()))
+    })
+    .with_context(|| {
+        format!("no live session of {app}: {:?}, held ssh {:?}", gw.sessions(), held.try_wait())
+    })?;
+    let id = live["sessionId"].as_str().context("session id")?;
+    gw.ok(&["network", "bastion", "session", "delete", "-n", "default", "-g", "default", "--ids", id])?;
+    let ended = wait_until(Duration::from_secs(10), || Ok(held.try_wait()?))?;
+    ensure!(!ended.success(), "the held ssh ended cleanly after its session was deleted");
+    tunnel.terminate()?;
+
+    // A principal who may read the bastion but not the VM is refused at /api/tokens, the
+    // missing role named in az's log, and the refusal is audited.
+    let outsider = service_principal(&gw, "az-outsider", "Reader", BASTION)?;
+    let other = az_for(&gw)?.context("az")?;
+    other.login_service_principal(&outsider)?;
+    let port = rampart_e2e::free_port();
+    let mut refused = other.command();
+    refused.args(
+        [
+            &["network", "bastion", "tunnel", "--verbose"][..],
+            &on,
+            &["--target-resource-id", &vm_id, "--resource-port", "22", "--port", &port.to_string()],
+        ]
+        .concat(),
+    );
+    let refused = refused.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    rampart_e2e::wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(30))?;
+    let probe = sshd.client("ssh", port).arg(format!("{}@127.0.0.1", sshd.user)).arg("true").output()?;
+    ensure!(!probe.status.success(), "the outsider reached the VM");
+    let _ = Command::new("kill").arg(refused.id().to_string()).status();
+    let log = String::from_utf8_lossy(&rampart_e2e::output_within(refused, Duration::from_secs(20))?.stderr)
+        .into_owned();
+    ensure!(log.contains("Reader") && log.contains(&vm_id), "az's log does not name the missing role: {log}");
+    let audit = gw.audit()?;
+    ensure!(rampart_e2e::audit_has(&audit, "tunnel-request", "refused", None), "{audit:?}");
+    Ok(())
+}
