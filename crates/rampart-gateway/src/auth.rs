@@ -107,6 +107,8 @@ pub struct TunnelClaims {
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// A key of its own for device codes' check characters, derived from the signing key.
+    device_code: [u8; 32],
 }
 
 impl TokenKeys {
@@ -132,7 +134,18 @@ impl TokenKeys {
     }
 
     pub fn from_secret(key: &[u8]) -> Self {
-        TokenKeys { encoding: EncodingKey::from_secret(key), decoding: DecodingKey::from_secret(key) }
+        let mut device = Sha256::new();
+        device.update(b"rampart az device code check\0");
+        device.update(key);
+        TokenKeys {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            device_code: device.finalize().into(),
+        }
+    }
+
+    pub(crate) fn device_code_key(&self) -> &[u8] {
+        &self.device_code
     }
 
     pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {

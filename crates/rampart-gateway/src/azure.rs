@@ -7,6 +7,7 @@
 
 mod arm;
 mod authority;
+pub(crate) mod device;
 mod webtunnel;
 
 use axum::Router;
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/metadata/endpoints", get(authority::metadata))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(authority::openid_configuration))
         .route("/{tenant}/oauth2/v2.0/token", post(authority::token))
+        .route("/{tenant}/oauth2/v2.0/devicecode", post(authority::device_code))
         .route("/tenants", get(arm::tenants))
         .route("/subscriptions", get(arm::subscriptions))
         .route("/subscriptions/{*rest}", any(arm::dispatch))

@@ -337,3 +337,65 @@ fn az_tunnel_and_ssh_reach_a_real_sshd_as_sessions() -> Result<()> {
     ensure!(rampart_e2e::audit_has(&audit, "tunnel-request", "refused", None), "{audit:?}");
     Ok(())
 }
+
+#[test]
+fn az_device_code_sign_in_is_approved_in_the_portal() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    let Some(az) = az_for(&gw)? else { return Ok(()) };
+    let upn = "ada@example.com";
+    gw.reader(upn)?;
+
+    // az prints where to go and the code, then polls until the code is approved.
+    let mut login = az
+        .command()
+        .args(["login", "--use-device-code", "--tenant", &tenant_of(&gw)?])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = login.stderr.take().context("az's stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let message = rx.recv_timeout(Duration::from_secs(60)).context("az printed no device code message")?;
+    let code = message
+        .split_whitespace()
+        .find(|w| w.len() == 11 && w.as_bytes()[5] == b'-')
+        .with_context(|| format!("no code in {message:?}"))?
+        .to_string();
+    ensure!(message.contains(&format!("{}/portal/device", gw.url())), "{message}");
+
+    let out = rampart_e2e::artifacts("az-device-code")?;
+    let env = [
+        ("RAMPART_URL", gw.url()),
+        ("ARTIFACTS", out.display().to_string()),
+        ("USER_CODE", code),
+        ("USER_NAME", upn.to_string()),
+        ("USER_PASSWORD", format!("{upn}-Passw0rd-long")),
+    ];
+    let script = rampart_e2e::spawn_browser_script("device-code.mjs", &env)?;
+    let steps = rampart_e2e::finish_browser_script(script, Duration::from_secs(120))?;
+    ensure!(steps.contains("ok - the code az showed is approved"), "{steps}");
+
+    let out = rampart_e2e::output_within(login, Duration::from_secs(60))?;
+    ensure!(out.status.success(), "az login: {}", String::from_utf8_lossy(&out.stdout));
+    let account = json(&az.ok(&["account", "show"])?)?;
+    ensure!(account["user"]["name"] == upn && account["user"]["type"] == "user", "{account}");
+    // The user's token reads what the user may read, and refreshes.
+    let shown = json(&az.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
+    ensure!(shown["name"] == "default", "{shown}");
+    let audit = gw.audit()?;
+    ensure!(
+        audit.iter().any(|r| r["reason"].as_str().is_some_and(|t| t.contains("device code"))),
+        "{audit:?}"
+    );
+    Ok(())
+}
+
+/// The gateway's tenant (its directory ID), as `ad sp create-for-rbac` prints it.
+fn tenant_of(gw: &Gateway) -> Result<String> {
+    let sp = service_principal(gw, "tenant-probe", "Reader", BASTION)?;
+    Ok(sp["tenant"].as_str().context("tenant")?.to_string())
+}

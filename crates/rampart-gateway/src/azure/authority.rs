@@ -11,11 +11,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use chrono::Utc;
 use rampart_core::{AuditEntry, AuditEvent, AuditResult, IdentityKind};
 use rampart_proto::api::LoginRequest;
 use serde_json::{Value, json};
 
+use super::device;
 use crate::api::{AppState, ClientAddr, UserAgent};
 use crate::auth::AccessClaims;
 use crate::federation::GatewayOrigin;
@@ -59,7 +61,7 @@ pub async fn openid_configuration(
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
         "token_endpoint_auth_methods_supported": ["client_secret_post"],
-        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "grant_types_supported": ["client_credentials", "refresh_token", DEVICE_GRANT],
         "response_types_supported": ["code"],
         "scopes_supported": ["openid", "profile", "offline_access"],
         "subject_types_supported": ["public"],
@@ -101,6 +103,8 @@ pub async fn token(
         check_scope(&origin, form.get("scope").map(String::as_str).unwrap_or_default())?;
         match form.get("grant_type").map(String::as_str) {
             Some("client_credentials") => client_credentials(&gw, &tenant, &form, client, user_agent).await,
+            Some(DEVICE_GRANT) => device_grant(&gw, &origin, &tenant, &form).await,
+            Some("refresh_token") => refresh_grant(&gw, &origin, &tenant, &form).await,
             Some(other) => {
                 let other: String = other.chars().take(80).collect();
                 Err(OAuthError::bad(
@@ -115,6 +119,142 @@ pub async fn token(
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `POST /{tenant}/oauth2/v2.0/devicecode`: a code the user approves in the portal.
+pub async fn device_code(
+    State(gw): State<AppState>,
+    GatewayOrigin(origin): GatewayOrigin,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let answer = async {
+        known_tenant(&gw, &tenant).await?;
+        check_scope(&origin, form.get("scope").map(String::as_str).unwrap_or_default())?;
+        let client_id = form
+            .get("client_id")
+            .ok_or_else(|| OAuthError::bad("invalid_request", "client_id is required"))?;
+        let (device_code, user_code) =
+            device::issue(&gw, client_id, Utc::now().timestamp()).map_err(|e| OAuthError::server(&e))?;
+        let uri = format!("{origin}{}", crate::portal::DEVICE);
+        Ok::<_, OAuthError>(json!({
+            "user_code": user_code,
+            "device_code": device_code,
+            "verification_uri": uri,
+            "verification_uri_complete": format!("{uri}?code={user_code}"),
+            "expires_in": device::DEVICE_CODE_TTL_SECS,
+            "interval": device::POLL_INTERVAL_SECS,
+            "message": format!(
+                "To sign in, open {uri} in a browser, sign in to Rampart and enter the code {user_code} to approve this sign-in."
+            ),
+        }))
+    };
+    match answer.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// az polls: pending until the user approves the code, then the user's tokens (once).
+async fn device_grant(
+    gw: &Gateway,
+    origin: &str,
+    tenant: &str,
+    form: &HashMap<String, String>,
+) -> Result<Value, OAuthError> {
+    let code = form
+        .get("device_code")
+        .ok_or_else(|| OAuthError::bad("invalid_request", "device_code is required"))?;
+    let claims = device::verify(gw, code).map_err(|(code, why)| OAuthError::bad(code, why))?;
+    let approved = gw
+        .store
+        .consume_refresh_token(&device::approval_key(&claims.user_code), Utc::now().timestamp())
+        .await
+        .map_err(|e| OAuthError::server(&e.to_string()))?;
+    let Some(user_id) = approved else {
+        return Err(OAuthError::bad(
+            "authorization_pending",
+            "the code has not been approved in the portal yet",
+        ));
+    };
+    user_tokens(gw, origin, tenant, &user_id, &claims.client_id).await
+}
+
+/// A refresh token (one-time, as `rampart login`'s) for new tokens.
+async fn refresh_grant(
+    gw: &Gateway,
+    origin: &str,
+    tenant: &str,
+    form: &HashMap<String, String>,
+) -> Result<Value, OAuthError> {
+    let token = form
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::bad("invalid_request", "refresh_token is required"))?;
+    let hash = crate::auth::refresh_token_hash(token);
+    let server = |e: rampart_store::StoreError| OAuthError::server(&e.to_string());
+    let user_id = gw.store.consume_refresh_token(&hash, Utc::now().timestamp()).await.map_err(server)?;
+    let Some(user_id) = user_id else {
+        return Err(OAuthError::bad(
+            "invalid_grant",
+            "the refresh token is unknown, expired or revoked; sign in again with `az login`",
+        ));
+    };
+    if gw.store.take_upstream_token(&hash).await.map_err(server)?.is_some() {
+        return Err(OAuthError::bad(
+            "invalid_grant",
+            "this refresh token is `rampart login`'s (renewed at the identity provider); sign in with `az login`",
+        ));
+    }
+    let client_id = form.get("client_id").map(String::as_str).unwrap_or_default();
+    user_tokens(gw, origin, tenant, &user_id, client_id).await
+}
+
+/// A user's tokens as MSAL reads them: Rampart's access and refresh tokens, an ID token
+/// naming the user and `client_info` (MSAL's account key).
+async fn user_tokens(
+    gw: &Gateway,
+    origin: &str,
+    tenant: &str,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Value, OAuthError> {
+    let server = |e: String| OAuthError::server(&e);
+    let user = gw.store.user_by_id(user_id).await.map_err(|e| server(e.to_string()))?;
+    let Some(user) = user.filter(|u| u.kind == IdentityKind::User) else {
+        return Err(OAuthError::bad("invalid_grant", "the user no longer exists"));
+    };
+    let tokens = crate::api::session::issue_tokens(gw, &user, None).await.map_err(|e| server(e.message))?;
+    let directory = crate::api::principals::tenant(gw).await.map_err(|e| server(e.message))?;
+    let now = Utc::now().timestamp();
+    let id_token = gw
+        .keys
+        .sign(&json!({
+            "iss": format!("{origin}/{tenant}/v2.0"),
+            "sub": user.id,
+            "aud": client_id,
+            "iat": now,
+            "exp": now + i64::try_from(tokens.expires_in).unwrap_or(3600),
+            "oid": user.id,
+            "tid": directory,
+            "preferred_username": user.username,
+            "name": user.display_name.as_deref().unwrap_or(&user.username),
+            "ver": "2.0",
+        }))
+        .map_err(|e| server(e.to_string()))?;
+    let client_info = json!({"uid": user.id, "utid": directory}).to_string();
+    Ok(json!({
+        "token_type": "Bearer",
+        "scope": format!("{origin}//.default openid profile offline_access"),
+        "expires_in": tokens.expires_in,
+        "ext_expires_in": tokens.expires_in,
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "id_token": id_token,
+        "client_info": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(client_info),
+    }))
 }
 
 /// Every scope asked for must be this gateway's resource or one of OpenID's own.

@@ -54,6 +54,8 @@ const BASTION: &str = "/portal/bastion";
 const BASTION_DISCONNECT: &str = "/portal/bastion/disconnect";
 const ASSETS: &str = "/assets/{*path}";
 const MFA: &str = "/portal/mfa";
+/// Where a user approves `az login --use-device-code`.
+pub(crate) const DEVICE: &str = "/portal/device";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route(BASTION, get(pages::bastion_page).post(pages::change_bastion))
         .route(BASTION_DISCONNECT, post(pages::disconnect))
         .route(MFA, get(pages::mfa_page).post(pages::change_mfa))
+        .route(DEVICE, get(pages::device_page).post(pages::approve_device))
         .route("/portal/access", get(pages::access_page).post(pages::change_access))
         .route("/portal/sessions/{id}/join", get(join::page))
         .route("/portal/sessions/{id}/join/ws", get(join::websocket))
