@@ -8,6 +8,7 @@
 mod arm;
 mod authority;
 pub(crate) mod device;
+mod ssh_cert;
 mod webtunnel;
 
 use axum::Router;

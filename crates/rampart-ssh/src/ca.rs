@@ -128,6 +128,15 @@ impl SshCa {
     }
 }
 
+/// An RSA public key given as its modulus and exponent (big-endian, as a JWK's `n` and `e`
+/// decode), as one OpenSSH line: what az's `ssh` extension sends for a certificate.
+pub fn rsa_public_key(modulus: &[u8], exponent: &[u8]) -> Result<String, SshCaError> {
+    let mpint = ssh_key::Mpint::from_positive_bytes;
+    let key = ssh_key::public::RsaPublicKey::new(mpint(exponent), mpint(modulus))
+        .map_err(SshCaError::BadPublicKey)?;
+    PublicKey::from(ssh_key::public::KeyData::Rsa(key)).to_openssh().map_err(SshCaError::BadPublicKey)
+}
+
 /// A key pair made for one sign-in, in OpenSSH form: (private, public).
 pub fn session_key() -> Result<(String, String), SshCaError> {
     let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(SshCaError::Sign)?;

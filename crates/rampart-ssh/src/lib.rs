@@ -6,4 +6,4 @@ pub mod ca;
 pub mod files;
 pub mod terminal;
 
-pub use ca::{CertificateRequest, SshCa, SshCaError, session_key};
+pub use ca::{CertificateRequest, SshCa, SshCaError, rsa_public_key, session_key};

@@ -166,6 +166,8 @@ pub trait AccountStore: Send + Sync {
     /// Revokes a live refresh token and returns its user id, atomically; `None` if the token
     /// is unknown, expired or already revoked (so a token can be used once).
     async fn consume_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
+    /// The user of a live refresh token, leaving it live (to check a request before using it).
+    async fn refresh_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
 
     /// A browser sign-in session, stored as the hash of its cookie secret.
     async fn insert_portal_session(

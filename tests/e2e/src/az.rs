@@ -20,8 +20,19 @@ pub struct Az {
 
 impl Az {
     /// A fresh profile with the gateway registered as the `Rampart` cloud and made current;
-    /// `None` (the caller prints it and skips) when az is not installed, saying why.
+    /// `Err` (the caller prints it and skips) when az is not installed, saying why.
     pub fn new(gw: &Gateway) -> Result<Result<Az, String>> {
+        Self::with_cloud(gw, false)
+    }
+
+    /// A fresh profile whose `AzureCloud` is pointed at the gateway: the set-up `az network
+    /// bastion ssh --auth-type AAD` needs (its `ssh` extension picks the certificate's scope
+    /// by cloud name).
+    pub fn as_azure_cloud(gw: &Gateway) -> Result<Result<Az, String>> {
+        Self::with_cloud(gw, true)
+    }
+
+    fn with_cloud(gw: &Gateway, azure_cloud: bool) -> Result<Result<Az, String>> {
         let (Some(program), Some(extensions)) =
             (std::env::var_os("RAMPART_AZ"), std::env::var_os("RAMPART_AZ_EXTENSION_DIR"))
         else {
@@ -52,15 +63,21 @@ impl Az {
             url: gw.url(),
         };
         az.ok(&["config", "set", "core.instance_discovery=false"])?;
-        az.ok(&[
-            "cloud",
-            "register",
-            "-n",
-            "Rampart",
-            "--endpoint-resource-manager",
-            &format!("{}/", az.url),
-        ])?;
-        az.ok(&["cloud", "set", "-n", "Rampart"])?;
+        let root = format!("{}/", az.url);
+        if azure_cloud {
+            let endpoints = [
+                ("--endpoint-resource-manager", root.as_str()),
+                ("--endpoint-active-directory", az.url.as_str()),
+                ("--endpoint-active-directory-resource-id", root.as_str()),
+                ("--endpoint-management", root.as_str()),
+            ];
+            let mut args = vec!["cloud", "update", "-n", "AzureCloud"];
+            args.extend(endpoints.iter().flat_map(|(flag, value)| [*flag, *value]));
+            az.ok(&args)?;
+        } else {
+            az.ok(&["cloud", "register", "-n", "Rampart", "--endpoint-resource-manager", &root])?;
+            az.ok(&["cloud", "set", "-n", "Rampart"])?;
+        }
         Ok(Ok(az))
     }
 

@@ -339,16 +339,29 @@ fn az_tunnel_and_ssh_reach_a_real_sshd_as_sessions() -> Result<()> {
 }
 
 #[test]
-fn az_device_code_sign_in_is_approved_in_the_portal() -> Result<()> {
+fn az_device_code_sign_in_and_aad_ssh_with_a_gateway_certificate() -> Result<()> {
     let gw = Gateway::start(&[])?;
-    let Some(az) = az_for(&gw)? else { return Ok(()) };
-    let upn = "ada@example.com";
-    gw.reader(upn)?;
+    // `AzureCloud` pointed at the gateway: `--auth-type AAD` works only so.
+    let az = match Az::as_azure_cloud(&gw)? {
+        Ok(az) => az,
+        Err(why) => {
+            println!("SKIPPED: the real Azure CLI is not installed here: {why}");
+            return Ok(());
+        }
+    };
+    // The certificate's login is the user name before '@': a local account of that name.
+    let local = LocalUser::create("az")?;
+    let upn = match &local {
+        Some(l) => format!("{}@example.com", l.name),
+        None => "ada@example.com".to_string(),
+    };
+    gw.reader(&upn)?;
+    gw.allow_loopback()?;
 
     // az prints where to go and the code, then polls until the code is approved.
     let mut login = az
         .command()
-        .args(["login", "--use-device-code", "--tenant", &tenant_of(&gw)?])
+        .args(["login", "--use-device-code"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
@@ -372,7 +385,7 @@ fn az_device_code_sign_in_is_approved_in_the_portal() -> Result<()> {
         ("RAMPART_URL", gw.url()),
         ("ARTIFACTS", out.display().to_string()),
         ("USER_CODE", code),
-        ("USER_NAME", upn.to_string()),
+        ("USER_NAME", upn.clone()),
         ("USER_PASSWORD", format!("{upn}-Passw0rd-long")),
     ];
     let script = rampart_e2e::spawn_browser_script("device-code.mjs", &env)?;
@@ -382,8 +395,8 @@ fn az_device_code_sign_in_is_approved_in_the_portal() -> Result<()> {
     let out = rampart_e2e::output_within(login, Duration::from_secs(60))?;
     ensure!(out.status.success(), "az login: {}", String::from_utf8_lossy(&out.stdout));
     let account = json(&az.ok(&["account", "show"])?)?;
-    ensure!(account["user"]["name"] == upn && account["user"]["type"] == "user", "{account}");
-    // The user's token reads what the user may read, and refreshes.
+    ensure!(account["user"]["name"] == upn.as_str() && account["user"]["type"] == "user", "{account}");
+    // The user's token reads what the user may read.
     let shown = json(&az.ok(&["network", "bastion", "show", "-n", "default", "-g", "default"])?)?;
     ensure!(shown["name"] == "default", "{shown}");
     let audit = gw.audit()?;
@@ -391,11 +404,50 @@ fn az_device_code_sign_in_is_approved_in_the_portal() -> Result<()> {
         audit.iter().any(|r| r["reason"].as_str().is_some_and(|t| t.contains("device code"))),
         "{audit:?}"
     );
+
+    let Some(local) = local else {
+        println!("SKIPPED (AAD part): a local account for the certificate's login needs root");
+        return Ok(());
+    };
+    // Without a login role there is no certificate, and az says why.
+    let (sshd, ip) = sshd_with_ca(&gw)?;
+    let ip_text = ip.to_string();
+    let aad =
+        ["network", "bastion", "ssh", "-n", "default", "-g", "default", "--target-ip-address", &ip_text];
+    let aad = [&aad[..], &["--auth-type", "AAD", "--", "whoami"]].concat();
+    // az prints the refusal, then falls back to a browser sign-in (none here): stopped there.
+    let mut refused = az.command().args(&aad).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let stderr = refused.stderr.take().context("az's stderr")?;
+    let seen = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(Result::ok)
+        .find(|line| line.contains("Virtual Machine User Login") || line.contains("Interactively"));
+    let _ = refused.kill();
+    let _ = refused.wait();
+    ensure!(seen.as_deref().is_some_and(|l| l.contains("Virtual Machine User Login")), "az printed {seen:?}");
+    let scope = gw.subscription_scope()?;
+    gw.ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        &upn,
+        "--role",
+        "Virtual Machine User Login",
+        "--scope",
+        &scope,
+    ])?;
+    let out = az.ok(&aad)?;
+    ensure!(out.trim() == local.name, "az ssh --auth-type AAD logged in as {out:?}");
+    let log = std::fs::read_to_string(sshd.dir.path().join("sshd.log"))?;
+    ensure!(log.contains("rampart:") && log.contains(":az"), "sshd saw no gateway certificate: {log}");
     Ok(())
 }
 
-/// The gateway's tenant (its directory ID), as `ad sp create-for-rbac` prints it.
-fn tenant_of(gw: &Gateway) -> Result<String> {
-    let sp = service_principal(gw, "tenant-probe", "Reader", BASTION)?;
-    Ok(sp["tenant"].as_str().context("tenant")?.to_string())
+/// An sshd at port 22 of its own address trusting the gateway's SSH CA.
+fn sshd_with_ca(gw: &Gateway) -> Result<(Sshd, Ipv4Addr)> {
+    let ca = gw.ok(&["ssh-ca", "show"])?;
+    let pid = std::process::id();
+    let ip = Ipv4Addr::new(127, 0, 140 + (pid % 100) as u8, 2 + ((pid / 100) % 200) as u8);
+    let options = SshdOptions { trusted_ca: Some(ca), listen: Some((ip, 22)), ..Default::default() };
+    Ok((Sshd::start_with(options)?, ip))
 }

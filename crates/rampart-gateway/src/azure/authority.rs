@@ -17,8 +17,8 @@ use rampart_core::{AuditEntry, AuditEvent, AuditResult, IdentityKind};
 use rampart_proto::api::LoginRequest;
 use serde_json::{Value, json};
 
-use super::device;
-use crate::api::{AppState, ClientAddr, UserAgent};
+use super::{device, ssh_cert};
+use crate::api::{AppState, AuthUser, ClientAddr, UserAgent};
 use crate::auth::AccessClaims;
 use crate::federation::GatewayOrigin;
 use crate::server::Gateway;
@@ -100,11 +100,14 @@ pub async fn token(
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let answer = async {
         let tenant = known_tenant(&gw, &tenant).await?;
-        check_scope(&origin, form.get("scope").map(String::as_str).unwrap_or_default())?;
+        let certificate = ssh_cert::ask(&form)?;
+        let scope = form.get("scope").map(String::as_str).unwrap_or_default();
+        check_scope(&origin, scope, certificate.is_some())?;
+        let asked = Asked { client, user_agent, certificate };
         match form.get("grant_type").map(String::as_str) {
-            Some("client_credentials") => client_credentials(&gw, &tenant, &form, client, user_agent).await,
-            Some(DEVICE_GRANT) => device_grant(&gw, &origin, &tenant, &form).await,
-            Some("refresh_token") => refresh_grant(&gw, &origin, &tenant, &form).await,
+            Some("client_credentials") => client_credentials(&gw, &tenant, &form, asked).await,
+            Some(DEVICE_GRANT) => device_grant(&gw, &origin, &tenant, &form, asked).await,
+            Some("refresh_token") => refresh_grant(&gw, &origin, &tenant, &form, asked).await,
             Some(other) => {
                 let other: String = other.chars().take(80).collect();
                 Err(OAuthError::bad(
@@ -131,7 +134,7 @@ pub async fn device_code(
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let answer = async {
         known_tenant(&gw, &tenant).await?;
-        check_scope(&origin, form.get("scope").map(String::as_str).unwrap_or_default())?;
+        check_scope(&origin, form.get("scope").map(String::as_str).unwrap_or_default(), false)?;
         let client_id = form
             .get("client_id")
             .ok_or_else(|| OAuthError::bad("invalid_request", "client_id is required"))?;
@@ -164,6 +167,7 @@ async fn device_grant(
     origin: &str,
     tenant: &str,
     form: &HashMap<String, String>,
+    asked: Asked,
 ) -> Result<Value, OAuthError> {
     let code = form
         .get("device_code")
@@ -180,7 +184,7 @@ async fn device_grant(
             "the code has not been approved in the portal yet",
         ));
     };
-    user_tokens(gw, origin, tenant, &user_id, &claims.client_id).await
+    user_tokens(gw, origin, tenant, &user_id, &claims.client_id, asked).await
 }
 
 /// A refresh token (one-time, as `rampart login`'s) for new tokens.
@@ -189,13 +193,27 @@ async fn refresh_grant(
     origin: &str,
     tenant: &str,
     form: &HashMap<String, String>,
+    asked: Asked,
 ) -> Result<Value, OAuthError> {
     let token = form
         .get("refresh_token")
         .ok_or_else(|| OAuthError::bad("invalid_request", "refresh_token is required"))?;
     let hash = crate::auth::refresh_token_hash(token);
     let server = |e: rampart_store::StoreError| OAuthError::server(&e.to_string());
-    let user_id = gw.store.consume_refresh_token(&hash, Utc::now().timestamp()).await.map_err(server)?;
+    let now = Utc::now().timestamp();
+    // A certificate the user may not have must not cost them their sign-in: checked before
+    // the refresh token is used.
+    if let Some(user_id) = gw.store.refresh_token_user(&hash, now).await.map_err(server)?
+        && asked.certificate.is_some()
+    {
+        let user = gw.store.user_by_id(&user_id).await.map_err(server)?;
+        if let Some(user) = user {
+            let claims = AccessClaims::new(&user.id, &user.username, now, gw.config.access_token_ttl);
+            let caller = AuthUser { claims, client: asked.client, user_agent: asked.user_agent.clone() };
+            ssh_cert::check(gw, caller).await?;
+        }
+    }
+    let user_id = gw.store.consume_refresh_token(&hash, now).await.map_err(server)?;
     let Some(user_id) = user_id else {
         return Err(OAuthError::bad(
             "invalid_grant",
@@ -209,26 +227,37 @@ async fn refresh_grant(
         ));
     }
     let client_id = form.get("client_id").map(String::as_str).unwrap_or_default();
-    user_tokens(gw, origin, tenant, &user_id, client_id).await
+    user_tokens(gw, origin, tenant, &user_id, client_id, asked).await
 }
 
-/// A user's tokens as MSAL reads them: Rampart's access and refresh tokens, an ID token
-/// naming the user and `client_info` (MSAL's account key).
+/// A user's tokens as MSAL reads them: Rampart's access and refresh tokens (or an SSH
+/// certificate in place of the access token), an ID token naming the user and `client_info`
+/// (MSAL's account key).
 async fn user_tokens(
     gw: &Gateway,
     origin: &str,
     tenant: &str,
     user_id: &str,
     client_id: &str,
+    asked: Asked,
 ) -> Result<Value, OAuthError> {
     let server = |e: String| OAuthError::server(&e);
     let user = gw.store.user_by_id(user_id).await.map_err(|e| server(e.to_string()))?;
     let Some(user) = user.filter(|u| u.kind == IdentityKind::User) else {
         return Err(OAuthError::bad("invalid_grant", "the user no longer exists"));
     };
+    let now = Utc::now().timestamp();
+    // The certificate first: refused, no tokens are issued.
+    let certificate = match &asked.certificate {
+        Some(ask) => {
+            let claims = AccessClaims::new(&user.id, &user.username, now, gw.config.access_token_ttl);
+            let caller = AuthUser { claims, client: asked.client, user_agent: asked.user_agent.clone() };
+            Some(ssh_cert::issue(gw, caller, ask).await?)
+        }
+        None => None,
+    };
     let tokens = crate::api::session::issue_tokens(gw, &user, None).await.map_err(|e| server(e.message))?;
     let directory = crate::api::principals::tenant(gw).await.map_err(|e| server(e.message))?;
-    let now = Utc::now().timestamp();
     let id_token = gw
         .keys
         .sign(&json!({
@@ -245,22 +274,36 @@ async fn user_tokens(
         }))
         .map_err(|e| server(e.to_string()))?;
     let client_info = json!({"uid": user.id, "utid": directory}).to_string();
+    let (token_type, access_token, expires_in) = match certificate {
+        Some((body, ttl)) => ("ssh-cert", body, ttl),
+        None => ("Bearer", tokens.access_token, tokens.expires_in),
+    };
     Ok(json!({
-        "token_type": "Bearer",
+        "token_type": token_type,
         "scope": format!("{origin}//.default openid profile offline_access"),
-        "expires_in": tokens.expires_in,
-        "ext_expires_in": tokens.expires_in,
-        "access_token": tokens.access_token,
+        "expires_in": expires_in,
+        "ext_expires_in": expires_in,
+        "access_token": access_token,
         "refresh_token": tokens.refresh_token,
         "id_token": id_token,
         "client_info": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(client_info),
     }))
 }
 
-/// Every scope asked for must be this gateway's resource or one of OpenID's own.
-fn check_scope(origin: &str, scope: &str) -> Result<(), OAuthError> {
+/// Who asked, from where, and for an SSH certificate instead of an access token or not.
+struct Asked {
+    client: std::net::SocketAddr,
+    user_agent: Option<String>,
+    certificate: Option<ssh_cert::CertificateAsk>,
+}
+
+/// Every scope asked for must be this gateway's resource or one of OpenID's own (or, for an
+/// SSH certificate, the one az's `ssh` extension names).
+fn check_scope(origin: &str, scope: &str, certificate: bool) -> Result<(), OAuthError> {
     for s in scope.split_whitespace() {
-        if ["openid", "profile", "offline_access", "email"].contains(&s) {
+        if ["openid", "profile", "offline_access", "email"].contains(&s)
+            || (certificate && ssh_cert::is_certificate_scope(s))
+        {
             continue;
         }
         let resource = s.strip_suffix(".default").unwrap_or(s).trim_end_matches('/');
@@ -279,9 +322,9 @@ async fn client_credentials(
     gw: &Gateway,
     tenant: &str,
     form: &HashMap<String, String>,
-    client: std::net::SocketAddr,
-    user_agent: Option<String>,
+    asked: Asked,
 ) -> Result<Value, OAuthError> {
+    let Asked { client, user_agent, certificate } = asked;
     if form.contains_key("client_assertion") {
         return Err(OAuthError::bad(
             "invalid_client",
@@ -315,10 +358,14 @@ async fn client_credentials(
     }
     let now = Utc::now().timestamp();
     let ttl = gw.config.access_token_ttl;
-    let access = gw
-        .keys
-        .sign_access(&AccessClaims::new(&user.id, &user.username, now, ttl))
-        .map_err(|e| OAuthError::server(&e.to_string()))?;
+    let claims = AccessClaims::new(&user.id, &user.username, now, ttl);
+    if let Some(ask) = certificate {
+        let (body, ttl) = ssh_cert::issue(gw, AuthUser { claims, client, user_agent }, &ask).await?;
+        return Ok(
+            json!({"token_type": "ssh-cert", "expires_in": ttl, "ext_expires_in": ttl, "access_token": body}),
+        );
+    }
+    let access = gw.keys.sign_access(&claims).map_err(|e| OAuthError::server(&e.to_string()))?;
     Ok(json!({
         "token_type": "Bearer",
         "expires_in": ttl.as_secs(),
@@ -353,7 +400,7 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, code, description)
     }
 
-    fn server(what: &str) -> Self {
+    pub(crate) fn server(what: &str) -> Self {
         tracing::error!(error = %what, "internal error at the token endpoint");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the gateway failed; its log says why")
     }
@@ -373,12 +420,13 @@ mod tests {
     #[test]
     fn only_the_gateways_own_scope_is_granted() {
         let origin = "https://gw.example:8443";
-        assert!(
-            check_scope(origin, "https://gw.example:8443//.default offline_access openid profile").is_ok()
-        );
-        assert!(check_scope(origin, "https://gw.example:8443/.default").is_ok());
-        let refused =
-            check_scope(origin, "https://management.core.windows.net//.default").expect_err("foreign");
+        let own = "https://gw.example:8443//.default offline_access openid profile";
+        assert!(check_scope(origin, own, false).is_ok());
+        assert!(check_scope(origin, "https://gw.example:8443/.default", false).is_ok());
+        let pas = "https://pas.windows.net/CheckMyAccess/Linux/.default";
+        assert!(check_scope(origin, pas, true).is_ok() && check_scope(origin, pas, false).is_err());
+        let foreign = "https://management.core.windows.net//.default";
+        let refused = check_scope(origin, foreign, false).expect_err("foreign");
         assert_eq!(refused.code, "invalid_scope");
         assert!(refused.description.contains("management.core.windows.net"));
     }

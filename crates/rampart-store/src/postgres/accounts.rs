@@ -191,6 +191,17 @@ impl AccountStore for PostgresStore {
         Ok(())
     }
 
+    async fn refresh_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        let user: Option<String> = sqlx::query_scalar(
+            "SELECT user_id FROM refresh_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(user)
+    }
+
     async fn consume_refresh_token(&self, token_hash: &str, now_secs: i64) -> StoreResult<Option<String>> {
         // One statement: of two concurrent uses, the second finds the row revoked.
         let user: Option<String> = sqlx::query_scalar(

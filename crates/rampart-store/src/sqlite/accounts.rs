@@ -190,6 +190,17 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
+    async fn refresh_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        let user: Option<String> = sqlx::query_scalar(
+            "SELECT user_id FROM refresh_tokens WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(user)
+    }
+
     async fn consume_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
         let user: Option<String> = sqlx::query_scalar(
             "UPDATE refresh_tokens SET revoked_at = ?3

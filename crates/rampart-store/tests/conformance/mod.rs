@@ -255,11 +255,15 @@ pub async fn unique_names_conflict(store: Arc<dyn Store>) -> Checked {
     Ok(())
 }
 
-/// A refresh token works once, and not after it expired.
+/// A refresh token works once, and not after it expired; looking it up does not use it.
 pub async fn refresh_tokens_are_used_once(store: Arc<dyn Store>) -> Checked {
     let user = store.create_user("alice", None, "hash").await?;
     store.insert_refresh_token("h1", &user.id, 2_000).await?;
+    // Looking does not use it.
+    ensure!(store.refresh_token_user("h1", 1_000).await? == Some(user.id.clone()), "looked up");
+    ensure!(store.refresh_token_user("h1", 3_000).await?.is_none(), "looked up after expiry");
     ensure!(store.consume_refresh_token("h1", 1_000).await? == Some(user.id.clone()), "first use");
+    ensure!(store.refresh_token_user("h1", 1_000).await?.is_none(), "looked up once used");
     ensure!(store.consume_refresh_token("h1", 1_000).await?.is_none(), "second use");
     store.insert_refresh_token("h2", &user.id, 500).await?;
     ensure!(store.consume_refresh_token("h2", 1_000).await?.is_none(), "expired");
