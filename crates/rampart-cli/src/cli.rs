@@ -101,6 +101,21 @@ pub enum Command {
     /// Role definitions and role assignments.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Print the commands that point the real Azure CLI (`az`) at this gateway.
+    AzSetup(AzSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AzSetupArgs {
+    /// Point az's own `AzureCloud` at the gateway instead of registering a cloud named
+    /// `Rampart`: `az network bastion ssh --auth-type AAD` needs it (az's ssh extension knows
+    /// only Azure's clouds).
+    #[arg(long)]
+    pub azure_cloud: bool,
+    /// Where to write the gateway's self-signed certificate for az to trust [default:
+    /// az-gateway.pem in rampart's configuration directory].
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

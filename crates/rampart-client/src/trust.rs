@@ -34,6 +34,8 @@ pub enum TrustError {
     EmptyCaFile(PathBuf),
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("cannot reach the gateway: {0}")]
+    Connect(String),
 }
 
 /// Parses a fingerprint in the forms people copy: `SHA256:AB:CD…`, `sha256:abcd…`, or
@@ -166,4 +168,17 @@ mod tests {
         assert!(parse_fingerprint("SHA256:abc").is_err());
         assert!(parse_fingerprint("").is_err());
     }
+}
+
+/// The certificates a gateway at `host:port` presents, verified as `trust` says (for handing
+/// a pinned self-signed certificate to tools that take only CA files, such as az).
+pub async fn gateway_certificates(host: &str, port: u16, trust: &Trust) -> Result<Vec<Vec<u8>>, TrustError> {
+    let config = client_config(trust, &[b"http/1.1"])?;
+    let connect = |e: std::io::Error| TrustError::Connect(format!("{host}:{port}: {e}"));
+    let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(connect)?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| TrustError::Connect(format!("'{host}' is not a host name or address")))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(connect)?;
+    let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
+    Ok(chain.iter().map(|c| c.as_ref().to_vec()).collect())
 }

@@ -1,13 +1,15 @@
 //! What the real Azure CLI (`az` with its `bastion` and `ssh` extensions) talks to, so it can use
 //! a Rampart gateway as a custom cloud (`az cloud register`): the cloud's metadata, an OAuth 2.0
 //! authority in the shape MSAL expects (`authority`), an ARM-shaped read of Rampart's inventory
-//! (`arm`) and the bastion data plane of `az network bastion tunnel|ssh` (`webtunnel`).
+//! (`arm`), the bastion data plane of `az network bastion tunnel|ssh` (`webtunnel`) and
+//! of `az network bastion rdp` (`rdp_file`), and SSH certificates for `--auth-type AAD`.
 //! Everything here is an adapter: sign-in, roles, the admission service and the session
 //! lifecycle are the ones every other client goes through.
 
 mod arm;
 mod authority;
 pub(crate) mod device;
+mod rdp_file;
 mod ssh_cert;
 mod webtunnel;
 
@@ -29,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/subscriptions/{*rest}", any(arm::dispatch))
         .route(webtunnel::TOKENS, post(webtunnel::create_token))
         .route(webtunnel::TOKEN, axum::routing::delete(webtunnel::delete_token))
+        .route("/api/rdpfile", get(rdp_file::rdp_file))
         .route("/webtunnelv2/{token}", get(webtunnel::connect))
         .route("/webtunnel/{token}", get(webtunnel::connect))
 }

@@ -61,6 +61,22 @@ fn az_signs_in_reads_and_updates_bastions_and_lists_vms() -> Result<()> {
     let reader = service_principal(&gw, "az-reader", "Reader", &subscription)?;
     let app = reader["appId"].as_str().unwrap_or_default();
 
+    // `rampart az-setup` prints the commands used here, and writes the pinned self-signed
+    // certificate where az can trust it.
+    let setup = gw.ok(&["az-setup"])?;
+    ensure!(
+        setup.contains(&format!("az cloud register -n Rampart --endpoint-resource-manager {}/\n", gw.url())),
+        "{setup}"
+    );
+    ensure!(setup.contains("az config set core.instance_discovery=false"), "{setup}");
+    let bundle = setup
+        .lines()
+        .find_map(|l| l.strip_prefix("export REQUESTS_CA_BUNDLE="))
+        .with_context(|| format!("no CA bundle in {setup}"))?;
+    let body = |pem: &str| pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
+    let served = std::fs::read_to_string(gw.data_dir.join("tls/cert.pem"))?;
+    ensure!(body(&std::fs::read_to_string(bundle)?) == body(&served), "az-setup wrote another certificate");
+
     // Signed in, az lists exactly the subscription where the principal holds a role.
     let accounts = json(&az.login_service_principal(&reader)?)?;
     let accounts = accounts.as_array().context("az login prints accounts")?;
@@ -149,6 +165,24 @@ fn az_signs_in_reads_and_updates_bastions_and_lists_vms() -> Result<()> {
     // The inventory's VM IDs, as the reference documents have users copy them.
     let ids = az.ok(&["vm", "list", "--query", "[].id", "-o", "tsv"])?;
     ensure!(ids.trim() == vm_id, "az vm list gave {ids:?}, the inventory has {vm_id}");
+
+    // What `az network bastion rdp` fetches on Windows: an .rdp file through the RD Gateway.
+    let token = az.ok(&["account", "get-access-token", "--query", "accessToken", "-o", "tsv"])?;
+    let rdp_file = |bearer: &str| -> Result<String> {
+        let url =
+            format!("{}/api/rdpfile?resourceId={vm_id}&format=rdp&rdpport=3389&enablerdsaad=False", gw.url());
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(gw.data_dir.join("tls/cert.pem"))
+            .args(["-H", &format!("Authorization: Bearer {bearer}"), &url])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let file = rdp_file(token.trim())?;
+    ensure!(file.contains(&format!("gatewayhostname:s:{}", gw.addr)), "{file}");
+    ensure!(file.contains("gatewayaccesstoken:s:") && file.contains("127.0.0.9:3389"), "{file}");
+    let refused = rdp_file("not-a-token")?;
+    ensure!(json(&refused)?["message"].as_str().is_some_and(|m| !m.is_empty()), "{refused}");
 
     let audit = gw.audit()?;
     ensure!(

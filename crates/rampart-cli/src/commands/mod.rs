@@ -3,6 +3,7 @@
 mod access;
 mod account;
 mod audit;
+mod az_setup;
 mod bastion;
 mod directory;
 mod inventory;
@@ -65,6 +66,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ad(cmd) => access::ad(cmd).await,
         Command::IdentityProvider(cmd) => directory::identity_provider(cmd).await,
         Command::Role(cmd) => access::role(cmd).await,
+        Command::AzSetup(args) => az_setup::run(args).await,
     }
 }
 

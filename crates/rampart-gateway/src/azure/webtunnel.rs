@@ -84,7 +84,7 @@ pub async fn create_token(
 }
 
 /// az reads a refusal's `message` (and shows it with `--verbose`).
-fn message(denial: &Denial) -> Response {
+pub(super) fn message(denial: &Denial) -> Response {
     let api = crate::api::ApiError::from(denial.clone());
     (api.status, Json(json!({"message": denial.message, "code": denial.code}))).into_response()
 }
@@ -169,7 +169,7 @@ async fn create(
 
 /// A target as az names it.
 #[derive(Debug, PartialEq, Eq)]
-enum AzTarget {
+pub(super) enum AzTarget {
     /// A VM's resource ID.
     Machine(String),
     /// `--target-ip-address`: az names the bastion's subscription and resource group.
@@ -214,7 +214,7 @@ fn target(resource_id: &str, hostname: &str, port: &str, protocol: &str) -> Resu
 /// az does not say which bastion it showed: the first (by name) in the target's subscription
 /// (for an IP, in the resource group az names) whose settings allow the connection and whose
 /// networks reach the target. The grant then checks the caller's roles on it.
-async fn choose_bastion(gw: &Gateway, target: &AzTarget) -> Result<ResourceId, Denial> {
+pub(super) async fn choose_bastion(gw: &Gateway, target: &AzTarget) -> Result<ResourceId, Denial> {
     let (subscription, group, ip, by_ip) = match target {
         AzTarget::Ip { ip, subscription, group } => {
             let ip = rampart_core::parse_target_ip(ip).map_err(|r| Denial::refused(&Refusal::new(r)))?;
