@@ -155,6 +155,19 @@ impl ServerCertVerifier for PinnedCertificate {
     }
 }
 
+/// The certificates a gateway at `host:port` presents, verified as `trust` says (for handing
+/// a pinned self-signed certificate to tools that take only CA files, such as az).
+pub async fn gateway_certificates(host: &str, port: u16, trust: &Trust) -> Result<Vec<Vec<u8>>, TrustError> {
+    let config = client_config(trust, &[b"http/1.1"])?;
+    let connect = |e: std::io::Error| TrustError::Connect(format!("{host}:{port}: {e}"));
+    let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(connect)?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| TrustError::Connect(format!("'{host}' is not a host name or address")))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(connect)?;
+    let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
+    Ok(chain.iter().map(|c| c.as_ref().to_vec()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,17 +181,4 @@ mod tests {
         assert!(parse_fingerprint("SHA256:abc").is_err());
         assert!(parse_fingerprint("").is_err());
     }
-}
-
-/// The certificates a gateway at `host:port` presents, verified as `trust` says (for handing
-/// a pinned self-signed certificate to tools that take only CA files, such as az).
-pub async fn gateway_certificates(host: &str, port: u16, trust: &Trust) -> Result<Vec<Vec<u8>>, TrustError> {
-    let config = client_config(trust, &[b"http/1.1"])?;
-    let connect = |e: std::io::Error| TrustError::Connect(format!("{host}:{port}: {e}"));
-    let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(connect)?;
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|_| TrustError::Connect(format!("'{host}' is not a host name or address")))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(connect)?;
-    let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
-    Ok(chain.iter().map(|c| c.as_ref().to_vec()).collect())
 }
