@@ -62,6 +62,37 @@ pub fn collapse_slashes<B>(req: &mut http::Request<B>) {
     }
 }
 
+/// What az sends, parsed as the routes parse it (the `azure_requests` fuzz target): ARM
+/// paths, `/api/tokens` forms, token requests' scopes and SSH key requests, request paths.
+pub fn fuzz(text: &str) {
+    if let Some((sub, resource)) = arm::parse(text) {
+        assert!(!sub.is_empty() && !sub.contains('/'), "a subscription is one segment");
+        if let arm::Resource::One { group, name, .. } = resource {
+            assert!(!group.contains('/') && !name.contains('/') && !name.is_empty(), "names are segments");
+        }
+    }
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(text.as_bytes()).into_owned().collect();
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if let Ok((target, port)) = webtunnel::target(
+        field("resourceId"),
+        field("hostname"),
+        field("workloadHostPort"),
+        field("protocol"),
+    ) {
+        assert!(field("workloadHostPort").trim().parse::<u16>() == Ok(port), "the port is the form's");
+        if let webtunnel::AzTarget::Ip { subscription, group, .. } = target {
+            assert!(!subscription.contains('/') && !group.contains('/'), "segments");
+        }
+    }
+    let _ = authority::check_scope("https://gw.example", field("scope"), true);
+    let _ = ssh_cert::ask(&form);
+    if let Ok(mut req) = http::Request::get(text).body(()) {
+        collapse_slashes(&mut req);
+        assert!(!req.uri().path().contains("//"), "no repeated slash is left");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

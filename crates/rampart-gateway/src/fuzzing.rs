@@ -183,3 +183,11 @@ pub fn rd_gateway(data: &[u8]) {
         }
     }
 }
+
+/// What the real Azure CLI sends (ARM paths, `/api/tokens` forms, token request fields,
+/// request paths with repeated slashes): never a panic, segments stay segments.
+pub fn azure_requests(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        crate::azure::fuzz(text);
+    }
+}

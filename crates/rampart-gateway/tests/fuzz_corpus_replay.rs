@@ -9,7 +9,7 @@ type Target = fn(&[u8]);
 #[test]
 fn every_corpus_input_passes_its_target() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-    let targets: [(&str, Target); 7] = [
+    let targets: [(&str, Target); 8] = [
         ("identifiers", rampart_gateway::fuzzing::identifiers),
         ("messages", rampart_gateway::fuzzing::messages),
         ("tokens", rampart_gateway::fuzzing::tokens),
@@ -17,6 +17,7 @@ fn every_corpus_input_passes_its_target() {
         ("recording_inputs", rampart_gateway::fuzzing::recording_inputs),
         ("sign_in", rampart_gateway::fuzzing::sign_in),
         ("rd_gateway", rampart_gateway::fuzzing::rd_gateway),
+        ("azure_requests", rampart_gateway::fuzzing::azure_requests),
     ];
     let mut replayed = 0;
     for (name, target) in targets {

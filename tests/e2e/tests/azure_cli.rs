@@ -161,6 +161,16 @@ fn az_signs_in_reads_and_updates_bastions_and_lists_vms() -> Result<()> {
         "v",
     ])?;
     ensure!(!create.is_empty(), "az network bastion create must fail");
+    // Delete: refused without the right, done with it.
+    gw.ok(&["network", "bastion", "create", "-n", "spare", "-g", "default", "--sku", "Standard"])?;
+    let delete = ["network", "bastion", "delete", "-n", "spare", "-g", "default", "--yes"];
+    let refused = az.refused(&delete)?;
+    ensure!(refused.contains("MissingPermission") && refused.contains("bastionHosts/delete"), "{refused}");
+    let spare = format!("{}/spare", BASTION.rsplit_once('/').map_or(BASTION, |(group, _)| group));
+    gw.ok(&["role", "assignment", "create", "--assignee", app, "--role", "Contributor", "--scope", &spare])?;
+    az.ok(&delete)?;
+    let left = json(&az.ok(&["network", "bastion", "list"])?)?;
+    ensure!(left.as_array().is_some_and(|l| l.len() == 1), "{left}");
 
     // The inventory's VM IDs, as the reference documents have users copy them.
     let ids = az.ok(&["vm", "list", "--query", "[].id", "-o", "tsv"])?;

@@ -72,7 +72,7 @@ fn subscription_json(s: &rampart_store::Subscription, tenant: &str) -> Value {
 
 /// What a path under `/subscriptions/` names.
 #[derive(Debug, PartialEq, Eq)]
-enum Resource<'a> {
+pub(crate) enum Resource<'a> {
     Subscription,
     /// A collection of a resource type, in the subscription or one resource group.
     List {
@@ -87,14 +87,14 @@ enum Resource<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Bastion,
     VirtualMachine,
     NetworkInterface,
 }
 
 /// Splits `SUB/…` into the subscription and the resource, case-insensitively.
-fn parse(rest: &str) -> Option<(&str, Resource<'_>)> {
+pub(crate) fn parse(rest: &str) -> Option<(&str, Resource<'_>)> {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let (sub, tail) = segments.split_first()?;
     let is = |s: &str, want: &str| s.eq_ignore_ascii_case(want);

@@ -299,7 +299,7 @@ struct Asked {
 
 /// Every scope asked for must be this gateway's resource or one of OpenID's own (or, for an
 /// SSH certificate, the one az's `ssh` extension names).
-fn check_scope(origin: &str, scope: &str, certificate: bool) -> Result<(), OAuthError> {
+pub(crate) fn check_scope(origin: &str, scope: &str, certificate: bool) -> Result<(), OAuthError> {
     for s in scope.split_whitespace() {
         if ["openid", "profile", "offline_access", "email"].contains(&s)
             || (certificate && ssh_cert::is_certificate_scope(s))

@@ -169,7 +169,7 @@ async fn create(
 
 /// A target as az names it.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum AzTarget {
+pub(crate) enum AzTarget {
     /// A VM's resource ID.
     Machine(String),
     /// `--target-ip-address`: az names the bastion's subscription and resource group.
@@ -177,7 +177,12 @@ pub(super) enum AzTarget {
 }
 
 /// The target and port of az's form; `protocol` must be `tcptunnel`.
-fn target(resource_id: &str, hostname: &str, port: &str, protocol: &str) -> Result<(AzTarget, u16), Denial> {
+pub(crate) fn target(
+    resource_id: &str,
+    hostname: &str,
+    port: &str,
+    protocol: &str,
+) -> Result<(AzTarget, u16), Denial> {
     if !protocol.eq_ignore_ascii_case("tcptunnel") {
         let protocol: String = protocol.chars().take(40).collect();
         return Err(Denial::bad_request(
