@@ -107,6 +107,8 @@ echo "gateway logs checked for panics: $(ls "$RAMPART_E2E_LOG_DIR" | wc -l) logs
 ./target/debug/rampart-bench --capacity-desktops --smoke
 # The browser desktop's input latency, in smoke mode: a few mouse moves, each seen drawn.
 ./target/debug/rampart-bench --input-latency --smoke
+# The real Azure CLI's tunnel beside Rampart's, in smoke mode (skipped, saying why, without az).
+./target/debug/rampart-bench --az --smoke
 # The API's OpenAPI document against the live gateway: schemathesis (PyPI, pinned), no
 # server errors, and every answer's status, content type and body as documented.
 ./tests/api/schemathesis.sh target/debug/rampart

@@ -5,6 +5,7 @@
 //!
 //! Run: `./scripts/bench.sh` (release build; `--write BENCHMARKS.md` rewrites the table).
 
+mod az;
 mod capacity;
 mod capacity_desktop;
 mod desktop;
@@ -82,6 +83,9 @@ struct Args {
     /// Only the browser desktop's input latency: mouse move to screen update, p50 and p99.
     #[arg(long)]
     input_latency: bool,
+    /// The real Azure CLI's tunnel beside `rampart network bastion tunnel`.
+    #[arg(long)]
+    az: bool,
 }
 
 /// Latency and new-connection samples are taken in this many rounds over the paths.
@@ -146,6 +150,9 @@ async fn run(args: Args) -> Result<()> {
             args.capacity_desktop_workload,
         )
         .await;
+    }
+    if args.az {
+        return az::run(args.smoke).await;
     }
     if args.input_latency {
         let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;

@@ -51,6 +51,22 @@ async fn handle(mut s: TcpStream, pattern: Arc<Vec<u8>>) -> Result<()> {
             s.write_u64(hasher.digest()).await?;
             s.shutdown().await?;
         }
+        // An upload of a stated length, answered without waiting for a half-close (az's
+        // tunnel closes both ways when its client shuts down writing).
+        b'L' => {
+            let mut left = s.read_u64().await?;
+            let mut hasher = Xxh3::new();
+            let mut buf = vec![0u8; CHUNK];
+            while left > 0 {
+                let want = (buf.len() as u64).min(left) as usize;
+                let n = s.read(&mut buf[..want]).await?;
+                ensure!(n > 0, "upload ended early: {left} bytes missing");
+                hasher.update(&buf[..n]);
+                left -= n as u64;
+            }
+            s.write_u64(hasher.digest()).await?;
+            s.shutdown().await?;
+        }
         b'D' => {
             let len = s.read_u64().await?;
             let hash = send_pattern(&mut s, &pattern, len).await?;
@@ -101,6 +117,18 @@ pub async fn upload(addr: SocketAddr, pattern: &[u8], len: u64) -> Result<Durati
     let sent = send_pattern(&mut s, pattern, len).await?;
     s.shutdown().await?;
     let received = s.read_u64().await.context("no checksum after half-close: the tunnel lost the reply")?;
+    ensure!(sent == received, "upload corrupted: checksum {sent:x} sent, {received:x} received");
+    Ok(started.elapsed())
+}
+
+/// Uploads `len` bytes, stated first, and checks the server's checksum, with no half-close.
+pub async fn upload_stated(addr: SocketAddr, pattern: &[u8], len: u64) -> Result<Duration> {
+    let started = Instant::now();
+    let mut s = connect(addr).await?;
+    s.write_u8(b'L').await?;
+    s.write_u64(len).await?;
+    let sent = send_pattern(&mut s, pattern, len).await?;
+    let received = s.read_u64().await.context("no checksum: the tunnel lost the reply")?;
     ensure!(sent == received, "upload corrupted: checksum {sent:x} sent, {received:x} received");
     Ok(started.elapsed())
 }
