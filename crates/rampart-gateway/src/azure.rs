@@ -7,6 +7,7 @@
 //! lifecycle are the ones every other client goes through.
 
 mod arm;
+pub(crate) mod auth_code;
 mod authority;
 pub(crate) mod device;
 mod rdp_file;
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(authority::openid_configuration))
         .route("/{tenant}/oauth2/v2.0/token", post(authority::token))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(authority::device_code))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authority::authorize))
         .route("/tenants", get(arm::tenants))
         .route("/subscriptions", get(arm::subscriptions))
         .route("/subscriptions/{*rest}", any(arm::dispatch))

@@ -495,3 +495,44 @@ fn sshd_with_ca(gw: &Gateway) -> Result<(Sshd, Ipv4Addr)> {
     let options = SshdOptions { trusted_ca: Some(ca), listen: Some((ip, 22)), ..Default::default() };
     Ok((Sshd::start_with(options)?, ip))
 }
+
+#[test]
+fn plain_az_login_signs_in_through_the_portal_in_a_browser() -> Result<()> {
+    let gw = Gateway::start(&[])?;
+    let Some(az) = az_for(&gw)? else { return Ok(()) };
+    let upn = "grace@example.com";
+    gw.reader(upn)?;
+    // az starts "the browser" through $BROWSER with the authorize URL and waits for the code
+    // on its listener; the browser here is Chromium driven by az-login.mjs, started in the
+    // background as a desktop's browser would be.
+    let out = rampart_e2e::artifacts("az-login")?;
+    let log = out.join("browser.log");
+    let script = rampart_e2e::repo_root().join("web/tests/az-login.mjs");
+    let browser = format!("sh -c 'node {} \"$0\" >{} 2>&1 &' %s", script.display(), log.display());
+    let login = az
+        .command()
+        .arg("login")
+        .env("BROWSER", browser)
+        .env("ARTIFACTS", &out)
+        .env("USER_NAME", upn)
+        .env("USER_PASSWORD", format!("{upn}-Passw0rd-long"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let done = rampart_e2e::output_within(login, Duration::from_secs(90))?;
+    let steps = std::fs::read_to_string(&log).unwrap_or_default();
+    ensure!(
+        done.status.success(),
+        "az login: {}; the browser: {steps}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    ensure!(steps.contains("ok - az login: approved"), "{steps}");
+    let account = json(&az.ok(&["account", "show"])?)?;
+    ensure!(account["user"]["name"] == upn && account["user"]["type"] == "user", "{account}");
+    let audit = gw.audit()?;
+    ensure!(
+        audit.iter().any(|r| r["reason"].as_str().is_some_and(|t| t.contains("browser sign-in"))),
+        "{audit:?}"
+    );
+    Ok(())
+}

@@ -17,7 +17,7 @@ use rampart_core::{AuditEntry, AuditEvent, AuditResult, IdentityKind};
 use rampart_proto::api::LoginRequest;
 use serde_json::{Value, json};
 
-use super::{device, ssh_cert};
+use super::{auth_code, device, ssh_cert};
 use crate::api::{AppState, AuthUser, ClientAddr, UserAgent};
 use crate::auth::AccessClaims;
 use crate::federation::GatewayOrigin;
@@ -61,7 +61,8 @@ pub async fn openid_configuration(
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
         "token_endpoint_auth_methods_supported": ["client_secret_post"],
-        "grant_types_supported": ["client_credentials", "refresh_token", DEVICE_GRANT],
+        "grant_types_supported": ["client_credentials", "refresh_token", "authorization_code", DEVICE_GRANT],
+        "code_challenge_methods_supported": ["S256"],
         "response_types_supported": ["code"],
         "scopes_supported": ["openid", "profile", "offline_access"],
         "subject_types_supported": ["public"],
@@ -103,11 +104,12 @@ pub async fn token(
         let certificate = ssh_cert::ask(&form)?;
         let scope = form.get("scope").map(String::as_str).unwrap_or_default();
         check_scope(&origin, scope, certificate.is_some())?;
-        let asked = Asked { client, user_agent, certificate };
+        let asked = Asked { client, user_agent, certificate, nonce: None };
         match form.get("grant_type").map(String::as_str) {
             Some("client_credentials") => client_credentials(&gw, &tenant, &form, asked).await,
             Some(DEVICE_GRANT) => device_grant(&gw, &origin, &tenant, &form, asked).await,
             Some("refresh_token") => refresh_grant(&gw, &origin, &tenant, &form, asked).await,
+            Some("authorization_code") => code_grant(&gw, &origin, &tenant, &form, asked).await,
             Some(other) => {
                 let other: String = other.chars().take(80).collect();
                 Err(OAuthError::bad(
@@ -185,6 +187,37 @@ async fn device_grant(
         ));
     };
     user_tokens(gw, origin, tenant, &user_id, &claims.client_id, asked).await
+}
+
+/// `GET /{tenant}/oauth2/v2.0/authorize`: plain `az login`'s browser lands here and goes on to
+/// the portal's page (behind its sign-in), the query unchanged.
+pub async fn authorize(uri: axum::http::Uri) -> axum::response::Redirect {
+    let query = uri.query().unwrap_or_default();
+    axum::response::Redirect::to(&format!("{}?{query}", crate::portal::AUTHORIZE))
+}
+
+/// A code from the browser step, redeemed with its PKCE verifier.
+async fn code_grant(
+    gw: &Gateway,
+    origin: &str,
+    tenant: &str,
+    form: &HashMap<String, String>,
+    mut asked: Asked,
+) -> Result<Value, OAuthError> {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    let now = Utc::now().timestamp();
+    let claims = auth_code::redeem(
+        gw,
+        field("code"),
+        field("redirect_uri"),
+        field("client_id"),
+        field("code_verifier"),
+        now,
+    )
+    .await
+    .map_err(|why| OAuthError::bad("invalid_grant", why))?;
+    asked.nonce = Some(claims.nonce.clone());
+    user_tokens(gw, origin, tenant, &claims.sub, field("client_id"), asked).await
 }
 
 /// A refresh token (one-time, as `rampart login`'s) for new tokens.
@@ -271,6 +304,7 @@ async fn user_tokens(
             "preferred_username": user.username,
             "name": user.display_name.as_deref().unwrap_or(&user.username),
             "ver": "2.0",
+            "nonce": asked.nonce.as_deref().filter(|n| !n.is_empty()),
         }))
         .map_err(|e| server(e.to_string()))?;
     let client_info = json!({"uid": user.id, "utid": directory}).to_string();
@@ -295,6 +329,8 @@ struct Asked {
     client: std::net::SocketAddr,
     user_agent: Option<String>,
     certificate: Option<ssh_cert::CertificateAsk>,
+    /// The authorization request's nonce, echoed in the ID token.
+    nonce: Option<String>,
 }
 
 /// Every scope asked for must be this gateway's resource or one of OpenID's own (or, for an
@@ -324,7 +360,7 @@ async fn client_credentials(
     form: &HashMap<String, String>,
     asked: Asked,
 ) -> Result<Value, OAuthError> {
-    let Asked { client, user_agent, certificate } = asked;
+    let Asked { client, user_agent, certificate, .. } = asked;
     if form.contains_key("client_assertion") {
         return Err(OAuthError::bad(
             "invalid_client",

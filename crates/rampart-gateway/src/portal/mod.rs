@@ -56,6 +56,8 @@ const ASSETS: &str = "/assets/{*path}";
 const MFA: &str = "/portal/mfa";
 /// Where a user approves `az login --use-device-code`.
 pub(crate) const DEVICE: &str = "/portal/device";
+/// Where plain `az login` (the browser flow) is approved.
+pub(crate) const AUTHORIZE: &str = "/portal/authorize";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route(BASTION_DISCONNECT, post(pages::disconnect))
         .route(MFA, get(pages::mfa_page).post(pages::change_mfa))
         .route(DEVICE, get(pages::device_page).post(pages::approve_device))
+        .route(AUTHORIZE, get(pages::authorize_page).post(pages::approve_authorize))
         .route("/portal/access", get(pages::access_page).post(pages::change_access))
         .route("/portal/sessions/{id}/join", get(join::page))
         .route("/portal/sessions/{id}/join/ws", get(join::websocket))
@@ -99,17 +102,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The portal's content security policy: this origin only.
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 /// Pages name only this origin as a source of anything, cannot be framed, and are not cached.
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     // xterm.js sets element styles at run time, hence 'unsafe-inline' for styles only.
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
-             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
-    );
+    // A page that must post elsewhere (az's listener on localhost) sets its own, one origin wider.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // Not "no-referrer": with it, Chromium sends `Origin: null` on form posts.
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));

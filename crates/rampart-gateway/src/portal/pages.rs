@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod authorize;
 mod bastion;
 mod connect;
 mod device;
@@ -17,6 +18,7 @@ mod users;
 
 pub use access::{access_page, change_access};
 pub use audit::{audit_export, audit_page};
+pub use authorize::{approve_authorize, authorize_page};
 pub use bastion::{bastion_page, change_bastion, disconnect};
 pub use connect::connect_page;
 pub use device::{approve_device, device_page};
