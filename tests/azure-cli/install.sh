@@ -33,6 +33,10 @@ if [ ! -d "$extensions/bastion" ] || [ ! -d "$extensions/ssh" ]; then
     fi
     config=$(mktemp -d)
     trap 'rm -rf "$config"' EXIT
+    # A fresh profile would ask Microsoft's storage for az's latest version: say it just did.
+    version=$("$venv/bin/python" -c 'import azure.cli.core as c; print(c.__version__)')
+    printf '{"versions": {"azure-cli": {"local": "%s"}, "core": {"local": "%s"}}, "update_time": "%s"}' \
+        "$version" "$version" "$(date '+%Y-%m-%d %H:%M:%S.%6N')" >"$config/versionCheck.json"
     rm -rf "$extensions"
     for wheel in bastion-1.4.2 ssh-2.0.6; do
         AZURE_CONFIG_DIR=$config AZURE_EXTENSION_DIR=$extensions AZURE_CORE_COLLECT_TELEMETRY=false \
