@@ -28,6 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 profile=release
 for a in "$@"; do [ "$a" = "--smoke" ] && profile=dev; done
+# The az row needs the real Azure CLI (PyPI, pinned) with its bastion extension.
+for a in "$@"; do
+    if [ "$a" = "--az" ] && [ -z "${RAMPART_AZ:-}" ] && az_program=$(tests/azure-cli/install.sh); then
+        export RAMPART_AZ="$az_program" RAMPART_AZ_EXTENSION_DIR="${az_program%/bin/az}/extensions"
+    fi
+done
 if [ "$profile" = release ]; then
     cargo build --release --locked -p rampart-cli -p rampart-bench
     exec ./target/release/rampart-bench "$@"
