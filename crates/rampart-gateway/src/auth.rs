@@ -109,6 +109,8 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     /// A key of its own for device codes' check characters, derived from the signing key.
     device_code: [u8; 32],
+    /// ID tokens for az are signed with a key of their own, so none passes as an access token.
+    id_token: EncodingKey,
 }
 
 impl TokenKeys {
@@ -137,10 +139,14 @@ impl TokenKeys {
         let mut device = Sha256::new();
         device.update(b"rampart az device code check\0");
         device.update(key);
+        let mut id_token = Sha256::new();
+        id_token.update(b"rampart az id token\0");
+        id_token.update(key);
         TokenKeys {
             encoding: EncodingKey::from_secret(key),
             decoding: DecodingKey::from_secret(key),
             device_code: device.finalize().into(),
+            id_token: EncodingKey::from_secret(&id_token.finalize()),
         }
     }
 
@@ -150,6 +156,11 @@ impl TokenKeys {
 
     pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)?)
+    }
+
+    /// An ID token (read, not verified, by MSAL): never valid where access tokens are checked.
+    pub(crate) fn sign_id_token<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.id_token)?)
     }
 
     pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, AuthError> {

@@ -26,7 +26,8 @@ pub async fn run(args: AzSetupArgs) -> Result<ExitCode> {
             };
             let (host, port) = host_port(&url)?;
             let chain = rampart_client::trust::gateway_certificates(&host, port, &profile.trust).await?;
-            write_pem(&path, &chain)?;
+            // Only the pinned certificate: az trusts the file for every host it talks to.
+            write_pem(&path, &chain[..chain.len().min(1)])?;
             Some(path)
         }
     };

@@ -121,8 +121,10 @@ pub fn redirect_origin(req: &AuthorizeRequest) -> Option<String> {
     url::Url::parse(&req.redirect_uri).ok().map(|u| u.origin().ascii_serialization())
 }
 
+/// The code's one-time record in the refresh-token table: prefixed, so no string presented as
+/// a refresh token (stored as its bare SHA-256) can ever name it.
 fn marker(jti: &str) -> String {
-    auth::refresh_token_hash(&format!("az-authorization-code:{jti}"))
+    format!("az-authorization-code:{}", auth::refresh_token_hash(jti))
 }
 
 /// Redeems a code: the redirect and client must be the ones it was given for, the verifier

@@ -104,7 +104,7 @@ pub async fn token(
         let certificate = ssh_cert::ask(&form)?;
         let scope = form.get("scope").map(String::as_str).unwrap_or_default();
         check_scope(&origin, scope, certificate.is_some())?;
-        let asked = Asked { client, user_agent, certificate, nonce: None };
+        let asked = Asked { client, user_agent: user_agent.clone(), certificate, nonce: None };
         match form.get("grant_type").map(String::as_str) {
             Some("client_credentials") => client_credentials(&gw, &tenant, &form, asked).await,
             Some(DEVICE_GRANT) => device_grant(&gw, &origin, &tenant, &form, asked).await,
@@ -122,7 +122,30 @@ pub async fn token(
     };
     match answer.await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => {
+            // Waiting for an approval is not a refusal; a wrong secret is audited by the
+            // sign-in itself; everything else (a reused code, a wrong PKCE verifier, an unknown
+            // refresh token, a foreign scope) is, here.
+            let grant = form.get("grant_type").map(String::as_str).unwrap_or_default();
+            let audited_elsewhere = e.code == "authorization_pending"
+                || (grant == "client_credentials" && e.code != "invalid_scope")
+                || e.code == "server_error";
+            if !audited_elsewhere {
+                let mut entry = AuditEntry::new(Utc::now(), AuditEvent::SignIn, AuditResult::Refused);
+                entry.client_address = Some(client.to_string());
+                entry.user_agent = user_agent;
+                entry.reason_code = Some(e.code.to_string());
+                entry.reason = Some(format!(
+                    "az token request ({}): {}",
+                    grant.chars().take(60).collect::<String>(),
+                    e.description
+                ));
+                if let Err(err) = gw.store.append_audit(&entry).await {
+                    return OAuthError::server(&err.to_string()).into_response();
+                }
+            }
+            e.into_response()
+        }
     }
 }
 
@@ -289,11 +312,25 @@ async fn user_tokens(
         }
         None => None,
     };
-    let tokens = crate::api::session::issue_tokens(gw, &user, None).await.map_err(|e| server(e.message))?;
+    // A federated user's sign-in is renewed at their identity provider, which az cannot do
+    // here: no refresh token, so az signs in again (at the provider) once the access token ends.
+    let tokens = if user.identity_provider.is_some() {
+        let ttl = gw.config.access_token_ttl;
+        let claims = AccessClaims::new(&user.id, &user.username, now, ttl);
+        let access_token = gw.keys.sign_access(&claims).map_err(|e| server(e.to_string()))?;
+        rampart_proto::api::TokenResponse {
+            access_token,
+            expires_in: ttl.as_secs(),
+            refresh_token: String::new(),
+            username: user.username.clone(),
+        }
+    } else {
+        crate::api::session::issue_tokens(gw, &user, None).await.map_err(|e| server(e.message))?
+    };
     let directory = crate::api::principals::tenant(gw).await.map_err(|e| server(e.message))?;
     let id_token = gw
         .keys
-        .sign(&json!({
+        .sign_id_token(&json!({
             "iss": format!("{origin}/{tenant}/v2.0"),
             "sub": user.id,
             "aud": client_id,
@@ -312,7 +349,7 @@ async fn user_tokens(
         Some((body, ttl)) => ("ssh-cert", body, ttl),
         None => ("Bearer", tokens.access_token, tokens.expires_in),
     };
-    Ok(json!({
+    let mut answer = json!({
         "token_type": token_type,
         "scope": format!("{origin}//.default openid profile offline_access"),
         "expires_in": expires_in,
@@ -321,7 +358,13 @@ async fn user_tokens(
         "refresh_token": tokens.refresh_token,
         "id_token": id_token,
         "client_info": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(client_info),
-    }))
+    });
+    if let Some(fields) = answer.as_object_mut()
+        && tokens.refresh_token.is_empty()
+    {
+        fields.remove("refresh_token");
+    }
+    Ok(answer)
 }
 
 /// Who asked, from where, and for an SSH certificate instead of an access token or not.

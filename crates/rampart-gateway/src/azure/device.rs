@@ -92,9 +92,10 @@ pub(crate) fn verify(gw: &Gateway, device_code: &str) -> Result<DeviceClaims, (&
     })
 }
 
-/// Where an approval of `user_code` waits in the refresh-token table.
+/// Where an approval of `user_code` waits in the refresh-token table: prefixed, so no string
+/// presented as a refresh token (stored as its bare SHA-256) can ever name it.
 pub(crate) fn approval_key(user_code: &str) -> String {
-    auth::refresh_token_hash(&format!("az-device-code:{user_code}"))
+    format!("az-device-code:{}", auth::refresh_token_hash(user_code))
 }
 
 #[cfg(test)]
@@ -104,5 +105,13 @@ mod tests {
     #[test]
     fn user_codes_read_in_two_halves() {
         assert_eq!(display("BCDFGHJKLM"), "BCDFG-HJKLM");
+    }
+
+    #[test]
+    fn an_approval_is_never_a_refresh_token() {
+        let key = approval_key("BCDFGHJKLM");
+        assert!(key.starts_with("az-device-code:"));
+        assert_ne!(key, auth::refresh_token_hash("az-device-code:BCDFGHJKLM"));
+        assert_eq!(auth::refresh_token_hash("x").len(), 64, "refresh tokens are stored as bare hex");
     }
 }

@@ -43,7 +43,15 @@ pub async fn rdp_file(
             return message(&gw.admission.refuse(entry, denial).await);
         }
     };
-    let bastion = match choose_bastion(&gw, &AzTarget::Machine(q.resource_id.clone())).await {
+    let probe = AuthUser { claims: user.claims.clone(), client, user_agent: None };
+    let caller = match crate::api::caller::Caller::load(&gw, probe).await {
+        Ok(c) => c,
+        Err(e) => {
+            let denial = Denial::new(crate::admission::DenialKind::Forbidden, e.code, e.message);
+            return message(&gw.admission.refuse(entry, denial).await);
+        }
+    };
+    let bastion = match choose_bastion(&gw, &AzTarget::Machine(q.resource_id.clone()), &caller).await {
         Ok(b) => b,
         Err(denial) => return message(&gw.admission.refuse(entry, denial).await),
     };

@@ -16,7 +16,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use rampart_core::{AuditEntry, AuditEvent, AuditResult, EndReason, Refusal, RefusalReason, ResourceId};
+use rampart_core::{
+    AuditEntry, AuditEvent, AuditResult, EndReason, Refusal, RefusalReason, ResourceId, Scope,
+};
 use rampart_proto::tunnel::TunnelRequest;
 use rampart_store::StoreEvent;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::admission::{Denial, DenialKind};
+use crate::api::bastions::READ;
+use crate::api::caller::Caller;
 use crate::api::{AppState, AuthUser, ClientAddr, UserAgent};
 use crate::auth::TunnelClaims;
 use crate::server::Gateway;
@@ -127,7 +131,12 @@ async fn create(
         .ok()
         .filter(|previous| previous.sub == claims.sub)
         .map(|previous| previous.jti);
-    let bastion = match choose_bastion(gw, &target).await {
+    let user = AuthUser { claims: claims.clone(), client, user_agent };
+    let caller = match Caller::load(gw, AuthUser { claims: claims.clone(), client, user_agent: None }).await {
+        Ok(c) => c,
+        Err(e) => return Err(refuse(entry, Denial::new(DenialKind::Forbidden, e.code, e.message)).await),
+    };
+    let bastion = match choose_bastion(gw, &target, &caller).await {
         Ok(b) => b,
         Err(denial) => return Err(refuse(entry, denial).await),
     };
@@ -144,7 +153,6 @@ async fn create(
         resource_port: port,
     };
     entry.bastion_id = Some(request.bastion_id.clone());
-    let user = AuthUser { claims: claims.clone(), client, user_agent };
     let grant = crate::tunnel::issue(gw, user, &request, entry, tunnel_id).await?;
     let now = Utc::now().timestamp();
     let mut websocket: TunnelClaims = gw.keys.verify_tunnel(&grant.tunnel_token).map_err(Denial::internal)?;
@@ -216,39 +224,48 @@ pub(crate) fn target(
     Ok((AzTarget::Machine(resource_id.to_string()), port))
 }
 
-/// az does not say which bastion it showed: the first (by name) in the target's subscription
-/// (for an IP, in the resource group az names) whose settings allow the connection and whose
-/// networks reach the target. The grant then checks the caller's roles on it.
-pub(super) async fn choose_bastion(gw: &Gateway, target: &AzTarget) -> Result<ResourceId, Denial> {
-    let (subscription, group, ip, by_ip) = match target {
+/// az does not say which bastion it showed: of the bastions in the target's subscription (for
+/// an IP, in the resource group az names) whose settings allow the connection and whose
+/// networks reach the target, the first (by name) the caller may read, else the first. The
+/// grant then checks the caller's roles on it (and names what is missing).
+pub(super) async fn choose_bastion(
+    gw: &Gateway,
+    target: &AzTarget,
+    caller: &Caller,
+) -> Result<ResourceId, Denial> {
+    let (subscription, group, ip, what) = match target {
         AzTarget::Ip { ip, subscription, group } => {
             let ip = rampart_core::parse_target_ip(ip).map_err(|r| Denial::refused(&Refusal::new(r)))?;
-            (subscription.clone(), Some(group.clone()), ip, true)
+            (subscription.clone(), Some(group.clone()), ip, ip.to_string())
         }
         AzTarget::Machine(raw) => {
             let m = gw.admission.resolve_machine(raw).await?;
-            (m.id.subscription.clone(), None, m.nic.private_ip, false)
+            // The machine is named, never its address: the caller may not be allowed to read it.
+            (m.id.subscription.clone(), None, m.nic.private_ip, m.id.to_string())
         }
     };
+    let by_ip = matches!(target, AzTarget::Ip { .. });
     let subscription = crate::api::bastions::resolve_subscription(gw, &subscription)
         .await
         .map_err(|e| Denial::new(DenialKind::NotFound, e.code, e.message))?;
     let mut bastions = gw.store.list_bastions(&subscription.id, group.as_deref()).await?;
     bastions.sort_by_key(|b| b.id.to_string().to_ascii_lowercase());
-    let fits = |b: &rampart_core::Bastion| {
+    let fits = |b: &&rampart_core::Bastion| {
         let s = &b.settings;
         s.tier.includes_native_client()
             && s.enable_tunneling
             && (!by_ip || s.enable_ip_connect)
             && s.reachable_networks.iter().any(|n| n.contains(&ip))
     };
-    match bastions.iter().find(|b| fits(b)) {
+    let readable = |b: &&rampart_core::Bastion| caller.may(READ, &Scope::Resource(b.id.clone()));
+    let fitting: Vec<_> = bastions.iter().filter(fits).collect();
+    match fitting.iter().find(|b| readable(b)).or(fitting.first()) {
         Some(b) => Ok(b.id.clone()),
         None => Err(Denial::new(
             DenialKind::Forbidden,
             "NoBastionForTarget",
             format!(
-                "no bastion in subscription '{}'{} has native client support{} and reaches {ip}",
+                "no bastion in subscription '{}'{} has native client support{} and reaches {what}",
                 subscription.id,
                 group.map(|g| format!(", resource group '{g}',")).unwrap_or_default(),
                 if by_ip { ", IP-based connection" } else { "" },

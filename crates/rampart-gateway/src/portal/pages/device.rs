@@ -76,12 +76,16 @@ pub async fn approve_device(
 /// Leaves the approval for az's next poll; false when the code was approved before.
 async fn approve(gw: &crate::server::Gateway, user: &PortalUser, code: &str) -> Result<bool, ApiError> {
     let key = device::approval_key(code);
-    let expires = Utc::now().timestamp() + device::DEVICE_CODE_TTL_SECS;
-    if gw.store.insert_refresh_token(&key, &user.caller.user.claims.sub, expires).await.is_err() {
+    let now = Utc::now().timestamp();
+    if gw.store.refresh_token_user(&key, now).await?.is_some() {
         return Ok(false);
     }
+    gw.store
+        .insert_refresh_token(&key, &user.caller.user.claims.sub, now + device::DEVICE_CODE_TTL_SECS)
+        .await?;
     let mut entry = user.caller.entry(AuditEvent::SignIn, AuditResult::Allowed);
-    entry.reason = Some(format!("approved the Azure CLI's device code {code}"));
+    // Not the code itself: whoever reads the audit log must not be able to redeem it.
+    entry.reason = Some("approved an Azure CLI device code sign-in".into());
     gw.store.append_audit(&entry).await?;
     Ok(true)
 }
