@@ -60,11 +60,7 @@ pub async fn rdp_file(
         Ok(g) => g,
         Err(denial) => return message(&denial),
     };
-    let gateway = uri
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
-        .unwrap_or_else(|| gw.config.listen.to_string());
+    let gateway = crate::portal::rdp_file_address(&gw, &headers, &uri);
     let text = rampart_proto::rdp_file::through_gateway(&gateway, &grant.target, &grant.tunnel_token, None);
     let mut response = text.into_response();
     let h = response.headers_mut();

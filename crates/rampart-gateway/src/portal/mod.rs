@@ -40,6 +40,7 @@ pub use files::{FilePoint, FilePoints};
 pub use join::{DesktopView, JoinPoint, Joins, api_websocket as join_over_api};
 pub use native::shell as native_shell;
 pub(crate) use pages::safe_next;
+pub(crate) use rdp_file::reached_as as rdp_file_address;
 pub use terminal::PendingTerminals;
 
 const COOKIE: &str = "__Host-rampart-session";

@@ -48,13 +48,7 @@ pub async fn download(
         Ok(grant) => grant,
         Err(denial) => return error_page(&ApiError::from(denial), &back),
     };
-    // The address the browser reached the gateway by is the one its RDP client will
-    // (HTTP/2 names it in the request's authority, HTTP/1.1 in Host).
-    let gateway = uri
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
-        .unwrap_or_else(|| gw.config.listen.to_string());
+    let gateway = reached_as(&gw, &headers, &uri);
     let text = rampart_proto::rdp_file::through_gateway(&gateway, &grant.target, &grant.tunnel_token, None);
     let name = request
         .target_resource_id
@@ -72,4 +66,13 @@ pub async fn download(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response
+}
+
+/// The address the client reached the gateway by, which its RDP client will use too (HTTP/2
+/// names it in the request's authority, HTTP/1.1 in Host); the listen address otherwise.
+pub(crate) fn reached_as(gw: &crate::server::Gateway, headers: &HeaderMap, uri: &Uri) -> String {
+    uri.authority()
+        .map(|a| a.to_string())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+        .unwrap_or_else(|| gw.config.listen.to_string())
 }
