@@ -2,7 +2,8 @@
 # Benchmarks Rampart's tunnel against direct TCP, ssh -L and a stunnel pair, side by side,
 # on loopback only (about 5-10 minutes on 2 cores), plus the browser terminal and desktop.
 # Installs OpenSSH, stunnel4, FreeRDP's shadow server, Xvfb and xsetroot from Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
-# seconds-long correctness run, --desktop-only for the browser desktop row alone, --capacity for
+# seconds-long correctness run, --desktop-only for the browser desktop in Chromium alone
+# (H.264 passed through and pictures, side by side; RDP server on CPU 0, gateway on CPU 1), --capacity for
 # what one node holds (browser terminals in steps, --capacity-terminals 100,500,1000,2000;
 # browser desktops with --capacity-desktops, --capacity-desktop-steps, --capacity-desktop-workload;
 # --input-latency for the desktop's mouse-move-to-screen-update time).
@@ -20,12 +21,19 @@ command -v xsetroot >/dev/null 2>&1 || missing+=(x11-xserver-utils)
 command -v xterm >/dev/null 2>&1 || missing+=(xterm)
 # The input latency's window that follows the pointer.
 command -v xeyes >/dev/null 2>&1 || missing+=(x11-apps)
+# --desktop-only draws the desktop in Debian's Chromium (never a downloaded browser), driven
+# by playwright-core from npm; taskset pins the RDP server and the gateway to their cores.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+[ -d web/node_modules/playwright-core ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
 profile=release
 for a in "$@"; do [ "$a" = "--smoke" ] && profile=dev; done
 # The az row needs the real Azure CLI (PyPI, pinned) with its bastion extension.

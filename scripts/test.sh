@@ -107,6 +107,8 @@ echo "gateway logs checked for panics: $(ls "$RAMPART_E2E_LOG_DIR" | wc -l) logs
 ./target/debug/rampart-bench --capacity-desktops --smoke
 # The browser desktop's input latency, in smoke mode: a few mouse moves, each seen drawn.
 ./target/debug/rampart-bench --input-latency --smoke
+# The browser desktop in Chromium, H.264 passed through and pictures (frames counted in the page).
+./target/debug/rampart-bench --desktop-only --smoke
 # The real Azure CLI's tunnel beside Rampart's, in smoke mode (skipped, saying why, without az).
 ./target/debug/rampart-bench --az --smoke
 # The API's OpenAPI document against the live gateway: schemathesis (PyPI, pinned), no

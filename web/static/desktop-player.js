@@ -1,8 +1,10 @@
-// The desktop recording player: draws a rampart-desktop-v1 recording (the pictures the
-// gateway sent the browser, with whole-screen keyframes) on a canvas, with play/pause,
+// The desktop recording player: draws a rampart-desktop-v1 recording (what the gateway sent
+// the browser: pictures with whole-screen keyframes, or the server's video with its key
+// pictures) on a canvas, with play/pause,
 // seeking (from the last keyframe before the moment) and speed.
+import { Screen } from './desktop-screen.js';
+
 const canvas = document.getElementById('screen');
-const ctx = canvas.getContext('2d');
 const play = document.getElementById('play');
 const seek = document.getElementById('seek');
 const clock = document.getElementById('clock');
@@ -37,21 +39,14 @@ const firstKey = pictures.find((p) => p.kind === KEYFRAME);
 if (firstKey) [, , canvas.width, canvas.height] = rect(firstKey.payload);
 seek.max = String(duration);
 
-const decode = (p) => {
-  const image = p.payload.subarray(8);
-  const jpeg = image[0] === 0xff && image[1] === 0xd8;
-  return createImageBitmap(new Blob([image], { type: jpeg ? 'image/jpeg' : 'image/png' }));
-};
 let drawn = 0;
-/// Draws pictures in order (decoded in parallel).
+const screen = new Screen(canvas, { onFrame: () => { drawn += 1; } });
+/// Draws records in order (pictures decoded in parallel, video in sequence).
 async function draw(list) {
-  const bitmaps = await Promise.all(list.map(decode));
-  bitmaps.forEach((bitmap, i) => {
-    const [x, y] = rect(list[i].payload);
-    ctx.drawImage(bitmap, x, y);
-    bitmap.close();
-    drawn += 1;
-  });
+  let last = Promise.resolve();
+  for (const p of list) last = screen.apply(p.payload);
+  await last;
+  await screen.videoDone();
 }
 
 let index = 0; // the next picture to draw
@@ -70,6 +65,8 @@ async function seekTo(t) {
   while (start > 0 && pictures[start].kind !== KEYFRAME) start -= 1;
   index = end;
   await drawing;
+  // Video starts again at its key picture.
+  screen.reset();
   drawing = draw(pictures.slice(Math.max(0, start), end));
   await drawing;
   show();

@@ -1,17 +1,25 @@
-// The browser desktop: draws the image rectangles the gateway sends on a canvas, and sends
+// The browser desktop: draws what the gateway sends on a canvas (desktop-screen.js), and sends
 // mouse and keyboard input back as JSON. Keys travel as KeyboardEvent.code (the physical
 // key); the remote machine applies its own keyboard layout.
+import { Screen } from './desktop-screen.js';
+
 const canvas = document.getElementById('screen');
 const status = document.getElementById('status');
-const ctx = canvas.getContext('2d');
 const title = document.title.replace(/ · Rampart$/, '');
 const url = new URL(canvas.dataset.ws, location.href);
 url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
 const ws = new WebSocket(url);
 ws.binaryType = 'arraybuffer';
 let ended = false;
-let drawing = Promise.resolve();
-window.rampartDesktop = { frames: 0, jpegFrames: 0 };
+window.rampartDesktop = { frames: 0, jpegFrames: 0, videoFrames: 0 };
+// Pictures, or the server's own video (H.264, decoded here) when this browser can.
+const screen = new Screen(canvas, {
+  onFrame: (kind) => {
+    window.rampartDesktop.frames += 1;
+    if (kind === 'jpeg') window.rampartDesktop.jpegFrames += 1;
+    if (kind === 'video') window.rampartDesktop.videoFrames += 1;
+  },
+});
 
 function setStatus(text, state) {
   status.textContent = `${title} · ${text}`;
@@ -45,20 +53,7 @@ ws.onmessage = (event) => {
     }
     return;
   }
-  const header = new DataView(event.data, 0, 8);
-  const [x, y] = [header.getUint16(0, true), header.getUint16(2, true)];
-  const bytes = new Uint8Array(event.data, 8);
-  // A PNG, or a JPEG (FF D8) for large photo-like parts.
-  const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
-  const image = new Blob([bytes], { type: jpeg ? 'image/jpeg' : 'image/png' });
-  // Decode in parallel, draw in order.
-  const decoded = createImageBitmap(image);
-  drawing = drawing.then(() => decoded).then((bitmap) => {
-    ctx.drawImage(bitmap, x, y);
-    bitmap.close();
-    window.rampartDesktop.frames += 1;
-    if (jpeg) window.rampartDesktop.jpegFrames += 1;
-  }).catch(() => {});
+  screen.apply(event.data);
 };
 ws.onclose = (event) => {
   if (!ended) setStatus(`connection to the gateway closed${event.reason ? ': ' + event.reason : ''}`, 'ended');

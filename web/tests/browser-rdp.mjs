@@ -109,6 +109,8 @@ async function xrdpSteps() {
   let tab = await open(false, env('XRDP_PORT'), user, env('AUTH_PASSWORD'));
   xd = await chosenDisplay();
   const pairs = await matchesScreenshot(tab, xd, xenv, [[0.5, 0.5], [0.9, 0.9], [0.05, 0.95], [0.95, 0.05], [0.2, 0.1]], 8, 60000);
+  // This xrdp has no graphics pipeline: the browser that asked for video gets pictures.
+  check((await tab.evaluate(() => window.rampartDesktop.videoFrames)) === 0, 'xrdp without the graphics pipeline sends no video');
   await tab.screenshot({ path: join(out, 'xrdp-desktop.png') });
   step(`xrdp: the canvas matches a screenshot of the server's display (${JSON.stringify(pairs.map((p) => p[0]))})`);
 
@@ -198,7 +200,8 @@ await withBrowser(browser, out, async () => {
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
 
   // byVm: false (by IP address) or the registered VM's resource ID (true: the Windows VM).
-  open = async function (byVm, port = env('RDP_PORT'), user = 'someone', password = 'anything', expectError = false) {
+  // pictures: as a browser without WebCodecs (the gateway then sends pictures, never video).
+  open = async function (byVm, port = env('RDP_PORT'), user = 'someone', password = 'anything', expectError = false, pictures = false) {
     if (byVm === true) byVm = vmId;
     await page.goto(`${url}/portal`);
     const href = await page.getAttribute(byVm ? `tr[data-vm="${byVm}"] a` : '.bastion a.button', 'href');
@@ -216,6 +219,8 @@ await withBrowser(browser, out, async () => {
     check(await page.isHidden('#auth-choice'), 'RDP asks for a password, not a key');
     await page.fill('#username', user);
     await page.fill('#password', password);
+    if (pictures) await page.evaluate(() => { document.getElementById('video').value = ''; });
+    else await until('the page to find an H.264 decoder (WebCodecs)', async () => (await page.inputValue('#video')) === 'h264');
     const [tab] = await Promise.all([context.waitForEvent('page'), page.click('#connect')]);
     await tab.waitForLoadState();
     if (expectError) return tab;
@@ -228,7 +233,7 @@ await withBrowser(browser, out, async () => {
     return tab;
   };
 
-  let tab = await open(false);
+  let tab = await open(false, env('RDP_PORT'), 'someone', 'anything', false, true);
   const seen = await showsColour(tab, '#cc6633', [204, 102, 51]);
   await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.02, 0.98], [0.98, 0.02]]);
   await tab.screenshot({ path: join(out, 'desktop.png') });
@@ -238,6 +243,7 @@ await withBrowser(browser, out, async () => {
   const frames = await tab.evaluate(() => window.rampartDesktop.frames);
   check(frames >= 2, `frames drawn: ${frames}`);
   check((await tab.evaluate(() => window.rampartDesktop.jpegFrames)) === 0, 'flat colours travel as PNG');
+  check((await tab.evaluate(() => window.rampartDesktop.videoFrames)) === 0, 'a browser without WebCodecs gets no video');
 
   // A photo-like picture over the whole screen (smooth colour fields, shown by xwud): it
   // travels as JPEG, and the canvas still shows what the server's screen shows.
@@ -261,6 +267,23 @@ await withBrowser(browser, out, async () => {
   }
   await tab.close();
   step('closing the tab ends the session');
+
+  // A browser with WebCodecs: the server's H.264 passed through (the graphics pipeline), and
+  // the canvas still shows what the server's screen shows, flat colours and a photo alike.
+  tab = await open(false);
+  const videoSeen = await showsColour(tab, '#3366cc', [51, 102, 204]);
+  await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.02, 0.98], [0.98, 0.02]], 12);
+  const videoViewer = spawn('xwud', ['-in', picture], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
+  try {
+    const photo = await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4]], 24);
+    await tab.screenshot({ path: join(out, 'desktop-video.png') });
+    const counts = await tab.evaluate(() => window.rampartDesktop);
+    check(counts.videoFrames > 0 && counts.videoFrames === counts.frames, `video ${counts.videoFrames} of ${counts.frames} frames`);
+    step(`video: H.264 passed through, the canvas matches the server's screen (${counts.videoFrames} video frames; ${JSON.stringify(videoSeen[0])}, ${JSON.stringify(photo)})`);
+  } finally {
+    try { process.kill(-videoViewer.pid); } catch { /* already gone */ }
+  }
+  await tab.close();
 
   if (process.env.AUTH_PORT) {
     tab = await open(false, process.env.AUTH_PORT, process.env.AUTH_USER, 'wrong-password', true);

@@ -191,3 +191,16 @@ pub fn azure_requests(data: &[u8]) {
         crate::azure::fuzz(text);
     }
 }
+
+/// What an RDP server sends through the graphics pipeline (MS-RDPEGFX), as one decompressed
+/// batch (first byte even) or ZGFX-compressed segments (odd), as a browser's desktop page
+/// takes it: never a panic; every message the page gets starts with its rectangle.
+pub fn graphics_pipeline(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let mut gfx = rampart_rdp::GfxPassthrough::default();
+    let _ = if mode % 2 == 0 { gfx.handle_batch(rest).map(|_| ()) } else { gfx.process_segment(rest) };
+    for update in gfx.drain() {
+        let (message, _) = crate::portal::video::message(&update);
+        assert!(message.len() >= 8, "a message starts with its rectangle");
+    }
+}

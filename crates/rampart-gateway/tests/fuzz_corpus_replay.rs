@@ -9,7 +9,7 @@ type Target = fn(&[u8]);
 #[test]
 fn every_corpus_input_passes_its_target() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-    let targets: [(&str, Target); 8] = [
+    let targets: [(&str, Target); 9] = [
         ("identifiers", rampart_gateway::fuzzing::identifiers),
         ("messages", rampart_gateway::fuzzing::messages),
         ("tokens", rampart_gateway::fuzzing::tokens),
@@ -18,6 +18,7 @@ fn every_corpus_input_passes_its_target() {
         ("sign_in", rampart_gateway::fuzzing::sign_in),
         ("rd_gateway", rampart_gateway::fuzzing::rd_gateway),
         ("azure_requests", rampart_gateway::fuzzing::azure_requests),
+        ("graphics_pipeline", rampart_gateway::fuzzing::graphics_pipeline),
     ];
     let mut replayed = 0;
     for (name, target) in targets {

@@ -1,13 +1,15 @@
 //! The RDP client behind the browser desktop, through IronRDP: the gateway hands over a TCP
 //! connection it dialled after the policy allowed it; this crate runs the RDP connection
 //! sequence (TLS, with NLA when the server asks for it), checks the server's certificate
-//! against the one pinned for that target, decodes the desktop into an RGBA image, and turns
-//! browser input into RDP fast-path input. It knows no HTTP, no store and no policy.
+//! against the one pinned for that target, decodes the desktop into an RGBA image (or, for a
+//! browser that decodes H.264, passes the graphics pipeline's video through: gfx.rs), and
+//! turns browser input into RDP fast-path input. It knows no HTTP, no store and no policy.
 //!
 //! Longer than 600 lines because the connection sequence and the session loop share IronRDP state that a split would pass around.
 
 mod clipboard;
 mod encode;
+mod gfx;
 mod keys;
 
 use std::net::SocketAddr;
@@ -32,6 +34,7 @@ use tokio_rustls::client::TlsStream;
 
 pub use clipboard::{MAX_CLIPBOARD_TEXT, text_for_remote, text_from_remote};
 pub use encode::ImageFormat;
+pub use gfx::{GfxPassthrough, GfxUpdate};
 pub use keys::scancode_for_code;
 
 use clipboard::{ClipboardEvent, ClipboardEvents, QueueingBackend};
@@ -174,7 +177,7 @@ impl rustls::client::danger::ServerCertVerifier for RecordingVerifier {
     }
 }
 
-fn config(credentials: RdpCredentials, size: DesktopSize) -> ironrdp_connector::Config {
+fn config(credentials: RdpCredentials, size: DesktopSize, video: bool) -> ironrdp_connector::Config {
     ironrdp_connector::Config {
         desktop_size: size,
         monitor_layout: None,
@@ -228,8 +231,9 @@ fn config(credentials: RdpCredentials, size: DesktopSize) -> ironrdp_connector::
         enable_server_pointer: false,
         pointer_software_rendering: true,
         multitransport_flags: None,
-        // Plain bitmap updates: what IronRDP decodes for xrdp and FreeRDP here.
-        support_dyn_vc_gfx_protocol: false,
+        // The graphics pipeline only for a browser that decodes its H.264 (gfx.rs); plain
+        // bitmap updates otherwise, and from servers without the pipeline.
+        support_dyn_vc_gfx_protocol: video,
     }
 }
 
@@ -246,6 +250,8 @@ pub struct RdpSession {
     local_clipboard: Option<String>,
     /// Copy and paste may be turned off (and on) while the session runs; the channel stays.
     clipboard_allowed: bool,
+    /// The graphics pipeline's first updates, seen while waiting for the desktop.
+    first_gfx: Vec<GfxUpdate>,
 }
 
 /// What a frame or an input changed.
@@ -253,6 +259,8 @@ pub struct RdpSession {
 pub struct Changes {
     /// Parts of the desktop to redraw.
     pub rects: Vec<Rect>,
+    /// What the graphics pipeline drew, in order (only when the browser decodes video).
+    pub gfx: Vec<GfxUpdate>,
     /// Text copied on the remote machine (browser line ends), for the browser's clipboard.
     pub clipboard: Option<String>,
 }
@@ -284,19 +292,25 @@ impl RdpSession {
     /// `pinned`, the SHA-256 of the certificate in hex; anything is accepted and reported
     /// when nothing is pinned yet), NLA when the server wants it, the capability exchange.
     /// With `clipboard`, text is copied and pasted both ways; without, the clipboard channel
-    /// is not even opened.
+    /// is not even opened. With `video` (the browser decodes H.264), the graphics pipeline is
+    /// offered and its video passed through.
     pub async fn connect(
         stream: TcpStream,
         server: SocketAddr,
         pinned: Option<String>,
         credentials: RdpCredentials,
         (width, height): (u16, u16),
-        clipboard: bool,
+        (clipboard, video): (bool, bool),
     ) -> Result<RdpSession, RdpError> {
         let _ = stream.set_nodelay(true);
         let client_addr = stream.local_addr().map_err(|e| RdpError::Connect(e.to_string()))?;
         let size = DesktopSize { width, height };
-        let mut connector = ClientConnector::new(config(credentials, size), client_addr);
+        let mut connector = ClientConnector::new(config(credentials, size, video), client_addr);
+        if video {
+            connector.attach_static_channel(
+                ironrdp_dvc::DrdynvcClient::new().with_dynamic_channel(gfx::GfxPassthrough::default()),
+            );
+        }
         let clipboard_events = clipboard.then(ClipboardEvents::default);
         if let Some(events) = &clipboard_events {
             connector
@@ -370,6 +384,7 @@ impl RdpSession {
             clipboard_allowed: clipboard_events.is_some(),
             clipboard_events,
             local_clipboard: None,
+            first_gfx: Vec::new(),
         })
     }
 
@@ -391,7 +406,10 @@ impl RdpSession {
                     ));
                 }
             };
-            if !self.process(frame).await?.rects.is_empty() {
+            let changes = self.process(frame).await?;
+            // The pipeline's first updates (a reset, the first key picture) are needed later.
+            self.first_gfx.extend(changes.gfx);
+            if !changes.rects.is_empty() || !self.first_gfx.is_empty() {
                 return Ok(true);
             }
         }
@@ -434,6 +452,18 @@ impl RdpSession {
         self.send_clipboard(messages).await
     }
 
+    /// What the graphics pipeline drew while [`RdpSession::wait_for_desktop`] waited: the
+    /// start of what the browser is sent.
+    pub fn take_first_gfx(&mut self) -> Vec<GfxUpdate> {
+        std::mem::take(&mut self.first_gfx)
+    }
+
+    /// Whether the server draws through the graphics pipeline, its video passed through to
+    /// the browser ([`Changes::gfx`]) rather than decoded into the image.
+    pub fn video(&self) -> bool {
+        self.active.get_dvc::<gfx::GfxPassthrough>().is_some_and(|g| g.processor().active())
+    }
+
     pub fn size(&self) -> (u16, u16) {
         (self.image.width(), self.image.height())
     }
@@ -468,6 +498,9 @@ impl RdpSession {
                 }
                 _ => {}
             }
+        }
+        if let Some(mut gfx) = self.active.get_dvc_mut::<gfx::GfxPassthrough>() {
+            changes.gfx = gfx.processor_mut().drain();
         }
         self.pump_clipboard(&mut changes).await?;
         Ok(changes)

@@ -123,6 +123,7 @@ fn rdp_in_the_browser() -> Result<()> {
         "a change on the server reaches the canvas",
         "a photo-like screen travels as JPEG",
         "closing the tab ends the session",
+        "video: H.264 passed through, the canvas matches the server's screen",
         "by registered VM",
         "typing reaches the remote desktop",
         "a click lands where it was aimed",

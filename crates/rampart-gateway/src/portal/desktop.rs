@@ -3,7 +3,9 @@
 //! rectangles (8-byte header: x, y, width, height as little-endian u16, then a PNG, or a JPEG
 //! for large photo-like parts; the browser tells them apart by their first bytes);
 //! changes are merged and sent at most every [`FRAME_INTERVAL`], so a slow browser gets
-//! coalesced frames, never a queue. Input comes back as JSON messages.
+//! coalesced frames, never a queue. When the browser decodes H.264 and the server speaks the
+//! graphics pipeline, its updates are passed through in order instead (video.rs), a slow
+//! browser slowing the server. Input comes back as JSON messages.
 
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use serde::Deserialize;
 
 use super::bridge::{self, Keepalive};
 use super::shell::ended;
+use super::video::{self, SinceKey};
 use crate::api::AppState;
 use crate::lifecycle::Direction;
 
@@ -24,6 +27,63 @@ use crate::lifecycle::Direction;
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 /// A recorded desktop gets a picture of its whole screen this often (where seeking starts).
 const KEYFRAME_EVERY: Duration = Duration::from_secs(10);
+
+/// Signs in to the RDP server on `stream` (the connection the admission service dialled):
+/// the certificate checked against the one pinned for the target (`named`) or pinned now,
+/// copy and paste as the bastion's setting is now (turning it off also reaches live
+/// sessions: see below), the graphics pipeline offered when the browser decodes `video`;
+/// returns once the server has drawn, so a wrong password is reported on the form.
+pub(crate) async fn sign_in(
+    gw: &crate::server::Gateway,
+    stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    (named, bastion): (&str, &rampart_core::ResourceId),
+    creds: rampart_rdp::RdpCredentials,
+    (size, video): ((u16, u16), bool),
+) -> Result<RdpSession, crate::api::ApiError> {
+    let pin_key = format!("rdp:{named}");
+    let pinned = gw.store.pinned_host_key(&pin_key).await?;
+    let clipboard = gw.store.bastion(bastion).await?.is_some_and(|b| !b.settings.disable_copy_paste);
+    let connect = RdpSession::connect(stream, addr, pinned.clone(), creds, size, (clipboard, video));
+    let timeout = || {
+        let message = format!("RDP sign-in to {addr} did not finish within {} s", SIGN_IN_TIMEOUT.as_secs());
+        crate::api::ApiError::new(axum::http::StatusCode::GATEWAY_TIMEOUT, "RdpTimeout", message)
+    };
+    let mut session = tokio::time::timeout(SIGN_IN_TIMEOUT, connect)
+        .await
+        .map_err(|_| timeout())?
+        .map_err(|e| rdp_error(&e, addr))?;
+    session.wait_for_desktop(FIRST_DRAWING).await.map_err(|e| rdp_error(&e, addr))?;
+    if pinned.is_none() {
+        let kept = gw.store.pin_host_key(&pin_key, session.certificate()).await?;
+        if kept != session.certificate() {
+            let offered = session.certificate().to_string();
+            return Err(rdp_error(
+                &rampart_rdp::RdpError::CertificateChanged { pinned: kept, offered },
+                addr,
+            ));
+        }
+    }
+    Ok(session)
+}
+
+/// How long the RDP connection sequence (TLS, NLA, capabilities) may take.
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the server may take to draw for the first time after the sign-in.
+const FIRST_DRAWING: Duration = Duration::from_secs(8);
+
+pub(crate) fn rdp_error(e: &rampart_rdp::RdpError, addr: std::net::SocketAddr) -> crate::api::ApiError {
+    use rampart_rdp::RdpError;
+    let (status, code) = match e {
+        RdpError::CertificateChanged { .. } => (axum::http::StatusCode::BAD_GATEWAY, "HostKeyChanged"),
+        RdpError::AuthenticationFailed(_) => {
+            (axum::http::StatusCode::UNAUTHORIZED, "TargetAuthenticationFailed")
+        }
+        RdpError::Security(_) => (axum::http::StatusCode::BAD_GATEWAY, "RdpSecurityNotSupported"),
+        _ => (axum::http::StatusCode::BAD_GATEWAY, "RdpFailed"),
+    };
+    crate::api::ApiError::new(status, code, format!("{addr}: {e}"))
+}
 
 #[derive(Template)]
 #[template(path = "desktop.html")]
@@ -153,13 +213,20 @@ pub(crate) async fn run_desktop(
     let mut keyframe_at = tokio::time::Instant::now();
     let mut first = true;
     let (width, height) = session.size();
+    // The server's video passed through: no pictures made from the image here, which the
+    // pipeline does not draw into.
+    let video = session.video();
+    let mut since_key = SinceKey::default();
+    let first_gfx = session.take_first_gfx();
     let ready =
         serde_json::json!({ "type": "ready", "width": width, "height": height, "clipboard": session.clipboard() })
             .to_string();
     let _ = to_browser.send(Message::Text(ready.into())).await;
-    let mut dirty = Some(Rect { x: 0, y: 0, width, height });
-    // What operators who watch see (portal::join): the pictures, from a whole one made for them.
-    let (watched, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(64);
+    let mut dirty = (!video).then_some(Rect { x: 0, y: 0, width, height });
+    // What operators who watch see (portal::join): the pictures, from a whole one made for
+    // them, or the video since its last key picture.
+    let capacity = if video { SinceKey::CAPACITY + 64 } else { 64 };
+    let (watched, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(capacity);
     let (unused_input, _) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
     let (notices, mut notices_for_user) = tokio::sync::mpsc::unbounded_channel::<String>();
     let whole = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -180,6 +247,30 @@ pub(crate) async fn run_desktop(
     let mut keepalive = Keepalive::new(gw.config.keepalive);
     let gone = |detail: &str| EndReason::ClientClosed { detail: detail.to_string() };
     let failed = |detail: String| EndReason::Failed { detail };
+    // Sends the pipeline's updates in order: to the browser, the watchers, the recording.
+    macro_rules! pass_through {
+        ($updates:expr) => {{
+            let mut result = Ok(());
+            for update in $updates {
+                let (bytes, key) = video::message(&update);
+                since_key.push(&bytes, key);
+                if recorded {
+                    live.frame(&bytes, key);
+                }
+                let _ = watched.send(bytes.clone());
+                if to_browser.send(Message::Binary(bytes)).await.is_err() {
+                    result = Err(gone("the browser went away"));
+                    break;
+                }
+            }
+            result
+        }};
+    }
+    if let Err(end) = pass_through!(first_gfx) {
+        gw.joins.withdraw(&session_id);
+        live.finish(end).await;
+        return;
+    }
     let end = loop {
         tokio::select! {
             frame = session.read_frame() => match frame {
@@ -189,6 +280,9 @@ pub(crate) async fn run_desktop(
                         Ok(changes) => {
                             for r in changes.rects {
                                 dirty = Some(dirty.map_or(r, |d| d.union(r)));
+                            }
+                            if let Err(end) = pass_through!(changes.gfx) {
+                                break end;
                             }
                             if let Some(text) = changes.clipboard {
                                 let message = serde_json::json!({ "type": "clipboard", "text": text }).to_string();
@@ -211,7 +305,7 @@ pub(crate) async fn run_desktop(
                         live.frame(&bytes, first);
                         first = false;
                         // A whole screen for seeking, made for the recording alone.
-                        if keyframe_at.elapsed() >= KEYFRAME_EVERY {
+                        if !video && keyframe_at.elapsed() >= KEYFRAME_EVERY {
                             keyframe_at = tokio::time::Instant::now();
                             if let Some(whole) = frame_bytes(&session, Rect { x: 0, y: 0, width, height }) {
                                 live.frame(&whole, true);
@@ -224,7 +318,16 @@ pub(crate) async fn run_desktop(
                     }
                 }
             }
-            () = whole.notified() => dirty = Some(Rect { x: 0, y: 0, width, height }),
+            () = whole.notified() => {
+                if video {
+                    // Watchers already in step decode the same pictures again: harmless.
+                    for message in since_key.replay() {
+                        let _ = watched.send(message.clone());
+                    }
+                } else {
+                    dirty = Some(Rect { x: 0, y: 0, width, height });
+                }
+            }
             Some(notice) = notices_for_user.recv() => {
                 let text = serde_json::json!({ "type": "notice", "text": notice }).to_string();
                 if to_browser.send(Message::Text(text.into())).await.is_err() {

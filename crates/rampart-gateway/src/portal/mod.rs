@@ -21,6 +21,7 @@ mod rdp_file;
 mod share;
 mod shell;
 mod terminal;
+pub(crate) mod video;
 
 use askama::Template;
 use axum::Router;

@@ -163,6 +163,7 @@ pub struct ShareForm {
     domain: Option<String>,
     width: Option<u16>,
     height: Option<u16>,
+    video: Option<String>,
 }
 
 /// `POST /share/{token}`: sign in to the link's machine and open its terminal or desktop.
@@ -202,7 +203,7 @@ pub async fn connect(
         machine.id.to_string(),
         (form.protocol, form.port, form.username, form.auth),
         (form.password, form.private_key, form.passphrase, form.domain),
-        (form.width, form.height),
+        (form.width, form.height, form.video),
     );
     let mut entry = visitor.entry(AuditEvent::ConnectionOpen, AuditResult::Refused);
     entry.connection_id = Some(uuid::Uuid::new_v4().to_string());

@@ -31,8 +31,6 @@ use crate::server::Gateway;
 
 /// How long a signed-in SSH connection waits for its terminal page to attach.
 const TICKET_TTL: Duration = Duration::from_secs(60);
-/// How long an RDP server may take to draw the desktop after connecting.
-const RDP_FIRST_DRAWING: Duration = Duration::from_secs(8);
 /// How long the SSH handshake and sign-in may take.
 const SSH_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -116,6 +114,9 @@ pub struct ConnectForm {
     /// RDP: the desktop size the browser window has room for.
     width: Option<u16>,
     height: Option<u16>,
+    /// RDP: "h264" when the browser decodes H.264 itself (WebCodecs): the server's video is
+    /// then passed through instead of decoded and re-encoded here.
+    video: Option<String>,
 }
 
 impl ConnectForm {
@@ -144,6 +145,7 @@ impl ConnectForm {
             domain: None,
             width: None,
             height: None,
+            video: None,
         }
     }
 }
@@ -160,7 +162,7 @@ impl ConnectForm {
             Option<String>,
             Option<String>,
         ),
-        (width, height): (Option<u16>, Option<u16>),
+        (width, height, video): (Option<u16>, Option<u16>, Option<String>),
     ) -> ConnectForm {
         ConnectForm {
             csrf: String::new(),
@@ -178,6 +180,7 @@ impl ConnectForm {
             domain,
             width,
             height,
+            video,
         }
     }
 }
@@ -356,43 +359,16 @@ pub(crate) async fn sign_in_to_target(
             TargetConnection::Ssh(sign_in_ssh(gw, stream, addr, &named, username, auth).await?)
         }
         Credentials::Rdp(creds) => {
-            let pin_key = format!("rdp:{named}");
-            let pinned = gw.store.pinned_host_key(&pin_key).await?;
-            let size = desktop_size(form);
-            // Copy and paste as the bastion's setting is now (turning it off also reaches
-            // live sessions: see desktop.rs).
-            let clipboard = gw.store.bastion(&bastion).await?.is_some_and(|b| !b.settings.disable_copy_paste);
-            let session = tokio::time::timeout(
-                SSH_SIGN_IN_TIMEOUT,
-                rampart_rdp::RdpSession::connect(stream, addr, pinned.clone(), creds, size, clipboard),
-            )
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "RdpTimeout",
-                    format!(
-                        "RDP sign-in to {addr} did not finish within {} s",
-                        SSH_SIGN_IN_TIMEOUT.as_secs()
-                    ),
-                )
-            })?
-            .map_err(|e| rdp_error(&e, addr))?;
-            let mut session = session;
-            session.wait_for_desktop(RDP_FIRST_DRAWING).await.map_err(|e| rdp_error(&e, addr))?;
-            if pinned.is_none() {
-                let kept = gw.store.pin_host_key(&pin_key, session.certificate()).await?;
-                if kept != session.certificate() {
-                    return Err(rdp_error(
-                        &rampart_rdp::RdpError::CertificateChanged {
-                            pinned: kept,
-                            offered: session.certificate().to_string(),
-                        },
-                        addr,
-                    ));
-                }
-            }
-            TargetConnection::Rdp(Box::new(session))
+            let video = form.video.as_deref() == Some("h264");
+            let session = super::desktop::sign_in(
+                gw,
+                stream,
+                addr,
+                (&named, &bastion),
+                creds,
+                (desktop_size(form), video),
+            );
+            TargetConnection::Rdp(Box::new(session.await?))
         }
     };
     entry.result = AuditResult::Allowed;
@@ -483,17 +459,6 @@ async fn sign_in_ssh(
         tracing::info!(target = %pin_key, key = %rampart_ssh::terminal::fingerprint(&kept), "pinned SSH host key");
     }
     Ok(terminal)
-}
-
-fn rdp_error(e: &rampart_rdp::RdpError, addr: std::net::SocketAddr) -> ApiError {
-    use rampart_rdp::RdpError;
-    let (status, code) = match e {
-        RdpError::CertificateChanged { .. } => (StatusCode::BAD_GATEWAY, "HostKeyChanged"),
-        RdpError::AuthenticationFailed(_) => (StatusCode::UNAUTHORIZED, "TargetAuthenticationFailed"),
-        RdpError::Security(_) => (StatusCode::BAD_GATEWAY, "RdpSecurityNotSupported"),
-        _ => (StatusCode::BAD_GATEWAY, "RdpFailed"),
-    };
-    ApiError::new(status, code, format!("{addr}: {e}"))
 }
 
 fn terminal_error(e: &TerminalError, addr: std::net::SocketAddr) -> ApiError {

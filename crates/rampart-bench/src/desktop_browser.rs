@@ -1,0 +1,76 @@
+//! The browser desktop under full-screen change in real Chromium (`web/tests/desktop-fps.mjs`):
+//! the RDP server (FreeRDP's shadow server and its Xvfb display) pinned to CPU 0, the gateway
+//! to CPU 1 with Chromium and the painter (the server's core is the server's alone). Once as a browser with
+//! WebCodecs (the server's H.264 passed through) and once as one without (pictures), in the
+//! same gateway, alternating. Frames are counted in the page as it draws them.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use rampart_e2e::Gateway;
+
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrowserDesktop {
+    pub frames: u64,
+    pub video_frames: u64,
+    pub seconds: f64,
+    pub fps: f64,
+    pub gateway_cores: f64,
+    pub server_cores: f64,
+}
+
+/// Pins every thread of `pid` (and those it starts later) to `cpu`.
+fn pin(pid: u32, cpu: u32) -> Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("taskset (util-linux)")?;
+    ensure!(status.success(), "taskset could not pin process {pid} to CPU {cpu}");
+    Ok(())
+}
+
+/// One run: a fresh 1920×1080 display and shadow server, the desktop opened in Chromium.
+pub fn run(gateway: &Gateway, gateway_pid: u32, repaints: usize, video: bool) -> Result<BrowserDesktop> {
+    let n = 950 + std::process::id() % 40;
+    let xvfb = rampart_e2e::xvfb_sized(n, 1920, 1080)?;
+    let (shadow, port) = rampart_e2e::shadow_server(n, false)?;
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let server_pids = [xvfb.child.id(), shadow.child.id()];
+    if cpus >= 2 {
+        for pid in server_pids {
+            pin(pid, 0)?;
+        }
+        pin(gateway_pid, 1)?;
+    }
+    let script = rampart_e2e::spawn_browser_script(
+        "desktop-fps.mjs",
+        &[
+            ("RAMPART_URL", gateway.url()),
+            ("ADMIN_PASSWORD", rampart_e2e::ADMIN_PASSWORD.to_string()),
+            ("RDP_DISPLAY", format!(":{n}")),
+            ("RDP_PORT", port.to_string()),
+            ("REPAINTS", repaints.to_string()),
+            ("VIDEO", if video { "1" } else { "0" }.to_string()),
+            ("GATEWAY_PIDS", gateway_pid.to_string()),
+            ("SERVER_PIDS", server_pids.map(|p| p.to_string()).join(",")),
+        ],
+    )?;
+    // The browser (and the painter it runs) share the gateway's CPU: the server's core is
+    // the server's alone.
+    if cpus >= 2 {
+        pin(script.id(), 1)?;
+    }
+    let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(180))?;
+    let line =
+        text.lines().rev().find(|l| l.starts_with('{')).context("desktop-fps.mjs printed no result")?;
+    let result: BrowserDesktop = serde_json::from_str(line).context("desktop-fps.mjs's result")?;
+    ensure!(result.frames > 0, "no frame reached the page while the screen changed");
+    if video {
+        ensure!(result.video_frames > 0, "the page drew no video: the H.264 path was not taken");
+    }
+    drop((shadow, xvfb));
+    Ok(result)
+}
