@@ -41,12 +41,10 @@ seek.max = String(duration);
 
 let drawn = 0;
 const screen = new Screen(canvas, { onFrame: () => { drawn += 1; } });
-/// Draws records in order (pictures decoded in parallel, video in sequence).
+/// Draws records in order (decoded in parallel, drawn in sequence).
 async function draw(list) {
-  let last = Promise.resolve();
-  for (const p of list) last = screen.apply(p.payload);
-  await last;
-  await screen.videoDone();
+  for (const p of list) screen.apply(p.payload);
+  await screen.idle();
 }
 
 let index = 0; // the next picture to draw
@@ -57,7 +55,14 @@ let drawing = Promise.resolve();
 const show = () => { seek.value = String(position); clock.textContent = `${position.toFixed(1)} s / ${duration.toFixed(1)} s`; };
 
 /// The screen as it was at `t`: the last keyframe before it, then the changes after that.
-async function seekTo(t) {
+let seeking = Promise.resolve();
+/// Seeks one at a time (a seek resets the decoder the one before is still using).
+function seekTo(t) {
+  seeking = seeking.then(() => seekNow(t));
+  return seeking;
+}
+
+async function seekNow(t) {
   position = Math.max(0, Math.min(duration, t));
   let end = 0;
   while (end < pictures.length && pictures[end].t <= position) end += 1;

@@ -14,8 +14,10 @@ let ended = false;
 window.rampartDesktop = { frames: 0, jpegFrames: 0, videoFrames: 0 };
 // Pictures, or the server's own video (H.264, decoded here) when this browser can.
 const screen = new Screen(canvas, {
-  onFrame: (kind) => {
+  onFrame: (kind, colorSpace) => {
     window.rampartDesktop.frames += 1;
+    if (colorSpace) window.rampartDesktop.videoColorSpace = colorSpace;
+    if (screen.problem) window.rampartDesktop.problem = screen.problem;
     if (kind === 'jpeg') window.rampartDesktop.jpegFrames += 1;
     if (kind === 'video') window.rampartDesktop.videoFrames += 1;
   },

@@ -34,6 +34,12 @@ const MAX_BATCH: usize = 64 << 20;
 /// gateway allocate more by naming a huge rectangle.
 const MAX_TILE_PIXELS: usize = 3840 * 2160;
 
+/// The largest screen a reset may ask the browser for (Windows' own limit).
+const MAX_SCREEN: u32 = 8192;
+
+/// Cache slots there are with the small cache this client advertises (MS-RDPEGFX 2.2.3.2).
+const CACHE_SLOTS: u16 = 4096;
+
 /// What the browser does to its screen, in the order the server asked for it. Coordinates
 /// are the screen's (surfaces are placed where the server mapped them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +85,8 @@ pub struct GfxPassthrough {
     updates: Vec<GfxUpdate>,
     /// Whether the server has started drawing through the pipeline.
     active: bool,
-    /// Updates the browser cannot be given (unknown codecs, unmapped surfaces), for the log.
+    /// Updates the browser cannot be given (codecs not advertised, unmapped surfaces, tiles
+    /// outside their surface, undecodable tiles): counted, and the first one logged.
     pub(crate) skipped: u64,
 }
 
@@ -129,6 +136,10 @@ impl GfxPassthrough {
         match pdu {
             GfxPdu::CapabilitiesConfirm(_) => self.active = true,
             GfxPdu::ResetGraphics(reset) => {
+                let too_large = |v: u32| v == 0 || v > MAX_SCREEN;
+                if too_large(reset.width) || too_large(reset.height) {
+                    return Err(pdu_other_err!("a graphics reset to a screen over 8192×8192"));
+                }
                 self.surfaces.clear();
                 let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
                 self.updates
@@ -166,30 +177,40 @@ impl GfxPassthrough {
                 }
             }
             GfxPdu::SurfaceToSurface(copy) => {
-                match (self.origin(copy.source_surface_id), self.origin(copy.destination_surface_id)) {
-                    (Some(from), Some(to)) => {
-                        let source = rect_at(from, &copy.source_rectangle);
+                let from = self.mapped(copy.source_surface_id);
+                let source = from.and_then(|(origin, surface)| {
+                    clip(&copy.source_rectangle, surface).map(|r| rect_at(origin, &r))
+                });
+                match (source, self.origin(copy.destination_surface_id)) {
+                    (Some(source), Some(to)) => {
                         let to = copy.destination_points.iter().map(|p| point_at(to, p.x, p.y)).collect();
                         self.updates.push(GfxUpdate::Copy { source, to });
                     }
-                    _ => self.skipped += 1,
+                    _ => self.skip("a copy between surfaces not on the screen"),
                 }
             }
-            GfxPdu::SurfaceToCache(cache) => match self.origin(cache.surface_id) {
-                Some(origin) => self.updates.push(GfxUpdate::ToCache {
-                    slot: cache.cache_slot,
-                    source: rect_at(origin, &cache.source_rectangle),
-                }),
-                None => self.skipped += 1,
-            },
+            GfxPdu::SurfaceToCache(cache) => {
+                let source = self.mapped(cache.surface_id).and_then(|(origin, surface)| {
+                    clip(&cache.source_rectangle, surface).map(|r| rect_at(origin, &r))
+                });
+                match source {
+                    Some(source) if cache.cache_slot <= CACHE_SLOTS => {
+                        self.updates.push(GfxUpdate::ToCache { slot: cache.cache_slot, source });
+                    }
+                    _ => self.skip("a cache entry from outside the screen or beyond the cache"),
+                }
+            }
             GfxPdu::CacheToSurface(cache) => match self.origin(cache.surface_id) {
-                Some(origin) => {
+                Some(origin) if cache.cache_slot <= CACHE_SLOTS => {
                     let to = cache.destination_points.iter().map(|p| point_at(origin, p.x, p.y)).collect();
                     self.updates.push(GfxUpdate::FromCache { slot: cache.cache_slot, to });
                 }
-                None => self.skipped += 1,
+                _ => self.skip("a cache entry drawn outside the screen or from beyond the cache"),
             },
-            GfxPdu::EvictCacheEntry(evict) => self.updates.push(GfxUpdate::Evict { slot: evict.cache_slot }),
+            GfxPdu::EvictCacheEntry(evict) if evict.cache_slot <= CACHE_SLOTS => {
+                self.updates.push(GfxUpdate::Evict { slot: evict.cache_slot });
+            }
+            GfxPdu::WireToSurface2(_) => self.skip("a RemoteFX Progressive update (not advertised)"),
             // Start of frame, cache import replies, window mappings (RemoteApp), QoE: nothing
             // for the screen.
             _ => {}
@@ -201,13 +222,23 @@ impl GfxPassthrough {
         self.surfaces.get(&surface_id).and_then(|s| s.origin)
     }
 
+    fn mapped(&self, surface_id: u16) -> Option<((u16, u16), Surface)> {
+        self.surfaces.get(&surface_id).and_then(|s| s.origin.map(|o| (o, *s)))
+    }
+
+    /// Counts an update the browser is not given; the first one of a session is logged.
+    fn skip(&mut self, what: &str) {
+        if self.skipped == 0 {
+            tracing::warn!(
+                "the RDP server's graphics pipeline sent {what}: not shown (further ones are counted)"
+            );
+        }
+        self.skipped += 1;
+    }
+
     fn wire_to_surface(&mut self, wire: WireToSurface1Pdu) -> PduResult<()> {
-        let Some(surface) = self.surfaces.get(&wire.surface_id).copied() else {
-            self.skipped += 1;
-            return Ok(());
-        };
-        let Some(origin) = surface.origin else {
-            self.skipped += 1;
+        let Some((origin, surface)) = self.mapped(wire.surface_id) else {
+            self.skip("an update of a surface not on the screen");
             return Ok(());
         };
         let dest = &wire.destination_rectangle;
@@ -219,61 +250,58 @@ impl GfxPassthrough {
                 || dest.bottom > surface.height
                 || usize::from(width) * usize::from(height) > MAX_TILE_PIXELS)
         {
-            return Err(pdu_other_err!("a graphics update outside its surface"));
+            self.skip("a tile outside its surface");
+            return Ok(());
         }
         match wire.codec_id {
             Codec1Type::Avc420 => {
                 let mut cursor = ReadCursor::new(&wire.bitmap_data);
                 let stream = Avc420BitmapStream::decode(&mut cursor).map_err(|e| decode_err!(e))?;
-                // No regions: the whole destination changed.
-                let regions = if stream.rectangles.is_empty() {
-                    vec![rect_at(origin, dest)]
-                } else {
-                    stream
-                        .rectangles
-                        .iter()
-                        .filter_map(|r| clip(r, surface))
-                        .map(|r| rect_at(origin, &r))
-                        .collect()
-                };
+                // No regions: nothing shown (as FreeRDP's client does), though the picture
+                // still goes to the decoder, whose later pictures refer to it.
+                let regions = stream
+                    .rectangles
+                    .iter()
+                    .filter_map(|r| clip(r, surface))
+                    .map(|r| rect_at(origin, &r))
+                    .collect();
                 let key = starts_with_idr(stream.data);
                 let size = (surface.width, surface.height);
-                self.updates.push(GfxUpdate::Video {
-                    origin,
-                    size,
-                    regions,
-                    data: stream.data.to_vec(),
-                    key,
-                });
+                let data = stream.data.to_vec();
+                self.updates.push(GfxUpdate::Video { origin, size, regions, data, key });
             }
             Codec1Type::Planar => {
                 let mut rgb = Vec::new();
-                self.planar
-                    .decode_bitmap_stream_to_rgb24(&wire.bitmap_data, &mut rgb, width.into(), height.into())
-                    .map_err(|e| pdu_other_err!("planar", source: e))?;
-                self.pixels(origin, dest, rgb);
+                let (w, h) = (usize::from(width), usize::from(height));
+                match self.planar.decode_bitmap_stream_to_rgb24(&wire.bitmap_data, &mut rgb, w, h) {
+                    Ok(()) => self.pixels(origin, dest, rgb),
+                    Err(_) => self.skip("an undecodable planar tile"),
+                }
             }
             Codec1Type::ClearCodec => {
-                let bgra = self
-                    .clear
-                    .get_or_insert_with(ClearCodecDecoder::new)
-                    .decode(&wire.bitmap_data, width, height)
-                    .map_err(|e| pdu_other_err!("ClearCodec", source: e))?;
-                let rgb = bgra.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
-                self.pixels(origin, dest, rgb);
+                let clear = self.clear.get_or_insert_with(ClearCodecDecoder::new);
+                match clear.decode(&wire.bitmap_data, width, height) {
+                    Ok(bgra) => {
+                        let rgb = bgra.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
+                        self.pixels(origin, dest, rgb);
+                    }
+                    Err(_) => self.skip("an undecodable ClearCodec tile"),
+                }
             }
             Codec1Type::Uncompressed => {
                 // 32 bits per pixel, blue first.
                 let expected = usize::from(width) * usize::from(height) * 4;
-                let Some(raw) = wire.bitmap_data.get(..expected) else {
-                    return Err(pdu_other_err!("an uncompressed update shorter than its rectangle"));
-                };
-                let rgb = raw.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
-                self.pixels(origin, dest, rgb);
+                match wire.bitmap_data.get(..expected) {
+                    Some(raw) => {
+                        let rgb = raw.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
+                        self.pixels(origin, dest, rgb);
+                    }
+                    None => self.skip("an uncompressed tile shorter than its rectangle"),
+                }
             }
             // Not advertised (AVC444, RemoteFX, alpha): a server that sends them anyway is
             // counted, not followed.
-            _ => self.skipped += 1,
+            _ => self.skip("an update in a codec not advertised"),
         }
         Ok(())
     }
@@ -285,10 +313,7 @@ impl GfxPassthrough {
         }
         match crate::encode::encode(&rgb, rect.width, rect.height) {
             Ok((_, image)) => self.updates.push(GfxUpdate::Picture { rect, image }),
-            Err(e) => {
-                tracing::debug!("a graphics pipeline picture could not be encoded: {e}");
-                self.skipped += 1;
-            }
+            Err(_) => self.skip("a tile that could not be encoded as a picture"),
         }
     }
 }
@@ -430,7 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tile_outside_its_surface_is_refused_before_decoding() {
+    fn a_tile_outside_its_surface_is_skipped_before_decoding() {
         let mut gfx = GfxPassthrough::default();
         let bytes = batch(&[
             GfxPdu::CreateSurface(CreateSurfacePdu {
@@ -452,7 +477,14 @@ mod tests {
                 bitmap_data: vec![0x20; 16],
             }),
         ]);
-        assert!(gfx.handle_batch(&bytes).is_err());
+        assert!(gfx.handle_batch(&bytes).is_ok(), "skipped, as IronRDP's own client does, not fatal");
+        assert_eq!((gfx.drain(), gfx.skipped), (vec![], 1));
+        let huge = batch(&[GfxPdu::ResetGraphics(ResetGraphicsPdu {
+            width: 40_000,
+            height: 600,
+            monitors: vec![],
+        })]);
+        assert!(gfx.handle_batch(&huge).is_err(), "no screen over 8192 pixels wide");
     }
 
     #[test]

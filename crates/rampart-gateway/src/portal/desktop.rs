@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::bridge::{self, Keepalive};
 use super::shell::ended;
-use super::video::{self, SinceKey};
+use super::video::{self, SharedSinceKey};
 use crate::api::AppState;
 use crate::lifecycle::Direction;
 
@@ -153,6 +153,11 @@ fn to_events(input: BrowserInput) -> Vec<InputEvent> {
     }
 }
 
+/// The replay, even if a thread panicked while holding it (it holds only byte buffers).
+fn lock(since_key: &SharedSinceKey) -> std::sync::MutexGuard<'_, video::SinceKey> {
+    since_key.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A part of the desktop as the browser (and a recording) takes it: its rectangle, then the image.
 fn frame_bytes(session: &RdpSession, rect: Rect) -> Option<bytes::Bytes> {
     let (_, image) = session.image(rect).ok()?;
@@ -214,9 +219,11 @@ pub(crate) async fn run_desktop(
     let mut first = true;
     let (width, height) = session.size();
     // The server's video passed through: no pictures made from the image here, which the
-    // pipeline does not draw into.
-    let video = session.video();
-    let mut since_key = SinceKey::default();
+    // pipeline does not draw into. (A server may draw bitmaps before it confirms the
+    // pipeline: looked at again after each frame.)
+    let mut video = session.video();
+    let since_key = SharedSinceKey::default();
+    lock(&since_key).video = video;
     let first_gfx = session.take_first_gfx();
     let ready =
         serde_json::json!({ "type": "ready", "width": width, "height": height, "clipboard": session.clipboard() })
@@ -224,9 +231,8 @@ pub(crate) async fn run_desktop(
     let _ = to_browser.send(Message::Text(ready.into())).await;
     let mut dirty = (!video).then_some(Rect { x: 0, y: 0, width, height });
     // What operators who watch see (portal::join): the pictures, from a whole one made for
-    // them, or the video since its last key picture.
-    let capacity = if video { SinceKey::CAPACITY + 64 } else { 64 };
-    let (watched, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(capacity);
+    // them, or the video since its last key picture (`since_key`).
+    let (watched, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(64);
     let (unused_input, _) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
     let (notices, mut notices_for_user) = tokio::sync::mpsc::unbounded_channel::<String>();
     let whole = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -239,7 +245,12 @@ pub(crate) async fn run_desktop(
             output: watched.clone(),
             input: unused_input,
             notices,
-            desktop: Some(crate::portal::DesktopView { width, height, whole: whole.clone() }),
+            desktop: Some(crate::portal::DesktopView {
+                width,
+                height,
+                whole: whole.clone(),
+                since_key: since_key.clone(),
+            }),
         },
     );
     let mut frames = tokio::time::interval(FRAME_INTERVAL);
@@ -252,12 +263,16 @@ pub(crate) async fn run_desktop(
         ($updates:expr) => {{
             let mut result = Ok(());
             for update in $updates {
+                let reset = matches!(update, rampart_rdp::GfxUpdate::Reset { .. });
                 let (bytes, key) = video::message(&update);
-                since_key.push(&bytes, key);
                 if recorded {
                     live.frame(&bytes, key);
                 }
-                let _ = watched.send(bytes.clone());
+                {
+                    let mut since = lock(&since_key);
+                    since.push(&bytes, key, reset);
+                    let _ = watched.send(bytes.clone());
+                }
                 if to_browser.send(Message::Binary(bytes)).await.is_err() {
                     result = Err(gone("the browser went away"));
                     break;
@@ -280,6 +295,12 @@ pub(crate) async fn run_desktop(
                         Ok(changes) => {
                             for r in changes.rects {
                                 dirty = Some(dirty.map_or(r, |d| d.union(r)));
+                            }
+                            if !video && session.video() {
+                                // From now on the pipeline draws; the image is no longer the screen.
+                                video = true;
+                                dirty = None;
+                                lock(&since_key).video = true;
                             }
                             if let Err(end) = pass_through!(changes.gfx) {
                                 break end;
@@ -312,22 +333,21 @@ pub(crate) async fn run_desktop(
                             }
                         }
                     }
-                    let _ = watched.send(bytes.clone());
+                    {
+                        // Bitmaps drawn besides the video belong to its replay too.
+                        let mut since = lock(&since_key);
+                        if video {
+                            since.push(&bytes, false, false);
+                        }
+                        let _ = watched.send(bytes.clone());
+                    }
                     if to_browser.send(Message::Binary(bytes)).await.is_err() {
                         break gone("the browser went away");
                     }
                 }
             }
-            () = whole.notified() => {
-                if video {
-                    // Watchers already in step decode the same pictures again: harmless.
-                    for message in since_key.replay() {
-                        let _ = watched.send(message.clone());
-                    }
-                } else {
-                    dirty = Some(Rect { x: 0, y: 0, width, height });
-                }
-            }
+            // A watcher of pictures joined or fell behind (one of video replays by itself).
+            () = whole.notified(), if !video => dirty = Some(Rect { x: 0, y: 0, width, height }),
             Some(notice) = notices_for_user.recv() => {
                 let text = serde_json::json!({ "type": "notice", "text": notice }).to_string();
                 if to_browser.send(Message::Text(text.into())).await.is_err() {

@@ -41,6 +41,22 @@ pub struct DesktopView {
     pub width: u16,
     pub height: u16,
     pub whole: std::sync::Arc<tokio::sync::Notify>,
+    /// When the server's video is passed through: everything since its last key picture.
+    pub(crate) since_key: super::video::SharedSinceKey,
+}
+
+impl DesktopView {
+    /// A receiver of what the desktop sends from now on, and what brings a video watcher to
+    /// now (taken together, so nothing is missed or seen twice); `None` for pictures, where
+    /// the desktop is asked for a whole one instead.
+    fn start_watching(
+        &self,
+        subscribe: impl FnOnce() -> broadcast::Receiver<Bytes>,
+    ) -> (broadcast::Receiver<Bytes>, Option<Vec<Bytes>>) {
+        let since = self.since_key.lock().unwrap_or_else(|p| p.into_inner());
+        let receiver = subscribe();
+        (receiver, since.video.then(|| since.replay()))
+    }
 }
 
 #[derive(Default)]
@@ -180,12 +196,12 @@ async fn join(
 async fn relay(socket: WebSocket, point: JoinPoint, interact: bool, operator: &str) {
     let (mut to_operator, mut from_operator) = socket.split();
     // Only the terminal holds the sender: when it ends, this receiver closes.
-    let JoinPoint { output, input, notices, desktop, .. } = point;
-    let mut output = {
-        let receiver = output.subscribe();
-        drop(output);
-        receiver
+    let JoinPoint { output: sender, input, notices, desktop, .. } = point;
+    let (mut output, mut replay) = match &desktop {
+        Some(d) => d.start_watching(|| sender.subscribe()),
+        None => (sender.subscribe(), None),
     };
+    drop(sender);
     let ready = match &desktop {
         Some(d) => {
             serde_json::json!({ "type": "ready", "width": d.width, "height": d.height, "clipboard": false })
@@ -193,39 +209,66 @@ async fn relay(socket: WebSocket, point: JoinPoint, interact: bool, operator: &s
         None => serde_json::json!({ "type": "ready" }),
     };
     let _ = to_operator.send(Message::Text(ready.to_string().into())).await;
-    // A desktop starts its watcher with a whole picture (asked again should the watcher fall behind).
+    // A desktop starts its watcher with a whole picture or the video since its last key
+    // picture (again should the watcher fall behind).
     let whole = desktop.as_ref().map(|d| d.whole.clone());
-    if let Some(whole) = &whole {
-        whole.notify_one();
+    loop {
+        match replay.take() {
+            Some(messages) => {
+                for bytes in messages {
+                    if to_operator.send(Message::Binary(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            None => {
+                if let Some(whole) = &whole {
+                    whole.notify_one();
+                }
+            }
+        }
+        if relay_until_behind(&mut output, &mut to_operator, &mut from_operator, (interact, &input)).await {
+            break;
+        }
+        // Behind: start again from now.
+        match &desktop {
+            Some(d) => (output, replay) = d.start_watching(|| output.resubscribe()),
+            None => replay = None,
+        }
     }
+    let _ = notices.send(format!("{operator} left"));
+}
+
+/// Forwards until the session or the operator ends (`true`) or the operator falls behind.
+async fn relay_until_behind(
+    output: &mut broadcast::Receiver<Bytes>,
+    to_operator: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    from_operator: &mut futures_util::stream::SplitStream<WebSocket>,
+    (interact, input): (bool, &mpsc::Sender<Bytes>),
+) -> bool {
     loop {
         tokio::select! {
             out = output.recv() => match out {
                 Ok(bytes) => {
                     if to_operator.send(Message::Binary(bytes)).await.is_err() {
-                        break;
+                        return true;
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if let Some(whole) = &whole {
-                        whole.notify_one();
-                    }
-                }
+                Err(broadcast::error::RecvError::Lagged(_)) => return false,
                 Err(broadcast::error::RecvError::Closed) => {
                     let _ = to_operator.send(Message::Text(serde_json::json!({"type": "ended", "reason": "the session ended"}).to_string().into())).await;
-                    break;
+                    return true;
                 }
             },
             message = from_operator.next() => match message {
                 Some(Ok(Message::Binary(data))) if interact => {
                     if input.send(data).await.is_err() {
-                        break;
+                        return true;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
                 Some(Ok(_)) => {}
             },
         }
     }
-    let _ = notices.send(format!("{operator} left"));
 }

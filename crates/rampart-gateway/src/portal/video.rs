@@ -90,12 +90,19 @@ pub(crate) fn message(update: &GfxUpdate) -> (Bytes, bool) {
 
 /// Everything sent since the last IDR picture, so a watcher who joins (or falls behind) can
 /// be brought to the present: H.264 pictures only make sense after the key one before them.
+/// The desktop's loop adds to it and sends to the watchers under one lock, so a watcher who
+/// copies it and subscribes under that lock gets every message once.
 #[derive(Default)]
 pub(crate) struct SinceKey {
+    /// The screen's last reset (its size), which comes before any key picture.
+    reset: Option<Bytes>,
     messages: Vec<Bytes>,
     bytes: usize,
     /// Over the limits since the last key: nothing to replay until the next one.
     overflowed: bool,
+    /// Whether the desktop's server draws through the graphics pipeline (else pictures, and
+    /// a watcher gets a whole picture of the screen instead of a replay).
+    pub(crate) video: bool,
 }
 
 /// Kept at most, per desktop (an IDR every few seconds is usual; x264's default is every 250
@@ -104,7 +111,13 @@ const MAX_MESSAGES: usize = 512;
 const MAX_BYTES: usize = 16 << 20;
 
 impl SinceKey {
-    pub(crate) fn push(&mut self, message: &Bytes, key: bool) {
+    pub(crate) fn push(&mut self, message: &Bytes, key: bool, reset: bool) {
+        if reset {
+            self.reset = Some(message.clone());
+            self.messages.clear();
+            self.bytes = 0;
+            return;
+        }
         if key {
             self.messages.clear();
             self.bytes = 0;
@@ -123,14 +136,16 @@ impl SinceKey {
         self.messages.push(message.clone());
     }
 
-    /// What brings a decoder to the present, or nothing (then it waits for the next key).
-    pub(crate) fn replay(&self) -> &[Bytes] {
-        &self.messages
+    /// What brings a decoder to the present: the screen's reset, then everything from the
+    /// last key picture. Without a key picture kept, only the reset (the watcher's page
+    /// then waits for the next key picture).
+    pub(crate) fn replay(&self) -> Vec<Bytes> {
+        self.reset.iter().chain(&self.messages).cloned().collect()
     }
-
-    /// How many messages a replay holds at most (the watchers' channel must hold as many).
-    pub(crate) const CAPACITY: usize = MAX_MESSAGES;
 }
+
+/// A desktop's replay, shared with its watchers.
+pub(crate) type SharedSinceKey = std::sync::Arc<std::sync::Mutex<SinceKey>>;
 
 #[cfg(test)]
 mod tests {
@@ -160,16 +175,21 @@ mod tests {
         let mut since = SinceKey::default();
         let (delta, _) = message(&video(false, 1));
         let (key, _) = message(&video(true, 1));
-        since.push(&delta, false);
-        since.push(&key, true);
-        since.push(&delta, false);
-        assert_eq!(since.replay().len(), 2);
-        assert_eq!(since.replay()[0], key);
+        let (reset, _) = message(&GfxUpdate::Reset { width: 16, height: 16 });
+        since.push(&reset, false, true);
+        since.push(&delta, false, false);
+        since.push(&key, true, false);
+        since.push(&delta, false, false);
+        assert_eq!(since.replay(), vec![reset.clone(), key.clone(), delta.clone()]);
         for _ in 0..MAX_MESSAGES {
-            since.push(&delta, false);
+            since.push(&delta, false, false);
         }
-        assert!(since.replay().is_empty(), "no partial replay: a decoder could not start from it");
-        since.push(&key, true);
-        assert_eq!(since.replay().len(), 1);
+        assert_eq!(
+            since.replay(),
+            vec![reset.clone()],
+            "no partial replay: a decoder could not start from it"
+        );
+        since.push(&key, true, false);
+        assert_eq!(since.replay(), vec![reset, key]);
     }
 }
