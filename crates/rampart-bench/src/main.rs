@@ -171,7 +171,7 @@ async fn run(args: Args) -> Result<()> {
         let gateway = tokio::task::block_in_place(|| Gateway::start(&[("RAMPART_LOG", "error")]))?;
         gateway.allow_loopback()?;
         let pid = gateway.process.child.id();
-        let (repaints, runs) = if args.smoke { (20, 1) } else { (600, 2) };
+        let (repaints, runs) = if args.smoke { (80, 1) } else { (600, 2) };
         // Pictures (the baseline: a browser without WebCodecs) and video, alternating.
         let mut pairs = vec![];
         for _ in 0..runs {
