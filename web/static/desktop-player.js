@@ -56,9 +56,19 @@ const show = () => { seek.value = String(position); clock.textContent = `${posit
 
 /// The screen as it was at `t`: the last keyframe before it, then the changes after that.
 let seeking = Promise.resolve();
-/// Seeks one at a time (a seek resets the decoder the one before is still using).
+let target = null;
+/// Seeks one at a time (a seek resets the decoder the one before is still using); of seeks
+/// asked for meanwhile (a dragged slider), only the last is drawn. A failed seek does not
+/// stop the next.
 function seekTo(t) {
-  seeking = seeking.then(() => seekNow(t));
+  target = t;
+  const next = () => {
+    if (target === null) return undefined;
+    const to = target;
+    target = null;
+    return seekNow(to);
+  };
+  seeking = seeking.then(next, next);
   return seeking;
 }
 
@@ -83,7 +93,7 @@ function tick(now) {
   last = now;
   const batch = [];
   while (index < pictures.length && pictures[index].t <= position) batch.push(pictures[index++]);
-  if (batch.length) drawing = drawing.then(() => draw(batch));
+  if (batch.length) drawing = drawing.catch(() => {}).then(() => draw(batch));
   if (index >= pictures.length) {
     playing = false;
     position = duration;

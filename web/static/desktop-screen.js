@@ -9,7 +9,7 @@ const TEXT = new TextDecoder();
 // The largest screen the gateway lets a server ask for.
 const MAX_SCREEN = 8192;
 // A picture the decoder never gives back stops the screen no longer than this (ms).
-const PATIENCE = 1000;
+const PATIENCE = 2000;
 
 /// The codec string of the H.264 stream whose key unit is `data` (from its SPS).
 function codecOf(data) {
@@ -29,12 +29,12 @@ const RDP_COLOURS = { primaries: 'bt709', transfer: 'bt709', matrix: 'bt709', fu
 /// re-labelled: a copy of 1.5 bytes a pixel, no conversion here.
 async function asRdpColours(frame) {
   const c = frame.colorSpace;
-  if (!c || (c.matrix === 'bt709' && c.fullRange === true) || frame.format !== 'I420') return frame;
+  if (!c || (c.matrix === 'bt709' && c.fullRange === true) || !['I420', 'NV12'].includes(frame.format)) return frame;
   // (copyTo copies the visible part: the new picture is that size.)
   const { width, height } = frame.visibleRect;
   const buffer = new Uint8Array(frame.allocationSize());
   const layout = await frame.copyTo(buffer);
-  const init = { format: 'I420', codedWidth: width, codedHeight: height, timestamp: frame.timestamp };
+  const init = { format: frame.format, codedWidth: width, codedHeight: height, timestamp: frame.timestamp };
   return new VideoFrame(buffer, { ...init, layout, colorSpace: RDP_COLOURS });
 }
 
@@ -83,8 +83,15 @@ export class Screen {
     const ctx = this.ctx;
     const at = (f) => this.push({ run: f });
     switch (command) {
-      case 'AVC1': this.video(bytes, view, x, y, w, h); break;
+      case 'AVC1':
+        // (Without WebCodecs, video cannot be shown: a watcher's browser may lack it.)
+        if (!window.VideoDecoder) { this.problem = 'this browser cannot decode H.264 (WebCodecs)'; break; }
+        try { this.video(bytes, view, x, y, w, h); } catch (e) { this.problem = String(e); }
+        break;
       case 'RSET':
+        // A new screen: every decoder starts again at a key picture.
+        for (const d of this.decoders.values()) { this.failed(d); if (d.decoder.state !== 'closed') d.decoder.close(); }
+        this.decoders.clear();
         at(() => {
           const [cw, ch] = [Math.min(w, MAX_SCREEN), Math.min(h, MAX_SCREEN)];
           if (this.canvas.width !== cw || this.canvas.height !== ch) [this.canvas.width, this.canvas.height] = [cw, ch];

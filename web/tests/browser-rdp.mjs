@@ -277,9 +277,15 @@ await withBrowser(browser, out, async () => {
   // the canvas still shows what the server's screen shows, flat colours and a photo alike.
   // (H.264 is lossy; with the colours read as RDP means them, flat ones stay within 8 levels.)
   tab = await open(false);
-  // (The server may draw its first picture before it confirms the pipeline; after its first
-  // video, everything is video.)
-  await until('the first video frame', async () => (await tab.evaluate(() => window.rampartDesktop.videoFrames)) > 0);
+  // The server may draw its first picture before it confirms the pipeline, and then nothing
+  // until its screen changes: changed until the first video frame; after it, all is video.
+  let shade = 0;
+  await until('the first video frame', async () => {
+    shade += 1;
+    paint(shade % 2 ? '#203040' : '#304020');
+    await new Promise((r) => setTimeout(r, 300));
+    return (await tab.evaluate(() => window.rampartDesktop.videoFrames)) > 0;
+  });
   const before = await tab.evaluate(() => ({ ...window.rampartDesktop }));
   const videoSeen = await showsColour(tab, '#3366cc', [51, 102, 204]);
   await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.02, 0.98], [0.98, 0.02]]);

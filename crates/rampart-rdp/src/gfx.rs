@@ -138,7 +138,7 @@ impl GfxPassthrough {
             GfxPdu::ResetGraphics(reset) => {
                 let too_large = |v: u32| v == 0 || v > MAX_SCREEN;
                 if too_large(reset.width) || too_large(reset.height) {
-                    return Err(pdu_other_err!("a graphics reset to a screen over 8192×8192"));
+                    return Err(pdu_other_err!("a graphics reset to an empty screen or one over 8192×8192"));
                 }
                 self.surfaces.clear();
                 let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
@@ -256,7 +256,10 @@ impl GfxPassthrough {
         match wire.codec_id {
             Codec1Type::Avc420 => {
                 let mut cursor = ReadCursor::new(&wire.bitmap_data);
-                let stream = Avc420BitmapStream::decode(&mut cursor).map_err(|e| decode_err!(e))?;
+                let Ok(stream) = Avc420BitmapStream::decode(&mut cursor) else {
+                    self.skip("an H.264 update whose regions do not parse");
+                    return Ok(());
+                };
                 // No regions: nothing shown (as FreeRDP's client does), though the picture
                 // still goes to the decoder, whose later pictures refer to it.
                 let regions = stream
