@@ -20,6 +20,7 @@ function showAuth() {
   // page, which shares this script, has none).
   const rdpFile = document.getElementById('rdp-file-row');
   if (rdpFile) rdpFile.hidden = !rdp;
+  document.getElementById('video-row').hidden = !(rdp && video);
   if (rdp) form.querySelector('input[name=auth][value=password]').checked = true;
   const key = form.auth.value === 'key';
   document.getElementById('auth-password').hidden = key;
@@ -30,11 +31,16 @@ protocol.addEventListener('change', () => { port.value = defaultPort(); showAuth
 // A remote desktop the size of this window (the tab it opens in has the same size).
 document.getElementById('width').value = Math.max(640, Math.min(3840, window.innerWidth));
 document.getElementById('height').value = Math.max(480, Math.min(2160, window.innerHeight - 28));
-// A browser that decodes H.264 (WebCodecs) gets the server's video as it is: far less work
-// for the gateway, smoother for the user. Others get pictures.
+// A browser that decodes H.264 (WebCodecs) may take the server's video as it is (on by
+// default: far less work for the gateway, smoother motion); others get pictures.
+let video = false;
 if (window.VideoDecoder) {
   VideoDecoder.isConfigSupported({ codec: 'avc1.64002a', optimizeForLatency: true })
-    .then((r) => { if (r.supported) document.getElementById('video').value = 'h264'; })
+    .then((r) => {
+      video = r.supported;
+      if (video) document.getElementById('video').value = 'h264';
+      showAuth();
+    })
     .catch(() => {});
 }
 vm && vm.addEventListener('change', () => {

@@ -48,8 +48,10 @@ await withBrowser(browser, out, async () => {
     await page.fill('#port', env('RDP_PORT'));
     await page.fill('#username', 'someone');
     await page.fill('#password', 'anything');
-    if (video) await until('the page to find an H.264 decoder', async () => (await page.inputValue('#video')) === 'h264');
-    else await page.evaluate(() => { document.getElementById('video').value = ''; });
+    // Chromium decodes H.264: the page offers the video, on; a person may turn it off.
+    await until('the page to find an H.264 decoder', async () => (await page.inputValue('#video')) === 'h264');
+    check(await page.isVisible('#video') && await page.isChecked('#video'), 'RDP offers the video, on');
+    if (!video) await page.uncheck('#video');
     const [tab] = await Promise.all([context.waitForEvent('page'), page.click('#connect')]);
     await tab.waitForLoadState();
     const state = await until('the desktop to connect', async () => {

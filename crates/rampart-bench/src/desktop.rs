@@ -27,14 +27,15 @@ pub struct DesktopResult {
 }
 
 /// The portal's desktop of a fresh 1920×1080 display, once its first frames have arrived.
-async fn open_desktop(gateway: &Gateway) -> Result<(Desktop, PortalSocket)> {
+/// With `video`, as a browser that decodes H.264: the server's video passed through.
+async fn open_desktop(gateway: &Gateway, video: bool) -> Result<(Desktop, PortalSocket)> {
     let (width, height) = (1920, 1080);
     let n = 900 + std::process::id() % 50;
     let display = format!(":{n}");
     let xvfb = tokio::task::block_in_place(|| rampart_e2e::xvfb_sized(n, width, height))?;
     let (shadow, port) = tokio::task::block_in_place(|| rampart_e2e::shadow_server(n, false))?;
     let port = port.to_string();
-    let fields = [
+    let mut fields = vec![
         ("target", "ip"),
         ("ip", "127.0.0.1"),
         ("protocol", "rdp"),
@@ -45,6 +46,9 @@ async fn open_desktop(gateway: &Gateway) -> Result<(Desktop, PortalSocket)> {
         ("width", "1920"),
         ("height", "1080"),
     ];
+    if video {
+        fields.push(("video", "h264"));
+    }
     let mut ws = open_portal_session(gateway, &fields).await?;
     // The first frames (the whole desktop), then quiet.
     let settle = Instant::now() + Duration::from_secs(10);
@@ -69,7 +73,7 @@ struct Desktop {
 
 /// A desktop left still for `seconds`: the gateway's CPU meanwhile.
 pub async fn still(gateway: &Gateway, gateway_pid: u32, seconds: u64) -> Result<DesktopResult> {
-    let (desktop, mut ws) = open_desktop(gateway).await?;
+    let (desktop, mut ws) = open_desktop(gateway, false).await?;
     let cpu0 = peers::cpu_seconds(&[gateway_pid]);
     let t0 = Instant::now();
     let (mut frames, mut bytes) = (0usize, 0usize);
@@ -96,7 +100,7 @@ pub async fn still(gateway: &Gateway, gateway_pid: u32, seconds: u64) -> Result<
 }
 
 pub async fn measure(gateway: &Gateway, gateway_pid: u32, repaints: usize) -> Result<DesktopResult> {
-    let (desktop, mut ws) = open_desktop(gateway).await?;
+    let (desktop, mut ws) = open_desktop(gateway, false).await?;
     let (width, height, display) = (desktop.width, desktop.height, desktop.display.clone());
     // Every pixel changes 40 times a second: a plaid whose cell size and colours change each
     // time (what a video or a scrolling page costs, more than a flat colour would).
@@ -151,10 +155,11 @@ pub async fn measure(gateway: &Gateway, gateway_pid: u32, repaints: usize) -> Re
 /// follows the pointer, so each move the page sends makes the server draw; the time from
 /// sending the move to the next frame reaching the "browser", `moves` times (alternating
 /// between two far points), each once the screen is quiet again. It includes the server's own
-/// capture interval and encoding, as a user would see it.
-pub async fn input_latency(gateway: &Gateway, moves: usize) -> Result<crate::stats::Summary> {
+/// capture interval and encoding, as a user would see it. With `video`, the server's H.264
+/// passed through (the time to the message reaching the page, not its decoding there).
+pub async fn input_latency(gateway: &Gateway, moves: usize, video: bool) -> Result<crate::stats::Summary> {
     use futures_util::SinkExt;
-    let (desktop, mut ws) = open_desktop(gateway).await?;
+    let (desktop, mut ws) = open_desktop(gateway, video).await?;
     let mut eyes = std::process::Command::new("xeyes");
     eyes.env("DISPLAY", &desktop.display).args(["-geometry", "400x300+700+400"]);
     let _eyes = tokio::task::block_in_place(|| rampart_e2e::Process::spawn(eyes, "xeyes"))?;
