@@ -56,6 +56,9 @@ await withBrowser(browser, out, async () => {
   await pasteEvent(tab, 'echo pasted-$((2+5))');
   await tab.keyboard.press('Enter');
   await until('the refusal to show', async () => (await tab.textContent('#notice')).includes('turned off'));
+  // The marked paste needs the shell's new prompt to have asked for bracketed pastes again
+  // (under load its output can lag: an unmarked paste is typing, which nothing can tell apart).
+  await until('the shell to ask for marked pastes', async () => tab.evaluate(() => window.rampartTerminal.modes.bracketedPasteMode));
   await tab.evaluate(() => window.rampartTerminal.paste('echo sneaked-$((3+3))'));
   await tab.keyboard.type('echo typed-$((4+4))\n');
   await until('the typed command to run', async () => /^typed-8\s*$/m.test(await screen(tab)));
