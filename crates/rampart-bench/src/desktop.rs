@@ -156,7 +156,7 @@ pub async fn measure(gateway: &Gateway, gateway_pid: u32, repaints: usize) -> Re
 /// sending the move to the next frame reaching the "browser", `moves` times (alternating
 /// between two far points), each once the screen is quiet again. It includes the server's own
 /// capture interval and encoding, as a user would see it. With `video`, the server's H.264
-/// passed through (the time to the message reaching the page, not its decoding there).
+/// passed through (the time to the message reaching the harness, which plays the page, not its decoding there).
 pub async fn input_latency(gateway: &Gateway, moves: usize, video: bool) -> Result<crate::stats::Summary> {
     use futures_util::SinkExt;
     let (desktop, mut ws) = open_desktop(gateway, video).await?;

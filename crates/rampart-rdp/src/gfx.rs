@@ -503,7 +503,7 @@ mod tests {
         let mut gfx = GfxPassthrough::default();
         for input in [&[0xFFu8; 3][..], &[0x13, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x10][..], &[0u8; 40][..]]
         {
-            let _ = gfx.handle_batch(input);
+            assert!(gfx.handle_batch(input).is_err(), "{input:?} is not a batch of commands");
             let _ = gfx.process(1, input);
         }
     }

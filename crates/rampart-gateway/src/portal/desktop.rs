@@ -72,7 +72,7 @@ const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the server may take to draw for the first time after the sign-in.
 const FIRST_DRAWING: Duration = Duration::from_secs(8);
 
-pub(crate) fn rdp_error(e: &rampart_rdp::RdpError, addr: std::net::SocketAddr) -> crate::api::ApiError {
+fn rdp_error(e: &rampart_rdp::RdpError, addr: std::net::SocketAddr) -> crate::api::ApiError {
     use rampart_rdp::RdpError;
     let (status, code) = match e {
         RdpError::CertificateChanged { .. } => (axum::http::StatusCode::BAD_GATEWAY, "HostKeyChanged"),
