@@ -2,8 +2,11 @@
 //! the RDP server (FreeRDP's shadow server and its Xvfb display) pinned to CPU 0, the gateway
 //! to CPU 1 with Chromium and the painter (the server's core is the server's alone). Once as a browser with
 //! WebCodecs (the server's H.264 passed through) and once as one without (pictures), in the
-//! same gateway, alternating. Frames are counted in the page as it draws them.
+//! same gateway, alternating. Frames are counted in the page as it draws them. The video runs
+//! twice: with the server's H.264 encoder as FreeRDP ships it (x264's "medium" preset, which
+//! bounds the frame rate on one core) and at x264's "ultrafast" (`x264_preset.c`).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -32,11 +35,53 @@ fn pin(pid: u32, cpu: u32) -> Result<()> {
     Ok(())
 }
 
+/// Builds the library that sets the shadow server's x264 preset (`x264_preset.c`) in `dir`
+/// with the machine's C compiler.
+pub fn build_preset_library(dir: &Path) -> Result<PathBuf> {
+    let source = dir.join("x264_preset.c");
+    std::fs::write(&source, include_str!("x264_preset.c"))?;
+    let library = dir.join("x264_preset.so");
+    let output = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .arg("-ldl")
+        .output()
+        .context("cc (the C compiler) builds the preset library")?;
+    ensure!(
+        output.status.success(),
+        "cc could not build the preset library: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(library)
+}
+
+/// The server's H.264 encoder preset for a run: `None` keeps FreeRDP's own.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerPreset<'a> {
+    pub library: &'a Path,
+    pub preset: &'static str,
+}
+
 /// One run: a fresh 1920×1080 display and shadow server, the desktop opened in Chromium.
-pub fn run(gateway: &Gateway, gateway_pid: u32, repaints: usize, video: bool) -> Result<BrowserDesktop> {
+pub fn run(
+    gateway: &Gateway,
+    gateway_pid: u32,
+    repaints: usize,
+    video: bool,
+    preset: Option<ServerPreset<'_>>,
+) -> Result<BrowserDesktop> {
     let n = 950 + std::process::id() % 40;
     let xvfb = rampart_e2e::xvfb_sized(n, 1920, 1080)?;
-    let (shadow, port) = rampart_e2e::shadow_server(n, false)?;
+    let env: Vec<(String, String)> = preset
+        .map(|p| {
+            vec![
+                ("LD_PRELOAD".into(), p.library.display().to_string()),
+                ("RAMPART_X264_PRESET".into(), p.preset.into()),
+            ]
+        })
+        .unwrap_or_default();
+    let (shadow, port) = rampart_e2e::shadow_server_with_env(n, &env)?;
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let server_pids = [xvfb.child.id(), shadow.child.id()];
     if cpus >= 2 {

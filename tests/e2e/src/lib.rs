@@ -20,7 +20,7 @@ pub mod azurite;
 pub mod idp;
 pub mod pebble;
 mod rdp;
-pub use rdp::{XrdpServer, shadow_server, shadow_server_at, xvfb, xvfb_sized};
+pub use rdp::{XrdpServer, shadow_server, shadow_server_at, shadow_server_with_env, xvfb, xvfb_sized};
 
 /// The `rampart` binary under test: `$RAMPART_BIN`, or `rampart` beside the running
 /// executable (a benchmark in `target/release/`) or one level up (a test in `target/debug/deps/`).

@@ -51,6 +51,12 @@ pub fn shadow_server(n: u32, auth: bool) -> Result<(Process, u16)> {
     shadow_server_at(n, [127, 0, 0, 1].into(), None, auth)
 }
 
+/// [`shadow_server`] with variables added to its environment (the benchmark's choice of the
+/// server's H.264 encoder preset).
+pub fn shadow_server_with_env(n: u32, env: &[(String, String)]) -> Result<(Process, u16)> {
+    shadow_server_inner(n, [127, 0, 0, 1].into(), None, false, env)
+}
+
 /// [`shadow_server`] bound to `ip`, on `port` (a free one if `None`).
 pub fn shadow_server_at(
     n: u32,
@@ -58,11 +64,22 @@ pub fn shadow_server_at(
     port: Option<u16>,
     auth: bool,
 ) -> Result<(Process, u16)> {
+    shadow_server_inner(n, ip, port, auth, &[])
+}
+
+fn shadow_server_inner(
+    n: u32,
+    ip: std::net::IpAddr,
+    port: Option<u16>,
+    auth: bool,
+    env: &[(String, String)],
+) -> Result<(Process, u16)> {
     let log = std::env::temp_dir().join(format!("rampart-shadow-{n}.log"));
     for attempt in 0..2 {
         let port = port.unwrap_or_else(free_port);
         let mut cmd = Command::new("freerdp-shadow-cli");
         cmd.env("DISPLAY", format!(":{n}"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg(format!("/bind-address:{ip}"))
             .arg(format!("/port:{port}"))
             .arg(if auth { "+auth" } else { "-auth" })
