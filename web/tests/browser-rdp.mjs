@@ -3,8 +3,9 @@
 // started (tests/e2e/tests/browser_rdp.rs). The test paints the server's display with
 // xsetroot and checks that the canvas shows that colour. Nothing here leaves loopback.
 import { check, env, launchChromium, step, until as untilWithin, withBrowser } from './lib.mjs';
+import { matchesScreenshot, photo, pixel, screenshot } from './screen.mjs';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const url = env('RAMPART_URL');
@@ -16,12 +17,6 @@ mkdirSync(out, { recursive: true });
 const until = (what, fn, ms = 20000) => untilWithin(what, fn, ms);
 /// Paints the RDP server's whole display one colour.
 const paint = (colour, on = display) => execFileSync('xsetroot', ['-solid', colour], { env: { ...process.env, DISPLAY: on } });
-/// The canvas pixel at (fx, fy) as fractions of its size.
-const pixel = (tab, fx, fy) => tab.evaluate(([fx, fy]) => {
-  const c = document.getElementById('screen');
-  const d = c.getContext('2d').getImageData(Math.floor(c.width * fx), Math.floor(c.height * fy), 1, 1).data;
-  return [d[0], d[1], d[2]];
-}, [fx, fy]);
 const near = (a, b) => a.every((v, i) => Math.abs(v - b[i]) <= 8);
 /// A digest of a region of the canvas (desktop pixels), to see it change.
 const regionDigest = (tab, x, y, w, h) => tab.evaluate(([x, y, w, h]) => {
@@ -30,47 +25,6 @@ const regionDigest = (tab, x, y, w, h) => tab.evaluate(([x, y, w, h]) => {
   for (let i = 0; i < d.length; i++) hash = Math.imul(hash ^ d[i], 16777619);
   return hash >>> 0;
 }, [x, y, w, h]);
-
-/// A screenshot of an X display (xwd), read as the server sees its own screen; `set` paints
-/// a pixel of it (to show it again with xwud).
-function screenshot(on, xenv = {}) {
-  const buf = execFileSync('xwd', ['-root', '-silent'], { env: { ...process.env, DISPLAY: on, ...xenv }, maxBuffer: 64 << 20 });
-  const u32 = (o) => buf.readUInt32BE(o);
-  const [width, height, byteOrder, bitsPerPixel, bytesPerLine, ncolors] = [u32(16), u32(20), u32(28), u32(44), u32(48), u32(76)];
-  const masks = [u32(56), u32(60), u32(64)];
-  check(bitsPerPixel === 32, `xwd: ${bitsPerPixel} bits per pixel`);
-  const data = u32(0) + ncolors * 12;
-  const shift = (m) => 31 - Math.clz32(m & -m);
-  const offset = (x, y) => data + y * bytesPerLine + x * 4;
-  return {
-    width, height, buf,
-    at(x, y) {
-      const v = byteOrder === 0 ? buf.readUInt32LE(offset(x, y)) : buf.readUInt32BE(offset(x, y));
-      return masks.map((m) => ((v & m) >>> shift(m)) & 0xff);
-    },
-    set(x, y, rgb) {
-      const v = rgb.reduce((acc, c, i) => (acc | (c << shift(masks[i]))) >>> 0, 0);
-      if (byteOrder === 0) buf.writeUInt32LE(v, offset(x, y)); else buf.writeUInt32BE(v, offset(x, y));
-    },
-  };
-}
-
-/// Waits until the canvas shows what a screenshot of the server's display shows, at
-/// `points` (fractions of the size); returns the pixels compared.
-async function matchesScreenshot(tab, on, xenv, points, tolerance = 8, ms = 20000) {
-  return until(`the canvas to match a screenshot of ${on}`, async () => {
-    let shot;
-    // xrdp draws its own screen while its session manager still starts the user's X server.
-    try { shot = screenshot(on, xenv); } catch { return undefined; }
-    const size = await tab.evaluate(() => [document.getElementById('screen').width, document.getElementById('screen').height]);
-    if (size[0] !== shot.width || size[1] !== shot.height) return undefined;
-    const pairs = [];
-    for (const [fx, fy] of points) {
-      pairs.push([await pixel(tab, fx, fy), shot.at(Math.floor(shot.width * fx), Math.floor(shot.height * fy))]);
-    }
-    return pairs.every(([a, b]) => a.every((v, i) => Math.abs(v - b[i]) <= tolerance)) ? pairs : undefined;
-  }, ms);
-}
 
 async function showsColour(tab, colour, rgb, on = display, tolerance = 8) {
   paint(colour, on);
@@ -252,21 +206,13 @@ await withBrowser(browser, out, async () => {
 
   // A photo-like picture over the whole screen (smooth colour fields, shown by xwud): it
   // travels as JPEG, and the canvas still shows what the server's screen shows.
-  const picture = join(out, 'photo.xwd');
-  const painted = screenshot(display);
-  const [pw, ph] = [painted.width, painted.height];
-  for (let y = 0; y < ph; y++) {
-    for (let x = 0; x < pw; x++) {
-      painted.set(x, y, [Math.floor((x * 255) / pw), Math.floor((y * 255) / ph), Math.floor(((x + y) * 255) / (pw + ph))]);
-    }
-  }
-  writeFileSync(picture, painted.buf);
+  const picture = photo(display, join(out, 'photo.xwd'));
   const viewer = spawn('xwud', ['-in', picture], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
   try {
     const jpegs = await until('JPEG frames', async () => (await tab.evaluate(() => window.rampartDesktop.jpegFrames)) || undefined);
-    const photo = await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4]], 24);
+    const matched = await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4]], 24);
     await tab.screenshot({ path: join(out, 'desktop-photo.png') });
-    step(`a photo-like screen travels as JPEG and matches the server's screen (${jpegs} JPEG frames; ${JSON.stringify(photo)})`);
+    step(`a photo-like screen travels as JPEG and matches the server's screen (${jpegs} JPEG frames; ${JSON.stringify(matched)})`);
   } finally {
     try { process.kill(-viewer.pid); } catch { /* already gone */ }
   }
@@ -297,12 +243,12 @@ await withBrowser(browser, out, async () => {
       const at = shot.at(Math.floor(shot.width * 0.25), Math.floor(shot.height * 0.75));
       return !near(at, [51, 102, 204]) && !near(at, [0, 0, 0]);
     });
-    const photo = await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4]], 12);
+    const matched = await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4]], 12);
     await tab.screenshot({ path: join(out, 'desktop-video.png') });
     const counts = await tab.evaluate(() => window.rampartDesktop);
     const [drawn, video] = [counts.frames - before.frames, counts.videoFrames - before.videoFrames];
     check(video > 0 && video === drawn, `video ${video} of ${drawn} frames drawn since the desktop connected`);
-    step(`video: H.264 passed through, the canvas matches the server's screen (${video} video frames; ${JSON.stringify(videoSeen[0])}, ${JSON.stringify(photo)})`);
+    step(`video: H.264 passed through, the canvas matches the server's screen (${video} video frames; ${JSON.stringify(videoSeen[0])}, ${JSON.stringify(matched)})`);
   } finally {
     try { process.kill(-videoViewer.pid); } catch { /* already gone */ }
   }

@@ -4,10 +4,14 @@
 // pictures), waits for its first frame, then repaints the server's whole screen REPAINTS
 // times at 40 a second with a changing plaid (xsetroot). Frames are counted in the page as
 // it draws them; the gateway's and the server's CPU are read from /proc over the same window.
-// Prints one JSON line. Nothing here leaves loopback.
+// Then the server shows a photo-like picture and the canvas must match a screenshot of the
+// server's screen. Prints one JSON line. Nothing here leaves loopback.
 import { env, launchChromium, signIn, until } from './lib.mjs';
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { matchesScreenshot, photo, screenshot } from './screen.mjs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const url = env('RAMPART_URL');
 const display = env('RDP_DISPLAY');
@@ -71,6 +75,22 @@ try {
     gatewayCores: (cpuSeconds(gateway) - gw0) / seconds,
     serverCores: (cpuSeconds(server) - srv0) / seconds,
   };
+  // The image is right: a photo-like screen (H.264 is lossy: within 12 levels; pictures
+  // travel as JPEG: 24), compared once the repaints have settled.
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-desktop-fps-'));
+  const viewer = spawn('xwud', ['-in', photo(display, join(dir, 'photo.xwd'))], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
+  try {
+    await until('xwud to show the photo', () => {
+      const shot = screenshot(display);
+      return shot.at(Math.floor(shot.width / 2), Math.floor(shot.height / 2)).every((v) => Math.abs(v - 127) <= 2);
+    }, 10000);
+    const points = [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4], [0.1, 0.1], [0.9, 0.9]];
+    await matchesScreenshot(tab, display, {}, points, video ? 12 : 24, 30000);
+    result.matchedPoints = points.length;
+  } finally {
+    try { process.kill(-viewer.pid); } catch { /* already gone */ }
+    rmSync(dir, { recursive: true, force: true });
+  }
   console.log(JSON.stringify(result));
 } finally {
   await browser.close();

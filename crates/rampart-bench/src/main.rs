@@ -102,6 +102,8 @@ struct Path {
     down: Vec<f64>,
     cpu_per_gib: Vec<f64>,
     rtt: Option<Summary>,
+    /// CPU of its processes per round trip, µs (none for direct TCP).
+    cpu_per_round_trip: Option<f64>,
     first_byte: Option<Summary>,
     /// For Rampart's paths: the gateway's own mean time to admit a new connection (checks,
     /// dial, durable open record), from its `rampart_connect_seconds` histogram.
@@ -118,6 +120,7 @@ impl Path {
             down: vec![],
             cpu_per_gib: vec![],
             rtt: None,
+            cpu_per_round_trip: None,
             first_byte: None,
             admission: None,
         }
@@ -194,8 +197,8 @@ async fn run(args: Args) -> Result<()> {
                     desktop_browser::run(&gateway, pid, repaints, video, preset)
                 })?;
                 println!(
-                    "browser desktop (RDP) 1920x1080 in Chromium, {repaints} full-screen repaints, {name}: {:.1} fps drawn in the page ({} frames in {:.1} s), gateway {:.2} cores (CPU 1), RDP server {:.2} cores (CPU 0)",
-                    d.fps, d.frames, d.seconds, d.gateway_cores, d.server_cores,
+                    "browser desktop (RDP) 1920x1080 in Chromium, {repaints} full-screen repaints, {name}: {:.1} fps drawn in the page ({} frames in {:.1} s), gateway {:.2} cores (CPU 1), RDP server {:.2} cores (CPU 0); then the canvas matched the server's screen at {} points",
+                    d.fps, d.frames, d.seconds, d.gateway_cores, d.server_cores, d.matched_points,
                 );
                 run.push(d);
             }
@@ -295,12 +298,17 @@ async fn run(args: Args) -> Result<()> {
     let new_conns = if smoke { 20 } else { 200 };
     let rounds = if smoke { 1 } else { LATENCY_ROUNDS };
     let mut rtts = vec![Vec::new(); paths.len()];
+    let mut rtt_cpu = vec![(0.0, 0usize); paths.len()];
     let mut firsts = vec![Vec::new(); paths.len()];
     let mut admitted = vec![(0.0, 0u64); paths.len()];
     let limit = Duration::from_secs(60) / rounds as u32;
     for _ in 0..rounds {
         for (i, p) in paths.iter().enumerate() {
-            rtts[i].extend(target::round_trips(p.addr, round_trips.div_ceil(rounds), limit).await?);
+            let cpu0 = peers::cpu_seconds(&p.pids);
+            let samples = target::round_trips(p.addr, round_trips.div_ceil(rounds), limit).await?;
+            rtt_cpu[i].0 += peers::cpu_seconds(&p.pids) - cpu0;
+            rtt_cpu[i].1 += samples.len();
+            rtts[i].extend(samples);
             let before = admission_seconds(&started.gateway).await?;
             for _ in 0..new_conns / rounds {
                 firsts[i].push(
@@ -314,6 +322,9 @@ async fn run(args: Args) -> Result<()> {
     }
     for (i, p) in paths.iter_mut().enumerate() {
         p.rtt = Some(Summary::of(&rtts[i]));
+        if !p.pids.is_empty() && rtt_cpu[i].1 > 0 {
+            p.cpu_per_round_trip = Some(rtt_cpu[i].0 / rtt_cpu[i].1 as f64 * 1e6);
+        }
         p.first_byte = Some(Summary::of(&firsts[i]));
         let (seconds, count) = admitted[i];
         if count > 0 {

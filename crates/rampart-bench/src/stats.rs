@@ -81,8 +81,8 @@ pub fn report(
         if smoke { " (SMOKE RUN: sizes too small for the numbers to mean anything)" } else { "" },
         size >> 20,
     );
-    r.push_str("| path | upload MB/s | download MB/s | CPU s per GiB (all its processes) | RTT p50 µs | RTT p99 µs | new connection p50 ms |\n");
-    r.push_str("|---|---|---|---|---|---|---|\n");
+    r.push_str("| path | upload MB/s | download MB/s | CPU s per GiB (all its processes) | RTT p50 µs | RTT p99 µs | CPU µs per round trip (its processes) | new connection p50 ms |\n");
+    r.push_str("|---|---|---|---|---|---|---|---|\n");
     for p in paths {
         let cpu = if p.cpu_per_gib.is_empty() {
             "–".to_string()
@@ -90,10 +90,11 @@ pub fn report(
             format!("{:.2}", median(&p.cpu_per_gib))
         };
         let rtt = p.rtt.unwrap_or(Summary { p50: Duration::ZERO, p99: Duration::ZERO });
+        let rtt_cpu = p.cpu_per_round_trip.map(|c| format!("{c:.0}")).unwrap_or_else(|| "–".into());
         let first = p.first_byte.map(|f| format!("{:.2}", f.p50.as_secs_f64() * 1e3)).unwrap_or_default();
         let _ = writeln!(
             r,
-            "| {} | {} | {} | {cpu} | {} | {} | {first} |",
+            "| {} | {} | {} | {cpu} | {} | {} | {rtt_cpu} | {first} |",
             p.name,
             spread(&p.up),
             spread(&p.down),
@@ -119,6 +120,12 @@ pub fn report(
         let _ =
             writeln!(r, "| throughput ÷ direct TCP | {} | (ceiling) |", show(ratio(find("direct TCP"), &tp)));
         let _ = writeln!(r, "| RTT p50 ÷ ssh -L aes128-gcm | {} | ≤ 0.65× |", show(ratio(ssh, &rtt)));
+        let rtt_cpu = |p: &Path| p.cpu_per_round_trip.unwrap_or(f64::NAN);
+        let _ = writeln!(
+            r,
+            "| CPU per round trip (all processes of the path) ÷ ssh -L aes128-gcm | {} | |",
+            show(ratio(ssh, &rtt_cpu))
+        );
         let _ =
             writeln!(r, "| CPU s per GiB, both tunnel ends | {:.2} | ≤ 1.4 |", median(&rampart.cpu_per_gib));
         if let Some(f) = rampart.first_byte {

@@ -28,7 +28,23 @@ fn main() -> ExitCode {
     }
     let cli = cli::Cli::parse_from(argv);
     output::set_query(cli.query.clone());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A tunnel's thread spins briefly before it sleeps while answers come back quickly
+    // (rampart_client::spin); that needs the one thread that owns the runtime's I/O.
+    let tunnel = matches!(
+        cli.command,
+        cli::Command::Tunnel(_)
+            | cli::Command::Network(cli::NetworkCommand::Bastion(cli::BastionCommand::Tunnel(_)))
+    );
+    let mut builder = if tunnel {
+        rampart_client::spin::enable();
+        let mut b = tokio::runtime::Builder::new_current_thread();
+        b.on_thread_park(rampart_client::spin::before_park)
+            .on_thread_unpark(rampart_client::spin::after_unpark);
+        b
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod federated;
 pub mod join;
+pub mod spin;
 pub mod trust;
 pub mod tunnel;
 

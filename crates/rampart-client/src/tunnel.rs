@@ -113,6 +113,7 @@ impl Connector {
             |e: std::io::Error| TunnelError::Connect { addr: addr.clone(), error: e.to_string() };
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(connect_err)?;
         tcp.set_nodelay(true).ok();
+        crate::spin::watch(&tcp);
         let name = ServerName::try_from(self.host.clone())
             .map_err(|e| TunnelError::Connect { addr: addr.clone(), error: e.to_string() })?;
         tls.connect(name, wrap(tcp)).await.map_err(connect_err)
@@ -514,6 +515,7 @@ impl TunnelClient {
                 }
                 Err(e) => return Err(e),
             };
+            crate::spin::watch(&socket);
             let tunnel = self.clone();
             let on_error = on_error.clone();
             tokio::spawn(async move {
