@@ -3,7 +3,8 @@
 # on loopback only (about 5-10 minutes on 2 cores), plus the browser terminal and desktop.
 # Installs OpenSSH, stunnel4, FreeRDP's shadow server, Xvfb and xsetroot from Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
 # seconds-long correctness run, --desktop-only for the browser desktop in Chromium alone
-# (H.264 passed through and pictures, side by side; RDP server on CPU 0, gateway on CPU 1), --capacity for
+# (pictures, and H.264 passed through with the server's x264 preset as FreeRDP ships it and at
+# ultrafast, side by side; RDP server on CPU 0, gateway on CPU 1), --capacity for
 # what one node holds (browser terminals in steps, --capacity-terminals 100,500,1000,2000;
 # browser desktops with --capacity-desktops, --capacity-desktop-steps, --capacity-desktop-workload;
 # --input-latency for the desktop's mouse-move-to-screen-update time).
@@ -27,6 +28,8 @@ command -v xeyes >/dev/null 2>&1 || missing+=(x11-apps)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+# The library that sets the shadow server's x264 preset is built with the C compiler.
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

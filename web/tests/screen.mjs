@@ -38,6 +38,7 @@ export function screenshot(on, xenv = {}) {
 /// Waits until the canvas shows what a screenshot of the server's display shows, at
 /// `points` (fractions of the size); returns the pixels compared.
 export async function matchesScreenshot(tab, on, xenv, points, tolerance = 8, ms = 20000) {
+  let last = 'no screenshot of the same size yet';
   return until(`the canvas to match a screenshot of ${on}`, async () => {
     let shot;
     // xrdp draws its own screen while its session manager still starts the user's X server.
@@ -48,8 +49,12 @@ export async function matchesScreenshot(tab, on, xenv, points, tolerance = 8, ms
     for (const [fx, fy] of points) {
       pairs.push([await pixel(tab, fx, fy), shot.at(Math.floor(shot.width * fx), Math.floor(shot.height * fy))]);
     }
+    last = pairs;
     return pairs.every(([a, b]) => a.every((v, i) => Math.abs(v - b[i]) <= tolerance)) ? pairs : undefined;
-  }, ms);
+  }, ms).catch(async (e) => {
+    const drawn = await tab.evaluate(() => window.rampartDesktop).catch(() => ({}));
+    throw new Error(`${e.message}; [canvas, screen] at each point: ${JSON.stringify(last)}; drawn: ${JSON.stringify(drawn)}`);
+  });
 }
 
 /// Writes to `path` a photo-like picture (smooth colour fields) the size of display `on`, as
