@@ -506,6 +506,7 @@ impl TunnelClient {
         on_error: impl Fn(TunnelError) + Send + Sync + 'static,
     ) -> std::io::Result<()> {
         let on_error = Arc::new(on_error);
+        crate::spin::watch(&listener);
         loop {
             let (socket, _) = match listener.accept().await {
                 Ok(a) => a,
