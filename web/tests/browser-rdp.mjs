@@ -3,7 +3,7 @@
 // started (tests/e2e/tests/browser_rdp.rs). The test paints the server's display with
 // xsetroot and checks that the canvas shows that colour. Nothing here leaves loopback.
 import { check, env, launchChromium, step, until as untilWithin, withBrowser } from './lib.mjs';
-import { matchesScreenshot, photo, pixel, screenshot } from './screen.mjs';
+import { matchesScreenshot, photo, pixel, screenshot, show } from './screen.mjs';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -207,14 +207,14 @@ await withBrowser(browser, out, async () => {
   // A photo-like picture over the whole screen (smooth colour fields, shown by xwud): it
   // travels as JPEG, and the canvas still shows what the server's screen shows.
   const picture = photo(display, join(out, 'photo.xwd'));
-  const viewer = spawn('xwud', ['-in', picture], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
+  const closeViewer = show(display, picture);
   try {
     const jpegs = await until('JPEG frames', async () => (await tab.evaluate(() => window.rampartDesktop.jpegFrames)) || undefined);
     const matched = await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4]], 24);
     await tab.screenshot({ path: join(out, 'desktop-photo.png') });
     step(`a photo-like screen travels as JPEG and matches the server's screen (${jpegs} JPEG frames; ${JSON.stringify(matched)})`);
   } finally {
-    try { process.kill(-viewer.pid); } catch { /* already gone */ }
+    closeViewer();
   }
   await tab.close();
   step('closing the tab ends the session');
@@ -235,7 +235,7 @@ await withBrowser(browser, out, async () => {
   const before = await tab.evaluate(() => ({ ...window.rampartDesktop }));
   const videoSeen = await showsColour(tab, '#3366cc', [51, 102, 204]);
   await matchesScreenshot(tab, display, {}, [[0.5, 0.5], [0.02, 0.98], [0.98, 0.02]]);
-  const videoViewer = spawn('xwud', ['-in', picture], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
+  const closeVideoViewer = show(display, picture);
   try {
     // Compared once the server's own screen shows the photo (else both would show blue).
     await until('xwud to show the photo', async () => {
@@ -250,7 +250,7 @@ await withBrowser(browser, out, async () => {
     check(video > 0 && video === drawn, `video ${video} of ${drawn} frames drawn since the desktop connected`);
     step(`video: H.264 passed through, the canvas matches the server's screen (${video} video frames; ${JSON.stringify(videoSeen[0])}, ${JSON.stringify(matched)})`);
   } finally {
-    try { process.kill(-videoViewer.pid); } catch { /* already gone */ }
+    closeVideoViewer();
   }
   await tab.close();
 

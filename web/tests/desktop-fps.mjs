@@ -7,8 +7,8 @@
 // Then the server shows a photo-like picture and the canvas must match a screenshot of the
 // server's screen. Prints one JSON line. Nothing here leaves loopback.
 import { env, launchChromium, signIn, until } from './lib.mjs';
-import { matchesScreenshot, photo, screenshot } from './screen.mjs';
-import { execFile, spawn } from 'node:child_process';
+import { matchesScreenshot, photo, screenshot, show } from './screen.mjs';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,7 +81,7 @@ try {
   // refinement of a screen that stops changing.)
   await new Promise((r) => setTimeout(r, 2000));
   const dir = mkdtempSync(join(tmpdir(), 'rampart-desktop-fps-'));
-  const viewer = spawn('xwud', ['-in', photo(display, join(dir, 'photo.xwd'))], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true });
+  const closeViewer = show(display, photo(display, join(dir, 'photo.xwd')));
   try {
     await until('xwud to show the photo', () => {
       const shot = screenshot(display);
@@ -89,9 +89,8 @@ try {
     }, 10000);
     const points = [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25], [0.6, 0.4], [0.1, 0.1], [0.9, 0.9]];
     await matchesScreenshot(tab, display, {}, points, Number(env('IMAGE_TOLERANCE')), 30000);
-    result.matchedPoints = points.length;
   } finally {
-    try { process.kill(-viewer.pid); } catch { /* already gone */ }
+    closeViewer();
     rmSync(dir, { recursive: true, force: true });
   }
   console.log(JSON.stringify(result));

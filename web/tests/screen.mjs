@@ -1,7 +1,7 @@
 // What the RDP browser tests and the desktop benchmark share: the server's screen as it sees
 // it (xwd) and the canvas's pixels, compared.
 import { check, until } from './lib.mjs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 
 /// The canvas pixel at (fx, fy) as fractions of its size.
@@ -69,4 +69,10 @@ export function photo(on, path) {
   }
   writeFileSync(path, painted.buf);
   return path;
+}
+
+/// Shows the xwd picture at `path` on display `on` (xwud); returns what closes it.
+export function show(on, path) {
+  const viewer = spawn('xwud', ['-in', path], { env: { ...process.env, DISPLAY: on }, stdio: 'ignore', detached: true });
+  return () => { try { process.kill(-viewer.pid); } catch { /* already gone */ } };
 }

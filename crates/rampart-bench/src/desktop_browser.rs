@@ -22,8 +22,6 @@ pub struct BrowserDesktop {
     pub fps: f64,
     pub gateway_cores: f64,
     pub server_cores: f64,
-    /// Points at which the canvas matched a screenshot of the server's screen afterwards.
-    pub matched_points: u32,
 }
 
 /// Pins every thread of `pid` (and those it starts later) to `cpu`.

@@ -17,11 +17,11 @@
 //! run on a current-thread runtime ([`enable`]).
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rustix::buffer::spare_capacity;
 use rustix::event::{Timespec, epoll};
 
 /// How long the thread checks for an answer before it sleeps.
@@ -104,11 +104,11 @@ pub fn before_park() {
     let spin = policy.park();
     if spin {
         let now = Timespec { tv_sec: 0, tv_nsec: 0 };
-        let mut events = Vec::with_capacity(1);
+        let mut events = [MaybeUninit::<epoll::Event>::uninit()];
         let mut hit = false;
         while !hit && started.elapsed() < BUDGET {
-            match epoll::wait(set, spare_capacity(&mut events), Some(&now)) {
-                Ok(0) => std::hint::spin_loop(),
+            match epoll::wait(set, &mut events, Some(&now)) {
+                Ok(([], _)) => std::hint::spin_loop(),
                 _ => hit = true,
             }
         }
