@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::{Process, free_port, repo_root};
 
@@ -152,17 +152,31 @@ impl Idp {
             "grant_types": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
             "response_types": ["code"],
         }]);
-        let mut cmd = Command::new("node");
-        cmd.arg(repo_root().join("web/tests/idp/provider.mjs"))
-            .current_dir(repo_root().join("web"))
-            .env("IDP_PORT", port.to_string())
-            .env("IDP_CERT", d.join("idp.pem"))
-            .env("IDP_KEY", d.join("idp.key"))
-            .env("IDP_ACCOUNTS", accounts)
-            .env("IDP_CLIENTS", clients.to_string());
-        let mut process = Process::spawn(cmd, "oidc-provider")?;
-        process.wait_for_line("idp listening on", Duration::from_secs(30))?;
-        Ok((process, format!("https://127.0.0.1:{port}")))
+        // The provider is a fixture, not what is tested: a start that stalls (one did once, on
+        // a loaded CI machine, after loading its modules) is retried, each failure reported.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let mut cmd = Command::new("node");
+            cmd.arg(repo_root().join("web/tests/idp/provider.mjs"))
+                .current_dir(repo_root().join("web"))
+                .env("IDP_PORT", port.to_string())
+                .env("IDP_CERT", d.join("idp.pem"))
+                .env("IDP_KEY", d.join("idp.key"))
+                .env("IDP_ACCOUNTS", accounts)
+                .env("IDP_CLIENTS", clients.to_string())
+                // Its own pipe, never the test runner's stderr (whose reader is not ours).
+                .stderr(Stdio::piped());
+            let mut process = Process::spawn(cmd, "oidc-provider")?;
+            match process.wait_for_line("idp listening on", Duration::from_secs(20)) {
+                Ok(_) => return Ok((process, format!("https://127.0.0.1:{port}"))),
+                Err(e) => {
+                    eprintln!("the OpenID provider did not start, trying again: {e:#}");
+                    process.terminate().ok();
+                    failures.push(format!("{e:#}"));
+                }
+            }
+        }
+        bail!("the OpenID provider did not start in 3 tries: {}", failures.join(" | "))
     }
 
     /// Restarts the provider: same address and accounts, a new signing key (rotation); its

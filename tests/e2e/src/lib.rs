@@ -69,10 +69,13 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> Result<()> {
 }
 
 /// A child process whose stdout lines are collected by a thread (so its pipe never fills).
+/// When the caller pipes its stderr too, that is collected as well (its last lines) and shown
+/// when the process fails to say what was awaited.
 pub struct Process {
     pub child: Child,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     name: String,
 }
 
@@ -92,7 +95,25 @@ impl Process {
                 }
             }
         });
-        Ok(Process { child, lines: rx, seen: Vec::new(), name: name.to_string() })
+        let stderr_lines = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let lines = stderr_lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let Ok(mut lines) = lines.lock() else { break };
+                    if lines.len() == 50 {
+                        lines.pop_front();
+                    }
+                    lines.push_back(line);
+                }
+            });
+        }
+        Ok(Process { child, lines: rx, seen: Vec::new(), stderr: stderr_lines, name: name.to_string() })
+    }
+
+    /// The last lines the process wrote to its stderr, when the caller piped it.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Waits for a stdout line containing `marker` and returns it.
@@ -108,9 +129,10 @@ impl Process {
                     }
                 }
                 Err(_) => bail!(
-                    "{} printed no line with '{marker}' within {timeout:?}; it printed: {:?}; exited: {:?}",
+                    "{} printed no line with '{marker}' within {timeout:?}; it printed: {:?}; on stderr: {:?}; exited: {:?}",
                     self.name,
                     self.seen,
+                    self.stderr_tail(),
                     self.child.try_wait().ok().flatten()
                 ),
             }
