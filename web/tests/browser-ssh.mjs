@@ -141,7 +141,7 @@ await withBrowser(browser, out, async () => {
   const ended = await until('the terminal to show it was disconnected', async () => {
     const s = await tab.textContent('#status');
     return s.includes('session ended') ? s : undefined;
-  }, 5000);
+  }, 15000);
   check(ended.includes('disconnected by admin'), `the user is told who ended it: ${ended}`);
   step('a session deleted with the CLI ends in the browser with the reason');
 
@@ -168,7 +168,7 @@ await withBrowser(browser, out, async () => {
   const cut = await until('the terminal to show the disconnect', async () => {
     const s = await tab.textContent('#status');
     return s.includes('session ended') ? s : undefined;
-  }, 5000);
+  }, 15000);
   check(cut.includes('disconnected by admin'), cut);
   step('the operator page\'s Disconnect button ends a browser session');
   await tab.close();

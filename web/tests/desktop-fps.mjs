@@ -70,6 +70,7 @@ try {
     video,
     frames: frames1 - frames0,
     videoFrames: video1 - video0,
+    videoTotal: video1,
     seconds,
     fps: (frames1 - frames0) / seconds,
     gatewayCores: (cpuSeconds(gateway) - gw0) / seconds,

@@ -11,8 +11,9 @@ export const env = (name) => {
 export const step = (name) => console.log(`ok - ${name}`);
 export const check = (cond, what) => { if (!cond) throw new Error(what); };
 
-/// Polls `fn` every 100 ms until it returns something truthy (returned), for at most `ms`.
-export async function until(what, fn, ms = 15000) {
+/// Polls `fn` every 100 ms until it returns something truthy (returned), for at most `ms`
+/// (30 s unless told: a loaded 2-core CI machine runs Chromium, the gateway and sshd at once).
+export async function until(what, fn, ms = 30000) {
   const end = Date.now() + ms;
   let last;
   while (Date.now() < end) {

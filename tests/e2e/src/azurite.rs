@@ -3,7 +3,7 @@
 //! gateway is handed a container SAS, both signed here with the emulator's well-known
 //! account key (HMAC-SHA256 by the `hmac` crate), as a storage account owner would make them.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -57,10 +57,8 @@ impl Azurite {
         let mut cmd = Command::new(bin);
         cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
             .arg(dir.path())
-            .args(["--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent"])
-            // Its own pipe (shown if it fails to start), never the test runner's stderr.
-            .stderr(Stdio::piped());
-        let mut process = Process::spawn(cmd, "azurite")?;
+            .args(["--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent"]);
+        let mut process = Process::spawn_quiet(cmd, "azurite")?;
         process.wait_for_line("successfully listens", Duration::from_secs(30))?;
         Ok(Azurite { process, port, _dir: dir })
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -163,10 +163,8 @@ impl Idp {
                 .env("IDP_CERT", d.join("idp.pem"))
                 .env("IDP_KEY", d.join("idp.key"))
                 .env("IDP_ACCOUNTS", accounts)
-                .env("IDP_CLIENTS", clients.to_string())
-                // Its own pipe, never the test runner's stderr (whose reader is not ours).
-                .stderr(Stdio::piped());
-            let mut process = Process::spawn(cmd, "oidc-provider")?;
+                .env("IDP_CLIENTS", clients.to_string());
+            let mut process = Process::spawn_quiet(cmd, "oidc-provider")?;
             match process.wait_for_line("idp listening on", Duration::from_secs(20)) {
                 Ok(_) => return Ok((process, format!("https://127.0.0.1:{port}"))),
                 Err(e) => {

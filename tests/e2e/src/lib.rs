@@ -69,8 +69,8 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> Result<()> {
 }
 
 /// A child process whose stdout lines are collected by a thread (so its pipe never fills).
-/// When the caller pipes its stderr too, that is collected as well (its last lines) and shown
-/// when the process fails to say what was awaited.
+/// Started with `spawn_quiet`, its stderr is collected as well (its last lines), shown when
+/// the process fails to say what was awaited.
 pub struct Process {
     pub child: Child,
     lines: mpsc::Receiver<String>,
@@ -80,6 +80,26 @@ pub struct Process {
 }
 
 impl Process {
+    /// Starts `cmd` with its stderr in a pipe of its own (never the test runner's, whose reader
+    /// is not ours), its last lines kept for errors.
+    pub fn spawn_quiet(mut cmd: Command, name: &str) -> Result<Process> {
+        cmd.stderr(Stdio::piped());
+        let mut process = Self::spawn(cmd, name)?;
+        if let Some(stderr) = process.child.stderr.take() {
+            let lines = process.stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let Ok(mut lines) = lines.lock() else { break };
+                    if lines.len() == 50 {
+                        lines.pop_front();
+                    }
+                    lines.push_back(line);
+                }
+            });
+        }
+        Ok(process)
+    }
+
     pub fn spawn(mut cmd: Command, name: &str) -> Result<Process> {
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -95,23 +115,11 @@ impl Process {
                 }
             }
         });
-        let stderr_lines = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-        if let Some(stderr) = child.stderr.take() {
-            let lines = stderr_lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let Ok(mut lines) = lines.lock() else { break };
-                    if lines.len() == 50 {
-                        lines.pop_front();
-                    }
-                    lines.push_back(line);
-                }
-            });
-        }
-        Ok(Process { child, lines: rx, seen: Vec::new(), stderr: stderr_lines, name: name.to_string() })
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        Ok(Process { child, lines: rx, seen: Vec::new(), stderr, name: name.to_string() })
     }
 
-    /// The last lines the process wrote to its stderr, when the caller piped it.
+    /// The last lines the process wrote to its stderr, when started with `spawn_quiet`.
     pub fn stderr_tail(&self) -> Vec<String> {
         self.stderr.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
     }
@@ -547,6 +555,22 @@ impl Tunnel {
     pub fn stderr(&self) -> String {
         self.errors.lock().map(|e| e.clone()).unwrap_or_default()
     }
+
+    /// Waits (up to 10 s) until the tunnel has printed `needle` on stderr; returns all it said.
+    pub fn said(&self, needle: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.stderr();
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the tunnel did not say '{needle}' within 10 s; it said: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// A real OpenSSH server on a loopback port, accepting one key for the current user.
@@ -585,6 +609,25 @@ impl Sshd {
         }
         std::fs::copy(d.join("userkey.pub"), d.join("authorized_keys"))?;
         std::fs::create_dir_all("/run/sshd").ok();
+        // A free port may be taken by someone else before sshd binds it: then another port.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::spawn_on(&options, dir.path()) {
+                Ok((port, process)) => {
+                    let user =
+                        String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?.trim().to_string();
+                    return Ok(Sshd { port, dir, user, process });
+                }
+                Err(e) if tries < 3 && options.listen.is_none() => {
+                    eprintln!("sshd did not start, again: {e:#}")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn spawn_on(options: &SshdOptions, d: &Path) -> Result<(u16, Process)> {
         let (ip, port) = options.listen.unwrap_or((std::net::Ipv4Addr::LOCALHOST, free_port()));
         let mut config = format!(
             "Port {port}\nListenAddress {ip}\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\n\
@@ -599,9 +642,7 @@ impl Sshd {
             config.push_str(&format!("TrustedUserCAKeys {}/ca.pub\n", d.display()));
         }
         std::fs::write(d.join("sshd_config"), config)?;
-        let process = spawn_sshd(d, SocketAddr::from((ip, port)))?;
-        let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?.trim().to_string();
-        Ok(Sshd { port, dir, user, process })
+        Ok((port, spawn_sshd(d, SocketAddr::from((ip, port)))?))
     }
 
     /// Restarts sshd on the same port with a new host key (a changed or impostor server).
@@ -653,8 +694,14 @@ fn keygen(path: &Path) -> Result<()> {
 fn spawn_sshd(dir: &Path, addr: SocketAddr) -> Result<Process> {
     let mut cmd = Command::new("/usr/sbin/sshd");
     cmd.arg("-D").arg("-f").arg(dir.join("sshd_config")).arg("-E").arg(dir.join("sshd.log"));
-    let process = Process::spawn(cmd, "sshd")?;
+    let mut process = Process::spawn(cmd, "sshd")?;
     wait_for_port(addr, Duration::from_secs(10))?;
+    // Something answered; sshd itself must still run (not someone else on a port it lost).
+    std::thread::sleep(Duration::from_millis(50));
+    if let Some(status) = process.child.try_wait()? {
+        let log = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
+        bail!("sshd exited ({status}) on {addr}: {log}");
+    }
     Ok(process)
 }
 
@@ -710,7 +757,11 @@ impl LocalUser {
         if !is_root() {
             return Ok(None);
         }
-        let name = format!("{prefix}{}", std::process::id() % 1_000_000);
+        // The process ID and a counter: tests of one binary run in parallel and may share a
+        // prefix; one must never delete the other's user.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{prefix}{}x{n}", std::process::id() % 1_000_000);
         let _ = Command::new("userdel").args(["-r", &name]).stderr(Stdio::null()).status();
         // bash, so tests may use $RANDOM and the like.
         ensure!(

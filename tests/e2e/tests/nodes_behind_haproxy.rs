@@ -143,19 +143,19 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
     quiet(&all, "bob")?;
     let mut long =
         sshd.client("ssh", tunnel.port).arg(format!("{}@127.0.0.1", sshd.user)).arg("sleep 60").spawn()?;
-    let listed = within(Duration::from_secs(3), "node 3 lists bob's session", || {
+    let listed = within(Duration::from_secs(10), "node 3 lists bob's session", || {
         Ok(all[2].sessions()?.into_iter().find(|s| s["userName"] == "bob"))
     })?;
     let client = listed["clientAddress"].as_str().unwrap_or_default();
     ensure!(client.starts_with("127.0.0.1:"), "the user's own address, from the PROXY header: {listed}");
     ensure!(listed["nodeName"].as_str().is_some_and(|n| n.starts_with("node-")), "{listed}");
 
-    // Disconnected through node 1: ended within a second, wherever it runs.
+    // Disconnected through node 1: ended at once (3 s allowed on a loaded machine), wherever it runs.
     let id = listed["sessionId"].as_str().unwrap_or_default().to_string();
     let t = Instant::now();
     all[0]
         .ok(&["network", "bastion", "session", "delete", "-n", "default", "-g", "default", "--ids", &id])?;
-    within(Duration::from_secs(1), "the disconnected ssh ends", || Ok(long.try_wait()?.map(|_| ())))?;
+    within(Duration::from_secs(3), "the disconnected ssh ends", || Ok(long.try_wait()?.map(|_| ())))?;
     println!("disconnect through another node took {:?}", t.elapsed());
 
     // The role removed through node 3: the next connection, on any node, is refused at once.
@@ -195,7 +195,7 @@ fn three_nodes_behind_haproxy_share_everything_and_survive_a_kill() -> Result<()
     let (_, drained) = reported(&all, &names, "admin")?;
     let other = (drained + 1) % all.len();
     all[other].ok(&["node", "drain", &names[drained]])?;
-    within(Duration::from_secs(3), "the drained node reports draining", || {
+    within(Duration::from_secs(10), "the drained node reports draining", || {
         Ok(nodes(&all[other])?
             .into_iter()
             .find(|n| n["name"] == names[drained].as_str() && n["state"] == "draining"))
@@ -267,7 +267,7 @@ fn quiet(all: &[Gateway], user: &str) -> Result<()> {
 /// A live session of `user` as a node that does not hold it lists it (so its holder's
 /// heartbeat has reported it), and the index of its holder.
 fn reported(all: &[Gateway], names: &[String], user: &str) -> Result<(serde_json::Value, usize)> {
-    within(Duration::from_secs(3), "the session is reported by its node", || {
+    within(Duration::from_secs(10), "the session is reported by its node", || {
         for (i, node) in all.iter().enumerate() {
             let found = node.sessions()?.into_iter().find(|s| {
                 s["userName"] == user && s["nodeName"].as_str().is_some_and(|n| n != names[i].as_str())

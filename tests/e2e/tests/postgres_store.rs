@@ -8,7 +8,7 @@ mod pg;
 
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use rampart_e2e::{Gateway, Sshd, audit_has};
 
 #[test]
@@ -24,15 +24,15 @@ fn a_gateway_on_postgres_tunnels_and_a_second_one_carries_on_with_its_state() ->
         let hello = sshd.ssh(tunnel.port, "echo hello-through-rampart-on-postgres")?;
         ensure!(hello.trim() == "hello-through-rampart-on-postgres", "ssh printed {hello:?}");
         drop(tunnel);
-        std::thread::sleep(Duration::from_millis(300));
-        let audit = gw.audit()?;
+        let closed = |r: &serde_json::Value| {
+            r["event"] == "connection-close" && r["bytesFromTarget"].as_u64().unwrap_or(0) > 0
+        };
+        let audit = rampart_e2e::wait_until(Duration::from_secs(10), || {
+            let audit = gw.audit()?;
+            Ok(audit.iter().any(closed).then_some(audit))
+        })
+        .context("no close record with bytes")?;
         ensure!(audit_has(&audit, "tunnel-request", "allowed", None), "no tunnel-request record");
-        ensure!(
-            audit
-                .iter()
-                .any(|r| r["event"] == "connection-close" && r["bytesFromTarget"].as_u64().unwrap_or(0) > 0),
-            "no close record with bytes: {audit:?}"
-        );
         ensure!(gw.ok(&["audit", "verify"])?.contains("intact"));
         ensure!(!gw.log().contains("postgres://rampart@"), "the store URL is not logged");
     }

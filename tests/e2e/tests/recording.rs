@@ -266,8 +266,17 @@ fn a_recording_survives_a_killed_gateway_as_incomplete() -> Result<()> {
         ensure!(t.elapsed() < Duration::from_secs(60), "the browser session never got going");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Past the recorder's once-a-second sync, then SIGKILL: no clean end of anything.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once the recorder's once-a-second sync has put the output in the file, SIGKILL: no clean
+    // end of anything.
+    let recordings = gw.data_dir.join("recordings");
+    rampart_e2e::wait_until(Duration::from_secs(10), || {
+        let synced =
+            std::fs::read_dir(&recordings).into_iter().flatten().flatten().any(|f| {
+                std::fs::read_to_string(f.path()).is_ok_and(|text| text.contains("rec-42 marmalade"))
+            });
+        Ok(synced.then_some(()))
+    })
+    .context("the output never reached the recording's file")?;
     gw.process.child.kill()?;
     gw.process.child.wait()?;
     std::fs::write(out.join("killed"), "yes")?;

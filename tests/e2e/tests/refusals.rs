@@ -147,14 +147,12 @@ fn settings_apply_to_the_next_connection_of_an_open_tunnel() -> Result<()> {
     gw.update_bastion("default", &["--enable-tunneling", "false"])?;
     let refused = sshd.ssh(tunnel.port, "echo two");
     ensure!(refused.is_err(), "a connection went through after native client was turned off");
-    std::thread::sleep(Duration::from_millis(300));
-    expect(&tunnel.stderr(), "native client support is turned off")?;
+    tunnel.said("native client support is turned off")?;
 
     // Narrow the reachable networks: refused for the network.
     gw.update_bastion("default", &["--enable-tunneling", "true", "--reachable-networks", "10.0.0.0/8"])?;
     ensure!(sshd.ssh(tunnel.port, "echo three").is_err());
-    std::thread::sleep(Duration::from_millis(300));
-    expect(&tunnel.stderr(), "outside the bastion's reachable networks")?;
+    tunnel.said("outside the bastion's reachable networks")?;
 
     // Restore: the same tunnel works again, no restart anywhere.
     gw.update_bastion("default", &["--reachable-networks", "127.0.0.0/8"])?;
@@ -178,8 +176,7 @@ fn an_unreachable_target_is_a_clear_error_not_a_hang() -> Result<()> {
     let mut buf = [0u8; 16];
     let n = std::io::Read::read(&mut socket, &mut buf).unwrap_or(0);
     ensure!(n == 0, "expected the local connection to be closed");
-    std::thread::sleep(Duration::from_millis(300));
-    expect(&tunnel.stderr(), "is not reachable")?;
+    tunnel.said("is not reachable")?;
     let audit = gw.audit()?;
     ensure!(audit_has(&audit, "connection-open", "failed", Some("TargetUnreachable")));
     Ok(())

@@ -24,7 +24,7 @@ fn refusal(r: Result<impl Sized, TunnelError>) -> Result<String> {
 
 #[test]
 fn bad_expired_forged_and_misused_tokens_are_refused_with_the_reason() -> Result<()> {
-    let gw = Gateway::start(&[("RAMPART_TUNNEL_TOKEN_TTL", "2")])?;
+    let gw = Gateway::start(&[("RAMPART_TUNNEL_TOKEN_TTL", "4")])?;
     let sshd = Sshd::start()?;
     gw.allow_loopback()?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -71,8 +71,8 @@ fn bad_expired_forged_and_misused_tokens_are_refused_with_the_reason() -> Result
             Ok(_) => bail!("a grant was given without sign-in"),
         }
 
-        // Expired (the gateway runs with 2-second tunnel tokens here).
-        tokio::time::sleep(Duration::from_millis(3100)).await;
+        // Expired (the gateway runs with 4-second tunnel tokens here).
+        tokio::time::sleep(Duration::from_millis(5100)).await;
         let msg = refusal(connector.open(&grant.tunnel_token).await)?;
         ensure!(msg.contains("expired"), "{msg}");
         anyhow::Ok(())

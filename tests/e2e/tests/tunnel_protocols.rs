@@ -236,8 +236,7 @@ fn setting_ends_streams_and_tunnel_goes_on(protocol: &str) -> Result<()> {
     let _ = second.write_all(b"E");
     let _ = second.read_to_end(&mut rest);
     ensure!(rest.is_empty(), "a refused connection carried bytes: {rest:?}");
-    std::thread::sleep(Duration::from_millis(300));
-    let said = tunnel.stderr();
+    let said = tunnel.said("IpConnectDisabled")?;
     ensure!(said.contains("access revoked") && said.contains("--enable-ip-connect"), "stderr: {said}");
     ensure!(said.contains("IpConnectDisabled"), "stderr: {said}");
     // Turned back on, the same tunnel carries new connections: neither the revocation nor the

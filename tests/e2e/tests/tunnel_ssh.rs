@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use rampart_e2e::{Gateway, Sshd, audit_has};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -59,8 +59,17 @@ fn ssh_sessions_and_scp_through_the_tunnel() -> Result<()> {
 
     // Every connection is audited: open before any byte, close with byte counts.
     drop(tunnel);
-    std::thread::sleep(Duration::from_millis(300));
-    let audit = gw.audit()?;
+    let upload_closed = |audit: &[serde_json::Value]| {
+        audit.iter().any(|r| {
+            r["event"] == "connection-close" && r["bytesToTarget"].as_u64().unwrap_or(0) >= 16 * 1024 * 1024
+        })
+    };
+    // The last close is written as the gateway sees it: waited for, not assumed.
+    let audit = rampart_e2e::wait_until(Duration::from_secs(10), || {
+        let audit = gw.audit()?;
+        Ok(upload_closed(&audit).then_some(audit))
+    })
+    .context("no close record counts the 16 MiB upload")?;
     ensure!(audit_has(&audit, "tunnel-request", "allowed", None), "no tunnel-request record");
     ensure!(
         audit
@@ -72,12 +81,5 @@ fn ssh_sessions_and_scp_through_the_tunnel() -> Result<()> {
     );
     let opens = audit.iter().filter(|r| r["event"] == "connection-open" && r["result"] == "allowed").count();
     ensure!(opens >= 10, "expected ≥ 10 connection-open records, found {opens}");
-    let biggest = audit
-        .iter()
-        .filter(|r| r["event"] == "connection-close")
-        .filter_map(|r| r["bytesToTarget"].as_u64())
-        .max()
-        .unwrap_or(0);
-    ensure!(biggest >= 16 * 1024 * 1024, "no close record counts the 16 MiB upload (max {biggest})");
     Ok(())
 }
