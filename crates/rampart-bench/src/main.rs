@@ -197,8 +197,8 @@ async fn run(args: Args) -> Result<()> {
                     desktop_browser::run(&gateway, pid, repaints, video, preset)
                 })?;
                 println!(
-                    "browser desktop (RDP) 1920x1080 in Chromium, {repaints} full-screen repaints, {name}: {:.1} fps drawn in the page ({} frames in {:.1} s), gateway {:.2} cores (CPU 1), RDP server {:.2} cores (CPU 0); then the canvas matched a screenshot of the server's screen",
-                    d.fps, d.frames, d.seconds, d.gateway_cores, d.server_cores,
+                    "browser desktop (RDP) 1920x1080 in Chromium, {repaints} full-screen repaints, {name}: {:.1} fps drawn in the page ({} frames in {:.1} s), gateway {:.2} cores (CPU 1), RDP server {:.2} cores (CPU 0); then the canvas matched a screenshot of the server's screen (within {} levels)",
+                    d.fps, d.frames, d.seconds, d.gateway_cores, d.server_cores, d.image_diff,
                 );
                 run.push(d);
             }
