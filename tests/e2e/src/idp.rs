@@ -155,7 +155,8 @@ impl Idp {
         // The provider is a fixture, not what is tested: a start that stalls (one did once, on
         // a loaded CI machine, after loading its modules) is retried, each failure reported.
         let mut failures = Vec::new();
-        for _ in 0..3 {
+        // Longer each time: a start that is slow (not stalled) under load gets its chance.
+        for wait in [20, 30, 40] {
             let mut cmd = Command::new("node");
             cmd.arg(repo_root().join("web/tests/idp/provider.mjs"))
                 .current_dir(repo_root().join("web"))
@@ -165,10 +166,10 @@ impl Idp {
                 .env("IDP_ACCOUNTS", accounts)
                 .env("IDP_CLIENTS", clients.to_string());
             let mut process = Process::spawn_quiet(cmd, "oidc-provider")?;
-            match process.wait_for_line("idp listening on", Duration::from_secs(20)) {
+            match process.wait_for_line("idp listening on", Duration::from_secs(wait)) {
                 Ok(_) => return Ok((process, format!("https://127.0.0.1:{port}"))),
                 Err(e) => {
-                    eprintln!("the OpenID provider did not start, trying again: {e:#}");
+                    eprintln!("the OpenID provider did not start: {e:#}");
                     process.terminate().ok();
                     failures.push(format!("{e:#}"));
                 }

@@ -136,13 +136,17 @@ impl Process {
                         return Ok(line);
                     }
                 }
-                Err(_) => bail!(
-                    "{} printed no line with '{marker}' within {timeout:?}; it printed: {:?}; on stderr: {:?}; exited: {:?}",
-                    self.name,
-                    self.seen,
-                    self.stderr_tail(),
-                    self.child.try_wait().ok().flatten()
-                ),
+                Err(_) => {
+                    let stderr = self.stderr_tail();
+                    let stderr =
+                        if stderr.is_empty() { String::new() } else { format!("; on stderr: {stderr:?}") };
+                    bail!(
+                        "{} printed no line with '{marker}' within {timeout:?}; it printed: {:?}{stderr}; exited: {:?}",
+                        self.name,
+                        self.seen,
+                        self.child.try_wait().ok().flatten()
+                    )
+                }
             }
         }
     }
@@ -694,15 +698,24 @@ fn keygen(path: &Path) -> Result<()> {
 fn spawn_sshd(dir: &Path, addr: SocketAddr) -> Result<Process> {
     let mut cmd = Command::new("/usr/sbin/sshd");
     cmd.arg("-D").arg("-f").arg(dir.join("sshd_config")).arg("-E").arg(dir.join("sshd.log"));
+    // Its own word that it listens (not merely something answering on a port it lost), in its
+    // log, which a restart appends to.
+    let listening = format!("Server listening on {} port {}", addr.ip(), addr.port());
+    let said = || std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
+    let before = said().matches(&listening).count();
     let mut process = Process::spawn(cmd, "sshd")?;
-    wait_for_port(addr, Duration::from_secs(10))?;
-    // Something answered; sshd itself must still run (not someone else on a port it lost).
-    std::thread::sleep(Duration::from_millis(50));
-    if let Some(status) = process.child.try_wait()? {
-        let log = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
-        bail!("sshd exited ({status}) on {addr}: {log}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = said();
+        if log.matches(&listening).count() > before {
+            return Ok(process);
+        }
+        if let Some(status) = process.child.try_wait()? {
+            bail!("sshd exited ({status}) on {addr}: {log}");
+        }
+        ensure!(Instant::now() < deadline, "sshd did not listen on {addr} within 10 s: {log}");
+        std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(process)
 }
 
 /// A child's output once it exits; it is killed after `limit`.

@@ -107,8 +107,10 @@ impl Pebble {
             .env("PEBBLE_WFE_NONCEREJECT", "0");
         let pebble = Process::spawn_quiet(pebble, "pebble")?;
         let management = SocketAddr::from(([127, 0, 0, 1], management));
-        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20))?;
-        wait_for_port(management, Duration::from_secs(20))?;
+        let said = |what: &Process| format!("it said: {:?}", what.stderr_tail());
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20))
+            .and_then(|()| wait_for_port(management, Duration::from_secs(20)))
+            .with_context(|| format!("pebble: {}; pebble-challtestsrv: {}", said(&pebble), said(&dns)))?;
         Ok(Pebble {
             directory: format!("https://127.0.0.1:{port}/dir"),
             https_ca: d.join("ca.pem"),

@@ -122,7 +122,11 @@ fn replaced_certificate_files_are_served_while_a_tunnel_stays_up() -> Result<()>
     ensure!(gw.log().contains(&second), "the change is logged with the new fingerprint");
 
     // Files that are not a certificate and its key are refused; the one in use stays.
+    // The file's time set back: the gateway's look every few seconds sees no change, so only
+    // the signal can be what reads the new key.
+    let before = std::fs::metadata(d.join("served.key"))?.modified()?;
     std::fs::copy(d.join("first.key"), d.join("served.key"))?;
+    std::fs::File::options().write(true).open(d.join("served.key"))?.set_modified(before)?;
     let refusals = gw.log().matches("refused").count();
     ensure!(Command::new("kill").args(["-HUP", &pid]).status()?.success());
     rampart_e2e::wait_until(Duration::from_secs(10), || {

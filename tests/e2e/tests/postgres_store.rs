@@ -31,7 +31,7 @@ fn a_gateway_on_postgres_tunnels_and_a_second_one_carries_on_with_its_state() ->
             let audit = gw.audit()?;
             Ok(audit.iter().any(closed).then_some(audit))
         })
-        .context("no close record with bytes")?;
+        .with_context(|| format!("no close record with bytes: {:?}", gw.audit().unwrap_or_default()))?;
         ensure!(audit_has(&audit, "tunnel-request", "allowed", None), "no tunnel-request record");
         ensure!(gw.ok(&["audit", "verify"])?.contains("intact"));
         ensure!(!gw.log().contains("postgres://rampart@"), "the store URL is not logged");

@@ -91,10 +91,9 @@ fn operators_list_and_disconnect_sessions_and_metrics_count_them() -> Result<()>
     ensure!(err.contains("getActiveSessions"), "{err}");
 
     let id = live["sessionId"].as_str().context("session id")?.to_string();
-    let t = Instant::now();
     gw.ok(&["network", "bastion", "session", "delete", "-n", "default", "-g", "default", "--ids", &id])?;
+    // Measured from the answer: the CLI's own start is not the gateway's doing.
     closed_within(&mut conn, Duration::from_secs(3))?;
-    ensure!(t.elapsed() < Duration::from_secs(3));
     tunnel.said("disconnected by admin")?;
     ensure!(gw.sessions()?.is_empty(), "the session is still listed");
     let audit = gw.audit()?;
@@ -120,10 +119,9 @@ fn operators_list_and_disconnect_sessions_and_metrics_count_them() -> Result<()>
 fn idle_timeout_and_maximum_duration_end_sessions_with_the_reason() -> Result<()> {
     let gw = Gateway::start(&[])?;
     let target = SilentTarget::start()?;
-    let (tunnel, mut conn) = open(&gw, &target)?;
+    // Set first: the idle clock starts at the connection's "hello", just before the wait.
     gw.update_bastion("default", &["--idle-timeout", "2"])?;
-    // Activity now: the idle clock starts here, not before the (slower) update above.
-    conn.write_all(b"x")?;
+    let (tunnel, mut conn) = open(&gw, &target)?;
     let took = closed_within(&mut conn, Duration::from_secs(8))?;
     ensure!(took >= Duration::from_millis(1500), "closed after {took:?}, before the idle timeout");
     tunnel.said("idle timeout")?;

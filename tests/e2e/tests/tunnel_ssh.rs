@@ -69,7 +69,10 @@ fn ssh_sessions_and_scp_through_the_tunnel() -> Result<()> {
         let audit = gw.audit()?;
         Ok(upload_closed(&audit).then_some(audit))
     })
-    .context("no close record counts the 16 MiB upload")?;
+    .with_context(|| {
+        let biggest = gw.audit().unwrap_or_default().iter().filter_map(|r| r["bytesToTarget"].as_u64()).max();
+        format!("no close record counts the 16 MiB upload (largest: {biggest:?})")
+    })?;
     ensure!(audit_has(&audit, "tunnel-request", "allowed", None), "no tunnel-request record");
     ensure!(
         audit
