@@ -4,7 +4,7 @@
 # Installs OpenSSH, stunnel4, FreeRDP's shadow server, Xvfb and xsetroot from Debian if missing. Pass --write BENCHMARKS.md to rewrite the results there, --smoke for a
 # seconds-long correctness run, --desktop-only for the browser desktop in Chromium alone
 # (pictures, and H.264 passed through with the server's x264 preset as FreeRDP ships it and at
-# ultrafast, side by side; RDP server on CPU 0, gateway on CPU 1), --capacity for
+# ultrafast, side by side; RDP server and the painter on CPU 0, gateway and Chromium on CPU 1), --capacity for
 # what one node holds (browser terminals in steps, --capacity-terminals 100,500,1000,2000;
 # browser desktops with --capacity-desktops, --capacity-desktop-steps, --capacity-desktop-workload;
 # --input-latency for the desktop's mouse-move-to-screen-update time).

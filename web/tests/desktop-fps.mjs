@@ -18,6 +18,13 @@ const display = env('RDP_DISPLAY');
 const repaints = Number(env('REPAINTS'));
 const video = env('VIDEO') === '1';
 const pids = (name) => (process.env[name] || '').split(',').filter(Boolean).map(Number);
+// The painter stands for the application drawing on the server's screen: with PAINTER_CPU (the
+// server's core) it runs where such an application runs, not beside the browser.
+const painterCpu = process.env.PAINTER_CPU;
+const paint = (args) => {
+  const [program, rest] = painterCpu ? ['taskset', ['-c', painterCpu, 'xsetroot', ...args]] : ['xsetroot', args];
+  execFile(program, rest, { env: { ...process.env, DISPLAY: display } });
+};
 
 /// CPU seconds of processes (all their threads), from /proc.
 function cpuSeconds(list) {
@@ -60,7 +67,7 @@ try {
   for (let i = 0; i < repaints; i += 1) {
     const fg = `#${hex(i * 37)}${hex(i * 91)}${hex(i * 13)}`;
     const bg = `#${hex(i * 53)}${hex(i * 29)}${hex(i * 71)}`;
-    execFile('xsetroot', ['-mod', String(2 + (i % 7)), String(3 + (i % 5)), '-fg', fg, '-bg', bg], { env: { ...process.env, DISPLAY: display } });
+    paint(['-mod', String(2 + (i % 7)), String(3 + (i % 5)), '-fg', fg, '-bg', bg]);
     const next = t0 + (i + 1) * 25;
     await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
   }
@@ -83,7 +90,7 @@ try {
   // never refined. So a second of plain frames (cheap to encode) first, as a desktop has
   // between bursts, then the photo.
   for (let i = 0; i < 40; i += 1) {
-    execFile('xsetroot', ['-solid', i % 2 ? '#303030' : '#383838'], { env: { ...process.env, DISPLAY: display } });
+    paint(['-solid', i % 2 ? '#303030' : '#383838']);
     await new Promise((r) => setTimeout(r, 25));
   }
   await new Promise((r) => setTimeout(r, 2000));

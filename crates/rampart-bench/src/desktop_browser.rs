@@ -1,6 +1,6 @@
 //! The browser desktop under full-screen change in real Chromium (`web/tests/desktop-fps.mjs`):
-//! the RDP server (FreeRDP's shadow server and its Xvfb display) pinned to CPU 0, the gateway
-//! to CPU 1 with Chromium and the painter (the server's core is the server's alone). Once as a browser with
+//! the RDP server (FreeRDP's shadow server and its Xvfb display) and the painter (the
+//! application on its screen) pinned to CPU 0, the gateway to CPU 1 with Chromium. Once as a browser with
 //! WebCodecs (the server's H.264 passed through) and once as one without (pictures), in the
 //! same gateway, alternating. Frames are counted in the page as it draws them. The video runs
 //! twice: with the server's H.264 encoder as FreeRDP ships it (x264's "medium" preset, which
@@ -109,11 +109,14 @@ pub fn run(
             // encoder has had a second of plain frames after the burst (desktop-fps.mjs).
             ("IMAGE_TOLERANCE", "12".to_string()),
             ("GATEWAY_PIDS", gateway_pid.to_string()),
+            // The painter stands for the application drawing on the server's screen: it runs
+            // on the server's core (xsetroot 40 times a second), not beside the browser.
+            ("PAINTER_CPU", if cpus >= 2 { "0" } else { "" }.to_string()),
             ("SERVER_PIDS", server_pids.map(|p| p.to_string()).join(",")),
         ],
     )?;
-    // The browser (and the painter it runs) share the gateway's CPU: the server's core is
-    // the server's alone.
+    // The browser shares the gateway's CPU; the server's core holds the server, its display and
+    // the painter (the application on the server's screen).
     if cpus >= 2 {
         pin(script.id(), 1)?;
     }
