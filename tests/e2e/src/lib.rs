@@ -3,8 +3,6 @@
 //!
 //! The binary is `$RAMPART_BIN`, or `target/debug/rampart` next to this test's executable;
 //! the README's test command builds it first.
-//!
-//! Longer than 600 lines because it is the one harness every end-to-end test and the benchmarks share.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,14 +11,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
 pub mod az;
 pub mod azurite;
 pub mod idp;
 pub mod pebble;
+mod process;
 mod rdp;
+mod sshd;
+pub use process::Process;
 pub use rdp::{XrdpServer, shadow_server, shadow_server_at, shadow_server_with_env, xvfb, xvfb_sized};
+pub use sshd::{LocalUser, Sshd, SshdOptions};
 
 /// The `rampart` binary under test: `$RAMPART_BIN`, or `rampart` beside the running
 /// executable (a benchmark in `target/release/`) or one level up (a test in `target/debug/deps/`).
@@ -40,7 +42,6 @@ pub fn rampart_bin() -> PathBuf {
     })
 }
 
-/// A free loopback port (bound and released; a race with another process is unlikely).
 /// Debian's stunnel binary (`stunnel4`, or `stunnel` on newer releases).
 pub fn stunnel_program() -> Result<&'static str> {
     ["/usr/bin/stunnel4", "/usr/bin/stunnel"]
@@ -49,6 +50,7 @@ pub fn stunnel_program() -> Result<&'static str> {
         .context("stunnel4 is not installed (apt-get install stunnel4; scripts/test.sh does)")
 }
 
+/// A free loopback port (bound and released; a race with another process is unlikely).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -66,113 +68,6 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("nothing listens on {addr} after {timeout:?}")
-}
-
-/// A child process whose stdout lines are collected by a thread (so its pipe never fills).
-/// Started with `spawn_quiet`, its stderr is collected as well (its last lines), shown when
-/// the process fails to say what was awaited.
-pub struct Process {
-    pub child: Child,
-    lines: mpsc::Receiver<String>,
-    pub seen: Vec<String>,
-    stderr: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
-    name: String,
-}
-
-impl Process {
-    /// Starts `cmd` with its stderr in a pipe of its own (never the test runner's, whose reader
-    /// is not ours), its last lines kept for errors.
-    pub fn spawn_quiet(mut cmd: Command, name: &str) -> Result<Process> {
-        cmd.stderr(Stdio::piped());
-        let mut process = Self::spawn(cmd, name)?;
-        if let Some(stderr) = process.child.stderr.take() {
-            let lines = process.stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let Ok(mut lines) = lines.lock() else { break };
-                    if lines.len() == 50 {
-                        lines.pop_front();
-                    }
-                    lines.push_back(line);
-                }
-            });
-        }
-        Ok(process)
-    }
-
-    pub fn spawn(mut cmd: Command, name: &str) -> Result<Process> {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-        Ok(Process { child, lines: rx, seen: Vec::new(), stderr, name: name.to_string() })
-    }
-
-    /// The last lines the process wrote to its stderr, when started with `spawn_quiet`.
-    pub fn stderr_tail(&self) -> Vec<String> {
-        self.stderr.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
-    }
-
-    /// Waits for a stdout line containing `marker` and returns it.
-    pub fn wait_for_line(&mut self, marker: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(marker) {
-                        return Ok(line);
-                    }
-                }
-                Err(_) => {
-                    let stderr = self.stderr_tail();
-                    let stderr =
-                        if stderr.is_empty() { String::new() } else { format!("; on stderr: {stderr:?}") };
-                    bail!(
-                        "{} printed no line with '{marker}' within {timeout:?}; it printed: {:?}{stderr}; exited: {:?}",
-                        self.name,
-                        self.seen,
-                        self.child.try_wait().ok().flatten()
-                    )
-                }
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit status (SIGKILL after 10 s).
-    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.child.kill().ok();
-        bail!("{} did not stop within 10 s of SIGTERM", self.name)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.child.kill().ok();
-            self.child.wait().ok();
-        }
-    }
 }
 
 pub const ADMIN_PASSWORD: &str = "e2e-admin-Passw0rd";
@@ -577,147 +472,6 @@ impl Tunnel {
     }
 }
 
-/// A real OpenSSH server on a loopback port, accepting one key for the current user.
-pub struct Sshd {
-    pub port: u16,
-    pub dir: tempfile::TempDir,
-    pub user: String,
-    pub process: Process,
-}
-
-/// How a test's sshd differs from the default (keys only, for the current user).
-#[derive(Debug, Clone, Default)]
-pub struct SshdOptions {
-    /// A CA public key line for `TrustedUserCAKeys` (identity sign-in).
-    pub trusted_ca: Option<String>,
-    /// Allow password sign-in (for a throwaway local user).
-    pub password_auth: bool,
-    /// Listen here instead of 127.0.0.1 on a free port (e.g. 127.0.0.77:22).
-    pub listen: Option<(std::net::Ipv4Addr, u16)>,
-}
-
-impl Sshd {
-    pub fn start() -> Result<Sshd> {
-        Self::start_with(SshdOptions::default())
-    }
-
-    pub fn start_with(options: SshdOptions) -> Result<Sshd> {
-        let sshd = Path::new("/usr/sbin/sshd");
-        if !sshd.exists() {
-            bail!("/usr/sbin/sshd is missing: the README's test command installs openssh-server");
-        }
-        let dir = tempfile::tempdir()?;
-        let d = dir.path();
-        for key in ["hostkey", "userkey"] {
-            keygen(&d.join(key))?;
-        }
-        std::fs::copy(d.join("userkey.pub"), d.join("authorized_keys"))?;
-        std::fs::create_dir_all("/run/sshd").ok();
-        // A free port may be taken by someone else before sshd binds it: then another port.
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match Self::spawn_on(&options, dir.path()) {
-                Ok((port, process)) => {
-                    let user =
-                        String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?.trim().to_string();
-                    return Ok(Sshd { port, dir, user, process });
-                }
-                Err(e) if tries < 3 && options.listen.is_none() => {
-                    eprintln!("sshd did not start, again: {e:#}")
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn spawn_on(options: &SshdOptions, d: &Path) -> Result<(u16, Process)> {
-        let (ip, port) = options.listen.unwrap_or((std::net::Ipv4Addr::LOCALHOST, free_port()));
-        let mut config = format!(
-            "Port {port}\nListenAddress {ip}\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin yes\n\
-             PasswordAuthentication {pw}\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-             MaxStartups 100\nSubsystem sftp internal-sftp\n",
-            d = d.display(),
-            pw = if options.password_auth { "yes" } else { "no" },
-        );
-        if let Some(ca) = &options.trusted_ca {
-            std::fs::write(d.join("ca.pub"), ca)?;
-            config.push_str(&format!("TrustedUserCAKeys {}/ca.pub\n", d.display()));
-        }
-        std::fs::write(d.join("sshd_config"), config)?;
-        Ok((port, spawn_sshd(d, SocketAddr::from((ip, port)))?))
-    }
-
-    /// Restarts sshd on the same port with a new host key (a changed or impostor server).
-    pub fn restart_with_new_host_key(&mut self) -> Result<()> {
-        self.process.child.kill().ok();
-        self.process.child.wait().ok();
-        let key = self.dir.path().join("hostkey");
-        std::fs::remove_file(&key).ok();
-        std::fs::remove_file(key.with_extension("pub")).ok();
-        keygen(&key)?;
-        self.process = spawn_sshd(self.dir.path(), SocketAddr::from(([127, 0, 0, 1], self.port)))?;
-        Ok(())
-    }
-
-    /// An `ssh`/`scp` command with this server's key and no host-key prompts.
-    pub fn client(&self, program: &str, local_port: u16) -> Command {
-        let mut cmd = Command::new(program);
-        let port_flag = if program == "scp" { "-P" } else { "-p" };
-        cmd.arg(port_flag)
-            .arg(local_port.to_string())
-            .arg("-i")
-            .arg(self.dir.path().join("userkey"))
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-            .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20"]);
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs a remote command over ssh through `local_port`; returns its stdout.
-    pub fn ssh(&self, local_port: u16, remote: &str) -> Result<String> {
-        let out =
-            self.client("ssh", local_port).arg(format!("{}@127.0.0.1", self.user)).arg(remote).output()?;
-        if !out.status.success() {
-            bail!("ssh failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-fn keygen(path: &Path) -> Result<()> {
-    let status =
-        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).status()?;
-    if !status.success() {
-        bail!("ssh-keygen failed");
-    }
-    Ok(())
-}
-
-fn spawn_sshd(dir: &Path, addr: SocketAddr) -> Result<Process> {
-    let mut cmd = Command::new("/usr/sbin/sshd");
-    cmd.arg("-D").arg("-f").arg(dir.join("sshd_config")).arg("-E").arg(dir.join("sshd.log"));
-    // Its own word that it listens (not merely something answering on a port it lost), in its
-    // log, which a restart appends to.
-    let listening = format!("Server listening on {} port {}", addr.ip(), addr.port());
-    let said = || std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
-    let before = said().matches(&listening).count();
-    let mut process = Process::spawn(cmd, "sshd")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = said();
-        if log.matches(&listening).count() > before {
-            return Ok(process);
-        }
-        if let Some(status) = process.child.try_wait()? {
-            bail!("sshd exited ({status}) on {addr}: {log}");
-        }
-        ensure!(Instant::now() < deadline, "sshd did not listen on {addr} within 10 s: {log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A child's output once it exits; it is killed after `limit`.
 pub fn output_within(child: std::process::Child, limit: Duration) -> Result<Output> {
     let pid = child.id();
@@ -741,7 +495,6 @@ pub fn audit_has(records: &[serde_json::Value], event: &str, result: &str, code:
     })
 }
 
-/// Whether the tests run as root (needed to create local users and network namespaces).
 /// Calls `f` every 100 ms until it gives a value; fails after `limit`.
 pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
     let deadline = std::time::Instant::now() + limit;
@@ -754,47 +507,9 @@ pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Result<Option<T>>) 
     }
 }
 
+/// Whether the tests run as root (needed to create local users and network namespaces).
 pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
-}
-
-/// A throwaway local user with a password (for password sign-in to sshd), removed when dropped.
-pub struct LocalUser {
-    pub name: String,
-    pub password: String,
-}
-
-impl LocalUser {
-    /// Creates the user; `None` when not root (the caller prints why it skips).
-    pub fn create(prefix: &str) -> Result<Option<LocalUser>> {
-        if !is_root() {
-            return Ok(None);
-        }
-        // The process ID and a counter: tests of one binary run in parallel and may share a
-        // prefix; one must never delete the other's user.
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("{prefix}{}x{n}", std::process::id() % 1_000_000);
-        let _ = Command::new("userdel").args(["-r", &name]).stderr(Stdio::null()).status();
-        // bash, so tests may use $RANDOM and the like.
-        ensure!(
-            Command::new("useradd").args(["-m", "-s", "/bin/bash", &name]).status()?.success(),
-            "useradd failed"
-        );
-        let user = LocalUser { name, password: "Throwaway-Passw0rd".to_string() };
-        let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn()?;
-        if let Some(mut s) = chpasswd.stdin.take() {
-            writeln!(s, "{}:{}", user.name, user.password)?;
-        }
-        ensure!(chpasswd.wait()?.success(), "chpasswd failed");
-        Ok(Some(user))
-    }
-}
-
-impl Drop for LocalUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").args(["-r", &self.name]).stderr(Stdio::null()).status();
-    }
 }
 
 /// Percent-encodes everything but unreserved characters (form bodies, query values).
