@@ -25,7 +25,6 @@ pub struct BrowserDesktop {
     pub gateway_cores: f64,
     pub server_cores: f64,
     /// The largest colour difference between canvas and server at the photo's points.
-    #[serde(default)]
     pub image_diff: u64,
 }
 
@@ -105,8 +104,9 @@ pub fn run(
             ("REPAINTS", repaints.to_string()),
             ("VIDEO", if video { "1" } else { "0" }.to_string()),
             // Colour levels the photo may be off by afterwards (JPEG's loss on the pictures
-            // path, H.264's at FreeRDP's 10 Mbit/s): seen within 2 and 3-5, once the server's
-            // encoder has had a second of plain frames after the burst (desktop-fps.mjs).
+            // path, H.264's at FreeRDP's 10 Mbit/s): seen within 2 (pictures) and 3-6 (H.264),
+            // once the server's encoder has had a second of plain frames after the burst
+            // (desktop-fps.mjs).
             ("IMAGE_TOLERANCE", "12".to_string()),
             ("GATEWAY_PIDS", gateway_pid.to_string()),
             // The painter stands for the application drawing on the server's screen: it runs

@@ -457,18 +457,8 @@ impl Tunnel {
 
     /// Waits (up to 10 s) until the tunnel has printed `needle` on stderr; returns all it said.
     pub fn said(&self, needle: &str) -> Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = self.stderr();
-            if text.contains(needle) {
-                return Ok(text);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the tunnel did not say '{needle}' within 10 s; it said: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(Duration::from_secs(10), || Ok(Some(self.stderr()).filter(|text| text.contains(needle))))
+            .with_context(|| format!("the tunnel did not say '{needle}'; it said: {}", self.stderr()))
     }
 }
 

@@ -4,11 +4,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
-use crate::{Process, free_port, is_root};
+use crate::{Process, free_port, is_root, wait_until};
 
 /// A real OpenSSH server on a loopback port, accepting one key for the current user.
 pub struct Sshd {
@@ -137,18 +137,17 @@ fn spawn_sshd(dir: &Path, addr: SocketAddr) -> Result<Process> {
     let said = || std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
     let before = said().matches(&listening).count();
     let mut process = Process::spawn(cmd, "sshd")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = said();
-        if log.matches(&listening).count() > before {
-            return Ok(process);
+    wait_until(Duration::from_secs(10), || {
+        if said().matches(&listening).count() > before {
+            return Ok(Some(()));
         }
         if let Some(status) = process.child.try_wait()? {
-            bail!("sshd exited ({status}) on {addr}: {log}");
+            bail!("it exited ({status})");
         }
-        ensure!(Instant::now() < deadline, "sshd did not listen on {addr} within 10 s: {log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        Ok(None)
+    })
+    .with_context(|| format!("sshd did not listen on {addr}: {}", said()))?;
+    Ok(process)
 }
 
 /// A throwaway local user with a password (for password sign-in to sshd), removed when dropped.
